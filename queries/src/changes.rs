@@ -1,0 +1,292 @@
+//! The change feed: committed events, in order, for subscribers.
+
+use std::sync::Arc;
+
+use tokio::sync::broadcast;
+
+/// The events of one committed batch, shared by every subscriber.
+///
+/// The owner publishes one of these per batch (not per event), so a
+/// subscriber costs one broadcast slot per batch and no event is copied.
+#[derive(Debug)]
+pub struct CommittedBatch<E> {
+    first_seq: u64,
+    events: Vec<E>,
+}
+
+impl<E> CommittedBatch<E> {
+    /// Wraps `events`, whose sequence numbers are `first_seq`,
+    /// `first_seq + 1`, and so on.
+    pub fn new(first_seq: u64, events: Vec<E>) -> Self {
+        CommittedBatch { first_seq, events }
+    }
+
+    /// The sequence number of the first event.
+    pub fn first_seq(&self) -> u64 {
+        self.first_seq
+    }
+
+    /// The events in sequence order.
+    pub fn events(&self) -> &[E] {
+        &self.events
+    }
+}
+
+/// One committed event as seen by a change-feed subscriber.
+///
+/// It points into a shared [`CommittedBatch`], so receiving it copies
+/// nothing; clone the event out if you need to keep it apart.
+#[derive(Debug)]
+pub struct Change<E> {
+    batch: Arc<CommittedBatch<E>>,
+    index: usize,
+}
+
+impl<E> Change<E> {
+    /// The event's sequence number.
+    pub fn seq(&self) -> u64 {
+        self.batch.first_seq + self.index as u64
+    }
+
+    /// The committed event.
+    pub fn event(&self) -> &E {
+        &self.batch.events[self.index]
+    }
+}
+
+impl<E> Clone for Change<E> {
+    fn clone(&self) -> Self {
+        Change {
+            batch: Arc::clone(&self.batch),
+            index: self.index,
+        }
+    }
+}
+
+/// Why [`ChangeFeed::recv`] returned no event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ChangeError {
+    /// The subscriber fell further behind than the feed's buffer, and the
+    /// events from `next_seq` on were dropped for it. The feed stays in this
+    /// state; nothing is skipped silently. To resync, call
+    /// `Reader::subscribe` for a fresh snapshot and a feed that continues
+    /// exactly after it.
+    #[error(
+        "change feed lagged: events from seq {next_seq} were dropped for this subscriber; \
+         resync with Reader::subscribe (a snapshot plus a feed that continues after it)"
+    )]
+    Lagged {
+        /// The first sequence number this subscriber did not receive.
+        next_seq: u64,
+    },
+    /// The engine has stopped and every committed event has been delivered.
+    #[error("change feed closed: the engine has stopped")]
+    Closed,
+}
+
+/// A subscription to committed events `(seq, event)`, in sequence order,
+/// without gaps.
+///
+/// Created by `Reader::changes` or `Reader::subscribe`. It starts with the
+/// first event after the snapshot current at subscription time.
+#[derive(Debug)]
+pub struct ChangeFeed<E> {
+    rx: Option<broadcast::Receiver<Arc<CommittedBatch<E>>>>,
+    current: Option<Arc<CommittedBatch<E>>>,
+    index: usize,
+    next_seq: u64,
+    lagged: bool,
+}
+
+impl<E> ChangeFeed<E> {
+    /// A feed that delivers events from `next_seq` on. Batches that end
+    /// before `next_seq` (committed before the subscriber's snapshot) are
+    /// skipped, because the snapshot already reflects them. `rx: None`
+    /// makes a feed that is already closed.
+    pub(crate) fn new(
+        rx: Option<broadcast::Receiver<Arc<CommittedBatch<E>>>>,
+        next_seq: u64,
+    ) -> Self {
+        ChangeFeed {
+            rx,
+            current: None,
+            index: 0,
+            next_seq,
+            lagged: false,
+        }
+    }
+
+    /// The sequence number of the next event this feed will deliver.
+    pub fn next_seq(&self) -> u64 {
+        self.next_seq
+    }
+
+    /// Waits for the next committed event.
+    ///
+    /// # Errors
+    ///
+    /// [`ChangeError::Lagged`] when this subscriber fell behind the feed's
+    /// buffer (then on every later call too), and [`ChangeError::Closed`]
+    /// once the engine has stopped and everything was delivered.
+    pub async fn recv(&mut self) -> Result<Change<E>, ChangeError> {
+        loop {
+            if let Some(change) = self.next_buffered()? {
+                return Ok(change);
+            }
+            let Some(rx) = self.rx.as_mut() else {
+                return Err(ChangeError::Closed);
+            };
+            match rx.recv().await {
+                Ok(batch) => self.accept(batch)?,
+                Err(broadcast::error::RecvError::Lagged(_)) => return Err(self.lag()),
+                Err(broadcast::error::RecvError::Closed) => {
+                    self.rx = None;
+                    return Err(ChangeError::Closed);
+                }
+            }
+        }
+    }
+
+    /// Returns the next event if one is already committed, without waiting.
+    ///
+    /// # Errors
+    ///
+    /// As [`ChangeFeed::recv`].
+    pub fn try_recv(&mut self) -> Result<Option<Change<E>>, ChangeError> {
+        loop {
+            if let Some(change) = self.next_buffered()? {
+                return Ok(Some(change));
+            }
+            let Some(rx) = self.rx.as_mut() else {
+                return Err(ChangeError::Closed);
+            };
+            match rx.try_recv() {
+                Ok(batch) => self.accept(batch)?,
+                Err(broadcast::error::TryRecvError::Empty) => return Ok(None),
+                Err(broadcast::error::TryRecvError::Lagged(_)) => return Err(self.lag()),
+                Err(broadcast::error::TryRecvError::Closed) => {
+                    self.rx = None;
+                    return Err(ChangeError::Closed);
+                }
+            }
+        }
+    }
+
+    fn next_buffered(&mut self) -> Result<Option<Change<E>>, ChangeError> {
+        if self.lagged {
+            return Err(ChangeError::Lagged {
+                next_seq: self.next_seq,
+            });
+        }
+        let Some(batch) = &self.current else {
+            return Ok(None);
+        };
+        if self.index >= batch.events.len() {
+            self.current = None;
+            return Ok(None);
+        }
+        let change = Change {
+            batch: Arc::clone(batch),
+            index: self.index,
+        };
+        self.index += 1;
+        self.next_seq += 1;
+        Ok(Some(change))
+    }
+
+    /// Positions the feed at `next_seq` within a newly received batch.
+    fn accept(&mut self, batch: Arc<CommittedBatch<E>>) -> Result<(), ChangeError> {
+        let end = batch.first_seq + batch.events.len() as u64;
+        if end <= self.next_seq {
+            return Ok(()); // already reflected by the subscriber's snapshot
+        }
+        if batch.first_seq > self.next_seq {
+            // A gap: events between were never delivered. Only a lag can
+            // cause it, and it must not pass silently.
+            return Err(self.lag());
+        }
+        self.index = (self.next_seq - batch.first_seq) as usize;
+        self.current = Some(batch);
+        Ok(())
+    }
+
+    fn lag(&mut self) -> ChangeError {
+        self.lagged = true;
+        self.current = None;
+        self.rx = None;
+        ChangeError::Lagged {
+            next_seq: self.next_seq,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn batch(first_seq: u64, events: &[&'static str]) -> Arc<CommittedBatch<&'static str>> {
+        Arc::new(CommittedBatch::new(first_seq, events.to_vec()))
+    }
+
+    fn drain(feed: &mut ChangeFeed<&'static str>) -> Vec<(u64, &'static str)> {
+        let mut out = Vec::new();
+        while let Ok(Some(change)) = feed.try_recv() {
+            out.push((change.seq(), *change.event()));
+        }
+        out
+    }
+
+    #[test]
+    fn delivers_events_in_order_and_skips_what_the_snapshot_has() {
+        let (tx, rx) = broadcast::channel(8);
+        let mut feed = ChangeFeed::new(Some(rx), 3);
+        tx.send(batch(1, &["a", "b"])).unwrap(); // before the snapshot
+        tx.send(batch(3, &["c", "d"])).unwrap();
+        tx.send(batch(5, &["e"])).unwrap();
+        assert_eq!(drain(&mut feed), vec![(3, "c"), (4, "d"), (5, "e")]);
+        assert_eq!(feed.next_seq(), 6);
+    }
+
+    #[test]
+    fn starts_mid_batch_when_the_snapshot_cut_it() {
+        let (tx, rx) = broadcast::channel(8);
+        let mut feed = ChangeFeed::new(Some(rx), 2);
+        tx.send(batch(1, &["a", "b", "c"])).unwrap();
+        assert_eq!(drain(&mut feed), vec![(2, "b"), (3, "c")]);
+    }
+
+    #[test]
+    fn a_gap_is_reported_as_lag() {
+        let (tx, rx) = broadcast::channel(8);
+        let mut feed = ChangeFeed::new(Some(rx), 1);
+        tx.send(batch(3, &["c"])).unwrap();
+        assert_eq!(
+            feed.try_recv().unwrap_err(),
+            ChangeError::Lagged { next_seq: 1 }
+        );
+    }
+
+    #[test]
+    fn overflow_is_lagged_and_stays_lagged() {
+        let (tx, rx) = broadcast::channel(2);
+        let mut feed = ChangeFeed::new(Some(rx), 1);
+        for seq in 1..=5 {
+            tx.send(batch(seq, &["x"])).unwrap();
+        }
+        let lagged = ChangeError::Lagged { next_seq: 1 };
+        assert_eq!(feed.try_recv().unwrap_err(), lagged);
+        assert_eq!(feed.try_recv().unwrap_err(), lagged);
+    }
+
+    #[tokio::test]
+    async fn closed_after_delivering_everything() {
+        let (tx, rx) = broadcast::channel(8);
+        let mut feed = ChangeFeed::new(Some(rx), 1);
+        tx.send(batch(1, &["a"])).unwrap();
+        drop(tx);
+        assert_eq!(feed.recv().await.unwrap().seq(), 1);
+        assert_eq!(feed.recv().await.unwrap_err(), ChangeError::Closed);
+        assert_eq!(feed.recv().await.unwrap_err(), ChangeError::Closed);
+    }
+}
