@@ -143,6 +143,13 @@ impl<E: Event> Reader<E> {
         self.published.has_changed().is_err()
     }
 
+    /// Waits until the engine has stopped. Its last snapshot stays
+    /// readable afterwards.
+    pub async fn stopped(&self) {
+        let mut published = self.published.clone();
+        while published.changed().await.is_ok() {}
+    }
+
     /// Read-your-writes: waits until a snapshot with `seq() >= seq` is
     /// published, and returns it. Pass the sequence number from an ack.
     ///

@@ -1,0 +1,153 @@
+//! One batch on the owner task: apply events, undo failures, commit.
+//!
+//! The fast path applies each event straight to the working map, with no
+//! copy. When an event fails (rejected or panicked) its `apply` may have
+//! written part of its change, so the map is rebuilt: from a checkpoint (an
+//! O(1) clone of the persistent map taken at the start of the batch or
+//! after the last failure) plus the events accepted since. Each accepted
+//! event is re-applied at most once per failure after it, and a batch with
+//! no failures pays nothing. This is what lets `Event::apply` skip undo
+//! logic of its own.
+
+use std::any::Any;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+
+use solostate_commands::{Event, State};
+use solostate_queries::Publisher;
+use tokio::sync::oneshot;
+
+use crate::error::AckError;
+use crate::handle::Ack;
+use crate::stats::BatchTally;
+
+/// Where the owner sends an event's outcome. The submitter may have
+/// dropped its receiver; that is normal, so send results are ignored.
+pub(crate) type Reply<E> = oneshot::Sender<Result<Ack, AckError<<E as Event>::Rejection>>>;
+
+/// Events accepted in the current batch, with their replies, and what is
+/// needed to undo a failure.
+pub(crate) struct Batch<E: Event> {
+    events: Vec<E>,
+    replies: Vec<Reply<E>>,
+    /// The map before `events[since..]` were applied.
+    checkpoint: Option<State<E>>,
+    since: usize,
+    tally: BatchTally,
+}
+
+impl<E: Event> Batch<E> {
+    pub(crate) fn with_capacity(capacity: usize) -> Self {
+        Batch {
+            events: Vec::with_capacity(capacity),
+            replies: Vec::with_capacity(capacity),
+            checkpoint: None,
+            since: 0,
+            tally: BatchTally::default(),
+        }
+    }
+
+    /// Applies `event` to `map`. An accepted event waits for `commit`; a
+    /// failed one is answered now and leaves `map` as it was.
+    pub(crate) fn offer(&mut self, map: &mut State<E>, event: E, reply: Reply<E>) {
+        if self.checkpoint.is_none() {
+            self.checkpoint = Some(map.clone());
+            self.since = self.events.len();
+        }
+        match apply_guarded(&event, map) {
+            Ok(()) => {
+                self.events.push(event);
+                self.replies.push(reply);
+            }
+            Err(error) => {
+                match &error {
+                    AckError::Panicked { .. } => self.tally.panicked += 1,
+                    _ => self.tally.rejected += 1,
+                }
+                self.restore(map);
+                // The submitter may be gone; its outcome needs no audience.
+                let _ = reply.send(Err(error));
+            }
+        }
+    }
+
+    /// Rebuilds `map` as checkpoint + accepted events since, dropping any
+    /// event that fails on re-application (a non-deterministic `apply`).
+    fn restore(&mut self, map: &mut State<E>) {
+        let checkpoint = self
+            .checkpoint
+            .take()
+            .expect("offer sets a checkpoint first");
+        loop {
+            let mut rebuilt = checkpoint.clone();
+            let failed = self.events[self.since..]
+                .iter()
+                .enumerate()
+                .find_map(|(i, event)| apply_guarded(event, &mut rebuilt).err().map(|e| (i, e)));
+            let Some((offset, error)) = failed else {
+                *map = rebuilt;
+                break;
+            };
+            let index = self.since + offset;
+            self.events.remove(index);
+            let reply = self.replies.remove(index);
+            self.tally.diverged += 1;
+            let message = match error {
+                AckError::Panicked { message } => format!("panicked: {message}"),
+                other => other.to_string(),
+            };
+            tracing::error!(%message, "apply is not deterministic: an accepted event failed when re-applied");
+            let _ = reply.send(Err(AckError::Diverged { message }));
+        }
+        // The rebuilt map is the new undo point.
+        self.checkpoint = Some(map.clone());
+        self.since = self.events.len();
+    }
+
+    /// Publishes `map` as the snapshot at the new last seq and acks every
+    /// accepted event. Returns what the batch adds to the counters.
+    pub(crate) fn commit(
+        &mut self,
+        map: &State<E>,
+        last_seq: &mut u64,
+        publisher: &Publisher<E>,
+    ) -> BatchTally {
+        self.checkpoint = None;
+        let mut tally = std::mem::take(&mut self.tally);
+        let count = self.events.len() as u64;
+        tally.applied = count;
+        if count == 0 {
+            return tally;
+        }
+        let first_seq = *last_seq + 1;
+        *last_seq += count;
+        publisher.publish(*last_seq, map.clone(), &mut self.events);
+        self.events.clear();
+        for (seq, reply) in (first_seq..).zip(self.replies.drain(..)) {
+            // A dropped receiver means the submitter stopped caring.
+            let _ = reply.send(Ok(Ack { seq }));
+        }
+        tally
+    }
+}
+
+/// Runs `apply`, turning a panic into an error. The map may be half-written
+/// after an `Err`; the caller restores it.
+fn apply_guarded<E: Event>(event: &E, map: &mut State<E>) -> Result<(), AckError<E::Rejection>> {
+    match catch_unwind(AssertUnwindSafe(|| event.apply(map))) {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(reason)) => Err(AckError::Rejected(reason)),
+        Err(payload) => Err(AckError::Panicked {
+            message: panic_message(payload.as_ref()),
+        }),
+    }
+}
+
+fn panic_message(payload: &(dyn Any + Send)) -> String {
+    if let Some(text) = payload.downcast_ref::<&str>() {
+        (*text).to_owned()
+    } else if let Some(text) = payload.downcast_ref::<String>() {
+        text.clone()
+    } else {
+        "panic payload is not a string".to_owned()
+    }
+}

@@ -1,0 +1,182 @@
+//! Error types, one per operation.
+//!
+//! Every error that stands for an event the engine did not take hands that
+//! event back, so the caller can retry or log it. Messages are lowercase
+//! and say what happened and what to do.
+
+use std::fmt;
+
+use solostate_commands::Event;
+
+/// Why an acknowledgement did not come: the answer to a [`Pending`] ack.
+///
+/// [`Pending`]: crate::Pending
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum AckError<R> {
+    /// The event's `apply` rejected it. It was not applied, not journaled,
+    /// and took no sequence number.
+    #[error("event rejected: {0}")]
+    Rejected(R),
+    /// The event's `apply` panicked. The state is as it was before the
+    /// event, and the engine keeps serving.
+    #[error("event rejected: apply panicked: {message}")]
+    Panicked {
+        /// The panic message.
+        message: String,
+    },
+    /// The event applied once, but when the engine re-applied it to the
+    /// same state (to undo another event's failed `apply` in the same
+    /// batch) it was rejected or panicked. `apply` is not deterministic.
+    /// The event was not applied.
+    #[error(
+        "event rejected: apply is not deterministic (it applied once, then failed on the same state: {message})"
+    )]
+    Diverged {
+        /// What the second `apply` did.
+        message: String,
+    },
+    /// The engine stopped before it answered, because its runtime shut
+    /// down or the owner task failed. Whether the event applied is unknown;
+    /// check a snapshot.
+    #[error("engine stopped before answering; the event's outcome is unknown")]
+    Aborted,
+}
+
+/// The error of [`Engine::send`](crate::Engine::send): the engine no longer
+/// accepts events. The event is handed back.
+#[derive(Clone, PartialEq, Eq, thiserror::Error)]
+#[error("engine closed: it no longer accepts events")]
+pub struct SendError<E>(pub E);
+
+impl<E> fmt::Debug for SendError<E> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("SendError(..)")
+    }
+}
+
+/// The error of [`Engine::try_submit`](crate::Engine::try_submit). The
+/// event is handed back either way.
+#[derive(Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum TrySubmitError<E> {
+    /// The command queue is full: the engine is behind. Back off, or use
+    /// [`Engine::send`](crate::Engine::send) to wait for room.
+    #[error("engine queue full: retry later or await send")]
+    Full(E),
+    /// The engine no longer accepts events.
+    #[error("engine closed: it no longer accepts events")]
+    Closed(E),
+}
+
+impl<E> TrySubmitError<E> {
+    /// The event that was not taken.
+    pub fn into_inner(self) -> E {
+        match self {
+            TrySubmitError::Full(event) | TrySubmitError::Closed(event) => event,
+        }
+    }
+}
+
+impl<E> fmt::Debug for TrySubmitError<E> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            TrySubmitError::Full(_) => f.write_str("Full(..)"),
+            TrySubmitError::Closed(_) => f.write_str("Closed(..)"),
+        }
+    }
+}
+
+/// The error of [`Engine::submit`](crate::Engine::submit): the event was not
+/// taken, or it was taken and not applied.
+#[derive(thiserror::Error)]
+#[non_exhaustive]
+pub enum SubmitError<E: Event> {
+    /// The engine no longer accepts events; the event is handed back.
+    #[error("engine closed: it no longer accepts events")]
+    Closed(E),
+    /// The event's `apply` rejected it; see [`AckError::Rejected`].
+    #[error("event rejected: {0}")]
+    Rejected(E::Rejection),
+    /// The event's `apply` panicked; see [`AckError::Panicked`].
+    #[error("event rejected: apply panicked: {message}")]
+    Panicked {
+        /// The panic message.
+        message: String,
+    },
+    /// `apply` is not deterministic; see [`AckError::Diverged`].
+    #[error(
+        "event rejected: apply is not deterministic (it applied once, then failed on the same state: {message})"
+    )]
+    Diverged {
+        /// What the second `apply` did.
+        message: String,
+    },
+    /// The engine stopped before answering; see [`AckError::Aborted`].
+    #[error("engine stopped before answering; the event's outcome is unknown")]
+    Aborted,
+}
+
+impl<E: Event> fmt::Debug for SubmitError<E> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SubmitError::Closed(_) => f.write_str("Closed(..)"),
+            SubmitError::Rejected(reason) => f.debug_tuple("Rejected").field(reason).finish(),
+            SubmitError::Panicked { message } => f
+                .debug_struct("Panicked")
+                .field("message", message)
+                .finish(),
+            SubmitError::Diverged { message } => f
+                .debug_struct("Diverged")
+                .field("message", message)
+                .finish(),
+            SubmitError::Aborted => f.write_str("Aborted"),
+        }
+    }
+}
+
+impl<E: Event> From<AckError<E::Rejection>> for SubmitError<E> {
+    fn from(error: AckError<E::Rejection>) -> Self {
+        match error {
+            AckError::Rejected(reason) => SubmitError::Rejected(reason),
+            AckError::Panicked { message } => SubmitError::Panicked { message },
+            AckError::Diverged { message } => SubmitError::Diverged { message },
+            AckError::Aborted => SubmitError::Aborted,
+        }
+    }
+}
+
+impl<E: Event> From<SendError<E>> for SubmitError<E> {
+    fn from(SendError(event): SendError<E>) -> Self {
+        SubmitError::Closed(event)
+    }
+}
+
+/// The error of [`Builder::open`](crate::Builder::open).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum OpenError {
+    /// A builder setting is out of range.
+    #[error("invalid setting {setting}: {reason}")]
+    InvalidConfig {
+        /// The builder method's name.
+        setting: &'static str,
+        /// What is wrong with the value.
+        reason: &'static str,
+    },
+    /// `open` was called outside a tokio runtime, so there is nowhere to
+    /// run the owner task.
+    #[error("no tokio runtime: call open from inside a tokio runtime")]
+    NoRuntime,
+}
+
+/// The error of [`Engine::shutdown`](crate::Engine::shutdown).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ShutdownError {
+    /// The owner task ended without finishing its work: its runtime shut
+    /// down or it failed outside any `apply`. Events whose acks are pending
+    /// get [`AckError::Aborted`].
+    #[error("owner task ended abnormally (runtime shut down or internal failure)")]
+    OwnerFailed,
+}

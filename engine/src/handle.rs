@@ -1,0 +1,264 @@
+//! [`Engine`]: the cheap-to-clone handle that submits events.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::task::{Context, Poll};
+
+use solostate_commands::Event;
+use solostate_queries::Reader;
+use tokio::sync::oneshot;
+
+use crate::builder::Builder;
+use crate::error::{AckError, SendError, ShutdownError, SubmitError, TrySubmitError};
+use crate::gate::Gate;
+use crate::owner::Command;
+use crate::stats::{Counters, Stats};
+
+/// The acknowledgement of an applied event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[non_exhaustive]
+pub struct Ack {
+    /// The event's sequence number: dense, starting at 1, one per applied
+    /// event. Pass it to [`Reader::wait_for`] to read your own write.
+    pub seq: u64,
+}
+
+/// What the handles share with the owner task: no state, only the intake
+/// gate, the counters and how the owner ended.
+#[derive(Debug, Default)]
+pub(crate) struct Shared {
+    pub(crate) gate: Gate,
+    pub(crate) counters: Counters,
+    /// Set by the owner when it returns normally, so that `shutdown` can
+    /// tell a clean stop from a task that was torn down.
+    pub(crate) clean_exit: AtomicBool,
+}
+
+/// A handle to a running engine: submit events, read snapshots, stop it.
+///
+/// It holds only the sending end of the command queue (and the counters);
+/// the state itself lives on the owner task. Clone it freely into tasks and
+/// threads. When every clone is dropped, the owner answers what is queued
+/// and stops.
+///
+/// Ways to submit, from simplest to fastest:
+///
+/// * [`submit`](Engine::submit): send and await the ack.
+/// * [`send`](Engine::send): wait for room in the queue and get a
+///   [`Pending`] ack to await later. Keep many in flight to pipeline; drop
+///   one to fire and forget.
+/// * [`try_submit`](Engine::try_submit): never waits; a full queue hands
+///   the event back.
+/// * [`submit_blocking`](Engine::submit_blocking) and
+///   [`send_blocking`](Engine::send_blocking) for threads outside the
+///   runtime.
+pub struct Engine<E: Event> {
+    tx: flume::Sender<Command<E>>,
+    shared: Arc<Shared>,
+    reader: Reader<E>,
+}
+
+impl<E: Event> Clone for Engine<E> {
+    fn clone(&self) -> Self {
+        Engine {
+            tx: self.tx.clone(),
+            shared: Arc::clone(&self.shared),
+            reader: self.reader.clone(),
+        }
+    }
+}
+
+impl<E: Event> std::fmt::Debug for Engine<E> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Engine")
+            .field("stats", &self.stats())
+            .finish_non_exhaustive()
+    }
+}
+
+/// An acknowledgement on its way: a future that resolves when the owner has
+/// applied (or rejected) the event and published the snapshot that holds
+/// it.
+///
+/// Dropping it does not cancel the event; the ack is simply discarded.
+#[must_use = "dropping a Pending discards the ack; the event is still applied"]
+pub struct Pending<E: Event> {
+    rx: oneshot::Receiver<Result<Ack, AckError<E::Rejection>>>,
+}
+
+impl<E: Event> std::fmt::Debug for Pending<E> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Pending").finish_non_exhaustive()
+    }
+}
+
+impl<E: Event> Future for Pending<E> {
+    type Output = Result<Ack, AckError<E::Rejection>>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        Pin::new(&mut self.rx)
+            .poll(cx)
+            .map(|answer| answer.unwrap_or(Err(AckError::Aborted)))
+    }
+}
+
+impl<E: Event> Pending<E> {
+    /// Blocks the current thread until the ack arrives.
+    ///
+    /// # Errors
+    ///
+    /// As awaiting the future: see [`AckError`].
+    ///
+    /// # Panics
+    ///
+    /// If called from inside an async runtime; await the `Pending` there.
+    pub fn wait_blocking(self) -> Result<Ack, AckError<E::Rejection>> {
+        self.rx.blocking_recv().unwrap_or(Err(AckError::Aborted))
+    }
+}
+
+fn command<E: Event>(event: E) -> (Command<E>, Pending<E>) {
+    let (reply, rx) = oneshot::channel();
+    (Command::Submit { event, reply }, Pending { rx })
+}
+
+impl<E: Event> Engine<E> {
+    /// Starts configuring an engine. See [`Builder`].
+    pub fn builder() -> Builder<E> {
+        Builder::new()
+    }
+
+    pub(crate) fn from_parts(
+        tx: flume::Sender<Command<E>>,
+        shared: Arc<Shared>,
+        reader: Reader<E>,
+    ) -> Self {
+        Engine { tx, shared, reader }
+    }
+
+    /// Submits `event` and waits until it is applied and visible to readers.
+    ///
+    /// # Errors
+    ///
+    /// [`SubmitError::Closed`] (with the event) if the engine no longer
+    /// accepts events; otherwise why the event was not applied.
+    pub async fn submit(&self, event: E) -> Result<Ack, SubmitError<E>> {
+        Ok(self.send(event).await?.await?)
+    }
+
+    /// Queues `event`, waiting for room if the queue is full
+    /// (backpressure), and returns its [`Pending`] ack without waiting for
+    /// it. Keep many `Pending`s in flight to pipeline.
+    ///
+    /// # Errors
+    ///
+    /// [`SendError`] (with the event) if the engine no longer accepts
+    /// events.
+    pub async fn send(&self, event: E) -> Result<Pending<E>, SendError<E>> {
+        let Some(_pass) = self.shared.gate.enter() else {
+            return Err(SendError(event));
+        };
+        let (command, pending) = command(event);
+        match self.tx.send_async(command).await {
+            Ok(()) => Ok(pending),
+            Err(flume::SendError(command)) => Err(SendError(command.into_event())),
+        }
+    }
+
+    /// Queues `event` if there is room right now, and returns its
+    /// [`Pending`] ack. Never waits.
+    ///
+    /// # Errors
+    ///
+    /// [`TrySubmitError::Full`] when the queue is full and
+    /// [`TrySubmitError::Closed`] when the engine no longer accepts events;
+    /// both hand the event back.
+    pub fn try_submit(&self, event: E) -> Result<Pending<E>, TrySubmitError<E>> {
+        let Some(_pass) = self.shared.gate.enter() else {
+            return Err(TrySubmitError::Closed(event));
+        };
+        let (command, pending) = command(event);
+        match self.tx.try_send(command) {
+            Ok(()) => Ok(pending),
+            Err(flume::TrySendError::Full(command)) => {
+                Err(TrySubmitError::Full(command.into_event()))
+            }
+            Err(flume::TrySendError::Disconnected(command)) => {
+                Err(TrySubmitError::Closed(command.into_event()))
+            }
+        }
+    }
+
+    /// As [`Engine::send`], blocking the current thread while the queue is
+    /// full. For threads that are not async.
+    ///
+    /// # Errors
+    ///
+    /// [`SendError`] (with the event) if the engine no longer accepts
+    /// events.
+    pub fn send_blocking(&self, event: E) -> Result<Pending<E>, SendError<E>> {
+        let Some(_pass) = self.shared.gate.enter() else {
+            return Err(SendError(event));
+        };
+        let (command, pending) = command(event);
+        match self.tx.send(command) {
+            Ok(()) => Ok(pending),
+            Err(flume::SendError(command)) => Err(SendError(command.into_event())),
+        }
+    }
+
+    /// As [`Engine::submit`], blocking the current thread. For threads that
+    /// are not async.
+    ///
+    /// # Errors
+    ///
+    /// As [`Engine::submit`].
+    ///
+    /// # Panics
+    ///
+    /// If called from inside an async runtime; use `submit` there.
+    pub fn submit_blocking(&self, event: E) -> Result<Ack, SubmitError<E>> {
+        Ok(self.send_blocking(event)?.wait_blocking()?)
+    }
+
+    /// A reader of this engine's snapshots. Readers do not keep the engine
+    /// running.
+    pub fn reader(&self) -> Reader<E> {
+        self.reader.clone()
+    }
+
+    /// The engine's counters and queue depth.
+    pub fn stats(&self) -> Stats {
+        self.shared.counters.snapshot(self.tx.len())
+    }
+
+    /// Whether the engine has stopped taking events.
+    pub fn is_closed(&self) -> bool {
+        self.shared.gate.is_closed() || self.tx.is_disconnected()
+    }
+
+    /// Stops the engine gracefully: new submissions fail with `Closed` (and
+    /// get their event back) from now on, everything already queued is
+    /// applied and acknowledged, the final snapshot is published, and then
+    /// the owner task ends. Safe to call more than once and from several
+    /// handles; every call returns once the owner has stopped.
+    ///
+    /// # Errors
+    ///
+    /// [`ShutdownError::OwnerFailed`] if the owner task did not end
+    /// normally (for example, its runtime was shut down first).
+    pub async fn shutdown(&self) -> Result<(), ShutdownError> {
+        self.shared.gate.close();
+        // Wake the owner if it is idle. An error means it has already
+        // stopped, which is what we are waiting for anyway.
+        let _ = self.tx.send_async(Command::Wake).await;
+        self.reader.stopped().await;
+        if self.shared.clean_exit.load(Ordering::Acquire) {
+            Ok(())
+        } else {
+            Err(ShutdownError::OwnerFailed)
+        }
+    }
+}

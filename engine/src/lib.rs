@@ -1,0 +1,101 @@
+//! solostate: an embeddable, single-writer, CQRS state engine.
+//!
+//! Every change is an [`Event`] sent over a bounded queue to **one owner
+//! task**, which applies it to a persistent [`imbl::HashMap`], publishes an
+//! immutable [`Snapshot`] once per batch, and acknowledges each event with
+//! its sequence number. Any number of [`Reader`]s load the latest snapshot
+//! lock-free, wait for a sequence number (read-your-writes), or follow the
+//! committed events.
+//!
+//! **A snapshot reflects every event acknowledged before it was loaded.**
+//!
+//! # Architecture
+//!
+//! ```text
+//!  Engine (handles) --send--> [ bounded flume queue ] --drain--> owner task
+//!                                                                  | apply each event to the map
+//!                                                                  | publish one snapshot per batch
+//!  Reader (any task) <--lock-free load-- ArcSwap<Snapshot> <-------+
+//!  ChangeFeed        <--committed batches-- broadcast <------------+ then ack each event
+//! ```
+//!
+//! * [`Engine`] is a cheap-to-clone handle that holds only the sending end
+//!   of the queue. [`Engine::submit`] awaits the ack, [`Engine::send`]
+//!   returns a [`Pending`] ack for pipelining, [`Engine::try_submit`] fails
+//!   fast when the queue is full, and the `_blocking` variants serve plain
+//!   threads.
+//! * The owner task is the only code that holds the working map. There is
+//!   no lock on the state anywhere. Sequence numbers are dense: +1 per
+//!   applied event.
+//! * A rejected event is answered with its reason and changes nothing. A
+//!   panicking `apply` rejects only its own command: the engine restores the
+//!   previous version of the persistent map and keeps serving.
+//! * [`Engine::shutdown`] stops intake, applies and acks everything already
+//!   queued, publishes, and returns. Dropping every handle stops the engine
+//!   the same way.
+//!
+//! The write vocabulary lives in `solostate-commands`, the read side in
+//! `solostate-queries`; this crate re-exports both.
+//!
+//! # Trade-offs
+//!
+//! * One writer means writes never contend, but their throughput is one
+//!   core's. Batching (one snapshot per batch) is what makes it fast.
+//! * Snapshots are versions of a persistent map: an O(1) clone to publish,
+//!   and a write copies only the nodes on its path. Readers holding old
+//!   snapshots keep those replaced nodes alive.
+//! * This version keeps state in memory only; journaling is not built yet.
+//!
+//! # Example
+//!
+//! ```
+//! use solostate::{Engine, StateEvent, SubmitError};
+//!
+//! #[tokio::main(flavor = "current_thread")]
+//! async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//!     let engine = Engine::<StateEvent<String, u64>>::builder().open().await?;
+//!     let reader = engine.reader();
+//!
+//!     let ack = engine.submit(StateEvent::put("alice".into(), 100)).await?;
+//!     assert_eq!(ack.seq, 1);
+//!
+//!     // A failed compare-and-swap is rejected and takes no seq.
+//!     let cas = StateEvent::compare_and_swap("alice".into(), Some(7), Some(8));
+//!     assert!(matches!(engine.submit(cas).await, Err(SubmitError::Rejected(_))));
+//!
+//!     let snapshot = reader.wait_for(ack.seq).await?;
+//!     assert_eq!(snapshot.get("alice"), Some(&100));
+//!
+//!     engine.shutdown().await?;
+//!     Ok(())
+//! }
+//! ```
+//!
+//! # Crate features
+//!
+//! None yet.
+
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+mod batch;
+mod builder;
+mod error;
+mod gate;
+mod handle;
+mod owner;
+mod stats;
+
+pub use builder::Builder;
+pub use error::{AckError, OpenError, SendError, ShutdownError, SubmitError, TrySubmitError};
+pub use handle::{Ack, Engine, Pending};
+pub use stats::Stats;
+
+pub use solostate_commands::{Event, State, StateEvent, StateRejection};
+pub use solostate_queries::{
+    Change, ChangeError, ChangeFeed, Reader, Snapshot, SnapshotOf, WaitError,
+};
+
+/// The persistent map crate, re-exported so that your code uses the same
+/// version as the engine.
+pub use imbl;
