@@ -29,7 +29,7 @@
 use std::collections::VecDeque;
 use std::time::Instant;
 
-use solostate::{Engine, Pending, SnapshotOf, StateEvent};
+use solostate::{Engine, Pending, Reader, SnapshotOf, StateEvent};
 
 /// The built-in key-value vocabulary, with `u64` keys and values.
 type Ev = StateEvent<u64, u64>;
@@ -105,7 +105,7 @@ async fn write(engine: &Engine<Ev>, range: std::ops::RangeInclusive<u64>) -> Res
 
 /// An async reader: loads snapshots until the engine stops, checking each.
 /// Returns how many it read.
-async fn task_reader(reader: solostate::Reader<Ev>) -> Result<u64, String> {
+async fn task_reader(reader: Reader<Ev>) -> Result<u64, String> {
     let mut reads = 0;
     let mut last_seq = 0;
     loop {
@@ -133,7 +133,7 @@ async fn task_reader(reader: solostate::Reader<Ev>) -> Result<u64, String> {
 
 /// A thread reader: answers queries with `read`, which lends the current
 /// snapshot without touching its reference count. Returns how many it read.
-fn thread_reader(reader: solostate::Reader<Ev>) -> Result<u64, String> {
+fn thread_reader(reader: Reader<Ev>) -> Result<u64, String> {
     let mut reads = 0;
     loop {
         let stopped = reader.is_stopped();

@@ -2,8 +2,8 @@
 //!
 //! What it shows:
 //!
-//! * a domain event of your own ([`Inventory`]: restock, reserve, release,
-//!   ship) with a typed rejection ([`InventoryRejection`]);
+//! * a domain event of your own (`Inventory`: restock, reserve, release,
+//!   ship) with a typed rejection (`InventoryRejection`);
 //! * a service struct wrapping an [`Engine`] and a [`Reader`], whose async
 //!   methods are what a web or RPC handler would call. Writes return the
 //!   event's sequence number as a *consistency token*; a later read that
@@ -230,21 +230,25 @@ impl InventoryService {
         })
     }
 
+    /// Puts `qty` units of `sku` on the shelf.
     async fn restock(&self, sku: &str, qty: u32) -> Result<Receipt, ServiceError> {
         let sku = sku.to_owned();
         self.execute(Inventory::Restock { sku, qty }).await
     }
 
+    /// Sets `qty` units of `sku` aside for an order, if that many are available.
     async fn reserve(&self, sku: &str, qty: u32) -> Result<Receipt, ServiceError> {
         let sku = sku.to_owned();
         self.execute(Inventory::Reserve { sku, qty }).await
     }
 
+    /// Returns `qty` reserved units of `sku` to the shelf.
     async fn release(&self, sku: &str, qty: u32) -> Result<Receipt, ServiceError> {
         let sku = sku.to_owned();
         self.execute(Inventory::Release { sku, qty }).await
     }
 
+    /// Ships `qty` reserved units of `sku`.
     async fn ship(&self, sku: &str, qty: u32) -> Result<Receipt, ServiceError> {
         let sku = sku.to_owned();
         self.execute(Inventory::Ship { sku, qty }).await
