@@ -40,7 +40,7 @@ type BoxError = Box<dyn std::error::Error + Send + Sync>;
 /// Distinct keys the writer cycles through.
 const KEYS: u64 = 1_000;
 /// Puts in total (the first `KEYS` of them before the readers start).
-const PUTS: u64 = 400_000;
+const PUTS: u64 = 200_000;
 /// Acks the writer keeps in flight.
 const IN_FLIGHT: usize = 1_024;
 /// Async reader tasks.
