@@ -18,7 +18,7 @@ use tokio::sync::oneshot;
 
 use crate::error::AckError;
 use crate::handle::Ack;
-use crate::stats::BatchTally;
+use crate::stats::{BatchTally, Counters};
 
 /// Where the owner sends an event's outcome. The submitter may have
 /// dropped its receiver; that is normal, so send results are ignored.
@@ -103,30 +103,31 @@ impl<E: Event> Batch<E> {
         self.since = self.events.len();
     }
 
-    /// Publishes `map` as the snapshot at the new last seq and acks every
-    /// accepted event. Returns what the batch adds to the counters.
+    /// Publishes `map` as the snapshot at the new last seq, adds the batch
+    /// to the counters, and acks every accepted event, in that order: a
+    /// caller holding an ack finds it in both the snapshot and the stats.
     pub(crate) fn commit(
         &mut self,
         map: &State<E>,
         last_seq: &mut u64,
         publisher: &Publisher<E>,
-    ) -> BatchTally {
+        counters: &Counters,
+    ) {
         self.checkpoint = None;
         let mut tally = std::mem::take(&mut self.tally);
         let count = self.events.len() as u64;
         tally.applied = count;
-        if count == 0 {
-            return tally;
-        }
         let first_seq = *last_seq + 1;
         *last_seq += count;
-        publisher.publish(*last_seq, map.clone(), &mut self.events);
-        self.events.clear();
+        if count > 0 {
+            publisher.publish(*last_seq, map.clone(), &mut self.events);
+            self.events.clear();
+        }
+        counters.record(tally, *last_seq);
         for (seq, reply) in (first_seq..).zip(self.replies.drain(..)) {
             // A dropped receiver means the submitter stopped caring.
             let _ = reply.send(Ok(Ack { seq }));
         }
-        tally
     }
 }
 

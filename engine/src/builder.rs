@@ -126,13 +126,11 @@ impl<E: Event> Builder<E> {
         let config = OwnerConfig {
             max_batch: self.max_batch,
         };
-        runtime.spawn(owner::run(
+        let intake = owner::Intake {
             rx,
-            self.initial,
-            publisher,
-            Arc::clone(&shared),
-            config,
-        ));
+            shared: Arc::clone(&shared),
+        };
+        runtime.spawn(owner::run(intake, self.initial, publisher, config));
         Ok(Engine::from_parts(tx, shared, reader))
     }
 }

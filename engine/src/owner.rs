@@ -44,12 +44,12 @@ pub(crate) struct OwnerConfig {
 /// answered first.
 #[tracing::instrument(name = "solostate_owner", skip_all)]
 pub(crate) async fn run<E: Event>(
-    rx: flume::Receiver<Command<E>>,
+    rx: Intake<E>,
     map: State<E>,
     publisher: Publisher<E>,
-    shared: Arc<Shared>,
     config: OwnerConfig,
 ) {
+    let shared = Arc::clone(&rx.shared);
     let mut state = Working {
         last_seq: publisher.seq(),
         map,
@@ -90,6 +90,37 @@ pub(crate) async fn run<E: Event>(
     // Dropping `state.publisher` tells readers the engine has stopped.
 }
 
+/// The receiving end of the queue. If the owner task is torn down before it
+/// finishes (its runtime shut down, or a bug panicked outside `apply`), this
+/// guard closes intake and drops every queued command, so that their
+/// submitters get `AckError::Aborted` instead of waiting for the last
+/// handle to go away.
+///
+/// It is made before the owner task is spawned, so that it runs even when
+/// the task is dropped before its first poll.
+pub(crate) struct Intake<E: Event> {
+    pub(crate) rx: flume::Receiver<Command<E>>,
+    pub(crate) shared: Arc<Shared>,
+}
+
+impl<E: Event> std::ops::Deref for Intake<E> {
+    type Target = flume::Receiver<Command<E>>;
+
+    fn deref(&self) -> &Self::Target {
+        &self.rx
+    }
+}
+
+impl<E: Event> Drop for Intake<E> {
+    fn drop(&mut self) {
+        self.shared.gate.close();
+        let abandoned = self.rx.drain().len();
+        if abandoned > 0 {
+            tracing::error!(abandoned, "owner task torn down; queued commands aborted");
+        }
+    }
+}
+
 /// The owner's working state. It lives on `run`'s stack and nowhere else.
 struct Working<E: Event> {
     map: State<E>,
@@ -125,9 +156,11 @@ impl<E: Event> Working<E> {
     }
 
     fn commit(&mut self, shared: &Shared) {
-        let tally = self
-            .batch
-            .commit(&self.map, &mut self.last_seq, &self.publisher);
-        shared.counters.record(tally, self.last_seq);
+        self.batch.commit(
+            &self.map,
+            &mut self.last_seq,
+            &self.publisher,
+            &shared.counters,
+        );
     }
 }

@@ -1,0 +1,68 @@
+//! A test event type: the built-in key-value events plus events that
+//! misbehave on purpose, to exercise the engine's failure handling.
+
+#![allow(dead_code)] // each test binary uses a different part
+
+use serde::{Deserialize, Serialize};
+use solostate::{Event, StateEvent, StateRejection};
+
+pub type Map = imbl::HashMap<u8, u8>;
+
+/// Either a `StateEvent` or one that writes and then fails.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum TestEvent {
+    /// A built-in key-value event.
+    Kv(StateEvent<u8, u8>),
+    /// Writes `key = value`, then rejects: the write must not survive.
+    WriteThenReject { key: u8, value: u8 },
+    /// Writes `key = value`, then panics: the write must not survive.
+    WriteThenPanic { key: u8, value: u8 },
+}
+
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum TestRejection {
+    #[error(transparent)]
+    Kv(#[from] StateRejection<u8>),
+    #[error("rejected on purpose after writing key {0}")]
+    OnPurpose(u8),
+}
+
+impl Event for TestEvent {
+    type Key = u8;
+    type Value = u8;
+    type Rejection = TestRejection;
+
+    fn apply(&self, map: &mut Map) -> Result<(), TestRejection> {
+        match self {
+            TestEvent::Kv(event) => Ok(event.apply(map)?),
+            TestEvent::WriteThenReject { key, value } => {
+                map.insert(*key, *value);
+                Err(TestRejection::OnPurpose(*key))
+            }
+            TestEvent::WriteThenPanic { key, value } => {
+                map.insert(*key, *value);
+                panic!("panicking on purpose after writing key {key}");
+            }
+        }
+    }
+}
+
+/// Silences the default panic hook's message for the panics these tests
+/// cause on purpose, and keeps it for everything else.
+pub fn quiet_intentional_panics() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let default = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            let text = info
+                .payload()
+                .downcast_ref::<String>()
+                .map(String::as_str)
+                .or_else(|| info.payload().downcast_ref::<&str>().copied())
+                .unwrap_or("");
+            if !text.contains("on purpose") {
+                default(info);
+            }
+        }));
+    });
+}

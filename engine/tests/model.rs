@@ -1,0 +1,223 @@
+//! Model-based test: random event sequences go through the engine and
+//! through a plain `std::collections::HashMap` model written independently
+//! of `StateEvent::apply`. After every sequence the final state, every ack
+//! seq and every rejection must agree, and replaying the change feed must
+//! rebuild the live state (live == replayed == model).
+//!
+//! The sequences mix in events that write and then reject or panic, with
+//! small random batch sizes, so the engine's undo path runs inside batches.
+//!
+//! Long form: `PROPTEST_CASES=5000 cargo test -p solostate --test model`.
+
+mod common;
+
+use std::collections::HashMap;
+
+use common::{TestEvent, TestRejection, quiet_intentional_panics};
+use proptest::prelude::*;
+use solostate::{AckError, Engine, StateEvent, StateRejection};
+
+type Kv = StateEvent<u8, u8>;
+
+fn leaf() -> impl Strategy<Value = Kv> {
+    let key = 0u8..6;
+    let value = 0u8..3;
+    let maybe = proptest::option::of(0u8..3);
+    prop_oneof![
+        3 => (key.clone(), value.clone()).prop_map(|(k, v)| Kv::put(k, v)),
+        2 => key.clone().prop_map(Kv::delete),
+        2 => (key.clone(), value.clone()).prop_map(|(k, v)| Kv::insert(k, v)),
+        2 => (key.clone(), value.clone()).prop_map(|(k, v)| Kv::update(k, v)),
+        3 => (key, maybe.clone(), maybe).prop_map(|(k, e, n)| Kv::compare_and_swap(k, e, n)),
+        1 => Just(Kv::Clear),
+    ]
+}
+
+fn kv() -> impl Strategy<Value = Kv> {
+    prop_oneof![
+        6 => leaf(),
+        1 => proptest::collection::vec(leaf(), 0..5).prop_map(Kv::Batch),
+    ]
+}
+
+fn event() -> impl Strategy<Value = TestEvent> {
+    prop_oneof![
+        12 => kv().prop_map(TestEvent::Kv),
+        1 => (0u8..6, 0u8..3).prop_map(|(key, value)| TestEvent::WriteThenReject { key, value }),
+        1 => (0u8..6, 0u8..3).prop_map(|(key, value)| TestEvent::WriteThenPanic { key, value }),
+    ]
+}
+
+/// What the model expects for one event.
+#[derive(Debug, PartialEq)]
+enum Outcome {
+    Applied(u64),
+    Rejected(TestRejection),
+    Panicked,
+}
+
+/// The model's semantics of `StateEvent`, written without calling it.
+fn model_kv(event: &Kv, map: &mut HashMap<u8, u8>) -> Result<(), StateRejection<u8>> {
+    match event {
+        StateEvent::Put { key, value } => {
+            map.insert(*key, *value);
+        }
+        StateEvent::Delete { key } => {
+            map.remove(key);
+        }
+        StateEvent::Insert { key, value } => {
+            if map.contains_key(key) {
+                return Err(StateRejection::AlreadyExists { key: *key });
+            }
+            map.insert(*key, *value);
+        }
+        StateEvent::Update { key, value } => {
+            if !map.contains_key(key) {
+                return Err(StateRejection::Missing { key: *key });
+            }
+            map.insert(*key, *value);
+        }
+        StateEvent::CompareAndSwap { key, expected, new } => {
+            if map.get(key).copied() != *expected {
+                return Err(StateRejection::Mismatch { key: *key });
+            }
+            match new {
+                Some(value) => map.insert(*key, *value),
+                None => map.remove(key),
+            };
+        }
+        StateEvent::Clear => map.clear(),
+        StateEvent::Batch(events) => {
+            let mut scratch = map.clone();
+            for (index, event) in events.iter().enumerate() {
+                model_kv(event, &mut scratch).map_err(|cause| StateRejection::InBatch {
+                    index,
+                    cause: Box::new(cause),
+                })?;
+            }
+            *map = scratch;
+        }
+    }
+    Ok(())
+}
+
+fn model(events: &[TestEvent]) -> (HashMap<u8, u8>, Vec<Outcome>) {
+    let mut map = HashMap::new();
+    let mut seq = 0;
+    let outcomes = events
+        .iter()
+        .map(|event| match event {
+            TestEvent::Kv(kv) => match model_kv(kv, &mut map) {
+                Ok(()) => {
+                    seq += 1;
+                    Outcome::Applied(seq)
+                }
+                Err(reason) => Outcome::Rejected(TestRejection::Kv(reason)),
+            },
+            TestEvent::WriteThenReject { key, .. } => {
+                Outcome::Rejected(TestRejection::OnPurpose(*key))
+            }
+            TestEvent::WriteThenPanic { .. } => Outcome::Panicked,
+        })
+        .collect();
+    (map, outcomes)
+}
+
+fn run_engine(
+    events: Vec<TestEvent>,
+    max_batch: usize,
+    multi_thread: bool,
+) -> (
+    HashMap<u8, u8>,
+    HashMap<u8, u8>,
+    Vec<Outcome>,
+    solostate::Stats,
+) {
+    let runtime = if multi_thread {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .build()
+    } else {
+        tokio::runtime::Builder::new_current_thread().build()
+    }
+    .expect("runtime");
+    runtime.block_on(async move {
+        let engine = Engine::<TestEvent>::builder()
+            .channel_capacity(32)
+            .max_batch(max_batch)
+            .change_capacity(events.len() + 1)
+            .open()
+            .await
+            .expect("open");
+        let reader = engine.reader();
+        let mut feed = reader.changes();
+
+        let mut pending = Vec::with_capacity(events.len());
+        for event in events {
+            pending.push(engine.send(event).await.expect("engine accepts"));
+        }
+        let mut outcomes = Vec::with_capacity(pending.len());
+        for ack in pending {
+            outcomes.push(match ack.await {
+                Ok(ack) => Outcome::Applied(ack.seq),
+                Err(AckError::Rejected(reason)) => Outcome::Rejected(reason),
+                Err(AckError::Panicked { message }) => {
+                    assert!(message.contains("on purpose"), "panic message: {message}");
+                    Outcome::Panicked
+                }
+                Err(other) => panic!("unexpected ack error: {other}"),
+            });
+        }
+        let stats = engine.stats();
+        engine.shutdown().await.expect("clean shutdown");
+
+        let live: HashMap<u8, u8> = reader.snapshot().iter().map(|(k, v)| (*k, *v)).collect();
+        // Replay the committed events from the change feed onto an empty map.
+        let mut replayed = solostate::imbl::HashMap::new();
+        let mut next = 1;
+        while let Ok(change) = feed.recv().await {
+            assert_eq!(change.seq(), next, "change feed seqs are dense");
+            next += 1;
+            solostate::Event::apply(change.event(), &mut replayed)
+                .expect("committed events re-apply");
+        }
+        assert_eq!(
+            next - 1,
+            reader.seq(),
+            "feed delivered every committed event"
+        );
+        let replayed = replayed.into_iter().collect();
+        (live, replayed, outcomes, stats)
+    })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(
+        std::env::var("PROPTEST_CASES").ok().and_then(|n| n.parse().ok()).unwrap_or(128)
+    ))]
+
+    #[test]
+    fn engine_matches_model(
+        events in proptest::collection::vec(event(), 0..120),
+        max_batch in 1usize..12,
+        multi_thread in any::<bool>(),
+    ) {
+        quiet_intentional_panics();
+        let (model_map, model_outcomes) = model(&events);
+        let (live, replayed, outcomes, stats) = run_engine(events, max_batch, multi_thread);
+
+        prop_assert_eq!(&outcomes, &model_outcomes);
+        prop_assert_eq!(&live, &model_map);
+        prop_assert_eq!(&replayed, &model_map);
+
+        let applied = model_outcomes.iter().filter(|o| matches!(o, Outcome::Applied(_))).count();
+        let rejected = model_outcomes.iter().filter(|o| matches!(o, Outcome::Rejected(_))).count();
+        let panicked = model_outcomes.iter().filter(|o| matches!(o, Outcome::Panicked)).count();
+        prop_assert_eq!(stats.applied, applied as u64);
+        prop_assert_eq!(stats.last_seq, applied as u64);
+        prop_assert_eq!(stats.rejected, rejected as u64);
+        prop_assert_eq!(stats.panicked, panicked as u64);
+        prop_assert_eq!(stats.diverged, 0);
+        prop_assert!(stats.largest_batch <= max_batch as u64);
+    }
+}
