@@ -8,8 +8,9 @@
 //!   (2 writer tasks, up to 1024 `Pending` acks each, `max_batch` 1024,
 //!   capacity 4096, 100k prefilled keys) for `PROFILE_EVENTS` events
 //!   (default 4M). `PROFILE_WRITERS` (default 2), `PROFILE_WORKERS`
-//!   (tokio workers, default 2) and `PROFILE_BATCH` (default 1024) vary
-//!   it, and `PROFILE_KEYS` (default: the whole 2^20-long key pattern,
+//!   (tokio workers, default 2), `PROFILE_BATCH` (default 1024),
+//!   `PROFILE_IN_FLIGHT` (pendings per writer, default 1024) and
+//!   `PROFILE_CAPACITY` (queue, default 4096) vary it, and `PROFILE_KEYS` (default: the whole 2^20-long key pattern,
 //!   which covers all 100k keys) shrinks the set of keys written, to see
 //!   the pipeline with a cache-resident working set. Prints events/s and
 //!   the mean batch size.
@@ -80,6 +81,8 @@ fn engine() {
     let writers = env_or("PROFILE_WRITERS", 2).max(1);
     let workers = env_or("PROFILE_WORKERS", 2).max(1);
     let max_batch = env_or("PROFILE_BATCH", 1024);
+    let depth = env_or("PROFILE_IN_FLIGHT", 1024).max(1);
+    let capacity = env_or("PROFILE_CAPACITY", 4096).max(1);
     // Keys each writer cycles through: all 100k by default; fewer to see
     // the pipeline with a cache-resident working set.
     let hot = env_or("PROFILE_KEYS", PATTERN_LEN).clamp(1, PATTERN_LEN);
@@ -89,7 +92,7 @@ fn engine() {
         .expect("build the tokio runtime");
     rt.block_on(async {
         let engine = Engine::<Ev>::builder()
-            .channel_capacity(4096)
+            .channel_capacity(capacity)
             .max_batch(max_batch)
             .initial_state(prefilled())
             .open()
@@ -103,13 +106,13 @@ fn engine() {
                 let count = events / writers;
                 tokio::spawn(async move {
                     let value = Value64([7; 8]);
-                    let mut in_flight: VecDeque<Pending<Ev>> = VecDeque::with_capacity(1024);
+                    let mut in_flight: VecDeque<Pending<Ev>> = VecDeque::with_capacity(depth);
                     for i in 0..count {
                         let pending = engine
                             .send(StateEvent::put(keys[i % hot], value))
                             .await
                             .expect("engine is open");
-                        if in_flight.len() == 1024 {
+                        if in_flight.len() == depth {
                             let oldest = in_flight.pop_front().expect("queue is full");
                             oldest.await.expect("a put is never rejected");
                         }
@@ -127,7 +130,8 @@ fn engine() {
         let elapsed = start.elapsed();
         let stats = engine.stats();
         println!(
-            "engine: {} events, {writers} writers, {workers} workers, max_batch {max_batch}: \
+            "engine: {} events, {writers} writers x {depth} in flight, {workers} workers, \
+             capacity {capacity}, max_batch {max_batch}: \
              {:.3} s, {:.2} M events/s, mean batch {:.0}, key pattern {hot}",
             stats.applied,
             elapsed.as_secs_f64(),
