@@ -26,11 +26,17 @@
 //! bound by cache and TLB misses, and on the shared 2-core VM this was
 //! written on, the same benchmark drifted by 30-40% between runs a minute
 //! apart, which swamps the few nanoseconds the wrapper could cost. So
-//! every iteration times one pass of its own path and then runs, untimed,
-//! one pass of the other side's baseline (`reader/get` for raw paths,
-//! `raw/load+get` for reader paths). Both sides then run under the same
-//! conditions, interleaved every ~100 µs, and the ratios are meaningful
-//! even when the absolute times move.
+//! every iteration times one pass of its own path (what criterion reports)
+//! and then one pass of its counterpart on the other side: each reader
+//! path is paired with its raw baseline (`reader/get` and
+//! `reader/read+get` with `raw/load+get`, `reader/snapshot+get` with
+//! `raw/load_full+get`, `reader/held` with `raw/held`) and each raw path
+//! with its reader counterpart. Both sides share the caches and run
+//! interleaved every ~100 µs, and after each benchmark a `paired:` line on
+//! stderr gives the median per-pass throughput ratio against the
+//! counterpart, measured at the same instants. Those ratios are the ones
+//! to compare with the 0.8x target; the criterion medians of different
+//! benchmarks can still differ by drift between them.
 //!
 //! Group `snapshot_read` reads single-threaded from a quiet engine. Group
 //! `snapshot_read_with_writer` repeats the per-key paths while the engine
@@ -163,27 +169,76 @@ impl<'a> Paths<'a> {
         })
     }
 
-    /// The per-key paths, each with its untimed companion.
-    fn per_key(&self) -> Vec<(&'static str, Pass<'a>, Pass<'a>)> {
+    /// The per-key paths, each with its companion: every reader path is
+    /// paired with its raw baseline, and each raw path with its reader
+    /// counterpart.
+    fn per_key(&self) -> Vec<Pair<'a>> {
         vec![
-            ("raw/load+get", self.raw_load_get(), self.reader_get()),
-            ("reader/get", self.reader_get(), self.raw_load_get()),
-            (
-                "reader/read+get",
-                self.reader_read_get(),
-                self.raw_load_get(),
+            Pair::new(
+                ("raw/load+get", self.raw_load_get()),
+                ("reader/get", self.reader_get()),
             ),
-            (
-                "raw/load_full+get",
-                self.raw_load_full_get(),
-                self.reader_get(),
+            Pair::new(
+                ("reader/get", self.reader_get()),
+                ("raw/load+get", self.raw_load_get()),
             ),
-            (
-                "reader/snapshot+get",
-                self.reader_snapshot_get(),
-                self.raw_load_get(),
+            Pair::new(
+                ("reader/read+get", self.reader_read_get()),
+                ("raw/load+get", self.raw_load_get()),
+            ),
+            Pair::new(
+                ("raw/load_full+get", self.raw_load_full_get()),
+                ("reader/snapshot+get", self.reader_snapshot_get()),
+            ),
+            Pair::new(
+                ("reader/snapshot+get", self.reader_snapshot_get()),
+                ("raw/load_full+get", self.raw_load_full_get()),
             ),
         ]
+    }
+
+    /// The load-once pair.
+    fn held(&self) -> Vec<Pair<'a>> {
+        vec![
+            Pair::new(
+                ("raw/held", self.raw_held()),
+                ("reader/held", self.reader_held()),
+            ),
+            Pair::new(
+                ("reader/held", self.reader_held()),
+                ("raw/held", self.raw_held()),
+            ),
+        ]
+    }
+}
+
+/// A measured path and the path run (and timed apart) after each of its
+/// passes.
+struct Pair<'a> {
+    name: &'static str,
+    timed: Pass<'a>,
+    companion_name: &'static str,
+    companion: Pass<'a>,
+}
+
+impl<'a> Pair<'a> {
+    fn new(timed: (&'static str, Pass<'a>), companion: (&'static str, Pass<'a>)) -> Self {
+        Pair {
+            name: timed.0,
+            timed: timed.1,
+            companion_name: companion.0,
+            companion: companion.1,
+        }
+    }
+
+    fn bench(&self, group: &mut BenchmarkGroup<'_, WallTime>) {
+        bench_paired(
+            group,
+            self.name,
+            self.companion_name,
+            &self.timed,
+            &self.companion,
+        );
     }
 }
 
@@ -197,26 +252,44 @@ fn group<'a>(c: &'a mut Criterion, name: &str) -> BenchmarkGroup<'a, WallTime> {
     group
 }
 
-/// Times `timed` only, running `companion` untimed after each pass so
-/// that both sides of a comparison are measured interleaved.
+/// Times `timed` only, running `companion` after each pass so that both
+/// sides of a comparison are measured interleaved. The companion is timed
+/// too, outside criterion's measurement, and the median of the per-pass
+/// ratios `companion / timed` is printed: the throughput of `timed`
+/// relative to its companion, from the same instants, immune to drift
+/// between benchmarks.
 fn bench_paired(
     group: &mut BenchmarkGroup<'_, WallTime>,
     name: &str,
+    companion_name: &str,
     timed: &dyn Fn(),
     companion: &dyn Fn(),
 ) {
+    let mut ratios: Vec<f64> = Vec::new();
     group.bench_function(name, |b| {
         b.iter_custom(|iters| {
             let mut total = Duration::ZERO;
             for _ in 0..iters {
                 let start = Instant::now();
                 timed();
-                total += start.elapsed();
+                let mid = Instant::now();
                 companion();
+                let timed_pass = mid - start;
+                total += timed_pass;
+                ratios.push((mid.elapsed()).as_secs_f64() / timed_pass.as_secs_f64());
             }
             total
         })
     });
+    if !ratios.is_empty() {
+        ratios.sort_by(f64::total_cmp);
+        eprintln!(
+            "paired: {name} runs at {:.3}x the throughput of {companion_name} \
+             (median of {} interleaved passes)",
+            ratios[ratios.len() / 2],
+            ratios.len()
+        );
+    }
 }
 
 /// Single-threaded reads, nothing writing.
@@ -245,11 +318,8 @@ fn quiet(c: &mut Criterion) {
         keys: &keys,
     };
     let mut group = group(c, "snapshot_read");
-    let mut all = paths.per_key();
-    all.push(("raw/held", paths.raw_held(), paths.reader_held()));
-    all.push(("reader/held", paths.reader_held(), paths.raw_held()));
-    for (name, timed, companion) in &all {
-        bench_paired(&mut group, name, timed, companion);
+    for pair in paths.per_key().iter().chain(&paths.held()) {
+        pair.bench(&mut group);
     }
     group.finish();
     rt.block_on(engine.shutdown()).expect("clean shutdown");
@@ -330,8 +400,8 @@ fn with_writer(c: &mut Criterion) {
         keys: &keys,
     };
     let mut group = group(c, "snapshot_read_with_writer");
-    for (name, timed, companion) in &paths.per_key() {
-        bench_paired(&mut group, name, timed, companion);
+    for pair in &paths.per_key() {
+        pair.bench(&mut group);
     }
     group.finish();
     stop.store(true, Ordering::Relaxed);
