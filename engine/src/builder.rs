@@ -50,9 +50,9 @@ impl<E: Event> Default for Builder<E> {
 
 impl<E: Event> Builder<E> {
     /// The default command-queue capacity.
-    pub const DEFAULT_CHANNEL_CAPACITY: usize = 4096;
+    pub const DEFAULT_CHANNEL_CAPACITY: usize = 8192;
     /// The default largest batch.
-    pub const DEFAULT_MAX_BATCH: usize = 1024;
+    pub const DEFAULT_MAX_BATCH: usize = 4096;
     /// The default change-feed buffer, in batches.
     pub const DEFAULT_CHANGE_CAPACITY: usize = 1024;
 
@@ -81,6 +81,13 @@ impl<E: Event> Builder<E> {
     /// The most events applied before one snapshot is published and their
     /// acks are sent. Larger batches amortise publishing (and, with
     /// persistence, the journal flush); smaller ones ack sooner.
+    ///
+    /// On a large map this matters more than anything else: the first
+    /// write to a map node after a publish copies that node (the snapshot
+    /// still shares it), so with random keys nearly every event in a small
+    /// batch pays a path copy, while a big batch pays it once per node.
+    /// A batch can only be as big as what writers keep in flight, so deep
+    /// pipelines (many `Pending`s per writer) raise throughput.
     pub fn max_batch(mut self, max_batch: usize) -> Self {
         self.max_batch = max_batch;
         self
