@@ -120,8 +120,8 @@ impl<E: Event> Batch<E> {
         let first_seq = *last_seq + 1;
         *last_seq += count;
         if count > 0 {
+            // Takes or clears `events`, leaving the Vec ready for reuse.
             publisher.publish(*last_seq, map.clone(), &mut self.events);
-            self.events.clear();
         }
         counters.record(tally, *last_seq);
         for (seq, reply) in (first_seq..).zip(self.replies.drain(..)) {
