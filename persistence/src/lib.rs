@@ -1,0 +1,39 @@
+//! The durable side of solostate.
+//!
+//! So far this crate holds the journal's record codec: framing (format
+//! version, payload length, crc32) around a bincode payload, decoded only
+//! after the frame verifies and always with a size limit. The sled journal,
+//! checkpoints, recovery, replay and rollback build on it and are not here
+//! yet; the engine does not use this crate yet.
+//!
+//! # Architecture
+//!
+//! `solostate-persistence` depends on the write vocabulary only; the
+//! engine depends on it, and the read side never does.
+//!
+//! # Trade-offs
+//!
+//! One record holds a whole committed batch, so the framing costs
+//! [`codec::HEADER_LEN`] bytes per batch rather than per event.
+//!
+//! # Example
+//!
+//! ```
+//! use solostate_persistence::codec;
+//!
+//! # fn main() -> Result<(), codec::CodecError> {
+//! let record = codec::encode_batch(&["put a", "put b"])?;
+//! let events: Vec<String> = codec::decode_batch(&record)?;
+//! assert_eq!(events, ["put a", "put b"]);
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! # Crate features
+//!
+//! None.
+
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+pub mod codec;
