@@ -1,10 +1,17 @@
 //! The durable side of solostate.
 //!
-//! So far this crate holds the journal's record codec: framing (format
-//! version, payload length, crc32) around a bincode payload, decoded only
-//! after the frame verifies and always with a size limit. The sled journal,
-//! checkpoints, recovery, replay and rollback build on it and are not here
-//! yet; the engine does not use this crate yet.
+//! So far this crate holds:
+//!
+//! * [`codec`]: the record framing (format version, payload length, crc32)
+//!   around a bincode payload, decoded only after the frame verifies and
+//!   always with a size limit;
+//! * [`journal`]: a sled journal with one record per committed batch, a
+//!   header naming the format and the event schema, explicit flushes, and
+//!   reads that verify every record and report corruption or gaps with the
+//!   seq and the path.
+//!
+//! Checkpoints, recovery (torn-tail repair), replay, rollback and as-of
+//! reads are not built yet, and the engine does not use this crate yet.
 //!
 //! # Architecture
 //!
@@ -37,3 +44,4 @@
 #![warn(missing_docs)]
 
 pub mod codec;
+pub mod journal;
