@@ -7,7 +7,7 @@
 //! * `engine` (the default): the `pipeline` bench's headline workload
 //!   (2 writer tasks, up to 1024 `Pending` acks each, `max_batch` 1024,
 //!   capacity 4096, 100k prefilled keys) for `PROFILE_EVENTS` events
-//!   (default 4M). `PROFILE_WRITERS` (default 2), `PROFILE_WORKERS`
+//!   (default 4M; 20k under `cargo test`, which runs it as a smoke test). `PROFILE_WRITERS` (default 2), `PROFILE_WORKERS`
 //!   (tokio workers, default 2), `PROFILE_BATCH` (default 1024),
 //!   `PROFILE_IN_FLIGHT` (pendings per writer, default 1024) and
 //!   `PROFILE_CAPACITY` (queue, default 4096) vary it, and `PROFILE_KEYS` (default: the whole 2^20-long key pattern,
@@ -77,7 +77,10 @@ fn main() {
 }
 
 fn engine() {
-    let events = env_or("PROFILE_EVENTS", 4_000_000);
+    // `cargo bench` passes `--bench`; `cargo test --all-targets` does not,
+    // and there a short smoke run keeps the test suite fast.
+    let benching = std::env::args().any(|arg| arg == "--bench");
+    let events = env_or("PROFILE_EVENTS", if benching { 4_000_000 } else { 20_000 });
     let writers = env_or("PROFILE_WRITERS", 2).max(1);
     let workers = env_or("PROFILE_WORKERS", 2).max(1);
     let max_batch = env_or("PROFILE_BATCH", 1024);
