@@ -106,6 +106,15 @@ pub struct Entry<E> {
     pub event: E,
 }
 
+/// A torn last record that [`Journal::repair_tail`] removed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TornRecord {
+    /// The first sequence number the record would have held.
+    pub seq: u64,
+    /// What was wrong with it.
+    pub reason: CodecError,
+}
+
 impl Journal {
     /// Opens the journal in `path`, creating it if needed, for events of
     /// `schema` (the event type's name or a fingerprint the user chose).
@@ -181,6 +190,67 @@ impl Journal {
     pub fn flush(&self) -> Result<(), JournalError> {
         self.db.flush().map_err(|source| self.storage(source))?;
         Ok(())
+    }
+
+    /// Makes every append so far durable without blocking the calling
+    /// thread (sled's `flush_async`), so an async owner can flush without
+    /// stalling its runtime.
+    ///
+    /// # Errors
+    ///
+    /// [`JournalError::Storage`] when sled cannot write or sync.
+    pub async fn flush_async(&self) -> Result<(), JournalError> {
+        self.records
+            .flush_async()
+            .await
+            .map_err(|source| self.storage(source))?;
+        Ok(())
+    }
+
+    /// Removes the last record if it is torn (shorter or longer than its
+    /// header says, or failing its checksum): what a crash in the middle of
+    /// a write leaves behind. Such a record was never flushed, so under
+    /// `Always` durability none of its events was acknowledged. Returns
+    /// what was removed, so the caller can warn with the seq; the removal
+    /// is flushed before this returns.
+    ///
+    /// Only the last record is considered: damage anywhere else is not a
+    /// torn write, and reads report it as [`JournalError::Corrupt`].
+    ///
+    /// # Errors
+    ///
+    /// [`JournalError::Corrupt`] when the last record has an unknown format
+    /// version (not a tear: a newer build wrote it), and
+    /// [`JournalError::Storage`] for I/O errors.
+    pub fn repair_tail(&self) -> Result<Option<TornRecord>, JournalError> {
+        let Some((key, value)) = self.records.last().map_err(|source| self.storage(source))? else {
+            return Ok(None);
+        };
+        let seq = key_seq(&key).ok_or_else(|| JournalError::BadKey {
+            path: self.path.clone(),
+            len: key.len(),
+        })?;
+        let reason = match codec::verify(&value) {
+            Ok(_) => return Ok(None),
+            Err(
+                reason @ (CodecError::Truncated { .. }
+                | CodecError::TrailingBytes { .. }
+                | CodecError::ChecksumMismatch { .. }
+                | CodecError::TooLarge { .. }),
+            ) => reason,
+            Err(source) => {
+                return Err(JournalError::Corrupt {
+                    path: self.path.clone(),
+                    seq,
+                    source,
+                });
+            }
+        };
+        self.records
+            .remove(key)
+            .map_err(|source| self.storage(source))?;
+        self.flush()?;
+        Ok(Some(TornRecord { seq, reason }))
     }
 
     /// Reads the committed events with seq `>= from`, in order, checking
@@ -363,6 +433,18 @@ mod tests {
         assert_eq!(journal.last_seq::<String>().unwrap(), 6);
     }
 
+    #[tokio::test]
+    async fn flush_async_makes_appends_durable_across_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let journal = Journal::open(dir.path(), "strings", CACHE).unwrap();
+            journal.append(1, &strings(&["a"])).unwrap();
+            journal.flush_async().await.unwrap();
+        }
+        let journal = Journal::open(dir.path(), "strings", CACHE).unwrap();
+        assert_eq!(entries(&journal, 1).unwrap(), vec![(1, "a".to_string())]);
+    }
+
     #[test]
     fn an_empty_journal_has_last_seq_zero() {
         let dir = tempfile::tempdir().unwrap();
@@ -434,6 +516,67 @@ mod tests {
             }
             other => panic!("expected Corrupt, got {other:?}"),
         }
+    }
+
+    #[test]
+    fn a_torn_last_record_is_removed_at_every_cut() {
+        let dir = tempfile::tempdir().unwrap();
+        let journal = Journal::open(dir.path(), "strings", CACHE).unwrap();
+        journal.append(1, &strings(&["a", "b"])).unwrap();
+        let last = codec::encode_batch(&strings(&["c", "d"])).unwrap();
+        for cut in 0..last.len() {
+            journal
+                .records
+                .insert(3u64.to_be_bytes(), &last[..cut])
+                .unwrap();
+            let torn = journal.repair_tail().unwrap().expect("torn record found");
+            assert_eq!(torn.seq, 3);
+            assert!(matches!(torn.reason, CodecError::Truncated { len, .. } if len == cut));
+            assert_eq!(journal.last_seq::<String>().unwrap(), 2, "cut at {cut}");
+            assert_eq!(
+                entries(&journal, 1).unwrap().len(),
+                2,
+                "the good prefix stays"
+            );
+        }
+        assert_eq!(
+            journal.repair_tail().unwrap(),
+            None,
+            "a good tail is left alone"
+        );
+    }
+
+    #[test]
+    fn a_bit_flip_in_the_last_record_is_repaired_but_not_one_before_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let journal = Journal::open(dir.path(), "strings", CACHE).unwrap();
+        journal.append(1, &strings(&["a"])).unwrap();
+        journal.append(2, &strings(&["b"])).unwrap();
+        let flip = |seq: u64| {
+            let mut record = journal
+                .records
+                .get(seq.to_be_bytes())
+                .unwrap()
+                .unwrap()
+                .to_vec();
+            let last = record.len() - 1;
+            record[last] ^= 0x80;
+            journal.records.insert(seq.to_be_bytes(), record).unwrap();
+        };
+        flip(1);
+        assert_eq!(
+            journal.repair_tail().unwrap(),
+            None,
+            "only the tail is a tear"
+        );
+        assert!(matches!(
+            entries(&journal, 1).unwrap_err(),
+            JournalError::Corrupt { seq: 1, .. }
+        ));
+        flip(2);
+        let torn = journal.repair_tail().unwrap().unwrap();
+        assert_eq!(torn.seq, 2);
+        assert!(matches!(torn.reason, CodecError::ChecksumMismatch { .. }));
     }
 
     #[test]
