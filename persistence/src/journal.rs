@@ -157,6 +157,18 @@ impl Journal {
         &self.path
     }
 
+    /// The bytes sled uses on disk for this database, including space it
+    /// has reserved but not filled yet. For measuring journal overhead.
+    ///
+    /// # Errors
+    ///
+    /// [`JournalError::Storage`] for I/O errors.
+    pub fn size_on_disk(&self) -> Result<u64, JournalError> {
+        self.db
+            .size_on_disk()
+            .map_err(|source| self.storage(source))
+    }
+
     /// Appends one committed batch whose first event has `first_seq`.
     /// Returns the record's size in bytes. Not durable until
     /// [`Journal::flush`].
