@@ -103,6 +103,25 @@ impl<E: Event> Batch<E> {
         self.since = self.events.len();
     }
 
+    /// The events accepted so far in this batch, in order.
+    pub(crate) fn events(&self) -> &[E] {
+        &self.events
+    }
+
+    /// Gives up on the batch: every accepted event is answered with
+    /// `AckError::Journal`. The caller restores the map.
+    pub(crate) fn abort(&mut self, message: &str, counters: &Counters, last_seq: u64) {
+        self.checkpoint = None;
+        self.events.clear();
+        for reply in self.replies.drain(..) {
+            // The submitter may be gone; nothing else to do.
+            let _ = reply.send(Err(AckError::Journal {
+                message: message.to_owned(),
+            }));
+        }
+        counters.record(std::mem::take(&mut self.tally), last_seq);
+    }
+
     /// Publishes `map` as the snapshot at the new last seq, adds the batch
     /// to the counters, and acks every accepted event, in that order: a
     /// caller holding an ack finds it in both the snapshot and the stats.

@@ -36,6 +36,17 @@ pub enum AckError<R> {
         /// What the second `apply` did.
         message: String,
     },
+    /// Writing the event's batch to the journal failed, so the event was
+    /// not acknowledged and the published state did not advance. The engine
+    /// stops after such a failure. The record may or may not have reached
+    /// the disk, so the event may reappear after a restart.
+    #[error(
+        "journal write failed, event not acknowledged (it may or may not survive a restart): {message}"
+    )]
+    Journal {
+        /// The journal's error, with its path.
+        message: String,
+    },
     /// The engine stopped before it answered, because its runtime shut
     /// down or the owner task failed. Whether the event applied is unknown;
     /// check a snapshot.
@@ -112,6 +123,14 @@ pub enum SubmitError<E: Event> {
         /// What the second `apply` did.
         message: String,
     },
+    /// The journal write failed; see [`AckError::Journal`].
+    #[error(
+        "journal write failed, event not acknowledged (it may or may not survive a restart): {message}"
+    )]
+    Journal {
+        /// The journal's error, with its path.
+        message: String,
+    },
     /// The engine stopped before answering; see [`AckError::Aborted`].
     #[error("engine stopped before answering; the event's outcome is unknown")]
     Aborted,
@@ -130,6 +149,9 @@ impl<E: Event> fmt::Debug for SubmitError<E> {
                 .debug_struct("Diverged")
                 .field("message", message)
                 .finish(),
+            SubmitError::Journal { message } => {
+                f.debug_struct("Journal").field("message", message).finish()
+            }
             SubmitError::Aborted => f.write_str("Aborted"),
         }
     }
@@ -141,6 +163,7 @@ impl<E: Event> From<AckError<E::Rejection>> for SubmitError<E> {
             AckError::Rejected(reason) => SubmitError::Rejected(reason),
             AckError::Panicked { message } => SubmitError::Panicked { message },
             AckError::Diverged { message } => SubmitError::Diverged { message },
+            AckError::Journal { message } => SubmitError::Journal { message },
             AckError::Aborted => SubmitError::Aborted,
         }
     }
@@ -164,6 +187,23 @@ pub enum OpenError {
         /// What is wrong with the value.
         reason: &'static str,
     },
+    /// The journal could not be opened or recovered: locked by another
+    /// process, written for another event type, corrupt, or an I/O error.
+    /// The message names the path and, for a bad record, the seq.
+    #[error("cannot open journal: {message}")]
+    Journal {
+        /// The journal's error.
+        message: String,
+    },
+    /// A journaled event did not re-apply during recovery: `apply` is not
+    /// deterministic, or the event type's rules changed.
+    #[error("recovery failed: journaled event at seq {seq} did not re-apply: {message}")]
+    Replay {
+        /// The event's sequence number.
+        seq: u64,
+        /// Why it failed.
+        message: String,
+    },
     /// `open` was called outside a tokio runtime, so there is nowhere to
     /// run the owner task.
     #[error("no tokio runtime: call open from inside a tokio runtime")]
@@ -179,4 +219,11 @@ pub enum ShutdownError {
     /// get [`AckError::Aborted`].
     #[error("owner task ended abnormally (runtime shut down or internal failure)")]
     OwnerFailed,
+    /// A journal write or flush failed and the engine stopped; events not
+    /// yet acknowledged got [`AckError::Journal`].
+    #[error("engine stopped after a journal failure: {message}")]
+    Journal {
+        /// The journal's error, with its path.
+        message: String,
+    },
 }

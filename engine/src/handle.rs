@@ -2,8 +2,8 @@
 
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::task::{Context, Poll};
 
 use solostate_commands::Event;
@@ -34,6 +34,17 @@ pub(crate) struct Shared {
     /// Set by the owner when it returns normally, so that `shutdown` can
     /// tell a clean stop from a task that was torn down.
     pub(crate) clean_exit: AtomicBool,
+    /// Why the owner stopped early: a journal write or flush failed.
+    pub(crate) failure: OnceLock<String>,
+}
+
+impl Shared {
+    pub(crate) fn starting_at(last_seq: u64) -> Self {
+        Shared {
+            counters: Counters::starting_at(last_seq),
+            ..Shared::default()
+        }
+    }
 }
 
 /// A handle to a running engine: submit events, read snapshots, stop it.
@@ -255,7 +266,11 @@ impl<E: Event> Engine<E> {
         // stopped, which is what we are waiting for anyway.
         let _ = self.tx.send_async(Command::Wake).await;
         self.reader.stopped().await;
-        if self.shared.clean_exit.load(Ordering::Acquire) {
+        if let Some(message) = self.shared.failure.get() {
+            Err(ShutdownError::Journal {
+                message: message.clone(),
+            })
+        } else if self.shared.clean_exit.load(Ordering::Acquire) {
             Ok(())
         } else {
             Err(ShutdownError::OwnerFailed)

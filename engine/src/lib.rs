@@ -80,6 +80,7 @@
 
 mod batch;
 mod builder;
+mod durability;
 mod error;
 mod gate;
 mod handle;
@@ -87,6 +88,7 @@ mod owner;
 mod stats;
 
 pub use builder::Builder;
+pub use durability::Durability;
 pub use error::{AckError, OpenError, SendError, ShutdownError, SubmitError, TrySubmitError};
 pub use handle::{Ack, Engine, Pending};
 pub use stats::Stats;

@@ -1,12 +1,16 @@
 //! The owner task: the one place that holds and changes the working map.
 
-use std::sync::Arc;
 use std::sync::atomic::Ordering;
+use std::sync::{Arc, Weak};
+use std::time::Duration;
 
 use solostate_commands::{Event, State};
+use solostate_persistence::journal::Journal;
 use solostate_queries::Publisher;
 
 use crate::batch::{Batch, Reply};
+use crate::durability::Durability;
+use crate::error::AckError;
 use crate::handle::Shared;
 
 /// A message to the owner task.
@@ -33,19 +37,23 @@ impl<E: Event> Command<E> {
 pub(crate) struct OwnerConfig {
     /// The most events applied before a snapshot is published.
     pub(crate) max_batch: usize,
+    /// When journaled batches are flushed.
+    pub(crate) durability: Durability,
 }
 
 /// The owner loop. Each turn it waits for a command, takes everything else
 /// already queued, and applies it in batches of at most `max_batch` events:
-/// one published snapshot per batch, then the acks.
+/// per batch one journal record (and flush, under `Durability::Always`),
+/// one published snapshot, then the acks.
 ///
-/// It ends when the gate is closed and drained (shutdown) or when every
-/// handle is gone. Either way, everything that entered the queue is
-/// answered first.
+/// It ends when the gate is closed and drained (shutdown), when every
+/// handle is gone, or after a journal failure. Every way, everything that
+/// entered the queue is answered first.
 #[tracing::instrument(name = "solostate_owner", skip_all)]
 pub(crate) async fn run<E: Event>(
     rx: Intake<E>,
     map: State<E>,
+    journal: Option<Arc<Journal>>,
     publisher: Publisher<E>,
     config: OwnerConfig,
 ) {
@@ -55,7 +63,9 @@ pub(crate) async fn run<E: Event>(
         map,
         batch: Batch::with_capacity(config.max_batch),
         publisher,
-        max_batch: config.max_batch,
+        journal,
+        config,
+        failed: None,
     };
     let mut inbox: Vec<Command<E>> = Vec::new();
     tracing::debug!(
@@ -67,14 +77,18 @@ pub(crate) async fn run<E: Event>(
     while let Ok(first) = rx.recv_async().await {
         inbox.push(first);
         inbox.extend(rx.drain());
-        state.process(inbox.drain(..), &shared);
+        state.process(inbox.drain(..), &shared).await;
 
+        if state.failed.is_some() {
+            shared.gate.close();
+        }
         if shared.gate.is_closed() {
             // Intake is closed. Keep draining until no admitted send is
             // still running; after that nothing new can arrive.
             loop {
                 let drained = shared.gate.is_drained();
-                state.process(rx.drain(), &shared);
+                let queued: Vec<_> = rx.drain().collect();
+                state.process(queued.into_iter(), &shared).await;
                 if drained {
                     break;
                 }
@@ -85,9 +99,39 @@ pub(crate) async fn run<E: Event>(
         // Let other tasks on this worker run between bursts.
         tokio::task::consume_budget().await;
     }
+    if let Some(journal) = &state.journal
+        && state.failed.is_none()
+        && let Err(error) = journal.flush_async().await
+    {
+        state.failed = Some(error.to_string());
+    }
+    if let Some(message) = state.failed.take() {
+        tracing::error!(%message, "owner stopped after a journal failure");
+        let _ = shared.failure.set(message);
+    }
     shared.clean_exit.store(true, Ordering::Release);
     tracing::debug!(last_seq = state.last_seq, "owner stopped");
     // Dropping `state.publisher` tells readers the engine has stopped.
+}
+
+/// Flushes the journal every `interval` for `Durability::Every`, until the
+/// owner (the journal's only strong holder) is gone.
+pub(crate) async fn flush_every(journal: Weak<Journal>, interval: Duration, shared: Arc<Shared>) {
+    let mut ticks = tokio::time::interval(interval);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    ticks.tick().await; // the first tick is immediate
+    loop {
+        ticks.tick().await;
+        let Some(journal) = journal.upgrade() else {
+            return;
+        };
+        if let Err(error) = journal.flush_async().await {
+            tracing::error!(%error, "periodic journal flush failed; closing the engine");
+            let _ = shared.failure.set(error.to_string());
+            shared.gate.close();
+            return;
+        }
+    }
 }
 
 /// The receiving end of the queue. If the owner task is torn down before it
@@ -127,40 +171,73 @@ struct Working<E: Event> {
     last_seq: u64,
     batch: Batch<E>,
     publisher: Publisher<E>,
-    max_batch: usize,
+    journal: Option<Arc<Journal>>,
+    config: OwnerConfig,
+    /// Set when a journal write failed: from then on every command is
+    /// answered with that error and the owner stops.
+    failed: Option<String>,
 }
 
 impl<E: Event> Working<E> {
     /// Applies the commands in batches of at most `max_batch` events.
-    fn process(&mut self, commands: impl Iterator<Item = Command<E>>, shared: &Shared) {
+    async fn process(&mut self, commands: impl Iterator<Item = Command<E>>, shared: &Shared) {
         let mut in_batch = 0;
-        let mut span = None;
         for command in commands {
             let Command::Submit { event, reply } = command else {
                 continue; // a wake-up; `run` checks the gate's flag
             };
-            if span.is_none() {
-                span = Some(tracing::trace_span!("batch", first_seq = self.last_seq + 1).entered());
+            if let Some(message) = &self.failed {
+                // The submitter may be gone; nothing else to do.
+                let _ = reply.send(Err(AckError::Journal {
+                    message: message.clone(),
+                }));
+                continue;
             }
             self.batch.offer(&mut self.map, event, reply);
             in_batch += 1;
-            if in_batch == self.max_batch {
-                self.commit(shared);
+            if in_batch == self.config.max_batch {
+                self.commit(shared).await;
                 in_batch = 0;
-                span = None;
             }
         }
         if in_batch > 0 {
-            self.commit(shared);
+            self.commit(shared).await;
         }
     }
 
-    fn commit(&mut self, shared: &Shared) {
+    /// Journals the batch (flushing it under `Durability::Always`), then
+    /// publishes and acks it. If the journal fails, nobody in the batch is
+    /// acked, the working map goes back to the published one, and the
+    /// owner stops taking events.
+    async fn commit(&mut self, shared: &Shared) {
+        if let Err(error) = self.journal_batch().await {
+            let message = error.to_string();
+            tracing::error!(%message, first_seq = self.last_seq + 1, "journal write failed; the engine stops");
+            self.batch.abort(&message, &shared.counters, self.last_seq);
+            self.map = self.publisher.snapshot().map().clone();
+            self.failed = Some(message);
+            return;
+        }
+        tracing::trace!(events = self.batch.events().len(), "commit");
         self.batch.commit(
             &self.map,
             &mut self.last_seq,
             &self.publisher,
             &shared.counters,
         );
+    }
+
+    async fn journal_batch(&self) -> Result<(), solostate_persistence::journal::JournalError> {
+        let Some(journal) = &self.journal else {
+            return Ok(());
+        };
+        if self.batch.events().is_empty() {
+            return Ok(());
+        }
+        journal.append(self.last_seq + 1, self.batch.events())?;
+        if self.config.durability == Durability::Always {
+            journal.flush_async().await?;
+        }
+        Ok(())
     }
 }

@@ -50,6 +50,13 @@ pub(crate) struct BatchTally {
 }
 
 impl Counters {
+    /// Counters of an engine that recovered up to `last_seq`.
+    pub(crate) fn starting_at(last_seq: u64) -> Self {
+        let counters = Counters::default();
+        counters.last_seq.store(last_seq, Ordering::Relaxed);
+        counters
+    }
+
     /// Adds one batch. Single writer, so plain loads and stores suffice.
     pub(crate) fn record(&self, tally: BatchTally, last_seq: u64) {
         let add = |counter: &AtomicU64, n: u64| {

@@ -45,3 +45,4 @@
 
 pub mod codec;
 pub mod journal;
+pub mod recovery;

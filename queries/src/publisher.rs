@@ -84,6 +84,12 @@ impl<E: Event> Publisher<E> {
         self.published.send_replace(seq);
     }
 
+    /// The last published snapshot. The owner restores its working map
+    /// from it when a batch cannot be committed.
+    pub fn snapshot(&self) -> Arc<SnapshotOf<E>> {
+        self.current.load_full()
+    }
+
     /// The sequence number of the last published snapshot.
     pub fn seq(&self) -> u64 {
         *self.published.borrow()

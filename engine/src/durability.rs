@@ -1,0 +1,23 @@
+//! [`Durability`]: when an acknowledged event is on disk.
+
+use std::time::Duration;
+
+/// When journaled batches are flushed to disk, relative to their acks.
+/// Only matters for an engine opened with a path.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum Durability {
+    /// Journal and flush each batch before publishing it and acking its
+    /// events (group commit: one record and one flush per batch). An ack
+    /// means durable, and no reader sees state a crash could take back.
+    #[default]
+    Always,
+    /// Journal each batch and ack at once; a background task flushes every
+    /// interval, like Redis's `appendfsync everysec`. A crash can lose the
+    /// acked events of the last interval (plus one flush's duration), and
+    /// readers may see state a crash takes back.
+    Every(Duration),
+    /// Journal each batch and let the OS decide when it reaches the disk;
+    /// flush only at shutdown. For bulk loads that can be redone.
+    Never,
+}
