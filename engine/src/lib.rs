@@ -44,7 +44,10 @@
 //! * Snapshots are versions of a persistent map: an O(1) clone to publish,
 //!   and a write copies only the nodes on its path. Readers holding old
 //!   snapshots keep those replaced nodes alive.
-//! * This version keeps state in memory only; journaling is not built yet.
+//! * With [`Builder::path`], every committed batch is one sled record and,
+//!   under the default [`Durability::Always`], one flush before the batch is
+//!   published and acked: an ack means durable. Opening replays the whole
+//!   journal; checkpoints, rollback and as-of reads are not built yet.
 //!
 //! # Example
 //!

@@ -8,10 +8,11 @@
 //! * [`journal`]: a sled journal with one record per committed batch, a
 //!   header naming the format and the event schema, explicit flushes, and
 //!   reads that verify every record and report corruption or gaps with the
-//!   seq and the path.
+//!   seq and the path, and removal of a torn last record;
+//! * [`recovery`]: replaying the journal into a state.
 //!
-//! Checkpoints, recovery (torn-tail repair), replay, rollback and as-of
-//! reads are not built yet, and the engine does not use this crate yet.
+//! The engine journals through this crate when opened with a path.
+//! Checkpoints, compaction, rollback and as-of reads are not built yet.
 //!
 //! # Architecture
 //!
