@@ -49,13 +49,13 @@ use std::hint::black_box;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+mod common;
+
+use common::{Ev, KEYS, Value64, key_pattern, prefilled};
 use criterion::{Criterion, SamplingMode, Throughput, criterion_group, criterion_main};
-use serde::{Deserialize, Serialize};
 use solostate::{Engine, Pending, StateEvent};
 use tokio::runtime::Runtime;
 
-/// Keys in the map: every put updates one of them.
-const KEYS: u64 = 100_000;
 /// Events submitted per measured iteration, split evenly among writers.
 const EVENTS_PER_ITER: u64 = 65_536;
 /// The most unacknowledged submissions each pipelined writer keeps.
@@ -65,13 +65,6 @@ const CHANNEL_CAPACITY: usize = 4096;
 /// Length of the precomputed key pattern (a power of two).
 const PATTERN_LEN: usize = 1 << 20;
 
-/// A 64-byte value that is cheap to clone. See the module docs for why it
-/// is `[u64; 8]` rather than `[u8; 64]`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-struct Value64([u64; 8]);
-
-type Ev = StateEvent<u64, Value64>;
-
 /// How a writer treats its acks.
 #[derive(Debug, Clone, Copy)]
 enum Mode {
@@ -79,24 +72,6 @@ enum Mode {
     Pipelined,
     /// Drop every pending; await one final event at the end.
     FireAndForget,
-}
-
-/// xorshift64*: deterministic pseudo-random keys in `0..keys_written`, no
-/// extra dependency.
-fn key_pattern(seed: u64, keys_written: u64) -> Vec<u64> {
-    let mut x = seed | 1;
-    (0..PATTERN_LEN)
-        .map(|_| {
-            x ^= x >> 12;
-            x ^= x << 25;
-            x ^= x >> 27;
-            x.wrapping_mul(0x2545_F491_4F6C_DD1D) % keys_written
-        })
-        .collect()
-}
-
-fn prefilled() -> imbl::HashMap<u64, Value64> {
-    (0..KEYS).map(|k| (k, Value64([k; 8]))).collect()
 }
 
 fn runtime() -> Runtime {
@@ -165,7 +140,13 @@ fn bench_variant(
             .expect("open the engine")
     });
     let patterns: Vec<Arc<Vec<u64>>> = (0..writers)
-        .map(|w| Arc::new(key_pattern(0x9E37_79B9_7F4A_7C15 ^ (w + 1), keys_written)))
+        .map(|w| {
+            Arc::new(key_pattern(
+                0x9E37_79B9_7F4A_7C15 ^ (w + 1),
+                PATTERN_LEN,
+                keys_written,
+            ))
+        })
         .collect();
     let mut cursor = 0usize;
     c.bench_function(name, |b| {

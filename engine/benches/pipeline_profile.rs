@@ -31,35 +31,15 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Instant;
 
 use arc_swap::ArcSwap;
-use serde::{Deserialize, Serialize};
 use solostate::{Ack, AckError, Engine, Pending, StateEvent, StateRejection};
 
-const KEYS: u64 = 100_000;
 const PATTERN_LEN: usize = 1 << 20;
 
-/// The same 64-byte value as the `pipeline` bench.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-struct Value64([u64; 8]);
+mod common;
 
-type Ev = StateEvent<u64, Value64>;
-type Map = imbl::HashMap<u64, Value64>;
+use common::{Ev, KEYS, Map, Value64, key_pattern, prefilled};
+
 type Reply = Result<Ack, AckError<StateRejection<u64>>>;
-
-fn key_pattern(seed: u64) -> Vec<u64> {
-    let mut x = seed | 1;
-    (0..PATTERN_LEN)
-        .map(|_| {
-            x ^= x >> 12;
-            x ^= x << 25;
-            x ^= x >> 27;
-            x.wrapping_mul(0x2545_F491_4F6C_DD1D) % KEYS
-        })
-        .collect()
-}
-
-fn prefilled() -> Map {
-    (0..KEYS).map(|k| (k, Value64([k; 8]))).collect()
-}
 
 fn env_or(name: &str, default: usize) -> usize {
     std::env::var(name)
@@ -105,7 +85,7 @@ fn engine() {
         let tasks: Vec<_> = (0..writers)
             .map(|w| {
                 let engine = engine.clone();
-                let keys = key_pattern(0x9E37_79B9_7F4A_7C15 ^ (w as u64 + 1));
+                let keys = key_pattern(0x9E37_79B9_7F4A_7C15 ^ (w as u64 + 1), PATTERN_LEN, KEYS);
                 let count = events / writers;
                 tokio::spawn(async move {
                     let value = Value64([7; 8]);
@@ -202,7 +182,7 @@ fn footprint_mib() -> u64 {
 fn breakdown() {
     const N: usize = 1 << 21;
     const BATCH: usize = 1024;
-    let keys = key_pattern(0x9E37_79B9_7F4A_7C15);
+    let keys = key_pattern(0x9E37_79B9_7F4A_7C15, PATTERN_LEN, KEYS);
     let value = Value64([7; 8]);
     println!("breakdown over {N} events, batches of {BATCH}, 100k keys, 64-byte values");
 

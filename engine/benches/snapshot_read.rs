@@ -61,37 +61,14 @@ use std::time::{Duration, Instant};
 use arc_swap::ArcSwap;
 use criterion::measurement::WallTime;
 use criterion::{BenchmarkGroup, Criterion, Throughput, criterion_group, criterion_main};
-use serde::{Deserialize, Serialize};
 use solostate::{Engine, Reader, StateEvent};
 
-/// Keys in the map.
-const KEYS: u64 = 100_000;
 /// Lookups per measured iteration.
 const LOOKUPS: usize = 1024;
 
-/// A 64-byte value that is cheap to clone.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-struct Value64([u64; 8]);
+mod common;
 
-type Ev = StateEvent<u64, Value64>;
-type Map = imbl::HashMap<u64, Value64>;
-
-/// xorshift64*: a deterministic pseudo-random sequence of present keys.
-fn key_pattern(seed: u64, len: usize) -> Vec<u64> {
-    let mut x = seed | 1;
-    (0..len)
-        .map(|_| {
-            x ^= x >> 12;
-            x ^= x << 25;
-            x ^= x >> 27;
-            x.wrapping_mul(0x2545_F491_4F6C_DD1D) % KEYS
-        })
-        .collect()
-}
-
-fn prefilled() -> Map {
-    (0..KEYS).map(|k| (k, Value64([k; 8]))).collect()
-}
+use common::{Ev, KEYS, Map, Value64, key_pattern, prefilled};
 
 /// One pass of [`LOOKUPS`] reads along one path.
 type Pass<'a> = Box<dyn Fn() + 'a>;
@@ -295,7 +272,7 @@ fn bench_paired(
 /// Single-threaded reads, nothing writing.
 fn quiet(c: &mut Criterion) {
     let map = prefilled();
-    let keys = key_pattern(0x9E37_79B9_7F4A_7C15, LOOKUPS);
+    let keys = key_pattern(0x9E37_79B9_7F4A_7C15, LOOKUPS, KEYS);
     let raw = ArcSwap::from_pointee(map.clone());
 
     let rt = tokio::runtime::Builder::new_current_thread()
@@ -359,7 +336,7 @@ fn engine_writer(
                 }
                 published
             });
-            let keys = key_pattern(0xD1B5_4A32_D192_ED03, 1 << 16);
+            let keys = key_pattern(0xD1B5_4A32_D192_ED03, 1 << 16, KEYS);
             let mut i = 0usize;
             while !stop.load(Ordering::Relaxed) {
                 let key = keys[i & ((1 << 16) - 1)];
@@ -389,7 +366,7 @@ fn engine_writer(
 /// seeing each new version.
 fn with_writer(c: &mut Criterion) {
     let map = prefilled();
-    let keys = key_pattern(0x9E37_79B9_7F4A_7C15, LOOKUPS);
+    let keys = key_pattern(0x9E37_79B9_7F4A_7C15, LOOKUPS, KEYS);
     let raw = Arc::new(ArcSwap::from_pointee(map.clone()));
     let stop = Arc::new(AtomicBool::new(false));
     let (reader, writer) = engine_writer(map, Arc::clone(&raw), Arc::clone(&stop));
