@@ -18,7 +18,7 @@ use tokio::sync::oneshot;
 
 use crate::error::AckError;
 use crate::handle::Ack;
-use crate::stats::{BatchTally, Counters};
+use crate::stats::Counters;
 
 /// Where the owner sends an event's outcome. The submitter may have
 /// dropped its receiver; that is normal, so send results are ignored.
@@ -32,7 +32,6 @@ pub(crate) struct Batch<E: Event> {
     /// The map before `events[since..]` were applied.
     checkpoint: Option<State<E>>,
     since: usize,
-    tally: BatchTally,
 }
 
 impl<E: Event> Batch<E> {
@@ -42,13 +41,18 @@ impl<E: Event> Batch<E> {
             replies: Vec::with_capacity(capacity),
             checkpoint: None,
             since: 0,
-            tally: BatchTally::default(),
         }
     }
 
     /// Applies `event` to `map`. An accepted event waits for `commit`; a
     /// failed one is answered now and leaves `map` as it was.
-    pub(crate) fn offer(&mut self, map: &mut State<E>, event: E, reply: Reply<E>) {
+    pub(crate) fn offer(
+        &mut self,
+        map: &mut State<E>,
+        event: E,
+        reply: Reply<E>,
+        counters: &Counters,
+    ) {
         if self.checkpoint.is_none() {
             self.checkpoint = Some(map.clone());
             self.since = self.events.len();
@@ -59,11 +63,8 @@ impl<E: Event> Batch<E> {
                 self.replies.push(reply);
             }
             Err(error) => {
-                match &error {
-                    AckError::Panicked { .. } => self.tally.panicked += 1,
-                    _ => self.tally.rejected += 1,
-                }
-                self.restore(map);
+                self.restore(map, counters);
+                counters.record_refusal(&error);
                 // The submitter may be gone; its outcome needs no audience.
                 let _ = reply.send(Err(error));
             }
@@ -72,7 +73,7 @@ impl<E: Event> Batch<E> {
 
     /// Rebuilds `map` as checkpoint + accepted events since, dropping any
     /// event that fails on re-application (a non-deterministic `apply`).
-    fn restore(&mut self, map: &mut State<E>) {
+    fn restore(&mut self, map: &mut State<E>, counters: &Counters) {
         let checkpoint = self
             .checkpoint
             .take()
@@ -90,13 +91,14 @@ impl<E: Event> Batch<E> {
             let index = self.since + offset;
             self.events.remove(index);
             let reply = self.replies.remove(index);
-            self.tally.diverged += 1;
             let message = match error {
                 AckError::Panicked { message } => format!("panicked: {message}"),
                 other => other.to_string(),
             };
             tracing::error!(%message, "apply is not deterministic: an accepted event failed when re-applied");
-            let _ = reply.send(Err(AckError::Diverged { message }));
+            let error = AckError::Diverged { message };
+            counters.record_refusal(&error);
+            let _ = reply.send(Err(error));
         }
         // The rebuilt map is the new undo point.
         self.checkpoint = Some(map.clone());
@@ -110,7 +112,7 @@ impl<E: Event> Batch<E> {
 
     /// Gives up on the batch: every accepted event is answered with
     /// `AckError::Journal`. The caller restores the map.
-    pub(crate) fn abort(&mut self, message: &str, counters: &Counters, last_seq: u64) {
+    pub(crate) fn abort(&mut self, message: &str) {
         self.checkpoint = None;
         self.events.clear();
         for reply in self.replies.drain(..) {
@@ -119,7 +121,6 @@ impl<E: Event> Batch<E> {
                 message: message.to_owned(),
             }));
         }
-        counters.record(std::mem::take(&mut self.tally), last_seq);
     }
 
     /// Publishes `map` as the snapshot at the new last seq, adds the batch
@@ -133,16 +134,14 @@ impl<E: Event> Batch<E> {
         counters: &Counters,
     ) {
         self.checkpoint = None;
-        let mut tally = std::mem::take(&mut self.tally);
         let count = self.events.len() as u64;
-        tally.applied = count;
         let first_seq = *last_seq + 1;
         *last_seq += count;
         if count > 0 {
             // Takes or clears `events`, leaving the Vec ready for reuse.
             publisher.publish(*last_seq, map.clone(), &mut self.events);
         }
-        counters.record(tally, *last_seq);
+        counters.record_commit(count, *last_seq);
         for (seq, reply) in (first_seq..).zip(self.replies.drain(..)) {
             // A dropped receiver means the submitter stopped caring.
             let _ = reply.send(Ok(Ack { seq }));

@@ -193,7 +193,8 @@ impl<E: Event> Working<E> {
                 }));
                 continue;
             }
-            self.batch.offer(&mut self.map, event, reply);
+            self.batch
+                .offer(&mut self.map, event, reply, &shared.counters);
             in_batch += 1;
             if in_batch == self.config.max_batch {
                 self.commit(shared).await;
@@ -213,7 +214,7 @@ impl<E: Event> Working<E> {
         if let Err(error) = self.journal_batch().await {
             let message = error.to_string();
             tracing::error!(%message, first_seq = self.last_seq + 1, "journal write failed; the engine stops");
-            self.batch.abort(&message, &shared.counters, self.last_seq);
+            self.batch.abort(&message);
             self.map = self.publisher.snapshot().map().clone();
             self.failed = Some(message);
             return;

@@ -2,11 +2,13 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use crate::error::AckError;
+
 /// A point-in-time view of the engine's counters, from
 /// [`Engine::stats`](crate::Engine::stats).
 ///
-/// The owner updates the counters once per batch, so they may trail the
-/// latest acks by one batch.
+/// The owner counts every event before it answers it, so an answer a
+/// caller holds is always counted.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct Stats {
@@ -40,15 +42,6 @@ pub(crate) struct Counters {
     last_seq: AtomicU64,
 }
 
-/// What one batch adds to the counters.
-#[derive(Debug, Default, Clone, Copy)]
-pub(crate) struct BatchTally {
-    pub(crate) applied: u64,
-    pub(crate) rejected: u64,
-    pub(crate) panicked: u64,
-    pub(crate) diverged: u64,
-}
-
 impl Counters {
     /// Counters of an engine that recovered up to `last_seq`.
     pub(crate) fn starting_at(last_seq: u64) -> Self {
@@ -57,23 +50,26 @@ impl Counters {
         counters
     }
 
-    /// Adds one batch. Single writer, so plain loads and stores suffice.
-    pub(crate) fn record(&self, tally: BatchTally, last_seq: u64) {
-        let add = |counter: &AtomicU64, n: u64| {
-            if n > 0 {
-                counter.store(counter.load(Ordering::Relaxed) + n, Ordering::Relaxed);
-            }
-        };
-        add(&self.applied, tally.applied);
-        add(&self.rejected, tally.rejected);
-        add(&self.panicked, tally.panicked);
-        add(&self.diverged, tally.diverged);
-        if tally.applied > 0 {
-            add(&self.batches, 1);
-            self.largest_batch
-                .fetch_max(tally.applied, Ordering::Relaxed);
+    /// Adds a committed batch of `applied` events. Single writer, so plain
+    /// loads and stores suffice.
+    pub(crate) fn record_commit(&self, applied: u64, last_seq: u64) {
+        if applied > 0 {
+            bump(&self.applied, applied);
+            bump(&self.batches, 1);
+            self.largest_batch.fetch_max(applied, Ordering::Relaxed);
         }
         self.last_seq.store(last_seq, Ordering::Relaxed);
+    }
+
+    /// Counts one event that was answered with `error`. Called before the
+    /// answer is sent, so a caller holding it finds it counted.
+    pub(crate) fn record_refusal<R>(&self, error: &AckError<R>) {
+        match error {
+            AckError::Rejected(_) => bump(&self.rejected, 1),
+            AckError::Panicked { .. } => bump(&self.panicked, 1),
+            AckError::Diverged { .. } => bump(&self.diverged, 1),
+            AckError::Journal { .. } | AckError::Aborted => {}
+        }
     }
 
     pub(crate) fn snapshot(&self, queue_depth: usize) -> Stats {
@@ -88,4 +84,9 @@ impl Counters {
             last_seq: self.last_seq.load(Ordering::Relaxed),
         }
     }
+}
+
+/// Adds `n` to a counter that only the owner writes.
+fn bump(counter: &AtomicU64, n: u64) {
+    counter.store(counter.load(Ordering::Relaxed) + n, Ordering::Relaxed);
 }
