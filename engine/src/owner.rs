@@ -105,6 +105,9 @@ pub(crate) async fn run<E: Event>(
     {
         state.failed = Some(error.to_string());
     }
+    if let Some(journal) = state.journal.take() {
+        close_journal(journal).await;
+    }
     if let Some(message) = state.failed.take() {
         tracing::error!(%message, "owner stopped after a journal failure");
         let _ = shared.failure.set(message);
@@ -112,6 +115,26 @@ pub(crate) async fn run<E: Event>(
     shared.clean_exit.store(true, Ordering::Release);
     tracing::debug!(last_seq = state.last_seq, "owner stopped");
     // Dropping `state.publisher` tells readers the engine has stopped.
+}
+
+/// Closes the journal before readers are told the engine stopped, so that
+/// once `shutdown` returns the directory is unlocked and can be reopened.
+/// The periodic flusher may hold a reference for the length of one flush;
+/// wait for it to let go, then drop sled's handle off the runtime (dropping
+/// it joins sled's background thread).
+async fn close_journal(mut journal: Arc<Journal>) {
+    let journal = loop {
+        match Arc::try_unwrap(journal) {
+            Ok(journal) => break journal,
+            Err(shared) => {
+                journal = shared;
+                // Not a timer: the runtime may have none enabled.
+                tokio::task::yield_now().await;
+            }
+        }
+    };
+    // A failed join means the drop panicked; nothing is left to close.
+    let _ = tokio::task::spawn_blocking(move || drop(journal)).await;
 }
 
 /// Flushes the journal every `interval` for `Durability::Every`, until the
