@@ -11,9 +11,10 @@
 
 use std::any::Any;
 use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::Arc;
 
 use solostate_commands::{Event, State};
-use solostate_queries::Publisher;
+use solostate_queries::{CommittedBatch, Publisher};
 use tokio::sync::oneshot;
 
 use crate::error::AckError;
@@ -126,26 +127,31 @@ impl<E: Event> Batch<E> {
     /// Publishes `map` as the snapshot at the new last seq, adds the batch
     /// to the counters, and acks every accepted event, in that order: a
     /// caller holding an ack finds it in both the snapshot and the stats.
+    /// Returns the published batch (`None` when every event was refused),
+    /// for the as-of window.
     pub(crate) fn commit(
         &mut self,
         map: &State<E>,
         last_seq: &mut u64,
         publisher: &Publisher<E>,
         counters: &Counters,
-    ) {
+    ) -> Option<Arc<CommittedBatch<E>>> {
         self.checkpoint = None;
         let count = self.events.len() as u64;
         let first_seq = *last_seq + 1;
         *last_seq += count;
-        if count > 0 {
-            // Takes or clears `events`, leaving the Vec ready for reuse.
-            publisher.publish(*last_seq, map.clone(), &mut self.events);
-        }
+        let published = (count > 0).then(|| {
+            let events = std::mem::replace(&mut self.events, Vec::with_capacity(count as usize));
+            let batch = Arc::new(CommittedBatch::new(first_seq, events));
+            publisher.publish(map.clone(), Arc::clone(&batch));
+            batch
+        });
         counters.record_commit(count, *last_seq);
         for (seq, reply) in (first_seq..).zip(self.replies.drain(..)) {
             // A dropped receiver means the submitter stopped caring.
             let _ = reply.send(Ok(Ack { seq }));
         }
+        published
     }
 }
 

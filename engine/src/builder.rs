@@ -4,15 +4,16 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use solostate_commands::{Event, State};
-use solostate_persistence::journal::Journal;
-use solostate_persistence::recovery;
 use solostate_queries::{Publisher, Snapshot};
 
+use crate::checkpointer::Checkpointer;
 use crate::durability::Durability;
-
 use crate::error::OpenError;
 use crate::handle::{Engine, Shared};
+use crate::history::{Disk, History};
 use crate::owner::{self, OwnerConfig};
+use crate::policy::{CheckpointPolicy, Retention};
+use crate::recovery::{self, Progress, Recovery, ReplayProgress};
 
 /// Configures and starts an [`Engine`]. Get one from [`Engine::builder`].
 ///
@@ -38,6 +39,11 @@ pub struct Builder<E: Event> {
     durability: Durability,
     schema: Option<String>,
     journal_cache_bytes: u64,
+    checkpoints: CheckpointPolicy,
+    retention: Retention,
+    as_of_window: u64,
+    recover_to_prefix: bool,
+    progress: Option<Progress>,
 }
 
 impl<E: Event> std::fmt::Debug for Builder<E> {
@@ -50,7 +56,11 @@ impl<E: Event> std::fmt::Debug for Builder<E> {
             .field("path", &self.path)
             .field("durability", &self.durability)
             .field("schema", &self.schema)
-            .finish()
+            .field("checkpoints", &self.checkpoints)
+            .field("retention", &self.retention)
+            .field("as_of_window", &self.as_of_window)
+            .field("recover_to_prefix", &self.recover_to_prefix)
+            .finish_non_exhaustive()
     }
 }
 
@@ -69,6 +79,8 @@ impl<E: Event> Builder<E> {
     pub const DEFAULT_JOURNAL_CACHE_BYTES: u64 = 64 << 20;
     /// The default change-feed buffer, in batches.
     pub const DEFAULT_CHANGE_CAPACITY: usize = 1024;
+    /// The default as-of window, in seqs.
+    pub const DEFAULT_AS_OF_WINDOW: u64 = 4096;
 
     /// A builder with the defaults: an empty in-memory map, a queue of
     /// [`DEFAULT_CHANNEL_CAPACITY`](Self::DEFAULT_CHANNEL_CAPACITY)
@@ -84,12 +96,19 @@ impl<E: Event> Builder<E> {
             durability: Durability::default(),
             schema: None,
             journal_cache_bytes: Self::DEFAULT_JOURNAL_CACHE_BYTES,
+            checkpoints: CheckpointPolicy::default(),
+            retention: Retention::default(),
+            as_of_window: Self::DEFAULT_AS_OF_WINDOW,
+            recover_to_prefix: false,
+            progress: None,
         }
     }
 
-    /// Journals every committed batch in the sled database at `dir`
-    /// (created if missing). On open, the state is rebuilt by replaying the
-    /// journal. Without a path the engine is in memory only.
+    /// Keeps the engine's state in the directory `dir` (created if
+    /// missing): a sled journal of every committed batch in `dir/journal`
+    /// and checkpoints in `dir/checkpoints`. On open, the state is rebuilt
+    /// from the newest checkpoint that verifies plus the journal after it.
+    /// Without a path the engine is in memory only.
     pub fn path(mut self, dir: impl Into<PathBuf>) -> Self {
         self.path = Some(dir.into());
         self
@@ -115,6 +134,52 @@ impl<E: Event> Builder<E> {
     /// default (1 GiB) is rarely right for an embedded journal.
     pub fn journal_cache_bytes(mut self, bytes: u64) -> Self {
         self.journal_cache_bytes = bytes;
+        self
+    }
+
+    /// When checkpoints are written; see [`CheckpointPolicy`]. Only
+    /// matters with a path.
+    pub fn checkpoints(mut self, policy: CheckpointPolicy) -> Self {
+        self.checkpoints = policy;
+        self
+    }
+
+    /// How much journal to keep; see [`Retention`]. The default keeps the
+    /// full history.
+    pub fn retention(mut self, retention: Retention) -> Self {
+        self.retention = retention;
+        self
+    }
+
+    /// How many recent seqs [`Engine::as_of`] answers from memory. Older
+    /// ones are rebuilt from disk (or, without a path, are gone). The
+    /// window holds published snapshots, so its cost is the map nodes that
+    /// writes since then copied, not a copy of the map.
+    pub fn as_of_window(mut self, seqs: u64) -> Self {
+        self.as_of_window = seqs;
+        self
+    }
+
+    /// If the journal has a corrupt record in the middle, recover to the
+    /// prefix before it instead of failing the open: that record and every
+    /// one after it move to a quarantine tree (not deleted), the engine
+    /// resumes from the seq before it, and this is logged as an error and
+    /// reported in [`Engine::recovery`]. Events after the bad record are
+    /// lost from the state, even acknowledged ones, which is why the
+    /// default is to fail the open with the seq and the path instead.
+    pub fn recover_to_prefix(mut self, recover: bool) -> Self {
+        self.recover_to_prefix = recover;
+        self
+    }
+
+    /// Calls `progress` while opening replays the journal, every 65,536
+    /// events and once at the end, so a CLI can draw a progress bar. (The
+    /// same progress is logged through `tracing` at info level.)
+    pub fn on_replay_progress(
+        mut self,
+        progress: impl FnMut(ReplayProgress) + Send + 'static,
+    ) -> Self {
+        self.progress = Some(Box::new(progress));
         self
     }
 
@@ -183,9 +248,15 @@ impl<E: Event> Builder<E> {
                 reason: "the flush interval must be longer than zero",
             });
         }
+        if self.checkpoints.keep == 0 {
+            return Err(OpenError::InvalidConfig {
+                setting: "checkpoints",
+                reason: "keep at least 1 checkpoint",
+            });
+        }
         let runtime = tokio::runtime::Handle::try_current().map_err(|_| OpenError::NoRuntime)?;
-        let (journal, map, last_seq) = match self.path.clone() {
-            None => (None, self.initial, 0),
+        let (opened, map) = match self.path.clone() {
+            None => (None, self.initial),
             Some(path) => {
                 if !self.initial.is_empty() {
                     return Err(OpenError::InvalidConfig {
@@ -197,24 +268,51 @@ impl<E: Event> Builder<E> {
                     .schema
                     .clone()
                     .unwrap_or_else(|| std::any::type_name::<E>().to_owned());
-                let cache = self.journal_cache_bytes;
-                let (journal, map, last_seq) =
-                    tokio::task::spawn_blocking(move || recover::<E>(path, &schema, cache))
-                        .await
-                        .map_err(|error| OpenError::Journal {
-                            message: format!("recovery task failed: {error}"),
-                        })??;
-                (Some(Arc::new(journal)), map, last_seq)
+                let (cache, prefix, progress) =
+                    (self.journal_cache_bytes, self.recover_to_prefix, self.progress);
+                let mut opened = tokio::task::spawn_blocking(move || {
+                    recovery::open::<E>(&path, &schema, cache, prefix, progress)
+                })
+                .await
+                .map_err(|error| OpenError::Journal {
+                    message: format!("recovery task failed: {error}"),
+                })??;
+                let map = std::mem::take(&mut opened.map);
+                (Some(opened), map)
             }
         };
+        let report = opened
+            .as_ref()
+            .map_or_else(Recovery::default, |opened| opened.report.clone());
+        let last_seq = report.last_seq;
         let (tx, rx) = flume::bounded(self.channel_capacity);
         let (publisher, reader) =
             Publisher::starting_at(Snapshot::new(last_seq, map.clone()), self.change_capacity);
-        let shared = Arc::new(Shared::starting_at(last_seq));
+        let shared = Arc::new(Shared::starting_at(last_seq, report));
         let config = OwnerConfig {
             max_batch: self.max_batch,
             durability: self.durability,
         };
+        let (journal, checkpointer, disk) = match opened {
+            None => (None, None, None),
+            Some(opened) => {
+                let journal = Arc::new(opened.journal);
+                let store = Arc::new(opened.checkpoints);
+                let covered = opened.report.checkpoint.unwrap_or(0);
+                let disk = Disk {
+                    journal: Arc::downgrade(&journal),
+                    checkpoints: Arc::clone(&store),
+                };
+                let checkpointer =
+                    Checkpointer::new(store, self.checkpoints, self.retention, covered);
+                (Some(journal), Some(checkpointer), Some(disk))
+            }
+        };
+        let history = Arc::new(History::new(
+            publisher.snapshot(),
+            self.as_of_window,
+            disk,
+        ));
         if let (Some(journal), Durability::Every(interval)) = (&journal, self.durability) {
             runtime.spawn(owner::flush_every(
                 Arc::downgrade(journal),
@@ -226,39 +324,15 @@ impl<E: Event> Builder<E> {
             rx,
             shared: Arc::clone(&shared),
         };
-        runtime.spawn(owner::run(intake, map, journal, publisher, config));
-        Ok(Engine::from_parts(tx, shared, reader))
+        runtime.spawn(owner::run(
+            intake,
+            map,
+            journal,
+            checkpointer,
+            publisher,
+            Arc::clone(&history),
+            config,
+        ));
+        Ok(Engine::from_parts(tx, shared, reader, history))
     }
-}
-
-/// Opens the journal, removes a torn last record (with a warning naming its
-/// seq), and replays the rest. Runs on a blocking thread.
-fn recover<E: Event>(
-    path: PathBuf,
-    schema: &str,
-    cache_bytes: u64,
-) -> Result<(Journal, State<E>, u64), OpenError> {
-    let journal_error = |error: solostate_persistence::journal::JournalError| OpenError::Journal {
-        message: error.to_string(),
-    };
-    let journal = Journal::open(&path, schema, cache_bytes).map_err(journal_error)?;
-    if let Some(torn) = journal.repair_tail().map_err(journal_error)? {
-        tracing::warn!(
-            seq = torn.seq,
-            path = %path.display(),
-            reason = %torn.reason,
-            "removed a torn last journal record (a write cut short by a crash; never acknowledged under Durability::Always)"
-        );
-    }
-    let mut map = State::<E>::new();
-    let last_seq = recovery::replay::<E>(&journal, &mut map, |seq| {
-        tracing::info!(seq, path = %path.display(), "replaying journal");
-    })
-    .map_err(|error| match error {
-        recovery::ReplayError::Apply { seq, message } => OpenError::Replay { seq, message },
-        other => OpenError::Journal {
-            message: other.to_string(),
-        },
-    })?;
-    Ok((journal, map, last_seq))
 }

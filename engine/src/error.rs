@@ -195,6 +195,14 @@ pub enum OpenError {
         /// The journal's error.
         message: String,
     },
+    /// The checkpoint directory could not be read or written (a damaged
+    /// checkpoint is not this: opening skips it, loudly, and falls back to
+    /// an older one or the journal).
+    #[error("cannot open checkpoints: {message}")]
+    Checkpoint {
+        /// The checkpoint store's error, with its path.
+        message: String,
+    },
     /// A journaled event did not re-apply during recovery: `apply` is not
     /// deterministic, or the event type's rules changed.
     #[error("recovery failed: journaled event at seq {seq} did not re-apply: {message}")]
@@ -226,4 +234,71 @@ pub enum ShutdownError {
         /// The journal's error, with its path.
         message: String,
     },
+}
+
+/// Why [`Engine::as_of`](crate::Engine::as_of) could not produce the state
+/// at a seq.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum AsOfError {
+    /// The seq has not been published yet.
+    #[error("no state at seq {seq} yet: the last published seq is {last}")]
+    NotYet {
+        /// The seq asked for.
+        seq: u64,
+        /// The last published seq.
+        last: u64,
+    },
+    /// The seq was undone by a rollback: its events were moved to the
+    /// journal's archive and are no longer part of the history.
+    #[error("seq {seq} was rolled back; its events are in the journal's archive")]
+    RolledBack {
+        /// The seq asked for.
+        seq: u64,
+    },
+    /// An in-memory engine keeps only its as-of window, and the seq is
+    /// older than it.
+    #[error(
+        "seq {seq} is older than the as-of window (oldest kept: {oldest}); widen it with Builder::as_of_window or open the engine with a path"
+    )]
+    Forgotten {
+        /// The seq asked for.
+        seq: u64,
+        /// The oldest seq the window still holds.
+        oldest: u64,
+    },
+    /// Rebuilding the state from checkpoints and the journal failed (the
+    /// message names the seq and the path), or re-applying a journaled
+    /// event failed.
+    #[error("rebuilding the state at seq {seq} failed: {message}")]
+    Rebuild {
+        /// The seq asked for.
+        seq: u64,
+        /// What went wrong.
+        message: String,
+    },
+    /// The engine has stopped and closed its journal.
+    #[error("the engine has stopped; its history is closed")]
+    Closed,
+}
+
+/// Why [`Engine::rollback_to`](crate::Engine::rollback_to) did not roll
+/// back.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum RollbackError {
+    /// The state at the target seq is not available; nothing changed.
+    #[error("cannot roll back: {0}")]
+    Unavailable(AsOfError),
+    /// Writing the rollback to the journal or the checkpoints failed. The
+    /// engine stops, as after any journal failure; on reopen the journal
+    /// shows either the whole rollback or none of it.
+    #[error("rollback failed to reach the journal: {message}")]
+    Journal {
+        /// The storage error, with its path.
+        message: String,
+    },
+    /// The engine no longer accepts commands.
+    #[error("engine closed: it no longer accepts commands")]
+    Closed,
 }

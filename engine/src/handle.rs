@@ -7,12 +7,16 @@ use std::sync::{Arc, OnceLock};
 use std::task::{Context, Poll};
 
 use solostate_commands::Event;
-use solostate_queries::Reader;
+use solostate_queries::{Reader, SnapshotOf};
 use tokio::sync::oneshot;
 
 use crate::builder::Builder;
-use crate::error::{AckError, SendError, ShutdownError, SubmitError, TrySubmitError};
+use crate::error::{
+    AckError, AsOfError, RollbackError, SendError, ShutdownError, SubmitError, TrySubmitError,
+};
 use crate::gate::Gate;
+use crate::history::History;
+use crate::recovery::Recovery;
 use crate::owner::Command;
 use crate::stats::{Counters, Stats};
 
@@ -36,12 +40,15 @@ pub(crate) struct Shared {
     pub(crate) clean_exit: AtomicBool,
     /// Why the owner stopped early: a journal write or flush failed.
     pub(crate) failure: OnceLock<String>,
+    /// What opening found and did.
+    pub(crate) recovery: Recovery,
 }
 
 impl Shared {
-    pub(crate) fn starting_at(last_seq: u64) -> Self {
+    pub(crate) fn starting_at(last_seq: u64, recovery: Recovery) -> Self {
         Shared {
             counters: Counters::starting_at(last_seq),
+            recovery,
             ..Shared::default()
         }
     }
@@ -69,6 +76,7 @@ pub struct Engine<E: Event> {
     tx: flume::Sender<Command<E>>,
     shared: Arc<Shared>,
     reader: Reader<E>,
+    history: Arc<History<E>>,
 }
 
 impl<E: Event> Clone for Engine<E> {
@@ -77,6 +85,7 @@ impl<E: Event> Clone for Engine<E> {
             tx: self.tx.clone(),
             shared: Arc::clone(&self.shared),
             reader: self.reader.clone(),
+            history: Arc::clone(&self.history),
         }
     }
 }
@@ -145,8 +154,14 @@ impl<E: Event> Engine<E> {
         tx: flume::Sender<Command<E>>,
         shared: Arc<Shared>,
         reader: Reader<E>,
+        history: Arc<History<E>>,
     ) -> Self {
-        Engine { tx, shared, reader }
+        Engine {
+            tx,
+            shared,
+            reader,
+            history,
+        }
     }
 
     /// Submits `event` and waits until it is applied and visible to readers.
@@ -238,6 +253,70 @@ impl<E: Event> Engine<E> {
     /// running.
     pub fn reader(&self) -> Reader<E> {
         self.reader.clone()
+    }
+
+    /// The exact state at `seq`, which may be any past seq still in the
+    /// history: recent ones come from an in-memory window of snapshots
+    /// ([`Builder::as_of_window`]), older ones are rebuilt from the newest
+    /// checkpoint at or before `seq` plus the journal, on a blocking thread
+    /// (neither this task's runtime worker nor the owner waits on disk).
+    ///
+    /// # Errors
+    ///
+    /// [`AsOfError::NotYet`] for a seq not yet published,
+    /// [`AsOfError::RolledBack`] for a seq a rollback undid,
+    /// [`AsOfError::Forgotten`] for a seq older than an in-memory engine's
+    /// window, [`AsOfError::Rebuild`] when the disk could not produce it
+    /// (naming the seq and path), and [`AsOfError::Closed`] when a
+    /// persistent engine has stopped and the seq is not in the window.
+    pub async fn as_of(&self, seq: u64) -> Result<Arc<SnapshotOf<E>>, AsOfError> {
+        self.history.state_at(seq, self.reader.seq()).await
+    }
+
+    /// Rolls the state back to what it was at `target`, through the single
+    /// writer, and returns the ack of the rollback step.
+    ///
+    /// Sequence numbers are never reused. The rollback is itself one step,
+    /// with the next seq `R`: the snapshot at `R` equals the one at
+    /// `target`, and new events continue at `R + 1`. The events after
+    /// `target` are moved to the journal's archive (a separate sled tree;
+    /// nothing is deleted) and checkpoints after `target` are deleted; the
+    /// change is flushed before the new state is published, so a restart
+    /// after the ack opens the rolled-back state.
+    ///
+    /// What this means for readers: `wait_for(n)` for an `n` between
+    /// `target` and `R` had already resolved when those events committed,
+    /// and `wait_for(R)` resolves with the rolled-back state. A reader that
+    /// must tell a rollback from ordinary progress watches the change feed,
+    /// which ends with [`ChangeError::RolledBack`](crate::ChangeError).
+    /// [`Engine::as_of`] for an undone seq fails with
+    /// [`AsOfError::RolledBack`].
+    ///
+    /// Commands queued before the rollback commit before it. An in-memory
+    /// engine can roll back only within its as-of window.
+    ///
+    /// # Errors
+    ///
+    /// [`RollbackError::Unavailable`] when the state at `target` cannot be
+    /// found (nothing changes), [`RollbackError::Journal`] when writing
+    /// the rollback failed (the engine stops), and
+    /// [`RollbackError::Closed`] when the engine no longer takes commands.
+    pub async fn rollback_to(&self, target: u64) -> Result<Ack, RollbackError> {
+        let Some(_pass) = self.shared.gate.enter() else {
+            return Err(RollbackError::Closed);
+        };
+        let (reply, rx) = oneshot::channel();
+        self.tx
+            .send_async(Command::Rollback { target, reply })
+            .await
+            .map_err(|_| RollbackError::Closed)?;
+        rx.await.unwrap_or(Err(RollbackError::Closed))
+    }
+
+    /// What opening the engine found and did: the checkpoint it loaded,
+    /// how much journal it replayed, and any torn or quarantined records.
+    pub fn recovery(&self) -> &Recovery {
+        &self.shared.recovery
     }
 
     /// The engine's counters and queue depth.

@@ -83,22 +83,31 @@
 
 mod batch;
 mod builder;
+mod checkpointer;
 mod durability;
 mod error;
 mod gate;
 mod handle;
+mod history;
 mod owner;
+mod policy;
+mod recovery;
 mod stats;
 
 pub use builder::Builder;
 pub use durability::Durability;
-pub use error::{AckError, OpenError, SendError, ShutdownError, SubmitError, TrySubmitError};
+pub use error::{
+    AckError, AsOfError, OpenError, RollbackError, SendError, ShutdownError, SubmitError,
+    TrySubmitError,
+};
 pub use handle::{Ack, Engine, Pending};
+pub use policy::{CheckpointPolicy, Retention};
+pub use recovery::{Recovery, ReplayProgress};
 pub use stats::Stats;
 
 pub use solostate_commands::{Event, State, StateEvent, StateRejection};
 pub use solostate_queries::{
-    Change, ChangeError, ChangeFeed, Reader, Snapshot, SnapshotOf, WaitError,
+    Change, ChangeError, ChangeFeed, CommittedBatch, Reader, Snapshot, SnapshotOf, WaitError,
 };
 
 /// The persistent map crate, re-exported so that your code uses the same

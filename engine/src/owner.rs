@@ -5,18 +5,26 @@ use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use solostate_commands::{Event, State};
-use solostate_persistence::journal::Journal;
-use solostate_queries::Publisher;
+use solostate_persistence::journal::{Journal, JournalError};
+use solostate_queries::{CommittedBatch, Publisher};
+use tokio::sync::oneshot;
 
 use crate::batch::{Batch, Reply};
+use crate::checkpointer::Checkpointer;
 use crate::durability::Durability;
-use crate::error::AckError;
-use crate::handle::Shared;
+use crate::error::{AckError, AsOfError, RollbackError};
+use crate::handle::{Ack, Shared};
+use crate::history::{self, History};
 
 /// A message to the owner task.
 pub(crate) enum Command<E: Event> {
     /// Apply `event` and answer on `reply`.
     Submit { event: E, reply: Reply<E> },
+    /// Restore the state at `target` as a new step, and answer on `reply`.
+    Rollback {
+        target: u64,
+        reply: oneshot::Sender<Result<Ack, RollbackError>>,
+    },
     /// Wake up: the gate is closed, finish and stop. The gate's flag is the
     /// real signal; this only interrupts the wait for the next command.
     Wake,
@@ -27,7 +35,9 @@ impl<E: Event> Command<E> {
     pub(crate) fn into_event(self) -> E {
         match self {
             Command::Submit { event, .. } => event,
-            Command::Wake => unreachable!("only Submit commands carry events back"),
+            Command::Wake | Command::Rollback { .. } => {
+                unreachable!("only Submit commands carry events back")
+            }
         }
     }
 }
@@ -54,7 +64,9 @@ pub(crate) async fn run<E: Event>(
     rx: Intake<E>,
     map: State<E>,
     journal: Option<Arc<Journal>>,
+    checkpointer: Option<Checkpointer>,
     publisher: Publisher<E>,
+    history: Arc<History<E>>,
     config: OwnerConfig,
 ) {
     let shared = Arc::clone(&rx.shared);
@@ -63,7 +75,9 @@ pub(crate) async fn run<E: Event>(
         map,
         batch: Batch::with_capacity(config.max_batch),
         publisher,
+        history,
         journal,
+        checkpointer,
         config,
         failed: None,
     };
@@ -101,9 +115,17 @@ pub(crate) async fn run<E: Event>(
     }
     if let Some(journal) = &state.journal
         && state.failed.is_none()
-        && let Err(error) = journal.flush_async().await
     {
-        state.failed = Some(error.to_string());
+        if let Err(error) = journal.flush_async().await {
+            state.failed = Some(error.to_string());
+        } else if let Some(checkpointer) = &mut state.checkpointer {
+            checkpointer
+                .finish(journal, &state.map, state.last_seq, &shared)
+                .await;
+        }
+    }
+    if let Some(checkpointer) = &mut state.checkpointer {
+        checkpointer.settle().await;
     }
     if let Some(journal) = state.journal.take() {
         close_journal(journal).await;
@@ -194,7 +216,11 @@ struct Working<E: Event> {
     last_seq: u64,
     batch: Batch<E>,
     publisher: Publisher<E>,
+    /// The as-of window, which the owner extends after every publish.
+    history: Arc<History<E>>,
     journal: Option<Arc<Journal>>,
+    /// Present exactly when `journal` is.
+    checkpointer: Option<Checkpointer>,
     config: OwnerConfig,
     /// Set when a journal write failed: from then on every command is
     /// answered with that error and the owner stops.
@@ -203,11 +229,23 @@ struct Working<E: Event> {
 
 impl<E: Event> Working<E> {
     /// Applies the commands in batches of at most `max_batch` events.
-    async fn process(&mut self, commands: impl Iterator<Item = Command<E>>, shared: &Shared) {
+    async fn process(&mut self, commands: impl Iterator<Item = Command<E>>, shared: &Arc<Shared>) {
         let mut in_batch = 0;
         for command in commands {
-            let Command::Submit { event, reply } = command else {
-                continue; // a wake-up; `run` checks the gate's flag
+            let (event, reply) = match command {
+                Command::Submit { event, reply } => (event, reply),
+                Command::Rollback { target, reply } => {
+                    // Everything queued before the rollback commits first.
+                    if in_batch > 0 {
+                        self.commit(shared).await;
+                        in_batch = 0;
+                    }
+                    let outcome = self.rollback(target, shared).await;
+                    // The caller may have stopped waiting; that is fine.
+                    let _ = reply.send(outcome);
+                    continue;
+                }
+                Command::Wake => continue, // `run` checks the gate's flag
             };
             if let Some(message) = &self.failed {
                 // The submitter may be gone; nothing else to do.
@@ -233,35 +271,130 @@ impl<E: Event> Working<E> {
     /// publishes and acks it. If the journal fails, nobody in the batch is
     /// acked, the working map goes back to the published one, and the
     /// owner stops taking events.
-    async fn commit(&mut self, shared: &Shared) {
-        if let Err(error) = self.journal_batch().await {
-            let message = error.to_string();
-            tracing::error!(%message, first_seq = self.last_seq + 1, "journal write failed; the engine stops");
-            self.batch.abort(&message);
-            self.map = self.publisher.snapshot().map().clone();
-            self.failed = Some(message);
-            return;
-        }
-        tracing::trace!(events = self.batch.events().len(), "commit");
-        self.batch.commit(
+    async fn commit(&mut self, shared: &Arc<Shared>) {
+        let bytes = match self.journal_batch().await {
+            Ok(bytes) => bytes,
+            Err(error) => {
+                let message = error.to_string();
+                tracing::error!(%message, first_seq = self.last_seq + 1, "journal write failed; the engine stops");
+                self.batch.abort(&message);
+                self.map = self.publisher.snapshot().map().clone();
+                self.failed = Some(message);
+                return;
+            }
+        };
+        let events = self.batch.events().len() as u64;
+        tracing::trace!(events, "commit");
+        let Some(batch) = self.batch.commit(
             &self.map,
             &mut self.last_seq,
             &self.publisher,
             &shared.counters,
-        );
+        ) else {
+            return;
+        };
+        self.history.push(self.publisher.snapshot(), batch);
+        if let (Some(checkpointer), Some(journal)) = (&mut self.checkpointer, &self.journal) {
+            checkpointer.after_commit(events, bytes, journal, &self.map, self.last_seq, shared);
+        }
     }
 
-    async fn journal_batch(&self) -> Result<(), solostate_persistence::journal::JournalError> {
+    /// Appends the batch to the journal and, under `Durability::Always`,
+    /// flushes it. Returns the record's size in bytes.
+    async fn journal_batch(&self) -> Result<u64, JournalError> {
         let Some(journal) = &self.journal else {
-            return Ok(());
+            return Ok(0);
         };
         if self.batch.events().is_empty() {
-            return Ok(());
+            return Ok(0);
         }
-        journal.append(self.last_seq + 1, self.batch.events())?;
+        let bytes = journal.append(self.last_seq + 1, self.batch.events())?;
         if self.config.durability == Durability::Always {
             journal.flush_async().await?;
         }
-        Ok(())
+        Ok(bytes as u64)
+    }
+
+    /// Commits a rollback to the state at `target` as one new step: the
+    /// state is found (window, or checkpoint plus journal), checkpoints
+    /// after `target` are deleted, the journal archives the undone records
+    /// and gains a rollback marker (flushed), and then the state is
+    /// published. A failure before the journal changed leaves everything
+    /// as it was; a failed journal write stops the engine.
+    async fn rollback(&mut self, target: u64, shared: &Shared) -> Result<Ack, RollbackError> {
+        if let Some(message) = &self.failed {
+            return Err(RollbackError::Journal {
+                message: message.clone(),
+            });
+        }
+        let unavailable = RollbackError::Unavailable;
+        if target > self.last_seq {
+            return Err(unavailable(AsOfError::NotYet {
+                seq: target,
+                last: self.last_seq,
+            }));
+        }
+        if let Some(checkpointer) = &mut self.checkpointer {
+            // No checkpoint may land after the ones we are about to delete.
+            checkpointer.settle().await;
+        }
+        let state = self.state_at(target).await.map_err(unavailable)?;
+        let seq = self.last_seq + 1;
+        if let (Some(journal), Some(checkpointer)) = (&self.journal, &mut self.checkpointer) {
+            let journal = Arc::clone(journal);
+            let store = Arc::clone(&checkpointer.store);
+            self.history.begin_rollback();
+            let written = tokio::task::spawn_blocking(move || -> Result<(), String> {
+                // Checkpoints first: if we crash between the two steps, the
+                // journal still holds the full timeline and an older
+                // checkpoint (or none) is used.
+                store.remove_after(target).map_err(|e| e.to_string())?;
+                journal.rollback::<E>(target, seq).map_err(|e| e.to_string())?;
+                Ok(())
+            })
+            .await
+            .unwrap_or_else(|error| Err(format!("rollback task failed: {error}")));
+            checkpointer.rolled_back(target);
+            if let Err(message) = written {
+                self.history.end_rollback(self.publisher.snapshot());
+                tracing::error!(%message, target, "rollback failed to reach the journal; the engine stops");
+                self.failed = Some(message.clone());
+                return Err(RollbackError::Journal { message });
+            }
+        } else {
+            self.history.begin_rollback();
+        }
+        self.map = state.clone();
+        self.last_seq = seq;
+        self.publisher
+            .publish(state, Arc::new(CommittedBatch::rollback(seq, target)));
+        shared.counters.record_rollback(seq);
+        self.history.end_rollback(self.publisher.snapshot());
+        tracing::info!(target, seq, "rolled back");
+        Ok(Ack { seq })
+    }
+
+    /// The state at `target`, from the as-of window or rebuilt from the
+    /// disk on a blocking thread.
+    async fn state_at(&self, target: u64) -> Result<State<E>, AsOfError> {
+        if let Some(found) = self.history.recent(target) {
+            return found.map(|snapshot| snapshot.map().clone());
+        }
+        let (Some(journal), Some(checkpointer)) = (&self.journal, &self.checkpointer) else {
+            return Err(AsOfError::Forgotten {
+                seq: target,
+                oldest: self.history.oldest(),
+            });
+        };
+        let journal = Arc::clone(journal);
+        let store = Arc::clone(&checkpointer.store);
+        tokio::task::spawn_blocking(move || history::rebuild::<E>(&journal, &store, target))
+            .await
+            .unwrap_or_else(|error| {
+                Err(AsOfError::Rebuild {
+                    seq: target,
+                    message: format!("rebuild task failed: {error}"),
+                })
+            })
     }
 }

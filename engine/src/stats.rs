@@ -26,8 +26,16 @@ pub struct Stats {
     pub largest_batch: u64,
     /// Commands waiting in the queue right now.
     pub queue_depth: usize,
-    /// The sequence number of the last applied event.
+    /// The sequence number of the last committed step (an event or a
+    /// rollback).
     pub last_seq: u64,
+    /// Rollbacks committed.
+    pub rollbacks: u64,
+    /// Checkpoints written.
+    pub checkpoints: u64,
+    /// Checkpoints that failed to write (each is logged with its cause; the
+    /// journal still holds everything, so recovery only takes longer).
+    pub checkpoint_failures: u64,
 }
 
 /// The shared counters behind [`Stats`]. Only the owner writes them.
@@ -40,6 +48,9 @@ pub(crate) struct Counters {
     batches: AtomicU64,
     largest_batch: AtomicU64,
     last_seq: AtomicU64,
+    rollbacks: AtomicU64,
+    checkpoints: AtomicU64,
+    checkpoint_failures: AtomicU64,
 }
 
 impl Counters {
@@ -59,6 +70,23 @@ impl Counters {
             self.largest_batch.fetch_max(applied, Ordering::Relaxed);
         }
         self.last_seq.store(last_seq, Ordering::Relaxed);
+    }
+
+    /// Counts a rollback committed at `seq`.
+    pub(crate) fn record_rollback(&self, seq: u64) {
+        bump(&self.rollbacks, 1);
+        self.last_seq.store(seq, Ordering::Relaxed);
+    }
+
+    /// Counts a checkpoint attempt. Called from the checkpoint task, so it
+    /// uses atomic adds.
+    pub(crate) fn record_checkpoint(&self, ok: bool) {
+        let counter = if ok {
+            &self.checkpoints
+        } else {
+            &self.checkpoint_failures
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
     }
 
     /// Counts one event that was answered with `error`. Called before the
@@ -82,6 +110,9 @@ impl Counters {
             largest_batch: self.largest_batch.load(Ordering::Relaxed),
             queue_depth,
             last_seq: self.last_seq.load(Ordering::Relaxed),
+            rollbacks: self.rollbacks.load(Ordering::Relaxed),
+            checkpoints: self.checkpoints.load(Ordering::Relaxed),
+            checkpoint_failures: self.checkpoint_failures.load(Ordering::Relaxed),
         }
     }
 }

@@ -8,27 +8,60 @@ use tokio::sync::broadcast;
 ///
 /// The owner publishes one of these per batch (not per event), so a
 /// subscriber costs one broadcast slot per batch and no event is copied.
+///
+/// A rollback is a step of its own: one sequence number, no events, and
+/// [`CommittedBatch::rollback_target`] saying which earlier state it
+/// restored.
 #[derive(Debug)]
 pub struct CommittedBatch<E> {
     first_seq: u64,
     events: Vec<E>,
+    rollback_target: Option<u64>,
 }
 
 impl<E> CommittedBatch<E> {
     /// Wraps `events`, whose sequence numbers are `first_seq`,
     /// `first_seq + 1`, and so on.
     pub fn new(first_seq: u64, events: Vec<E>) -> Self {
-        CommittedBatch { first_seq, events }
+        CommittedBatch {
+            first_seq,
+            events,
+            rollback_target: None,
+        }
     }
 
-    /// The sequence number of the first event.
+    /// The rollback committed at `seq`, which restored the state at
+    /// `target`.
+    pub fn rollback(seq: u64, target: u64) -> Self {
+        CommittedBatch {
+            first_seq: seq,
+            events: Vec::new(),
+            rollback_target: Some(target),
+        }
+    }
+
+    /// The sequence number of the first event (of the rollback step, for a
+    /// rollback).
     pub fn first_seq(&self) -> u64 {
         self.first_seq
     }
 
-    /// The events in sequence order.
+    /// The sequence number of the last step in this batch.
+    pub fn last_seq(&self) -> u64 {
+        match self.rollback_target {
+            Some(_) => self.first_seq,
+            None => (self.first_seq + self.events.len() as u64).saturating_sub(1),
+        }
+    }
+
+    /// The events in sequence order (none for a rollback).
     pub fn events(&self) -> &[E] {
         &self.events
+    }
+
+    /// For a rollback step, the seq whose state it restored.
+    pub fn rollback_target(&self) -> Option<u64> {
+        self.rollback_target
     }
 }
 
@@ -80,6 +113,20 @@ pub enum ChangeError {
         /// The first sequence number this subscriber did not receive.
         next_seq: u64,
     },
+    /// The engine rolled back to the state at `target`, in a step with
+    /// sequence number `seq`. Events this subscriber received with seqs
+    /// after `target` were undone, so anything derived from them is stale.
+    /// The feed stays in this state; resync with `Reader::subscribe`.
+    #[error(
+        "change feed interrupted: the engine rolled back to seq {target} at seq {seq}; \
+         events after {target} were undone; resync with Reader::subscribe"
+    )]
+    RolledBack {
+        /// The rollback step's own sequence number.
+        seq: u64,
+        /// The seq whose state the rollback restored.
+        target: u64,
+    },
     /// The engine has stopped and every committed event has been delivered.
     #[error("change feed closed: the engine has stopped")]
     Closed,
@@ -96,7 +143,9 @@ pub struct ChangeFeed<E> {
     current: Option<Arc<CommittedBatch<E>>>,
     index: usize,
     next_seq: u64,
-    lagged: bool,
+    /// Set once the feed cannot go on (a lag or a rollback); every later
+    /// call returns it again, so nothing passes silently.
+    stuck: Option<ChangeError>,
 }
 
 impl<E> ChangeFeed<E> {
@@ -113,7 +162,7 @@ impl<E> ChangeFeed<E> {
             current: None,
             index: 0,
             next_seq,
-            lagged: false,
+            stuck: None,
         }
     }
 
@@ -127,7 +176,8 @@ impl<E> ChangeFeed<E> {
     /// # Errors
     ///
     /// [`ChangeError::Lagged`] when this subscriber fell behind the feed's
-    /// buffer (then on every later call too), and [`ChangeError::Closed`]
+    /// buffer, [`ChangeError::RolledBack`] after a rollback (either one
+    /// then on every later call too), and [`ChangeError::Closed`]
     /// once the engine has stopped and everything was delivered.
     pub async fn recv(&mut self) -> Result<Change<E>, ChangeError> {
         loop {
@@ -174,10 +224,8 @@ impl<E> ChangeFeed<E> {
     }
 
     fn next_buffered(&mut self) -> Result<Option<Change<E>>, ChangeError> {
-        if self.lagged {
-            return Err(ChangeError::Lagged {
-                next_seq: self.next_seq,
-            });
+        if let Some(error) = self.stuck {
+            return Err(error);
         }
         let Some(batch) = &self.current else {
             return Ok(None);
@@ -197,8 +245,7 @@ impl<E> ChangeFeed<E> {
 
     /// Positions the feed at `next_seq` within a newly received batch.
     fn accept(&mut self, batch: Arc<CommittedBatch<E>>) -> Result<(), ChangeError> {
-        let end = batch.first_seq + batch.events.len() as u64;
-        if end <= self.next_seq {
+        if batch.last_seq() < self.next_seq {
             return Ok(()); // already reflected by the subscriber's snapshot
         }
         if batch.first_seq > self.next_seq {
@@ -206,18 +253,28 @@ impl<E> ChangeFeed<E> {
             // cause it, and it must not pass silently.
             return Err(self.lag());
         }
+        if let Some(target) = batch.rollback_target {
+            return Err(self.stop(ChangeError::RolledBack {
+                seq: batch.first_seq,
+                target,
+            }));
+        }
         self.index = (self.next_seq - batch.first_seq) as usize;
         self.current = Some(batch);
         Ok(())
     }
 
     fn lag(&mut self) -> ChangeError {
-        self.lagged = true;
+        self.stop(ChangeError::Lagged {
+            next_seq: self.next_seq,
+        })
+    }
+
+    fn stop(&mut self, error: ChangeError) -> ChangeError {
+        self.stuck = Some(error);
         self.current = None;
         self.rx = None;
-        ChangeError::Lagged {
-            next_seq: self.next_seq,
-        }
+        error
     }
 }
 
@@ -277,6 +334,28 @@ mod tests {
         let lagged = ChangeError::Lagged { next_seq: 1 };
         assert_eq!(feed.try_recv().unwrap_err(), lagged);
         assert_eq!(feed.try_recv().unwrap_err(), lagged);
+    }
+
+    #[test]
+    fn a_rollback_stops_the_feed_after_what_came_before_it() {
+        let (tx, rx) = broadcast::channel(8);
+        let mut feed = ChangeFeed::new(Some(rx), 1);
+        tx.send(batch(1, &["a", "b"])).unwrap();
+        tx.send(Arc::new(CommittedBatch::rollback(3, 1))).unwrap();
+        tx.send(batch(4, &["c"])).unwrap();
+        assert_eq!(drain(&mut feed), vec![(1, "a"), (2, "b")]);
+        let rolled_back = ChangeError::RolledBack { seq: 3, target: 1 };
+        assert_eq!(feed.try_recv().unwrap_err(), rolled_back);
+        assert_eq!(feed.try_recv().unwrap_err(), rolled_back);
+    }
+
+    #[test]
+    fn a_rollback_before_the_subscribers_snapshot_is_skipped() {
+        let (tx, rx) = broadcast::channel(8);
+        let mut feed = ChangeFeed::new(Some(rx), 4);
+        tx.send(Arc::new(CommittedBatch::rollback(3, 1))).unwrap();
+        tx.send(batch(4, &["c"])).unwrap();
+        assert_eq!(drain(&mut feed), vec![(4, "c")]);
     }
 
     #[tokio::test]

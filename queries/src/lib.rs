@@ -25,7 +25,8 @@
 //!
 //! ```
 //! use solostate_commands::StateEvent;
-//! use solostate_queries::Publisher;
+//! use solostate_queries::{CommittedBatch, Publisher};
+//! use std::sync::Arc;
 //!
 //! # #[tokio::main(flavor = "current_thread")]
 //! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -33,8 +34,8 @@
 //! let (publisher, reader) = Publisher::<Ev>::new(imbl::HashMap::new(), 64);
 //! let mut feed = reader.changes();
 //!
-//! let mut events = vec![Ev::put("a".into(), 1)];
-//! publisher.publish(1, imbl::hashmap! {"a".to_string() => 1}, &mut events);
+//! let batch = CommittedBatch::new(1, vec![Ev::put("a".into(), 1)]);
+//! publisher.publish(imbl::hashmap! {"a".to_string() => 1}, Arc::new(batch));
 //!
 //! let snapshot = reader.wait_for(1).await?;
 //! assert_eq!(snapshot.get("a"), Some(&1));

@@ -62,24 +62,18 @@ impl<E: Event> Publisher<E> {
     }
 
     /// Publishes the state after a committed batch: `map` reflects every
-    /// event up to `seq`, and `events` are that batch's events, the last of
-    /// which has sequence number `seq`.
-    ///
-    /// `events` is taken when someone subscribes to changes, and cleared
-    /// otherwise, so the caller can reuse its allocation.
-    pub fn publish(&self, seq: u64, map: State<E>, events: &mut Vec<E>) {
-        debug_assert!(events.len() as u64 <= seq);
+    /// step up to `batch.last_seq()`, and `batch` goes to change-feed
+    /// subscribers. The owner builds the batch once and may keep it (for
+    /// as-of reads); nobody copies its events.
+    pub fn publish(&self, map: State<E>, batch: Arc<CommittedBatch<E>>) {
+        let seq = batch.last_seq();
         // Order matters. The snapshot goes first, so that a subscriber that
         // subscribes and then loads misses nothing. The seq goes last, so
         // that `wait_for` finds the snapshot in place when it wakes.
         self.current.store(Arc::new(Snapshot::new(seq, map)));
-        if self.changes.receiver_count() > 0 && !events.is_empty() {
-            let first_seq = seq + 1 - events.len() as u64;
-            let batch = CommittedBatch::new(first_seq, std::mem::take(events));
+        if self.changes.receiver_count() > 0 {
             // An error means every subscriber left meanwhile: nobody to tell.
-            let _ = self.changes.send(Arc::new(batch));
-        } else {
-            events.clear();
+            let _ = self.changes.send(batch);
         }
         self.published.send_replace(seq);
     }

@@ -33,8 +33,10 @@ pub type SnapshotOf<E> = Snapshot<<E as Event>::Key, <E as Event>::Value>;
 /// # use solostate_queries::Publisher;
 /// # let (publisher, reader) = Publisher::<StateEvent<String, u64>>::new(
 /// #     imbl::HashMap::new(), 16);
-/// # publisher.publish(2, imbl::hashmap!{"alice".into() => 70, "bob".into() => 30}, &mut vec![
-/// #     StateEvent::put("alice".into(), 70), StateEvent::put("bob".into(), 30)]);
+/// # publisher.publish(
+/// #     imbl::hashmap!{"alice".into() => 70, "bob".into() => 30},
+/// #     std::sync::Arc::new(solostate_queries::CommittedBatch::new(1, vec![
+/// #         StateEvent::put("alice".into(), 70), StateEvent::put("bob".into(), 30)])));
 /// let snapshot = reader.snapshot(); // one lock-free load
 /// let alice = snapshot.get("alice").copied().unwrap_or(0);
 /// let bob = snapshot.get("bob").copied().unwrap_or(0);

@@ -1,0 +1,164 @@
+//! The owner's side of checkpoints: decide when one is due and write it on
+//! a blocking thread from an O(1) clone of the map, one at a time.
+
+use std::sync::Arc;
+
+use solostate_commands::{Event, State};
+use solostate_persistence::checkpoint::Checkpoints;
+use solostate_persistence::journal::Journal;
+use tokio::task::JoinHandle;
+
+use crate::handle::Shared;
+use crate::policy::{CheckpointPolicy, Retention};
+
+/// Checkpoint bookkeeping. It lives inside the owner's working state.
+pub(crate) struct Checkpointer {
+    pub(crate) store: Arc<Checkpoints>,
+    policy: CheckpointPolicy,
+    retention: Retention,
+    /// Events and record bytes journaled since the last checkpoint began.
+    events: u64,
+    bytes: u64,
+    /// The seq of the newest checkpoint written or being written.
+    covered: u64,
+    task: Option<JoinHandle<()>>,
+}
+
+impl Checkpointer {
+    pub(crate) fn new(
+        store: Arc<Checkpoints>,
+        policy: CheckpointPolicy,
+        retention: Retention,
+        covered: u64,
+    ) -> Self {
+        Checkpointer {
+            store,
+            policy,
+            retention,
+            events: 0,
+            bytes: 0,
+            covered,
+            task: None,
+        }
+    }
+
+    /// Counts a journaled batch and starts a checkpoint of `map` at `seq`
+    /// if the policy says one is due and none is in flight.
+    pub(crate) fn after_commit<E: Event>(
+        &mut self,
+        events: u64,
+        bytes: u64,
+        journal: &Arc<Journal>,
+        map: &State<E>,
+        seq: u64,
+        shared: &Arc<Shared>,
+    ) {
+        self.events += events;
+        self.bytes += bytes;
+        if !self.policy.due(self.events, self.bytes) {
+            return;
+        }
+        if self.task.as_ref().is_some_and(|task| !task.is_finished()) {
+            return; // one at a time; the next commit asks again
+        }
+        self.start(journal, map.clone(), seq, shared);
+    }
+
+    /// Waits for the checkpoint in flight, if any.
+    pub(crate) async fn settle(&mut self) {
+        if let Some(task) = self.task.take() {
+            // The task logs and counts its own failures; a join error means
+            // it panicked, which it has no reason to.
+            if let Err(error) = task.await {
+                tracing::error!(%error, "checkpoint task failed");
+            }
+        }
+    }
+
+    /// On shutdown: waits for the checkpoint in flight, then writes a last
+    /// one if the policy asks for it and the state moved since.
+    pub(crate) async fn finish<E: Event>(
+        &mut self,
+        journal: &Arc<Journal>,
+        map: &State<E>,
+        seq: u64,
+        shared: &Arc<Shared>,
+    ) {
+        self.settle().await;
+        if self.policy.on_shutdown && seq > self.covered {
+            self.start(journal, map.clone(), seq, shared);
+            self.settle().await;
+        }
+    }
+
+    /// After a rollback to `target`: checkpoints after it are gone, and
+    /// the count starts again.
+    pub(crate) fn rolled_back(&mut self, target: u64) {
+        self.covered = self.covered.min(target);
+        self.events = 0;
+        self.bytes = 0;
+    }
+
+    fn start<E: Event>(
+        &mut self,
+        journal: &Arc<Journal>,
+        map: State<E>,
+        seq: u64,
+        shared: &Arc<Shared>,
+    ) {
+        self.events = 0;
+        self.bytes = 0;
+        self.covered = seq;
+        let journal = Arc::clone(journal);
+        let store = Arc::clone(&self.store);
+        let shared = Arc::clone(shared);
+        let (keep, retention) = (self.policy.keep, self.retention);
+        self.task = Some(tokio::task::spawn_blocking(move || {
+            let started = std::time::Instant::now();
+            match write::<E>(&journal, &store, &map, seq, keep, retention) {
+                Ok(pruned) => {
+                    shared.counters.record_checkpoint(true);
+                    tracing::info!(
+                        seq,
+                        keys = map.len(),
+                        pruned_records = pruned,
+                        millis = started.elapsed().as_millis() as u64,
+                        "checkpoint written"
+                    );
+                }
+                Err(message) => {
+                    shared.counters.record_checkpoint(false);
+                    tracing::error!(seq, %message, "checkpoint failed; the journal still holds every event");
+                }
+            }
+        }));
+    }
+}
+
+/// Writes one checkpoint, then prunes old checkpoints and, under
+/// [`Retention::SinceOldestCheckpoint`], the journal they cover. Returns
+/// how many journal records were pruned.
+fn write<E: Event>(
+    journal: &Journal,
+    store: &Checkpoints,
+    map: &State<E>,
+    seq: u64,
+    keep: usize,
+    retention: Retention,
+) -> Result<u64, String> {
+    // A checkpoint must never be ahead of the durable journal: under
+    // `Every` or `Never` a crash could otherwise leave a checkpoint holding
+    // events whose seqs the journal would hand out again.
+    journal.flush().map_err(|e| e.to_string())?;
+    store.write::<E>(seq, map).map_err(|e| e.to_string())?;
+    store.prune(keep).map_err(|e| e.to_string())?;
+    if retention != Retention::SinceOldestCheckpoint {
+        return Ok(0);
+    }
+    let Some(&oldest) = store.list().map_err(|e| e.to_string())?.first() else {
+        return Ok(0);
+    };
+    let pruned = journal.prune_through(oldest).map_err(|e| e.to_string())?;
+    journal.flush().map_err(|e| e.to_string())?;
+    Ok(pruned)
+}

@@ -1,0 +1,199 @@
+//! As-of reads: the exact state at any past seq.
+//!
+//! Recent history comes from a window of published snapshots with the
+//! batches between them, kept by the owner as it publishes. Because the map
+//! is persistent, holding a snapshot costs only the nodes later writes
+//! copied, and the state in the middle of a batch is the snapshot before it
+//! plus a few re-applied events. Anything older is rebuilt from the newest
+//! checkpoint at or before the seq plus the journal after it, on a
+//! blocking thread, so neither the caller's runtime nor the owner stalls.
+
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, Weak};
+
+use solostate_commands::{Event, State};
+use solostate_persistence::checkpoint::Checkpoints;
+use solostate_persistence::journal::Journal;
+use solostate_persistence::recovery::ReplayError;
+use solostate_persistence::replay;
+use solostate_queries::{CommittedBatch, Snapshot, SnapshotOf};
+
+use crate::error::AsOfError;
+
+/// The as-of window and the way to the disk, shared by the owner (which
+/// appends) and the handles (which read).
+pub(crate) struct History<E: Event> {
+    window: Mutex<Window<E>>,
+    disk: Option<Disk>,
+    /// A sequence lock over the journal's history: odd while a rollback is
+    /// rewriting it. A rebuild that overlapped a rollback retries.
+    rollbacks: AtomicU64,
+}
+
+/// Where older states are rebuilt from.
+pub(crate) struct Disk {
+    /// Weak, so that a handle does not keep the journal (and its directory
+    /// lock) alive after the owner closes it.
+    pub(crate) journal: Weak<Journal>,
+    pub(crate) checkpoints: Arc<Checkpoints>,
+}
+
+struct Window<E: Event> {
+    /// Published snapshots in seq order, each with the batch that led to it
+    /// from the one before (none for the first, which is only a base).
+    entries: VecDeque<(Arc<SnapshotOf<E>>, Option<Arc<CommittedBatch<E>>>)>,
+    /// How many seqs back from the newest the window must reach.
+    span: u64,
+}
+
+impl<E: Event> History<E> {
+    /// A history starting at `base`, keeping at least `span` seqs in memory.
+    pub(crate) fn new(base: Arc<SnapshotOf<E>>, span: u64, disk: Option<Disk>) -> Self {
+        History {
+            window: Mutex::new(Window {
+                entries: VecDeque::from([(base, None)]),
+                span,
+            }),
+            disk,
+            rollbacks: AtomicU64::new(0),
+        }
+    }
+
+    /// Records a published batch and the snapshot it produced, and forgets
+    /// what falls out of the window.
+    pub(crate) fn push(&self, snapshot: Arc<SnapshotOf<E>>, batch: Arc<CommittedBatch<E>>) {
+        let mut window = self.lock();
+        window.entries.push_back((snapshot, Some(batch)));
+        let newest = window.entries.back().map_or(0, |(s, _)| s.seq());
+        while window.entries.len() > 1 && newest - window.entries[1].0.seq() >= window.span {
+            window.entries.pop_front();
+        }
+    }
+
+    /// Marks the start of a rollback: rebuilds that overlap it will retry.
+    pub(crate) fn begin_rollback(&self) {
+        self.rollbacks.fetch_add(1, Ordering::AcqRel);
+    }
+
+    /// Ends a rollback: the window restarts from the rolled-back state,
+    /// because the versions it held are no longer history.
+    pub(crate) fn end_rollback(&self, snapshot: Arc<SnapshotOf<E>>) {
+        {
+            let mut window = self.lock();
+            window.entries.clear();
+            window.entries.push_back((snapshot, None));
+        }
+        self.rollbacks.fetch_add(1, Ordering::AcqRel);
+    }
+
+    /// The state at `seq` if the window holds it.
+    pub(crate) fn recent(&self, seq: u64) -> Option<Result<Arc<SnapshotOf<E>>, AsOfError>> {
+        let (before, batch) = {
+            let window = self.lock();
+            let at = window.entries.partition_point(|(s, _)| s.seq() < seq);
+            let (snapshot, batch) = window.entries.get(at)?;
+            if snapshot.seq() == seq {
+                return Some(Ok(Arc::clone(snapshot)));
+            }
+            let batch = Arc::clone(batch.as_ref()?);
+            let before = Arc::clone(&window.entries.get(at.checked_sub(1)?)?.0);
+            (before, batch)
+        };
+        // `before` ends right where `batch` starts; re-apply its prefix.
+        if before.seq() + 1 != batch.first_seq() || batch.rollback_target().is_some() {
+            return None;
+        }
+        let mut map = before.map().clone();
+        let upto = (seq - batch.first_seq() + 1) as usize;
+        for (offset, event) in batch.events()[..upto].iter().enumerate() {
+            let applied = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                event.apply(&mut map).map_err(|e| e.to_string())
+            }));
+            if let Err(message) = applied.unwrap_or_else(|_| Err("apply panicked".into())) {
+                return Some(Err(AsOfError::Rebuild {
+                    seq,
+                    message: format!(
+                        "event at seq {} applied live but failed when re-applied: {message}",
+                        batch.first_seq() + offset as u64
+                    ),
+                }));
+            }
+        }
+        Some(Ok(Arc::new(Snapshot::new(seq, map))))
+    }
+
+    /// The oldest seq the window can answer.
+    pub(crate) fn oldest(&self) -> u64 {
+        self.lock().entries.front().map_or(0, |(s, _)| s.seq())
+    }
+
+    /// The newest seq the window holds.
+    fn newest(&self) -> u64 {
+        self.lock().entries.back().map_or(0, |(s, _)| s.seq())
+    }
+
+    /// The state at `seq`, from the window or else rebuilt from the disk on
+    /// a blocking thread. `last` is the newest published seq.
+    pub(crate) async fn state_at(&self, seq: u64, last: u64) -> Result<Arc<SnapshotOf<E>>, AsOfError> {
+        if seq > last {
+            return Err(AsOfError::NotYet { seq, last });
+        }
+        loop {
+            if let Some(found) = self.recent(seq) {
+                return found;
+            }
+            if seq <= self.newest() {
+                break;
+            }
+            // Published a moment ago; the owner records it right after.
+            tokio::task::yield_now().await;
+        }
+        let Some(disk) = &self.disk else {
+            return Err(AsOfError::Forgotten {
+                seq,
+                oldest: self.oldest(),
+            });
+        };
+        loop {
+            let before = self.rollbacks.load(Ordering::Acquire);
+            if before % 2 == 1 {
+                tokio::task::yield_now().await; // a rollback is rewriting history
+                continue;
+            }
+            let journal = disk.journal.upgrade().ok_or(AsOfError::Closed)?;
+            let checkpoints = Arc::clone(&disk.checkpoints);
+            let rebuilt =
+                tokio::task::spawn_blocking(move || rebuild::<E>(&journal, &checkpoints, seq))
+                    .await
+                    .map_err(|error| AsOfError::Rebuild {
+                        seq,
+                        message: format!("rebuild task failed: {error}"),
+                    })?;
+            if self.rollbacks.load(Ordering::Acquire) == before {
+                return rebuilt.map(|map| Arc::new(Snapshot::new(seq, map)));
+            }
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Window<E>> {
+        // The window holds no invariant a panic could break mid-way.
+        self.window.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+/// The state at `seq`: the newest checkpoint at or before it, plus the
+/// journal up to it. Blocking.
+pub(crate) fn rebuild<E: Event>(
+    journal: &Journal,
+    checkpoints: &Checkpoints,
+    seq: u64,
+) -> Result<State<E>, AsOfError> {
+    replay::state_at::<E>(journal, Some(checkpoints), seq).map_err(|error| match error {
+        ReplayError::RolledBack { seq } => AsOfError::RolledBack { seq },
+        other => AsOfError::Rebuild {
+            seq,
+            message: other.to_string(),
+        },
+    })
+}
