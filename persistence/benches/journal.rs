@@ -88,7 +88,7 @@ fn bench_append(c: &mut Criterion) {
                 .expect("encode")
                 .len()
                 - codec::HEADER_LEN
-                - 1
+                - 2 // the record kind and the one-event length prefix
         })
         .sum();
     eprintln!(

@@ -4,20 +4,47 @@
 //! The journal only stores and reads records. It does not decide when to
 //! flush; the engine's durability setting does. Writes are durable only
 //! after [`Journal::flush`] returns.
+//!
+//! # Rollback, pruning and quarantine
+//!
+//! Sequence numbers are never reused. A rollback to `target` moves every
+//! record holding seqs after `target` to the `archive` tree (still
+//! inspectable with [`Journal::read_archive`]) and writes a *marker* record
+//! at the next seq, saying "the state here is the state at `target`". So
+//! the main tree reads as: consecutive seqs, except that a marker may
+//! follow the record ending at its target, the gap being archived.
+//!
+//! [`Journal::prune_through`] deletes a prefix that a checkpoint covers and
+//! remembers where it ended, so reads below it say `Pruned` rather than
+//! `Gap`. [`Journal::quarantine_from`] sets a corrupt suffix aside (raw)
+//! in the `quarantine` tree when recovery is told to keep the prefix.
+//! These live in [`read`], [`rollback`] and [`maintenance`].
 
 use std::path::{Path, PathBuf};
 
 use serde::Serialize;
-use serde::de::DeserializeOwned;
 
 use crate::codec::{self, CodecError};
 
+mod maintenance;
+mod read;
+mod rollback;
+
+pub use rollback::{RollbackRefusal, RollbackReport};
+
 /// The tree holding the records.
 const RECORDS: &str = "journal";
-/// The tree holding the header.
+/// The tree holding records that rollbacks moved out of the timeline.
+const ARCHIVE: &str = "archive";
+/// The tree holding records set aside by [`Journal::quarantine_from`].
+const QUARANTINE: &str = "quarantine";
+/// The tree holding the header and the pruned-through mark.
 const META: &str = "meta";
 /// The header's key in [`META`].
 const HEADER_KEY: &[u8] = b"header";
+/// The key in [`META`] of the last seq [`Journal::prune_through`] removed
+/// (u64 big-endian; absent = nothing pruned).
+const PRUNED_KEY: &[u8] = b"pruned_through";
 
 /// Why a journal operation failed. Every variant names the journal's path,
 /// and those about a record name its sequence number.
@@ -29,6 +56,12 @@ pub enum JournalError {
     #[error("journal {path} is already open by another process or handle")]
     AlreadyOpen {
         /// The journal directory.
+        path: PathBuf,
+    },
+    /// [`Journal::open_existing`] found no journal in the directory.
+    #[error("no journal at {path}")]
+    NotFound {
+        /// The directory that was expected to hold a journal.
         path: PathBuf,
     },
     /// The journal was written for another event type or schema.
@@ -71,6 +104,38 @@ pub enum JournalError {
         /// The seq of the record found instead.
         found: u64,
     },
+    /// A read started before the first retained seq: the records there
+    /// were pruned behind a checkpoint.
+    #[error("journal {path}: seq {seq} was pruned; the first retained seq is {first}")]
+    Pruned {
+        /// The journal directory.
+        path: PathBuf,
+        /// The seq asked for.
+        seq: u64,
+        /// The first seq still in the journal.
+        first: u64,
+    },
+    /// A rollback was refused before anything was written.
+    #[error("journal {path}: cannot roll back to seq {target}: {reason}")]
+    InvalidRollback {
+        /// The journal directory.
+        path: PathBuf,
+        /// The seq asked to roll back to.
+        target: u64,
+        /// Why not.
+        reason: RollbackRefusal,
+    },
+    /// A rollback was about to move a record to the archive under a key
+    /// that already holds one. Rollbacks never reuse seqs, but recovering
+    /// to a prefix ([`Journal::quarantine_from`]) does, so a rolled-back
+    /// seq can come round again. Nothing was written.
+    #[error("journal {path}: the archive already holds a record at seq {seq}")]
+    Collision {
+        /// The journal directory.
+        path: PathBuf,
+        /// The colliding record's first seq.
+        seq: u64,
+    },
     /// A record's key is not an 8-byte sequence number.
     #[error("journal {path}: record key of {len} bytes is not a sequence number")]
     BadKey {
@@ -92,18 +157,50 @@ pub enum JournalError {
 /// A journal of committed batches in a sled database.
 #[derive(Debug)]
 pub struct Journal {
+    /// The timeline: batches and rollback markers.
     records: sled::Tree,
+    /// Records rolled back out of the timeline, under their original keys:
+    /// kept so a rollback loses nothing anyone can audit.
+    archive: sled::Tree,
+    /// Records set aside raw by [`Journal::quarantine_from`], keyed by a
+    /// quarantine id and their original key (see there).
+    quarantine: sled::Tree,
+    /// The header and the pruned-through mark.
+    meta: sled::Tree,
     db: sled::Db,
     path: PathBuf,
 }
 
-/// One committed event read back from the journal.
+/// One step of the timeline read back from the journal: an event, or a
+/// rollback marker.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Entry<E> {
-    /// The event's sequence number.
+    /// The step's sequence number.
     pub seq: u64,
-    /// The event.
-    pub event: E,
+    /// What happened at `seq`.
+    pub step: Step<E>,
+}
+
+/// What happened at one seq.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Step<E> {
+    /// A committed event.
+    Event(E),
+    /// A rollback: the state at this seq is the state at `target`.
+    Rollback {
+        /// The seq the state was rolled back to.
+        target: u64,
+    },
+}
+
+impl<E> Entry<E> {
+    /// The event, or `None` for a rollback marker.
+    pub fn event(&self) -> Option<&E> {
+        match &self.step {
+            Step::Event(event) => Some(event),
+            Step::Rollback { .. } => None,
+        }
+    }
 }
 
 /// A torn last record that [`Journal::repair_tail`] removed.
@@ -128,6 +225,39 @@ impl Journal {
     /// a journal of another type or format, and
     /// [`JournalError::Storage`] for I/O errors.
     pub fn open(path: &Path, schema: &str, cache_bytes: u64) -> Result<Journal, JournalError> {
+        Self::open_inner(path, schema, cache_bytes, true)
+    }
+
+    /// Opens the journal in `path` like [`Journal::open`], but never
+    /// creates one: for read-only tools pointed at a directory that may
+    /// hold nothing, which should say so rather than leave an empty
+    /// journal behind.
+    ///
+    /// # Errors
+    ///
+    /// [`JournalError::NotFound`] when there is no journal in `path`, and
+    /// the errors of [`Journal::open`].
+    pub fn open_existing(
+        path: &Path,
+        schema: &str,
+        cache_bytes: u64,
+    ) -> Result<Journal, JournalError> {
+        // sled keeps its config and its log in these two files; without
+        // them, opening would create a database.
+        if !path.join("conf").is_file() || !path.join("db").is_file() {
+            return Err(JournalError::NotFound {
+                path: path.to_path_buf(),
+            });
+        }
+        Self::open_inner(path, schema, cache_bytes, false)
+    }
+
+    fn open_inner(
+        path: &Path,
+        schema: &str,
+        cache_bytes: u64,
+        create: bool,
+    ) -> Result<Journal, JournalError> {
         let path = path.to_path_buf();
         let db = sled::Config::new()
             .path(&path)
@@ -141,15 +271,27 @@ impl Journal {
         let meta = db.open_tree(META).map_err(storage)?;
         let expected = header(schema);
         match meta.get(HEADER_KEY).map_err(storage)? {
-            None => {
+            None if create => {
                 meta.insert(HEADER_KEY, expected.as_slice())
                     .map_err(storage)?;
             }
+            // A sled database that is not a journal (or one whose creation
+            // never got as far as its header).
+            None => return Err(JournalError::NotFound { path }),
             Some(found) if found.as_ref() == expected.as_slice() => {}
             Some(found) => return Err(header_mismatch(&path, &found, schema)),
         }
         let records = db.open_tree(RECORDS).map_err(storage)?;
-        Ok(Journal { records, db, path })
+        let archive = db.open_tree(ARCHIVE).map_err(storage)?;
+        let quarantine = db.open_tree(QUARANTINE).map_err(storage)?;
+        Ok(Journal {
+            records,
+            archive,
+            quarantine,
+            meta,
+            db,
+            path,
+        })
     }
 
     /// The journal's directory.
@@ -238,10 +380,7 @@ impl Journal {
         let Some((key, value)) = self.records.last().map_err(|source| self.storage(source))? else {
             return Ok(None);
         };
-        let seq = key_seq(&key).ok_or_else(|| JournalError::BadKey {
-            path: self.path.clone(),
-            len: key.len(),
-        })?;
+        let seq = self.seq_of(&key)?;
         let reason = match codec::verify(&value) {
             Ok(_) => return Ok(None),
             Err(
@@ -265,93 +404,51 @@ impl Journal {
         Ok(Some(TornRecord { seq, reason }))
     }
 
-    /// Reads the committed events with seq `>= from`, in order, checking
-    /// every record and that records follow each other without a gap.
-    /// Iteration stops after the first error.
-    pub fn read_from<E: DeserializeOwned + 'static>(
-        &self,
-        from: u64,
-    ) -> impl Iterator<Item = Result<Entry<E>, JournalError>> + '_ {
-        // Start at the record that holds `from`: the last one keyed <= it.
-        let start = self
-            .records
-            .range(..=from.to_be_bytes())
-            .next_back()
-            .and_then(|item| item.ok())
-            .map_or(from, |(key, _)| key_seq(&key).unwrap_or(from));
-        let mut next_seq: Option<u64> = None;
-        let mut failed = false;
-        self.records.range(start.to_be_bytes()..).flat_map(
-            move |item| -> Vec<Result<Entry<E>, JournalError>> {
-                if failed {
-                    return Vec::new();
-                }
-                let batch = self.decode_record(item, &mut next_seq);
-                match batch {
-                    Ok(entries) => entries
-                        .into_iter()
-                        .filter(|e| e.seq >= from)
-                        .map(Ok)
-                        .collect(),
-                    Err(error) => {
-                        failed = true;
-                        vec![Err(error)]
-                    }
-                }
-            },
-        )
-    }
-
-    /// The sequence number of the last journaled event (0 when empty).
-    ///
-    /// # Errors
-    ///
-    /// As [`Journal::read_from`], for the last record.
-    pub fn last_seq<E: DeserializeOwned>(&self) -> Result<u64, JournalError> {
-        let Some(item) = self.records.last().transpose() else {
-            return Ok(0);
-        };
-        let entries: Vec<Entry<E>> = self.decode_record(item, &mut None)?;
-        Ok(entries.last().map_or(0, |e| e.seq))
-    }
-
-    fn decode_record<E: DeserializeOwned>(
-        &self,
-        item: sled::Result<(sled::IVec, sled::IVec)>,
-        next_seq: &mut Option<u64>,
-    ) -> Result<Vec<Entry<E>>, JournalError> {
-        let (key, value) = item.map_err(|source| self.storage(source))?;
-        let first = key_seq(&key).ok_or_else(|| JournalError::BadKey {
-            path: self.path.clone(),
-            len: key.len(),
-        })?;
-        if let Some(expected) = *next_seq
-            && expected != first
-        {
-            return Err(JournalError::Gap {
-                path: self.path.clone(),
-                expected,
-                found: first,
-            });
-        }
-        let events: Vec<E> =
-            codec::decode_batch(&value).map_err(|source| JournalError::Corrupt {
-                path: self.path.clone(),
-                seq: first,
-                source,
-            })?;
-        *next_seq = Some(first + events.len() as u64);
-        Ok((first..)
-            .zip(events)
-            .map(|(seq, event)| Entry { seq, event })
-            .collect())
-    }
-
     fn storage(&self, source: sled::Error) -> JournalError {
         JournalError::Storage {
             path: self.path.clone(),
             source,
         }
+    }
+
+    /// The seq of a record key, or [`JournalError::BadKey`].
+    fn seq_of(&self, key: &[u8]) -> Result<u64, JournalError> {
+        key_seq(key).ok_or_else(|| JournalError::BadKey {
+            path: self.path.clone(),
+            len: key.len(),
+        })
+    }
+
+    /// [`JournalError::Corrupt`] for the record at `seq`.
+    fn corrupt(&self, seq: u64, source: CodecError) -> JournalError {
+        JournalError::Corrupt {
+            path: self.path.clone(),
+            seq,
+            source,
+        }
+    }
+
+    /// What the record at key `seq` holds, and the last seq it covers
+    /// (its key for a marker; `seq - 1` for an empty batch), without
+    /// decoding any event.
+    fn extent(&self, seq: u64, record: &[u8]) -> Result<(codec::RecordKind, u64), JournalError> {
+        let kind = codec::peek(record).map_err(|source| self.corrupt(seq, source))?;
+        let end = match kind {
+            codec::RecordKind::Events { count } => {
+                seq.checked_add(count).and_then(|next| next.checked_sub(1))
+            }
+            codec::RecordKind::Rollback { .. } => Some(seq),
+        };
+        let end = end.ok_or_else(|| {
+            self.corrupt(
+                seq,
+                CodecError::Decode {
+                    type_name: "event count",
+                    message: "the batch runs past the last sequence number".into(),
+                },
+            )
+        })?;
+        Ok((kind, end))
     }
 }
 

@@ -2,14 +2,17 @@
 
 use solostate_commands::{Event, State};
 
-use crate::journal::{Journal, JournalError};
+use crate::journal::{Journal, JournalError, Step};
+
+/// Progress is reported each time replay crosses a multiple of this seq.
+const PROGRESS_EVERY: u64 = 65_536;
 
 /// Why the journal could not be replayed into a state.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum ReplayError {
     /// Reading the journal failed (corruption, a gap, an event that does not
-    /// decode, or I/O); the error names the seq and the path.
+    /// decode, a pruned start, or I/O); the error names the seq and the path.
     #[error(transparent)]
     Journal(#[from] JournalError),
     /// A journaled event was rejected or panicked when re-applied. Every
@@ -22,42 +25,133 @@ pub enum ReplayError {
         /// The rejection or panic message.
         message: String,
     },
+    /// The range ends inside a rolled-back gap: no state at that seq is
+    /// part of history any more.
+    #[error("seq {seq} was rolled back (to seq {target}) by the marker at seq {marker}")]
+    RolledBack {
+        /// The seq asked for.
+        seq: u64,
+        /// The marker whose gap holds it.
+        marker: u64,
+        /// The marker's target.
+        target: u64,
+    },
+    /// The range ends after the journal's last seq.
+    #[error("seq {seq} is after the journal's last seq, {last}")]
+    AfterEnd {
+        /// The seq asked for.
+        seq: u64,
+        /// The journal's last seq.
+        last: u64,
+    },
+    /// The range starts more than one seq after it ends.
+    #[error("replay range {from}..={through} runs backwards")]
+    BackwardRange {
+        /// The first seq asked for.
+        from: u64,
+        /// The last seq asked for.
+        through: u64,
+    },
+    /// The checkpoint a caller meant to replay onto could not be loaded.
+    #[error("checkpoint could not be loaded: {message}")]
+    Checkpoint {
+        /// What went wrong.
+        message: String,
+    },
 }
 
-/// Replays every journaled event onto `state`, in order, and returns the
-/// last seq applied (0 for an empty journal). `progress` is called with
-/// the seq reached every 65,536 events and once at the end, so a CLI can
-/// draw a progress bar.
+/// Replays every journaled event onto an empty `state`: [`replay_range`]
+/// from 1 to the end.
 ///
 /// # Errors
 ///
-/// [`ReplayError`], naming the seq where replay stopped.
+/// As [`replay_range`].
 pub fn replay<E: Event>(
     journal: &Journal,
     state: &mut State<E>,
+    progress: impl FnMut(u64),
+) -> Result<u64, ReplayError> {
+    replay_range::<E>(journal, state, 1, u64::MAX, progress)
+}
+
+/// Applies the journaled events with `from <= seq <= through` onto
+/// `state`, which must be the state at `from - 1`, in order, and returns
+/// the last seq reached (an event's or a rollback marker's; `from - 1` when
+/// the range holds nothing). `through == u64::MAX` means to the end.
+///
+/// Rollback markers apply nothing: the events they undid were moved to the
+/// archive, so this replay never applied them, and the state at a marker
+/// is already the state at its target. `progress` is called with the seq
+/// reached each time it crosses a multiple of 65,536 and once at the end,
+/// so a CLI can draw a progress bar.
+///
+/// # Errors
+///
+/// Before anything is applied: [`ReplayError::BackwardRange`] when `from >
+/// through + 1` (`from == through + 1` is the empty range, `Ok(through)`),
+/// [`ReplayError::AfterEnd`] when `through` is after the journal's last
+/// seq, [`ReplayError::RolledBack`] when `through` lies inside a
+/// rolled-back gap. While replaying: [`ReplayError::Journal`] (including
+/// [`JournalError::Pruned`] for a `from` before the retained prefix) and
+/// [`ReplayError::Apply`], naming the seq where replay stopped; `state`
+/// then holds the events before it.
+pub fn replay_range<E: Event>(
+    journal: &Journal,
+    state: &mut State<E>,
+    from: u64,
+    through: u64,
     mut progress: impl FnMut(u64),
 ) -> Result<u64, ReplayError> {
-    let mut last = 0;
-    for entry in journal.read_from::<E>(1) {
-        let entry = entry?;
-        let applied =
-            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| entry.event.apply(state)));
-        let message = match applied {
-            Ok(Ok(())) => None,
-            Ok(Err(reason)) => Some(reason.to_string()),
-            Err(_) => Some("apply panicked".to_owned()),
-        };
-        if let Some(message) = message {
-            return Err(ReplayError::Apply {
-                seq: entry.seq,
-                message,
+    let from = from.max(1);
+    if through != u64::MAX {
+        if from > through + 1 {
+            return Err(ReplayError::BackwardRange { from, through });
+        }
+        if from == through + 1 {
+            progress(through);
+            return Ok(through);
+        }
+        let last = journal.last_seq::<E>()?;
+        if through > last {
+            return Err(ReplayError::AfterEnd { seq: through, last });
+        }
+        if let Some((marker, target)) = journal.rolled_back_at(through)? {
+            return Err(ReplayError::RolledBack {
+                seq: through,
+                marker,
+                target,
             });
         }
-        last = entry.seq;
-        if last % 65_536 == 0 {
-            progress(last);
+    }
+    let mut last = from - 1;
+    for entry in journal.read_from::<E>(from) {
+        let entry = entry?;
+        if entry.seq > through {
+            break;
         }
+        if let Step::Event(event) = &entry.step {
+            let applied =
+                std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| event.apply(state)));
+            let message = match applied {
+                Ok(Ok(())) => None,
+                Ok(Err(reason)) => Some(reason.to_string()),
+                Err(_) => Some("apply panicked".to_owned()),
+            };
+            if let Some(message) = message {
+                return Err(ReplayError::Apply {
+                    seq: entry.seq,
+                    message,
+                });
+            }
+        }
+        if entry.seq / PROGRESS_EVERY > last / PROGRESS_EVERY {
+            progress(entry.seq);
+        }
+        last = entry.seq;
     }
     progress(last);
     Ok(last)
 }
+
+#[cfg(test)]
+mod tests;

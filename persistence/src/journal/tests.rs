@@ -7,7 +7,12 @@ const CACHE: u64 = 8 << 20;
 fn entries(journal: &Journal, from: u64) -> Result<Vec<(u64, String)>, JournalError> {
     journal
         .read_from::<String>(from)
-        .map(|entry| entry.map(|e| (e.seq, e.event)))
+        .map(|entry| {
+            entry.map(|e| match e.step {
+                Step::Event(event) => (e.seq, event),
+                Step::Rollback { target } => (e.seq, format!("rollback to {target}")),
+            })
+        })
         .collect()
 }
 

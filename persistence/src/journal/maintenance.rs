@@ -1,0 +1,131 @@
+//! Removing records from the timeline for good (pruning behind a
+//! checkpoint) or for inspection (quarantining a corrupt suffix).
+
+use sled::Transactional;
+use sled::transaction::TransactionError;
+
+use super::{Journal, JournalError, PRUNED_KEY};
+
+impl Journal {
+    /// Deletes the records whose every seq is `<= seq`: the prefix a
+    /// checkpoint at `seq` makes unnecessary. A record straddling `seq` is
+    /// kept whole, so the new [`Journal::first_seq`] is the seq after the
+    /// last one actually removed; it is kept in the meta tree, in the same
+    /// transaction as the removal, so reads below it report
+    /// [`JournalError::Pruned`], after a reopen too. Returns the number of
+    /// records removed. Not durable until [`Journal::flush`].
+    ///
+    /// The deletion is one transaction, held in memory until it commits:
+    /// prune at each checkpoint, not once after years.
+    ///
+    /// # Errors
+    ///
+    /// [`JournalError::Corrupt`] when a record in the prefix does not
+    /// verify (its extent is unknown, so pruning stops short of it, and
+    /// nothing is removed), and [`JournalError::Storage`].
+    pub fn prune_through(&self, seq: u64) -> Result<u64, JournalError> {
+        let mut doomed = Vec::new();
+        let mut pruned = self.pruned_through()?;
+        for item in self.records.iter() {
+            let (key, value) = item.map_err(|source| self.storage(source))?;
+            let first = self.seq_of(&key)?;
+            if first > seq {
+                break;
+            }
+            let (_, end) = self.extent(first, &value)?;
+            if end > seq {
+                break;
+            }
+            pruned = pruned.max(end);
+            doomed.push(key);
+        }
+        if doomed.is_empty() {
+            return Ok(0);
+        }
+        (&self.records, &self.meta)
+            .transaction(|(records, meta)| {
+                for key in &doomed {
+                    records.remove(key)?;
+                }
+                meta.insert(PRUNED_KEY, &pruned.to_be_bytes())?;
+                Ok::<_, sled::transaction::ConflictableTransactionError<()>>(())
+            })
+            .map_err(|error| match error {
+                TransactionError::Abort(()) => unreachable!("prune never aborts"),
+                TransactionError::Storage(source) => self.storage(source),
+            })?;
+        Ok(doomed.len() as u64)
+    }
+
+    /// Moves the record keyed `seq` and every record after it, raw (they
+    /// may be corrupt, so nothing is decoded), into the `quarantine` tree,
+    /// and flushes. Returns the number of records moved. For recovery told
+    /// to resume from the prefix before a corrupt record: the suffix is
+    /// out of the timeline, but still on disk for whoever investigates.
+    ///
+    /// Quarantine keys are a fresh sled-generated id (u64 big-endian)
+    /// followed by the record's key, because the engine then reuses the
+    /// quarantined seqs and a later quarantine may move the same keys
+    /// again.
+    ///
+    /// # Errors
+    ///
+    /// [`JournalError::Storage`]. Nothing is moved on error.
+    pub fn quarantine_from(&self, seq: u64) -> Result<u64, JournalError> {
+        let moves = self
+            .records
+            .range(seq.to_be_bytes()..)
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|source| self.storage(source))?;
+        if moves.is_empty() {
+            return Ok(0);
+        }
+        let id = self
+            .db
+            .generate_id()
+            .map_err(|source| self.storage(source))?;
+        (&self.records, &self.quarantine)
+            .transaction(|(records, quarantine)| {
+                for (key, value) in &moves {
+                    let mut quarantine_key = id.to_be_bytes().to_vec();
+                    quarantine_key.extend_from_slice(key);
+                    quarantine.insert(quarantine_key, value)?;
+                    records.remove(key)?;
+                }
+                Ok::<_, sled::transaction::ConflictableTransactionError<()>>(())
+            })
+            .map_err(|error| match error {
+                TransactionError::Abort(()) => unreachable!("quarantine never aborts"),
+                TransactionError::Storage(source) => self.storage(source),
+            })?;
+        self.flush()?;
+        Ok(moves.len() as u64)
+    }
+
+    /// The records [`Journal::quarantine_from`] set aside, raw, in the
+    /// order they were quarantined: `(quarantine id, original key seq,
+    /// record bytes)`.
+    ///
+    /// # Errors
+    ///
+    /// [`JournalError::BadKey`] for a key that is not 16 bytes, and
+    /// [`JournalError::Storage`].
+    pub fn quarantined(&self) -> Result<Vec<(u64, u64, Vec<u8>)>, JournalError> {
+        self.quarantine
+            .iter()
+            .map(|item| {
+                let (key, value) = item.map_err(|source| self.storage(source))?;
+                let bad_key = || JournalError::BadKey {
+                    path: self.path.clone(),
+                    len: key.len(),
+                };
+                if key.len() != 16 {
+                    return Err(bad_key());
+                }
+                let id = self.seq_of(&key[..8])?;
+                let seq = self.seq_of(&key[8..])?;
+                Ok((id, seq, value.to_vec()))
+            })
+            .collect()
+    }
+}
