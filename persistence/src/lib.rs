@@ -8,11 +8,15 @@
 //! * [`journal`]: a sled journal with one record per committed batch, a
 //!   header naming the format and the event schema, explicit flushes, and
 //!   reads that verify every record and report corruption or gaps with the
-//!   seq and the path, and removal of a torn last record;
-//! * [`recovery`]: replaying the journal into a state.
+//!   seq and the path, and removal of a torn last record; rollback (the
+//!   undone records move to an archive tree and a marker takes the next
+//!   seq, so seqs are never reused), pruning of a prefix behind a
+//!   checkpoint, and quarantine of a corrupt suffix;
+//! * [`recovery`]: replaying the journal, or a seq range of it, into a
+//!   state.
 //!
 //! The engine journals through this crate when opened with a path.
-//! Checkpoints, compaction, rollback and as-of reads are not built yet.
+//! Checkpoints and as-of reads are not in this crate yet.
 //!
 //! # Architecture
 //!
@@ -22,7 +26,9 @@
 //! # Trade-offs
 //!
 //! One record holds a whole committed batch, so the framing costs
-//! [`codec::HEADER_LEN`] bytes per batch rather than per event.
+//! [`codec::HEADER_LEN`] bytes (plus a kind byte) per batch rather than per
+//! event. A rollback keeps what it undoes, in the archive tree, so it costs
+//! disk rather than history.
 //!
 //! # Example
 //!
