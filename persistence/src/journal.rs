@@ -18,7 +18,7 @@
 //! remembers where it ended, so reads below it say `Pruned` rather than
 //! `Gap`. [`Journal::quarantine_from`] sets a corrupt suffix aside (raw)
 //! in the `quarantine` tree when recovery is told to keep the prefix.
-//! These live in [`read`], [`rollback`] and [`maintenance`].
+//! The code lives in the submodules `read`, `rollback` and `maintenance`.
 
 use std::path::{Path, PathBuf};
 
