@@ -190,7 +190,7 @@ pub(crate) fn rebuild<E: Event>(
     seq: u64,
 ) -> Result<State<E>, AsOfError> {
     replay::state_at::<E>(journal, Some(checkpoints), seq).map_err(|error| match error {
-        ReplayError::RolledBack { seq } => AsOfError::RolledBack { seq },
+        ReplayError::RolledBack { seq, .. } => AsOfError::RolledBack { seq },
         other => AsOfError::Rebuild {
             seq,
             message: other.to_string(),

@@ -46,8 +46,15 @@
 //!   snapshots keep those replaced nodes alive.
 //! * With [`Builder::path`], every committed batch is one sled record and,
 //!   under the default [`Durability::Always`], one flush before the batch is
-//!   published and acked: an ack means durable. Opening replays the whole
-//!   journal; checkpoints, rollback and as-of reads are not built yet.
+//!   published and acked: an ack means durable, and the ack waits for the
+//!   disk. Opening loads the newest checkpoint that verifies and replays the
+//!   journal after it. Checkpoints are written from an O(1) clone of the
+//!   map on a blocking thread, so the writer does not stall on them.
+//! * [`Engine::as_of`] reads any past seq: recent ones from an in-memory
+//!   window of snapshots (cheap, since they share structure), older ones
+//!   rebuilt from disk. [`Engine::rollback_to`] restores an earlier state as
+//!   one new, durable step; seqs are never reused and the undone events are
+//!   archived, not deleted.
 //!
 //! # Example
 //!
@@ -113,3 +120,9 @@ pub use solostate_queries::{
 /// The persistent map crate, re-exported so that your code uses the same
 /// version as the engine.
 pub use imbl;
+
+/// The durable side: the journal, checkpoints, state hashes and the
+/// read-only [`Replay`](solostate_persistence::replay::Replay) of an
+/// engine's directory, re-exported so that a replay tool needs only this
+/// crate.
+pub use solostate_persistence as persistence;

@@ -3,7 +3,8 @@
 //! journal, and checks that every acked seq is present and that the state
 //! equals the replay of a prefix of the events. The journal directory is
 //! kept across cycles, so each cycle also recovers what the earlier kills
-//! left.
+//! left. The engine checkpoints every 1,500 events, so kills also land in
+//! the middle of checkpoint writes.
 //!
 //! Short form (CI): 30 cycles. Long form:
 //! `SOLOSTATE_CRASH_CYCLES=1000 cargo test -p solostate --test crash --release`.
@@ -13,7 +14,7 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use solostate::{Durability, Engine, StateEvent};
+use solostate::{CheckpointPolicy, Durability, Engine, StateEvent};
 
 type Ev = StateEvent<u64, u64>;
 
@@ -27,6 +28,9 @@ async fn open(dir: &Path) -> Engine<Ev> {
         .path(dir)
         .durability(Durability::Always)
         .journal_cache_bytes(4 << 20)
+        // Frequent checkpoints, so kills also land mid-checkpoint and
+        // recovery opens from checkpoints plus a journal tail.
+        .checkpoints(CheckpointPolicy::default().every_events(1_500).keep(2))
         .open()
         .await
         .expect("open the journal")

@@ -13,32 +13,10 @@ mod common;
 
 use std::collections::HashMap;
 
+use common::model::{Kv, kv, model_kv};
 use common::{TestEvent, TestRejection, quiet_intentional_panics};
 use proptest::prelude::*;
-use solostate::{AckError, Engine, StateEvent, StateRejection};
-
-type Kv = StateEvent<u8, u8>;
-
-fn leaf() -> impl Strategy<Value = Kv> {
-    let key = 0u8..6;
-    let value = 0u8..3;
-    let maybe = proptest::option::of(0u8..3);
-    prop_oneof![
-        3 => (key.clone(), value.clone()).prop_map(|(k, v)| Kv::put(k, v)),
-        2 => key.clone().prop_map(Kv::delete),
-        2 => (key.clone(), value.clone()).prop_map(|(k, v)| Kv::insert(k, v)),
-        2 => (key.clone(), value.clone()).prop_map(|(k, v)| Kv::update(k, v)),
-        3 => (key, maybe.clone(), maybe).prop_map(|(k, e, n)| Kv::compare_and_swap(k, e, n)),
-        1 => Just(Kv::Clear),
-    ]
-}
-
-fn kv() -> impl Strategy<Value = Kv> {
-    prop_oneof![
-        6 => leaf(),
-        1 => proptest::collection::vec(leaf(), 0..5).prop_map(Kv::Batch),
-    ]
-}
+use solostate::{AckError, Engine};
 
 fn event() -> impl Strategy<Value = TestEvent> {
     prop_oneof![
@@ -54,51 +32,6 @@ enum Outcome {
     Applied(u64),
     Rejected(TestRejection),
     Panicked,
-}
-
-/// The model's semantics of `StateEvent`, written without calling it.
-fn model_kv(event: &Kv, map: &mut HashMap<u8, u8>) -> Result<(), StateRejection<u8>> {
-    match event {
-        StateEvent::Put { key, value } => {
-            map.insert(*key, *value);
-        }
-        StateEvent::Delete { key } => {
-            map.remove(key);
-        }
-        StateEvent::Insert { key, value } => {
-            if map.contains_key(key) {
-                return Err(StateRejection::AlreadyExists { key: *key });
-            }
-            map.insert(*key, *value);
-        }
-        StateEvent::Update { key, value } => {
-            if !map.contains_key(key) {
-                return Err(StateRejection::Missing { key: *key });
-            }
-            map.insert(*key, *value);
-        }
-        StateEvent::CompareAndSwap { key, expected, new } => {
-            if map.get(key).copied() != *expected {
-                return Err(StateRejection::Mismatch { key: *key });
-            }
-            match new {
-                Some(value) => map.insert(*key, *value),
-                None => map.remove(key),
-            };
-        }
-        StateEvent::Clear => map.clear(),
-        StateEvent::Batch(events) => {
-            let mut scratch = map.clone();
-            for (index, event) in events.iter().enumerate() {
-                model_kv(event, &mut scratch).map_err(|cause| StateRejection::InBatch {
-                    index,
-                    cause: Box::new(cause),
-                })?;
-            }
-            *map = scratch;
-        }
-    }
-    Ok(())
 }
 
 fn model(events: &[TestEvent]) -> (HashMap<u8, u8>, Vec<Outcome>) {

@@ -262,6 +262,11 @@ impl Journal {
         let db = sled::Config::new()
             .path(&path)
             .cache_capacity(cache_bytes)
+            // The owner decides when to flush (its durability setting).
+            // sled's own background flush, every 500 ms by default, would
+            // make `Never` flush twice a second and add flushes that
+            // compete with `Always`'s per-batch ones.
+            .flush_every_ms(None)
             .open()
             .map_err(|source| open_error(&path, source))?;
         let storage = |source| JournalError::Storage {

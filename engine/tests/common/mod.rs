@@ -3,6 +3,8 @@
 
 #![allow(dead_code)] // each test binary uses a different part
 
+pub mod model;
+
 use serde::{Deserialize, Serialize};
 use solostate::{Event, StateEvent, StateRejection};
 

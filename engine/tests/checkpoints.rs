@@ -1,0 +1,180 @@
+//! Checkpoints: opening from the newest checkpoint that verifies plus the
+//! journal tail gives the same state as replaying the whole journal; a
+//! corrupt checkpoint is passed over; compaction keeps what is needed; and
+//! a corrupt journal record can be skipped past only on request, loudly.
+
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+
+use solostate::persistence::hash::state_hash;
+use solostate::{
+    CheckpointPolicy, Durability, Engine, OpenError, Retention, ReplayProgress, StateEvent,
+};
+
+type Ev = StateEvent<u64, u64>;
+
+fn builder(dir: &Path) -> solostate::Builder<Ev> {
+    Engine::<Ev>::builder()
+        .path(dir)
+        .durability(Durability::Never)
+        .journal_cache_bytes(4 << 20)
+        .checkpoints(CheckpointPolicy::default().every_events(100).keep(2))
+}
+
+/// Writes `count` events in pipelined bursts; returns the last seq.
+async fn write(engine: &Engine<Ev>, count: u64) -> u64 {
+    let mut pending = Vec::new();
+    for i in 0..count {
+        pending.push(engine.send(Ev::put(i % 613, i)).await.unwrap());
+    }
+    let mut last = 0;
+    for ack in pending {
+        last = ack.await.unwrap().seq;
+    }
+    last
+}
+
+fn hash(engine: &Engine<Ev>) -> u64 {
+    state_hash::<Ev>(engine.reader().snapshot().map()).unwrap()
+}
+
+fn checkpoint_files(dir: &Path) -> Vec<std::path::PathBuf> {
+    let mut files: Vec<_> = std::fs::read_dir(dir.join("checkpoints"))
+        .unwrap()
+        .map(|entry| entry.unwrap().path())
+        .filter(|path| path.extension().is_some_and(|ext| ext == "ckpt"))
+        .collect();
+    files.sort();
+    files
+}
+
+#[tokio::test]
+async fn a_checkpoint_plus_the_tail_equals_a_full_replay() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = builder(dir.path())
+        .checkpoints(CheckpointPolicy::default().every_events(100).on_shutdown(false))
+        .open()
+        .await
+        .unwrap();
+    let last = write(&engine, 1_050).await;
+    let live = hash(&engine);
+    engine.shutdown().await.unwrap();
+    assert!(!checkpoint_files(dir.path()).is_empty());
+
+    let progress = Arc::new(Mutex::new(Vec::<ReplayProgress>::new()));
+    let seen = Arc::clone(&progress);
+    let engine = builder(dir.path())
+        .on_replay_progress(move |p| seen.lock().unwrap().push(p))
+        .open()
+        .await
+        .unwrap();
+    let recovery = engine.recovery().clone();
+    let base = recovery.checkpoint.expect("opened from a checkpoint");
+    assert!(base >= 1_000 && base < last, "checkpoint at {base}");
+    assert_eq!(recovery.replayed, last - base, "only the tail is replayed");
+    assert_eq!(recovery.last_seq, last);
+    assert_eq!(hash(&engine), live);
+    assert_eq!(progress.lock().unwrap().last().map(|p| p.seq), Some(last));
+    engine.shutdown().await.unwrap();
+
+    // Without checkpoints, the whole journal replays to the same state.
+    std::fs::remove_dir_all(dir.path().join("checkpoints")).unwrap();
+    let engine = builder(dir.path()).open().await.unwrap();
+    assert_eq!(engine.recovery().checkpoint, None);
+    assert_eq!(engine.recovery().replayed, last);
+    assert_eq!(hash(&engine), live);
+    engine.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_corrupt_newest_checkpoint_is_passed_over() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = builder(dir.path()).open().await.unwrap();
+    let last = write(&engine, 450).await;
+    let live = hash(&engine);
+    engine.shutdown().await.unwrap();
+
+    let files = checkpoint_files(dir.path());
+    assert!(files.len() >= 2, "{files:?}");
+    let newest = files.last().unwrap();
+    let mut bytes = std::fs::read(newest).unwrap();
+    let middle = bytes.len() / 2;
+    bytes[middle] ^= 0x01;
+    std::fs::write(newest, bytes).unwrap();
+
+    let engine = builder(dir.path()).open().await.unwrap();
+    let recovery = engine.recovery();
+    assert_eq!(recovery.skipped_checkpoints.len(), 1, "{recovery:?}");
+    assert!(recovery.checkpoint.unwrap() < last);
+    assert_eq!(recovery.last_seq, last);
+    assert_eq!(hash(&engine), live);
+    engine.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn compaction_prunes_the_journal_behind_the_oldest_kept_checkpoint() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = builder(dir.path())
+        .retention(Retention::SinceOldestCheckpoint)
+        .open()
+        .await
+        .unwrap();
+    let last = write(&engine, 1_000).await;
+    let live = hash(&engine);
+    engine.shutdown().await.unwrap();
+
+    let replay = solostate::persistence::replay::Replay::<Ev>::open(dir.path()).unwrap();
+    let first = replay.journal().first_seq().unwrap();
+    assert!(first > 1, "the journal prefix was pruned (first seq {first})");
+    drop(replay);
+
+    let engine = builder(dir.path()).open().await.unwrap();
+    assert_eq!(engine.reader().seq(), last);
+    assert_eq!(hash(&engine), live);
+    engine.shutdown().await.unwrap();
+}
+
+/// Flips a payload bit in the journal record whose key is `seq`.
+fn corrupt_record(dir: &Path, seq: u64) {
+    let db = sled::open(dir.join("journal")).unwrap();
+    let records = db.open_tree("journal").unwrap();
+    let mut record = records.get(seq.to_be_bytes()).unwrap().unwrap().to_vec();
+    let last = record.len() - 1;
+    record[last] ^= 0x10;
+    records.insert(seq.to_be_bytes(), record).unwrap();
+    db.flush().unwrap();
+}
+
+#[tokio::test]
+async fn a_corrupt_record_fails_the_open_unless_recovering_to_the_prefix() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = builder(dir.path())
+        .checkpoints(CheckpointPolicy::never())
+        .open()
+        .await
+        .unwrap();
+    for i in 1..=6u64 {
+        engine.submit(Ev::put(i, i)).await.unwrap();
+    }
+    engine.shutdown().await.unwrap();
+    corrupt_record(dir.path(), 4);
+
+    let error = builder(dir.path()).open().await.unwrap_err();
+    assert!(matches!(error, OpenError::Journal { .. }), "{error}");
+    let message = error.to_string();
+    assert!(message.contains("seq 4"), "{message}");
+    assert!(message.contains("checksum"), "{message}");
+    assert!(message.contains(&dir.path().display().to_string()), "{message}");
+
+    let engine = builder(dir.path()).recover_to_prefix(true).open().await.unwrap();
+    assert_eq!(engine.recovery().quarantined_from, Some(4));
+    assert_eq!(engine.reader().seq(), 3);
+    assert_eq!(engine.reader().len(), 3);
+    assert_eq!(engine.submit(Ev::put(9, 9)).await.unwrap().seq, 4);
+    engine.shutdown().await.unwrap();
+
+    // The quarantine is done: a plain open now succeeds.
+    let engine = builder(dir.path()).open().await.unwrap();
+    assert_eq!(engine.reader().seq(), 4);
+    engine.shutdown().await.unwrap();
+}
