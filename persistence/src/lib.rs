@@ -9,10 +9,14 @@
 //!   header naming the format and the event schema, explicit flushes, and
 //!   reads that verify every record and report corruption or gaps with the
 //!   seq and the path, and removal of a torn last record;
-//! * [`recovery`]: replaying the journal into a state.
+//! * [`recovery`]: replaying the journal into a state;
+//! * [`hash`]: an order-independent hash of a state, so a replayed state
+//!   can be compared with the live one;
+//! * [`checkpoint`]: a directory of checkpoint files, each the full state
+//!   at one seq, written atomically, verified in full on load (checksums,
+//!   schema, entry count and state hash), pruned and cut back on rollback.
 //!
 //! The engine journals through this crate when opened with a path.
-//! Checkpoints, compaction, rollback and as-of reads are not built yet.
 //!
 //! # Architecture
 //!
@@ -44,6 +48,8 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod checkpoint;
 pub mod codec;
+pub mod hash;
 pub mod journal;
 pub mod recovery;
