@@ -118,12 +118,8 @@ fn newest_passes_over_damaged_checkpoints_and_reports_them() {
         })
         .collect();
     assert_eq!(skipped, [30, 20]);
-    assert!(skipped_reason(&loaded.skipped[0]).contains("payload checksum"));
-    assert!(skipped_reason(&loaded.skipped[1]).contains("truncated"));
-}
-
-fn skipped_reason(error: &CheckpointError) -> String {
-    error.to_string()
+    assert!(loaded.skipped[0].to_string().contains("payload checksum"));
+    assert!(loaded.skipped[1].to_string().contains("truncated"));
 }
 
 #[test]
@@ -170,6 +166,52 @@ fn trailing_bytes_are_rejected() {
         store.load::<Ev>(5),
         Err(CheckpointError::Corrupt { .. })
     ));
+}
+
+/// Writes a checkpoint at seq 5 holding `entries` as given (duplicates
+/// and all) behind valid checksums and a matching state hash, claiming
+/// `claimed` entries.
+fn forge(store: &Checkpoints, entries: &[(&str, u64)], claimed: u64) {
+    let mut payload = Vec::new();
+    let mut hasher = StateHasher::new();
+    let mut buf = Vec::new();
+    for (key, value) in entries {
+        hash::encode_entry(&key.to_string(), value, &mut buf).unwrap();
+        hasher.add_encoded_entry(&buf);
+        payload.extend_from_slice(&buf);
+    }
+    let header = Header {
+        seq: 5,
+        entries: claimed,
+        state_hash: hasher.finish(),
+        payload_len: payload.len() as u64,
+        payload_crc: crc32fast::hash(&payload),
+        schema: SCHEMA,
+    };
+    let mut file = header.encode();
+    file.extend_from_slice(&payload);
+    fs::write(store.path_of(5), file).unwrap();
+}
+
+#[test]
+fn a_forged_file_with_a_repeated_key_is_rejected() {
+    let (_dir, store) = store();
+    forge(&store, &[("a", 1), ("b", 2)], 2);
+    assert_eq!(store.load::<Ev>(5).unwrap().0.len(), 2);
+    forge(&store, &[("a", 1), ("a", 2)], 2);
+    let error = store.load::<Ev>(5).unwrap_err();
+    assert!(error.to_string().contains("same key"), "{error}");
+}
+
+#[test]
+fn a_huge_claimed_entry_count_is_not_allocated() {
+    let (_dir, store) = store();
+    forge(&store, &[("a", 1)], u64::MAX);
+    let error = store.load::<Ev>(5).unwrap_err();
+    assert!(
+        error.to_string().contains("payload holds 1 entries"),
+        "{error}"
+    );
 }
 
 #[test]
