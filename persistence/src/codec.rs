@@ -82,7 +82,7 @@ pub const MAX_PAYLOAD: usize = 1 << 28;
 
 /// The bincode configuration: standard (varint) encoding, with the decode
 /// size limit.
-fn config() -> impl bincode::config::Config {
+pub(crate) fn config() -> impl bincode::config::Config {
     bincode::config::standard().with_limit::<MAX_PAYLOAD>()
 }
 

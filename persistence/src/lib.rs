@@ -13,10 +13,17 @@
 //!   seq, so seqs are never reused), pruning of a prefix behind a
 //!   checkpoint, and quarantine of a corrupt suffix;
 //! * [`recovery`]: replaying the journal, or a seq range of it, into a
-//!   state.
+//!   state;
+//! * [`checkpoint`]: a directory of checkpoint files, each the full state
+//!   at one seq, written atomically, verified in full on load (checksums,
+//!   schema, entry count and state hash), pruned and cut back on rollback;
+//! * [`hash`]: an order-independent hash of a state, so a replayed state
+//!   can be compared with the live one;
+//! * [`replay`]: a read-only view of an engine's directory: its steps over
+//!   a seq range, its archive, and the state at any seq.
 //!
-//! The engine journals through this crate when opened with a path.
-//! Checkpoints and as-of reads are not in this crate yet.
+//! The engine journals and checkpoints through this crate when opened with
+//! a path.
 //!
 //! # Architecture
 //!
@@ -50,6 +57,9 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod checkpoint;
 pub mod codec;
+pub mod hash;
 pub mod journal;
 pub mod recovery;
+pub mod replay;

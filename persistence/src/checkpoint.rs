@@ -1,0 +1,493 @@
+//! Checkpoints: a directory of files, each the full state at one seq.
+//!
+//! Recovery loads the newest checkpoint that verifies and replays only the
+//! journal after it, and as-of reads and replay start from the newest one
+//! at or before the seq they want. A file is named
+//! `ckpt-{seq:020}.ckpt` (zero-padded, so names sort as seqs do) and holds a
+//! header naming the format, schema, seq, entry count and state hash,
+//! then the entries; the layout is documented in `checkpoint/format.rs`.
+//!
+//! A write is atomic: the file is streamed to `ckpt-{seq:020}.tmp`, synced,
+//! renamed over its final name and the directory synced, so a crash leaves
+//! either the whole checkpoint or a stray `.tmp` that [`Checkpoints::open`]
+//! removes. A load verifies everything before it trusts anything: magic,
+//! version, schema, both checksums, the entry count and the state hash of
+//! what it decoded.
+//!
+//! ```
+//! use solostate_commands::{State, StateEvent};
+//! use solostate_persistence::checkpoint::Checkpoints;
+//!
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! type Ev = StateEvent<String, u64>;
+//! let dir = tempfile::tempdir()?;
+//! let store = Checkpoints::open(dir.path(), "accounts-v1")?;
+//! let mut state = State::<Ev>::new();
+//! state.insert("alice".to_owned(), 10);
+//! store.write::<Ev>(7, &state)?;
+//! let loaded = store.newest::<Ev>(u64::MAX)?.expect("one checkpoint");
+//! assert_eq!((loaded.info.seq, loaded.state), (7, state));
+//! # Ok(())
+//! # }
+//! ```
+
+use std::fs::{self, File};
+use std::io::{self, BufWriter, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+
+use solostate_commands::{Event, State};
+
+use crate::codec::CodecError;
+use crate::hash::{self, StateHasher};
+
+mod format;
+#[cfg(test)]
+mod tests;
+
+use format::Header;
+
+/// File name prefix of checkpoints and their temporary files.
+const PREFIX: &str = "ckpt-";
+/// File name suffix of a finished checkpoint.
+const SUFFIX: &str = ".ckpt";
+/// File name suffix of a checkpoint being written.
+const TMP_SUFFIX: &str = ".tmp";
+/// Write buffer: large enough that a big state costs few system calls.
+const WRITE_BUFFER: usize = 1 << 20;
+
+/// Why a checkpoint operation failed. Every variant names the file or
+/// directory, and those about one checkpoint name its seq.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum CheckpointError {
+    /// A file system operation failed.
+    #[error("checkpoint I/O error on {path}: {source}")]
+    Io {
+        /// The file or directory operated on.
+        path: PathBuf,
+        /// The operating system's error.
+        source: io::Error,
+    },
+    /// The file failed a check: truncated, bad magic, a checksum, count or
+    /// state hash mismatch, trailing bytes, a seq disagreeing with its name.
+    #[error("checkpoint {path} (seq {seq}) is corrupt: {reason}")]
+    Corrupt {
+        /// The checkpoint file.
+        path: PathBuf,
+        /// The seq in the file name.
+        seq: u64,
+        /// Which check failed.
+        reason: String,
+    },
+    /// The checkpoint is intact but was written for another event schema:
+    /// the store was opened with the wrong type, a user error rather than
+    /// corruption.
+    #[error(
+        "checkpoint {path} (seq {seq}) was written for schema {found:?}, but this store's schema is {expected:?}"
+    )]
+    SchemaMismatch {
+        /// The checkpoint file.
+        path: PathBuf,
+        /// The seq in the file name.
+        seq: u64,
+        /// The schema in the file.
+        found: String,
+        /// The store's schema.
+        expected: String,
+    },
+    /// The file was written in a layout this build does not know.
+    #[error(
+        "checkpoint {path} (seq {seq}) has format version {found}; this build reads version {}",
+        format::VERSION
+    )]
+    UnsupportedVersion {
+        /// The checkpoint file.
+        path: PathBuf,
+        /// The seq in the file name.
+        seq: u64,
+        /// The version found.
+        found: u32,
+    },
+    /// The payload passed its checksum but does not decode as the store's
+    /// key and value types.
+    #[error("checkpoint {path} (seq {seq}) does not decode: {source}")]
+    Decode {
+        /// The checkpoint file.
+        path: PathBuf,
+        /// The seq in the file name.
+        seq: u64,
+        /// The codec's description.
+        source: CodecError,
+    },
+    /// An entry of the state could not be encoded.
+    #[error("checkpoint {path} (seq {seq}) could not be written: {source}")]
+    Encode {
+        /// The file being written.
+        path: PathBuf,
+        /// The seq being checkpointed.
+        seq: u64,
+        /// The codec's description.
+        source: CodecError,
+    },
+    /// [`Checkpoints::prune`] was asked to keep none: that would delete the
+    /// checkpoint recovery needs, so it is refused.
+    #[error("pruning checkpoints to keep 0 would delete them all; keep at least 1")]
+    KeepZero,
+}
+
+/// What a written or loaded checkpoint holds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CheckpointInfo {
+    /// The seq whose state the checkpoint holds.
+    pub seq: u64,
+    /// Entries in the state.
+    pub entries: u64,
+    /// [`hash::state_hash`] of the state.
+    pub state_hash: u64,
+    /// The file's size in bytes.
+    pub bytes: u64,
+    /// The file.
+    pub path: PathBuf,
+}
+
+/// The newest checkpoint that verified, from [`Checkpoints::newest`].
+pub struct Loaded<E: Event> {
+    /// The state at `info.seq`.
+    pub state: State<E>,
+    /// The checkpoint it came from.
+    pub info: CheckpointInfo,
+    /// Newer checkpoints (within the bound) that failed to verify and were
+    /// passed over, newest first.
+    pub skipped: Vec<CheckpointError>,
+}
+
+impl<E: Event> std::fmt::Debug for Loaded<E> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Values need not be `Debug`, and a whole state is too long to print.
+        f.debug_struct("Loaded")
+            .field("entries", &self.state.len())
+            .field("info", &self.info)
+            .field("skipped", &self.skipped)
+            .finish()
+    }
+}
+
+/// A directory of checkpoint files for one event schema.
+///
+/// It holds no open files and no lock, so it is `Send + Sync` and cheap to
+/// share; writes of different seqs may run concurrently with loads. Two
+/// concurrent writes of the *same* seq would share a temporary file, and
+/// are the caller's to avoid (the engine has one checkpointer).
+#[derive(Debug, Clone)]
+pub struct Checkpoints {
+    dir: PathBuf,
+    schema: String,
+}
+
+impl Checkpoints {
+    /// Opens the checkpoint directory `dir` for `schema`, creating it if it
+    /// is missing.
+    ///
+    /// Opening writes: it removes stray `ckpt-*.tmp` files, which only a
+    /// crash mid-write leaves behind. Nothing is read or verified yet.
+    ///
+    /// # Errors
+    ///
+    /// [`CheckpointError::Io`] when the directory cannot be created or read,
+    /// or a stray file cannot be removed.
+    pub fn open(dir: &Path, schema: &str) -> Result<Checkpoints, CheckpointError> {
+        fs::create_dir_all(dir).map_err(io_error(dir))?;
+        let mut removed = false;
+        for entry in fs::read_dir(dir).map_err(io_error(dir))? {
+            let entry = entry.map_err(io_error(dir))?;
+            let name = entry.file_name();
+            let name = name.to_string_lossy();
+            if name.starts_with(PREFIX) && name.ends_with(TMP_SUFFIX) {
+                let path = entry.path();
+                tracing::warn!(path = %path.display(), "removing a checkpoint left unfinished by a crash");
+                fs::remove_file(&path).map_err(io_error(&path))?;
+                removed = true;
+            }
+        }
+        if removed {
+            sync_dir(dir)?;
+        }
+        Ok(Checkpoints {
+            dir: dir.to_owned(),
+            schema: schema.to_owned(),
+        })
+    }
+
+    /// The checkpoint directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// The file that holds (or would hold) the checkpoint at `seq`.
+    pub fn path_of(&self, seq: u64) -> PathBuf {
+        self.dir.join(format!("{PREFIX}{seq:020}{SUFFIX}"))
+    }
+
+    /// Writes `state` as the checkpoint at `seq`, atomically, replacing any
+    /// checkpoint already there.
+    ///
+    /// Entries are encoded one at a time into a buffered file, hashed and
+    /// checksummed as they go, so memory stays flat however large the state.
+    ///
+    /// # Errors
+    ///
+    /// [`CheckpointError::Encode`] when an entry cannot be encoded, and
+    /// [`CheckpointError::Io`] when writing, syncing or renaming fails. The
+    /// temporary file is removed on either.
+    pub fn write<E: Event>(
+        &self,
+        seq: u64,
+        state: &State<E>,
+    ) -> Result<CheckpointInfo, CheckpointError> {
+        let tmp = self.dir.join(format!("{PREFIX}{seq:020}{TMP_SUFFIX}"));
+        let path = self.path_of(seq);
+        let written = self.write_tmp::<E>(&tmp, seq, state).and_then(|info| {
+            fs::rename(&tmp, &path).map_err(io_error(&path))?;
+            Ok(info)
+        });
+        let (entries, state_hash, bytes) = match written {
+            Ok(info) => info,
+            Err(error) => {
+                // Best effort: open removes it next time if this fails.
+                let _ = fs::remove_file(&tmp);
+                return Err(error);
+            }
+        };
+        sync_dir(&self.dir)?;
+        Ok(CheckpointInfo {
+            seq,
+            entries,
+            state_hash,
+            bytes,
+            path,
+        })
+    }
+
+    /// Streams the checkpoint into `tmp` and syncs it; returns the entry
+    /// count, state hash and file size.
+    fn write_tmp<E: Event>(
+        &self,
+        tmp: &Path,
+        seq: u64,
+        state: &State<E>,
+    ) -> Result<(u64, u64, u64), CheckpointError> {
+        let io = io_error(tmp);
+        let header_len = Header::len(&self.schema);
+        let mut out = BufWriter::with_capacity(WRITE_BUFFER, File::create(tmp).map_err(&io)?);
+        // A placeholder, overwritten once the payload's crc and hash are known.
+        out.write_all(&vec![0; header_len]).map_err(&io)?;
+        let mut hasher = StateHasher::new();
+        let mut crc = crc32fast::Hasher::new();
+        let mut payload_len = 0u64;
+        let mut buf = Vec::new();
+        for (key, value) in state {
+            hash::encode_entry(key, value, &mut buf).map_err(|source| CheckpointError::Encode {
+                path: tmp.to_owned(),
+                seq,
+                source,
+            })?;
+            hasher.add_encoded_entry(&buf);
+            crc.update(&buf);
+            payload_len += buf.len() as u64;
+            out.write_all(&buf).map_err(&io)?;
+        }
+        let header = Header {
+            seq,
+            entries: hasher.entries(),
+            state_hash: hasher.finish(),
+            payload_len,
+            payload_crc: crc.finalize(),
+            schema: &self.schema,
+        };
+        let mut file = out.into_inner().map_err(|error| io(error.into_error()))?;
+        file.seek(SeekFrom::Start(0)).map_err(&io)?;
+        file.write_all(&header.encode()).map_err(&io)?;
+        file.sync_all().map_err(&io)?;
+        Ok((
+            header.entries,
+            header.state_hash,
+            header_len as u64 + payload_len,
+        ))
+    }
+
+    /// The seqs of the checkpoints in the directory, ascending. Files that
+    /// are not named like checkpoints are ignored.
+    ///
+    /// # Errors
+    ///
+    /// [`CheckpointError::Io`] when the directory cannot be read.
+    pub fn list(&self) -> Result<Vec<u64>, CheckpointError> {
+        let mut seqs = Vec::new();
+        for entry in fs::read_dir(&self.dir).map_err(io_error(&self.dir))? {
+            let entry = entry.map_err(io_error(&self.dir))?;
+            if let Some(seq) = entry.file_name().to_str().and_then(seq_of) {
+                seqs.push(seq);
+            }
+        }
+        seqs.sort_unstable();
+        Ok(seqs)
+    }
+
+    /// Loads and verifies the checkpoint at `seq`.
+    ///
+    /// The file is read whole, then checked (magic, version, header crc,
+    /// schema, seq, payload length and crc) before any entry is decoded;
+    /// the decoded entries must match the header's count and state hash.
+    ///
+    /// # Errors
+    ///
+    /// [`CheckpointError::Io`] when the file cannot be read (including when
+    /// it does not exist), [`CheckpointError::SchemaMismatch`],
+    /// [`CheckpointError::UnsupportedVersion`], [`CheckpointError::Decode`]
+    /// and [`CheckpointError::Corrupt`] for everything else.
+    pub fn load<E: Event>(&self, seq: u64) -> Result<(State<E>, CheckpointInfo), CheckpointError> {
+        let path = self.path_of(seq);
+        let bytes = fs::read(&path).map_err(io_error(&path))?;
+        let (header, payload) = format::verify(&bytes, &path, seq)?;
+        if header.schema != self.schema {
+            return Err(CheckpointError::SchemaMismatch {
+                path,
+                seq,
+                found: header.schema.to_owned(),
+                expected: self.schema.clone(),
+            });
+        }
+        if header.seq != seq {
+            return Err(CheckpointError::Corrupt {
+                path,
+                seq,
+                reason: format!("file holds seq {}, its name says {seq}", header.seq),
+            });
+        }
+        let state = format::decode_entries::<E>(&header, payload, &path)?;
+        let info = CheckpointInfo {
+            seq,
+            entries: header.entries,
+            state_hash: header.state_hash,
+            bytes: bytes.len() as u64,
+            path,
+        };
+        Ok((state, info))
+    }
+
+    /// The newest checkpoint with seq `<= at_most` that verifies, or `None`
+    /// when there is none.
+    ///
+    /// Newer checkpoints that fail to load are passed over, logged with
+    /// `tracing::warn!`, and listed in [`Loaded::skipped`]: a damaged
+    /// checkpoint costs only a longer journal replay. When none verifies,
+    /// the log is the only record of the failures.
+    ///
+    /// # Errors
+    ///
+    /// [`CheckpointError::SchemaMismatch`] is returned rather than passed
+    /// over: the store was opened with the wrong type, which an older
+    /// checkpoint will not fix. [`CheckpointError::Io`] when the directory
+    /// cannot be listed.
+    pub fn newest<E: Event>(&self, at_most: u64) -> Result<Option<Loaded<E>>, CheckpointError> {
+        let mut skipped = Vec::new();
+        for seq in self.list()?.into_iter().rev().filter(|&seq| seq <= at_most) {
+            match self.load::<E>(seq) {
+                Ok((state, info)) => {
+                    return Ok(Some(Loaded {
+                        state,
+                        info,
+                        skipped,
+                    }));
+                }
+                Err(error @ CheckpointError::SchemaMismatch { .. }) => return Err(error),
+                Err(error) => {
+                    tracing::warn!(%error, "passing over a checkpoint that does not load");
+                    skipped.push(error);
+                }
+            }
+        }
+        Ok(None)
+    }
+
+    /// Deletes all but the newest `keep` checkpoints and returns the seqs
+    /// deleted, ascending.
+    ///
+    /// # Errors
+    ///
+    /// [`CheckpointError::KeepZero`] when `keep` is 0, and
+    /// [`CheckpointError::Io`] when listing or deleting fails.
+    pub fn prune(&self, keep: usize) -> Result<Vec<u64>, CheckpointError> {
+        if keep == 0 {
+            return Err(CheckpointError::KeepZero);
+        }
+        let mut seqs = self.list()?;
+        seqs.truncate(seqs.len().saturating_sub(keep));
+        self.remove(&seqs)?;
+        Ok(seqs)
+    }
+
+    /// Deletes the checkpoints with seq `> seq` and returns their seqs,
+    /// ascending: after a rollback to `seq` (or a recovery that found the
+    /// journal ending there) they describe states that no longer happened.
+    ///
+    /// # Errors
+    ///
+    /// [`CheckpointError::Io`] when listing or deleting fails.
+    pub fn remove_after(&self, seq: u64) -> Result<Vec<u64>, CheckpointError> {
+        let mut seqs = self.list()?;
+        seqs.retain(|&found| found > seq);
+        self.remove(&seqs)?;
+        Ok(seqs)
+    }
+
+    /// Deletes the checkpoints at `seqs`, then syncs the directory so the
+    /// deletions are durable. One already gone is not an error.
+    fn remove(&self, seqs: &[u64]) -> Result<(), CheckpointError> {
+        if seqs.is_empty() {
+            return Ok(());
+        }
+        for &seq in seqs {
+            let path = self.path_of(seq);
+            match fs::remove_file(&path) {
+                Err(error) if error.kind() != io::ErrorKind::NotFound => {
+                    return Err(CheckpointError::Io {
+                        path,
+                        source: error,
+                    });
+                }
+                _ => {}
+            }
+        }
+        sync_dir(&self.dir)
+    }
+}
+
+/// The seq in a checkpoint's file name, or `None` for any other file.
+fn seq_of(name: &str) -> Option<u64> {
+    let digits = name.strip_prefix(PREFIX)?.strip_suffix(SUFFIX)?;
+    if digits.len() != 20 || !digits.bytes().all(|byte| byte.is_ascii_digit()) {
+        return None;
+    }
+    digits.parse().ok()
+}
+
+/// Maps an I/O error to [`CheckpointError::Io`] naming `path`.
+fn io_error(path: &Path) -> impl Fn(io::Error) -> CheckpointError + '_ {
+    move |source| CheckpointError::Io {
+        path: path.to_owned(),
+        source,
+    }
+}
+
+/// Syncs a directory, so that a rename or removal in it is durable. Only
+/// Unix can open a directory for this; elsewhere it is a no-op.
+fn sync_dir(dir: &Path) -> Result<(), CheckpointError> {
+    #[cfg(unix)]
+    File::open(dir)
+        .and_then(|handle| handle.sync_all())
+        .map_err(io_error(dir))?;
+    #[cfg(not(unix))]
+    let _ = dir;
+    Ok(())
+}
