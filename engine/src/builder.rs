@@ -268,8 +268,11 @@ impl<E: Event> Builder<E> {
                     .schema
                     .clone()
                     .unwrap_or_else(|| std::any::type_name::<E>().to_owned());
-                let (cache, prefix, progress) =
-                    (self.journal_cache_bytes, self.recover_to_prefix, self.progress);
+                let (cache, prefix, progress) = (
+                    self.journal_cache_bytes,
+                    self.recover_to_prefix,
+                    self.progress,
+                );
                 let mut opened = tokio::task::spawn_blocking(move || {
                     recovery::open::<E>(&path, &schema, cache, prefix, progress)
                 })
@@ -308,11 +311,7 @@ impl<E: Event> Builder<E> {
                 (Some(journal), Some(checkpointer), Some(disk))
             }
         };
-        let history = Arc::new(History::new(
-            publisher.snapshot(),
-            self.as_of_window,
-            disk,
-        ));
+        let history = Arc::new(History::new(publisher.snapshot(), self.as_of_window, disk));
         if let (Some(journal), Durability::Every(interval)) = (&journal, self.durability) {
             runtime.spawn(owner::flush_every(
                 Arc::downgrade(journal),

@@ -61,7 +61,7 @@ impl Checkpointer {
         if self.task.as_ref().is_some_and(|task| !task.is_finished()) {
             return; // one at a time; the next commit asks again
         }
-        self.start(journal, map.clone(), seq, shared);
+        self.start::<E>(journal, map.clone(), seq, shared);
     }
 
     /// Waits for the checkpoint in flight, if any.
@@ -86,7 +86,7 @@ impl Checkpointer {
     ) {
         self.settle().await;
         if self.policy.on_shutdown && seq > self.covered {
-            self.start(journal, map.clone(), seq, shared);
+            self.start::<E>(journal, map.clone(), seq, shared);
             self.settle().await;
         }
     }

@@ -16,8 +16,8 @@ use crate::error::{
 };
 use crate::gate::Gate;
 use crate::history::History;
-use crate::recovery::Recovery;
 use crate::owner::Command;
+use crate::recovery::Recovery;
 use crate::stats::{Counters, Stats};
 
 /// The acknowledgement of an applied event.

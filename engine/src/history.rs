@@ -39,10 +39,13 @@ pub(crate) struct Disk {
     pub(crate) checkpoints: Arc<Checkpoints>,
 }
 
+/// A published snapshot with the batch that led to it from the one before
+/// (none for a base: the first entry, or the state a rollback restored).
+type Version<E> = (Arc<SnapshotOf<E>>, Option<Arc<CommittedBatch<E>>>);
+
 struct Window<E: Event> {
-    /// Published snapshots in seq order, each with the batch that led to it
-    /// from the one before (none for the first, which is only a base).
-    entries: VecDeque<(Arc<SnapshotOf<E>>, Option<Arc<CommittedBatch<E>>>)>,
+    /// Published versions in seq order.
+    entries: VecDeque<Version<E>>,
     /// How many seqs back from the newest the window must reach.
     span: u64,
 }
@@ -135,7 +138,11 @@ impl<E: Event> History<E> {
 
     /// The state at `seq`, from the window or else rebuilt from the disk on
     /// a blocking thread. `last` is the newest published seq.
-    pub(crate) async fn state_at(&self, seq: u64, last: u64) -> Result<Arc<SnapshotOf<E>>, AsOfError> {
+    pub(crate) async fn state_at(
+        &self,
+        seq: u64,
+        last: u64,
+    ) -> Result<Arc<SnapshotOf<E>>, AsOfError> {
         if seq > last {
             return Err(AsOfError::NotYet { seq, last });
         }
@@ -178,7 +185,9 @@ impl<E: Event> History<E> {
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Window<E>> {
         // The window holds no invariant a panic could break mid-way.
-        self.window.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.window
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 }
 

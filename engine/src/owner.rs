@@ -120,7 +120,7 @@ pub(crate) async fn run<E: Event>(
             state.failed = Some(error.to_string());
         } else if let Some(checkpointer) = &mut state.checkpointer {
             checkpointer
-                .finish(journal, &state.map, state.last_seq, &shared)
+                .finish::<E>(journal, &state.map, state.last_seq, &shared)
                 .await;
         }
     }
@@ -295,7 +295,14 @@ impl<E: Event> Working<E> {
         };
         self.history.push(self.publisher.snapshot(), batch);
         if let (Some(checkpointer), Some(journal)) = (&mut self.checkpointer, &self.journal) {
-            checkpointer.after_commit(events, bytes, journal, &self.map, self.last_seq, shared);
+            checkpointer.after_commit::<E>(
+                events,
+                bytes,
+                journal,
+                &self.map,
+                self.last_seq,
+                shared,
+            );
         }
     }
 
@@ -349,7 +356,9 @@ impl<E: Event> Working<E> {
                 // journal still holds the full timeline and an older
                 // checkpoint (or none) is used.
                 store.remove_after(target).map_err(|e| e.to_string())?;
-                journal.rollback::<E>(target, seq).map_err(|e| e.to_string())?;
+                journal
+                    .rollback::<E>(target, seq)
+                    .map_err(|e| e.to_string())?;
                 Ok(())
             })
             .await

@@ -89,9 +89,16 @@ pub(crate) fn open<E: Event>(
             .remove_after(journal_last)
             .map_err(checkpoint_error)?;
         if !beyond.is_empty() {
-            tracing::error!(?beyond, journal_last, "deleted checkpoints beyond the journal's last seq");
+            tracing::error!(
+                ?beyond,
+                journal_last,
+                "deleted checkpoints beyond the journal's last seq"
+            );
         }
-        let (mut map, base) = match checkpoints.newest::<E>(journal_last).map_err(checkpoint_error)? {
+        let (mut map, base) = match checkpoints
+            .newest::<E>(journal_last)
+            .map_err(checkpoint_error)?
+        {
             Some(loaded) => {
                 for skipped in &loaded.skipped {
                     tracing::warn!(%skipped, "passed over a checkpoint that does not verify");
@@ -111,7 +118,8 @@ pub(crate) fn open<E: Event>(
                 });
             }
         };
-        match recovery::replay_range::<E>(&journal, &mut map, from, u64::MAX, &mut report_progress) {
+        match recovery::replay_range::<E>(&journal, &mut map, from, u64::MAX, &mut report_progress)
+        {
             Ok(last) => {
                 report.checkpoint = base;
                 report.last_seq = last.max(from - 1);

@@ -51,7 +51,11 @@ async fn check_every_seq(engine: &Engine<Ev>, states: &[BTreeMap<u64, u64>]) {
 
 #[tokio::test]
 async fn an_in_memory_engine_answers_from_its_window() {
-    let engine = Engine::<Ev>::builder().as_of_window(16).open().await.unwrap();
+    let engine = Engine::<Ev>::builder()
+        .as_of_window(16)
+        .open()
+        .await
+        .unwrap();
     let states = model(60);
     write(&engine, 1..=60).await;
     check_every_seq(&engine, &states[44..]).await;

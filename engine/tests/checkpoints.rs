@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex};
 
 use solostate::persistence::hash::state_hash;
 use solostate::{
-    CheckpointPolicy, Durability, Engine, OpenError, Retention, ReplayProgress, StateEvent,
+    CheckpointPolicy, Durability, Engine, OpenError, ReplayProgress, Retention, StateEvent,
 };
 
 type Ev = StateEvent<u64, u64>;
@@ -52,7 +52,11 @@ fn checkpoint_files(dir: &Path) -> Vec<std::path::PathBuf> {
 async fn a_checkpoint_plus_the_tail_equals_a_full_replay() {
     let dir = tempfile::tempdir().unwrap();
     let engine = builder(dir.path())
-        .checkpoints(CheckpointPolicy::default().every_events(100).on_shutdown(false))
+        .checkpoints(
+            CheckpointPolicy::default()
+                .every_events(100)
+                .on_shutdown(false),
+        )
         .open()
         .await
         .unwrap();
@@ -125,7 +129,10 @@ async fn compaction_prunes_the_journal_behind_the_oldest_kept_checkpoint() {
 
     let replay = solostate::persistence::replay::Replay::<Ev>::open(dir.path()).unwrap();
     let first = replay.journal().first_seq().unwrap();
-    assert!(first > 1, "the journal prefix was pruned (first seq {first})");
+    assert!(
+        first > 1,
+        "the journal prefix was pruned (first seq {first})"
+    );
     drop(replay);
 
     let engine = builder(dir.path()).open().await.unwrap();
@@ -164,9 +171,16 @@ async fn a_corrupt_record_fails_the_open_unless_recovering_to_the_prefix() {
     let message = error.to_string();
     assert!(message.contains("seq 4"), "{message}");
     assert!(message.contains("checksum"), "{message}");
-    assert!(message.contains(&dir.path().display().to_string()), "{message}");
+    assert!(
+        message.contains(&dir.path().display().to_string()),
+        "{message}"
+    );
 
-    let engine = builder(dir.path()).recover_to_prefix(true).open().await.unwrap();
+    let engine = builder(dir.path())
+        .recover_to_prefix(true)
+        .open()
+        .await
+        .unwrap();
     assert_eq!(engine.recovery().quarantined_from, Some(4));
     assert_eq!(engine.reader().seq(), 3);
     assert_eq!(engine.reader().len(), 3);

@@ -13,7 +13,7 @@ mod common;
 
 use std::collections::HashMap;
 
-use common::model::{Kv, kv, model_kv};
+use common::model::{kv, model_kv};
 use common::{TestEvent, TestRejection, quiet_intentional_panics};
 use proptest::prelude::*;
 use solostate::{AckError, Engine};

@@ -82,7 +82,12 @@ impl Model {
 }
 
 fn live(engine: &Engine<Kv>) -> Map {
-    engine.reader().snapshot().iter().map(|(k, v)| (*k, *v)).collect()
+    engine
+        .reader()
+        .snapshot()
+        .iter()
+        .map(|(k, v)| (*k, *v))
+        .collect()
 }
 
 async fn open(dir: &std::path::Path, every: u64, durability: Durability) -> Engine<Kv> {

@@ -19,7 +19,12 @@ async fn open(dir: &std::path::Path) -> Engine<Ev> {
 }
 
 fn contents(engine: &Engine<Ev>) -> BTreeMap<u64, u64> {
-    engine.reader().snapshot().iter().map(|(k, v)| (*k, *v)).collect()
+    engine
+        .reader()
+        .snapshot()
+        .iter()
+        .map(|(k, v)| (*k, *v))
+        .collect()
 }
 
 /// Puts `i -> i * 10` for each `i` in `keys`, returning the last seq.
@@ -40,7 +45,10 @@ async fn rollback_restores_the_state_and_a_restart_opens_it() {
     assert_eq!(put_all(&engine, 6..=10).await, 10);
 
     let ack = engine.rollback_to(5).await.unwrap();
-    assert_eq!(ack.seq, 11, "a rollback is one new step; seqs are never reused");
+    assert_eq!(
+        ack.seq, 11,
+        "a rollback is one new step; seqs are never reused"
+    );
     assert_eq!(engine.reader().seq(), 11);
     assert_eq!(contents(&engine), at_five);
 
@@ -110,7 +118,7 @@ async fn the_change_feed_ends_with_rolled_back_and_wait_for_sees_the_rollback_st
     let mut seen = Vec::new();
     let error = loop {
         match feed.recv().await {
-            Ok(change) => seen.push(change.seq),
+            Ok(change) => seen.push(change.seq()),
             Err(error) => break error,
         }
     };
@@ -124,17 +132,31 @@ async fn the_change_feed_ends_with_rolled_back_and_wait_for_sees_the_rollback_st
 
 #[tokio::test]
 async fn an_in_memory_engine_rolls_back_within_its_window_only() {
-    let engine = Engine::<Ev>::builder().as_of_window(4).open().await.unwrap();
+    let engine = Engine::<Ev>::builder()
+        .as_of_window(4)
+        .open()
+        .await
+        .unwrap();
     put_all(&engine, 1..=10).await;
     assert!(matches!(
         engine.rollback_to(2).await,
-        Err(RollbackError::Unavailable(AsOfError::Forgotten { seq: 2, .. }))
+        Err(RollbackError::Unavailable(AsOfError::Forgotten {
+            seq: 2,
+            ..
+        }))
     ));
     assert!(matches!(
         engine.rollback_to(11).await,
-        Err(RollbackError::Unavailable(AsOfError::NotYet { seq: 11, last: 10 }))
+        Err(RollbackError::Unavailable(AsOfError::NotYet {
+            seq: 11,
+            last: 10
+        }))
     ));
-    assert_eq!(engine.reader().seq(), 10, "a refused rollback changes nothing");
+    assert_eq!(
+        engine.reader().seq(),
+        10,
+        "a refused rollback changes nothing"
+    );
     let ack = engine.rollback_to(9).await.unwrap();
     assert_eq!(ack.seq, 11);
     assert_eq!(engine.reader().snapshot().len(), 9);

@@ -59,7 +59,8 @@ fn a_second_process_gets_already_open_and_the_directory_reopens_after() {
     runtime.block_on(async {
         match open(dir.path()).await {
             Err(OpenError::Journal { message }) => assert!(
-                message.contains("already open") && message.contains(&*dir.path().to_string_lossy()),
+                message.contains("already open")
+                    && message.contains(&*dir.path().to_string_lossy()),
                 "the error must say 'already open' and name the path: {message}"
             ),
             Err(other) => panic!("expected an already-open journal error, got {other}"),
@@ -73,7 +74,9 @@ fn a_second_process_gets_already_open_and_the_directory_reopens_after() {
     assert!(status.success(), "the holder failed: {status}");
 
     runtime.block_on(async {
-        let engine = open(dir.path()).await.expect("reopens once the holder is gone");
+        let engine = open(dir.path())
+            .await
+            .expect("reopens once the holder is gone");
         assert_eq!(engine.reader().snapshot().get(&1), Some(&1));
         engine.shutdown().await.unwrap();
     });

@@ -59,5 +59,8 @@ async fn replay_gives_the_live_runs_state_hash() {
         .steps(u64::from(ACCOUNTS) + 1..)
         .map(|entry| entry.unwrap().seq)
         .collect();
-    assert_eq!(transfers, acked, "the journal holds exactly the acked events");
+    assert_eq!(
+        transfers, acked,
+        "the journal holds exactly the acked events"
+    );
 }

@@ -82,8 +82,10 @@ pub fn state_at<E: Event>(
 
 /// A read-only view of an engine's directory.
 ///
-/// It opens the journal without repairing or writing anything, so it is
-/// safe to point at a copy of a production directory. sled locks its
+/// It opens the journal without repairing it or writing to it; the one
+/// change it may make is deleting a temporary checkpoint file left by an
+/// interrupted write. So it is safe to point at a copy of a production
+/// directory. sled locks its
 /// directory, so it cannot open the directory of a running engine; use
 /// `Engine::as_of` there.
 pub struct Replay<E: Event> {

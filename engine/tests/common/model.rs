@@ -74,4 +74,3 @@ pub fn model_kv(event: &Kv, map: &mut HashMap<u8, u8>) -> Result<(), StateReject
     }
     Ok(())
 }
-
