@@ -1,0 +1,537 @@
+//! Durable engine against raw sled, side by side in one process: what the
+//! engine's journal costs on top of the sled writes it is built from.
+//!
+//! Four groups, on the same event type ([`Ev`]: a `u64` key and a
+//! [`Value64`] value) and the same machine:
+//!
+//! * `durable_throughput`: events/s of a journaling engine with
+//!   [`WRITERS`] pipelining writers (each keeps up to [`IN_FLIGHT`] acks
+//!   outstanding) under `Durability::Always`, `Every(1s)` and `Never`;
+//!   beside it, raw sled through the persistence `Journal`: one packed
+//!   record per batch of 1024 or 2048 events and one flush per batch (the
+//!   engine's own group commit, minus the engine), with a blocking
+//!   `flush` and with `flush_async` (what the owner task awaits).
+//! * `ack_latency`: one writer, submit then await, one event at a time:
+//!   the engine in memory, under `Never` and under `Always`; beside it raw
+//!   sled `append` + `flush` of a one-event record, `append` +
+//!   `flush_async`, `append` + `flush` on tokio's `spawn_blocking`, and
+//!   `flush_async` with nothing to write (the bare hop through sled's
+//!   threadpool). Each row also prints context switches per operation:
+//!   the thread hand-offs it took. Criterion gives the median; a separate run
+//!   of up to [`HDR_ITERS`] iterations (or [`HDR_BUDGET`], whichever ends
+//!   first) prints p50/p99/p99.9 to stderr. The differences between the
+//!   rows say where the engine's extra latency goes.
+//! * `replay`: a journal of [`REPLAY_EVENTS`] events in records of 1024:
+//!   reopening an engine over it (sled open, read, decode, apply), and the
+//!   parts: sled open alone, reading and decoding every record through
+//!   `Journal::read_from`, and `codec::decode_batch` alone on records
+//!   already in memory.
+//! * Journal bytes per event, printed once: framed record bytes, bare
+//!   per-event payload bytes, and sled's `size_on_disk`, each per event.
+//!
+//! Values are full 64-bit words (not small numbers), so bincode's varint
+//! encoding cannot shrink them: each `u64` takes 9 bytes, 72 per value.
+//! That is the honest worst case for a 64-byte value of this type.
+//!
+//! Every durable variant writes to its own temporary directory on the same
+//! disk. The runtime has 2 workers, one per core of the reference machine.
+//!
+//! Run: `cargo bench -p solostate --bench durable` (about 2 minutes). To
+//! run some groups only (their setup too), name them:
+//! `DURABLE_GROUPS=ack_latency,replay cargo bench ...`.
+
+use std::collections::VecDeque;
+use std::hint::black_box;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+mod common;
+
+use common::{Ev, KEYS, Value64, key_pattern};
+use criterion::measurement::WallTime;
+use criterion::{
+    BenchmarkGroup, Criterion, SamplingMode, Throughput, criterion_group, criterion_main,
+};
+use hdrhistogram::Histogram;
+use solostate::{Durability, Engine, Pending, StateEvent};
+use solostate_persistence::codec;
+use solostate_persistence::journal::Journal;
+use tokio::runtime::Runtime;
+
+/// Pipelining writers in `durable_throughput`.
+const WRITERS: u64 = 4;
+/// The most unacknowledged submissions each writer keeps.
+const IN_FLIGHT: usize = 1024;
+/// Events per measured iteration of an engine variant, over all writers.
+const EVENTS_PER_ITER: u64 = 32_768;
+/// The command queue's capacity: room for every writer's window.
+const CHANNEL_CAPACITY: usize = 8192;
+/// The journal's header schema, shared by the engine and the raw journals
+/// so that an engine can reopen a journal the bench wrote directly.
+const SCHEMA: &str = "solostate-bench/durable/StateEvent<u64,Value64>";
+/// sled's page cache, the engine's default, for every journal here.
+const CACHE_BYTES: u64 = 64 << 20;
+/// Events in the replay journal.
+const REPLAY_EVENTS: u64 = 1 << 20;
+/// Events per record in the replay journal.
+const REPLAY_BATCH: u64 = 1024;
+/// Most iterations of a latency histogram run.
+const HDR_ITERS: u64 = 20_000;
+/// Longest a latency histogram run may take: an fsync-bound variant
+/// stops early instead of taking a minute, and prints how many it did.
+const HDR_BUDGET: Duration = Duration::from_secs(4);
+
+/// Whether to run `group`: all of them, unless `DURABLE_GROUPS` lists some
+/// (comma-separated). Criterion's own filter skips only the measurements,
+/// not a group's setup and histogram runs; this skips those too, for
+/// profiling one group.
+fn wanted(group: &str) -> bool {
+    std::env::var("DURABLE_GROUPS").map_or(true, |groups| groups.split(',').any(|g| g == group))
+}
+
+fn runtime() -> Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("build the tokio runtime")
+}
+
+/// A 64-byte value of full-width words (splitmix64 of `seed`), so that
+/// bincode's varints cannot compress it.
+fn value(seed: u64) -> Value64 {
+    let mut x = seed;
+    Value64(std::array::from_fn(|_| {
+        x = x.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = x;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        (z ^ (z >> 31)) | (1 << 63)
+    }))
+}
+
+/// `len` puts on pseudo-random keys in `0..KEYS`.
+fn puts(seed: u64, len: usize) -> Vec<Ev> {
+    key_pattern(seed, len, KEYS)
+        .into_iter()
+        .map(|key| StateEvent::put(key, value(key)))
+        .collect()
+}
+
+async fn open_engine(dir: Option<&Path>, durability: Durability) -> Engine<Ev> {
+    let builder = Engine::<Ev>::builder()
+        .channel_capacity(CHANNEL_CAPACITY)
+        .durability(durability)
+        .schema(SCHEMA)
+        .journal_cache_bytes(CACHE_BYTES);
+    let builder = match dir {
+        Some(dir) => builder.path(dir),
+        None => builder,
+    };
+    builder.open().await.expect("open the engine")
+}
+
+/// One writer's share: `count` puts on `keys` from `offset`, keeping up to
+/// [`IN_FLIGHT`] acks outstanding and awaiting the oldest when full.
+async fn write(engine: Engine<Ev>, keys: Arc<Vec<u64>>, offset: usize, count: u64) {
+    let value = value(offset as u64);
+    let mut in_flight: VecDeque<Pending<Ev>> = VecDeque::with_capacity(IN_FLIGHT);
+    for i in 0..count as usize {
+        let key = keys[(offset + i) % keys.len()];
+        let pending = engine
+            .send(StateEvent::put(key, value))
+            .await
+            .expect("engine is open");
+        if in_flight.len() == IN_FLIGHT {
+            let oldest = in_flight.pop_front().expect("queue is full");
+            oldest.await.expect("a put is never rejected");
+        }
+        in_flight.push_back(pending);
+    }
+    for pending in in_flight {
+        pending.await.expect("a put is never rejected");
+    }
+}
+
+/// A journaling engine under `durability` (in memory when `None`), with
+/// [`WRITERS`] pipelined writers.
+fn engine_throughput(
+    group: &mut BenchmarkGroup<'_, WallTime>,
+    rt: &Runtime,
+    name: &str,
+    durability: Option<Durability>,
+) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let engine = match durability {
+        Some(durability) => rt.block_on(open_engine(Some(dir.path()), durability)),
+        None => rt.block_on(open_engine(None, Durability::Never)),
+    };
+    // Fill every key first (as events: a journaled engine takes no initial
+    // state), so the map is at its steady size when measuring starts.
+    let all: Arc<Vec<u64>> = Arc::new((0..KEYS).collect());
+    rt.block_on(write(engine.clone(), all, 0, KEYS));
+    let patterns: Vec<Arc<Vec<u64>>> = (0..WRITERS)
+        .map(|w| Arc::new(key_pattern(0x5EED ^ (w + 1), 1 << 20, KEYS)))
+        .collect();
+    let mut cursor = 0usize;
+    group.throughput(Throughput::Elements(EVENTS_PER_ITER));
+    group.bench_function(name, |b| {
+        b.iter_custom(|iters| {
+            let per_writer = iters * EVENTS_PER_ITER / WRITERS;
+            let offset = cursor;
+            cursor = cursor.wrapping_add(per_writer as usize);
+            rt.block_on(async {
+                let start = Instant::now();
+                let tasks: Vec<_> = patterns
+                    .iter()
+                    .map(|keys| {
+                        let keys = Arc::clone(keys);
+                        tokio::spawn(write(engine.clone(), keys, offset, per_writer))
+                    })
+                    .collect();
+                for task in tasks {
+                    task.await.expect("writer task");
+                }
+                start.elapsed()
+            })
+        });
+    });
+    let stats = engine.stats();
+    eprintln!(
+        "{name}: applied {} in {} batches (mean {:.0}, largest {}), sled blob files {}",
+        stats.applied,
+        stats.batches,
+        stats.applied as f64 / stats.batches.max(1) as f64,
+        stats.largest_batch,
+        blob_files(dir.path()),
+    );
+    rt.block_on(engine.shutdown()).expect("clean shutdown");
+}
+
+/// Raw sled: one packed record of `batch` events and one flush per batch.
+fn raw_throughput(
+    group: &mut BenchmarkGroup<'_, WallTime>,
+    rt: &Runtime,
+    batch: usize,
+    async_flush: bool,
+) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let journal = Journal::open(dir.path(), SCHEMA, CACHE_BYTES).expect("open the journal");
+    let events = puts(0xBA7C4, batch);
+    let flush = if async_flush { "flush_async" } else { "flush" };
+    let mut seq = 1;
+    group.throughput(Throughput::Elements(batch as u64));
+    group.bench_function(format!("raw_sled/packed{batch}+{flush}"), |b| {
+        b.iter(|| {
+            journal.append(seq, &events).expect("append");
+            if async_flush {
+                rt.block_on(journal.flush_async()).expect("flush");
+            } else {
+                journal.flush().expect("flush");
+            }
+            seq += batch as u64;
+        })
+    });
+    eprintln!(
+        "raw_sled/packed{batch}+{flush}: {} records, sled blob files {}",
+        (seq - 1) / batch as u64,
+        blob_files(dir.path()),
+    );
+}
+
+/// sled writes any log item over about 128 KiB (a quarter of its 512 KiB
+/// segment) to a file of its own under `blobs/` instead of its log: a
+/// record of more than ~1,700 of these events, and also a consolidated leaf
+/// node (up to 16 records) once it outgrows that. The count (files present
+/// at the end) says how often the journal took that path.
+fn blob_files(dir: &Path) -> usize {
+    std::fs::read_dir(dir.join("blobs")).map_or(0, |entries| entries.count())
+}
+
+fn durable_throughput(c: &mut Criterion) {
+    if !wanted("durable_throughput") {
+        return;
+    }
+    let rt = runtime();
+    let mut group = c.benchmark_group("durable_throughput");
+    group
+        .sampling_mode(SamplingMode::Flat)
+        .sample_size(10)
+        .warm_up_time(Duration::from_millis(700))
+        .measurement_time(Duration::from_secs(3));
+    let every = Durability::Every(Duration::from_secs(1));
+    engine_throughput(&mut group, &rt, "engine/always", Some(Durability::Always));
+    engine_throughput(&mut group, &rt, "engine/every_1s", Some(every));
+    engine_throughput(&mut group, &rt, "engine/never", Some(Durability::Never));
+    // The control: the same writers and map with no journal at all.
+    engine_throughput(&mut group, &rt, "engine/in_memory", None);
+    raw_throughput(&mut group, &rt, 1024, false);
+    raw_throughput(&mut group, &rt, 2048, false);
+    raw_throughput(&mut group, &rt, 1024, true);
+    group.finish();
+}
+
+/// Benches `op` (one submit-and-wait or one write-and-flush) for a
+/// criterion median, then runs it again alone into a histogram and prints
+/// its percentiles.
+fn latency(
+    group: &mut BenchmarkGroup<'_, WallTime>,
+    rt: &Runtime,
+    name: &str,
+    mut op: impl AsyncFnMut(),
+) {
+    group.bench_function(name, |b| {
+        b.iter_custom(|iters| {
+            rt.block_on(async {
+                let start = Instant::now();
+                for _ in 0..iters {
+                    op().await;
+                }
+                start.elapsed()
+            })
+        })
+    });
+    let mut hist = Histogram::<u64>::new_with_bounds(1, 60_000_000_000, 3).expect("histogram");
+    let switches_before = context_switches();
+    rt.block_on(async {
+        let start = Instant::now();
+        for _ in 0..HDR_ITERS {
+            let t = Instant::now();
+            op().await;
+            hist.saturating_record(t.elapsed().as_nanos() as u64);
+            if start.elapsed() > HDR_BUDGET {
+                break;
+            }
+        }
+    });
+    let switches = context_switches().saturating_sub(switches_before);
+    let us = |q: f64| hist.value_at_quantile(q) as f64 / 1e3;
+    eprintln!(
+        "ack_latency/{name}: n={} p50={:.1}us p99={:.1}us p99.9={:.1}us max={:.1}us mean={:.1}us \
+         context switches/op={:.2}",
+        hist.len(),
+        us(0.5),
+        us(0.99),
+        us(0.999),
+        hist.max() as f64 / 1e3,
+        hist.mean() / 1e3,
+        switches as f64 / hist.len().max(1) as f64,
+    );
+}
+
+/// Context switches so far, voluntary and not, summed over this process's
+/// live threads (Linux `/proc`; 0 elsewhere). Per operation, they count
+/// the thread hops a submit or a flush takes: each hand-off parks one
+/// thread and wakes another. Threads that exited meanwhile (sled retires
+/// idle pool threads) are missing, so this is a lower bound.
+fn context_switches() -> u64 {
+    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
+        return 0;
+    };
+    tasks
+        .flatten()
+        .filter_map(|task| std::fs::read_to_string(task.path().join("status")).ok())
+        .flat_map(|status| {
+            status
+                .lines()
+                .filter(|line| line.contains("ctxt_switches:"))
+                .filter_map(|line| line.split_whitespace().nth(1)?.parse::<u64>().ok())
+                .collect::<Vec<_>>()
+        })
+        .sum()
+}
+
+/// One writer awaiting each ack in turn, on an engine under `durability`
+/// (in memory when `dir` is `None`).
+fn engine_latency(
+    group: &mut BenchmarkGroup<'_, WallTime>,
+    rt: &Runtime,
+    name: &str,
+    dir: Option<&Path>,
+    durability: Durability,
+) {
+    let engine = rt.block_on(open_engine(dir, durability));
+    let mut key = 0u64;
+    let value = value(1);
+    latency(group, rt, name, async || {
+        key = (key + 1) % KEYS;
+        let ack = engine.submit(StateEvent::put(key, value)).await;
+        black_box(ack.expect("a put is never rejected"));
+    });
+    rt.block_on(engine.shutdown()).expect("clean shutdown");
+}
+
+fn ack_latency(c: &mut Criterion) {
+    if !wanted("ack_latency") {
+        return;
+    }
+    let rt = runtime();
+    let mut group = c.benchmark_group("ack_latency");
+    group
+        .sample_size(10)
+        .warm_up_time(Duration::from_millis(300))
+        .measurement_time(Duration::from_secs(2));
+    let dirs: Vec<_> = (0..3).map(|_| tempfile::tempdir().expect("dir")).collect();
+    engine_latency(&mut group, &rt, "engine/in_memory", None, Durability::Never);
+    let never = Some(dirs[0].path());
+    engine_latency(&mut group, &rt, "engine/never", never, Durability::Never);
+    let always = Some(dirs[1].path());
+    engine_latency(&mut group, &rt, "engine/always", always, Durability::Always);
+
+    let journal = Journal::open(dirs[2].path(), SCHEMA, CACHE_BYTES).expect("open the journal");
+    let journal = Arc::new(journal);
+    let event = puts(0x1A7, 1);
+    let mut seq = 1u64;
+    latency(&mut group, &rt, "raw_sled/insert+flush", async || {
+        journal.append(seq, &event).expect("append");
+        journal.flush().expect("flush");
+        seq += 1;
+    });
+    latency(&mut group, &rt, "raw_sled/insert+flush_async", async || {
+        journal.append(seq, &event).expect("append");
+        journal.flush_async().await.expect("flush");
+        seq += 1;
+    });
+    // The blocking flush on tokio's blocking pool: one hop out and back,
+    // instead of `flush_async`'s hop through sled's own threadpool.
+    latency(
+        &mut group,
+        &rt,
+        "raw_sled/insert+spawn_blocking_flush",
+        async || {
+            journal.append(seq, &event).expect("append");
+            let flusher = Arc::clone(&journal);
+            tokio::task::spawn_blocking(move || flusher.flush())
+                .await
+                .expect("flush task")
+                .expect("flush");
+            seq += 1;
+        },
+    );
+    // Nothing is dirty: sled returns at once, so what is left is the
+    // round trip through its threadpool and back to the tokio task.
+    latency(&mut group, &rt, "raw_sled/flush_async_clean", async || {
+        journal.flush_async().await.expect("flush");
+    });
+    group.finish();
+}
+
+/// The replay journal, written once by the first `replay` run.
+struct ReplayJournal {
+    dir: tempfile::TempDir,
+    records: Vec<sled::IVec>,
+}
+
+/// Writes [`REPLAY_EVENTS`] events in records of [`REPLAY_BATCH`], exactly
+/// as an engine with batches of that size would, and prints the journal's
+/// bytes per event.
+fn write_replay_journal() -> ReplayJournal {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let journal = Journal::open(dir.path(), SCHEMA, CACHE_BYTES).expect("open the journal");
+    let mut record_bytes = 0usize;
+    let mut payload_bytes = 0usize;
+    let mut records = Vec::new();
+    let mut seq = 1;
+    for b in 0..REPLAY_EVENTS / REPLAY_BATCH {
+        let events = puts(0xFEED + b, REPLAY_BATCH as usize);
+        record_bytes += journal.append(seq, &events).expect("append");
+        // The bare payload: each event encoded alone, minus the record
+        // header and the one-byte length of a one-event sequence.
+        payload_bytes += events
+            .iter()
+            .map(|e| {
+                let alone = codec::encode_batch(std::slice::from_ref(e)).expect("encode");
+                alone.len() - codec::HEADER_LEN - 1
+            })
+            .sum::<usize>();
+        records.push(codec::encode_batch(&events).expect("encode").into());
+        seq += REPLAY_BATCH;
+    }
+    journal.flush().expect("flush");
+    let on_disk = journal.size_on_disk().expect("size");
+    let n = REPLAY_EVENTS as f64;
+    eprintln!(
+        "journal bytes per event ({REPLAY_EVENTS} events, records of {REPLAY_BATCH}; \
+         value 64 bytes, key u64): record {:.2}, bare payload {:.2} (record/payload {:.3}), \
+         sled size_on_disk {:.2} (size_on_disk/record {:.3}, size_on_disk/64-byte value {:.2})",
+        record_bytes as f64 / n,
+        payload_bytes as f64 / n,
+        record_bytes as f64 / payload_bytes as f64,
+        on_disk as f64 / n,
+        on_disk as f64 / record_bytes as f64,
+        on_disk as f64 / n / 64.0,
+    );
+    ReplayJournal { dir, records }
+}
+
+fn replay(c: &mut Criterion) {
+    if !wanted("replay") {
+        return;
+    }
+    let rt = runtime();
+    let journal = write_replay_journal();
+    let path = journal.dir.path();
+    let mut group = c.benchmark_group("replay");
+    group
+        .throughput(Throughput::Elements(REPLAY_EVENTS))
+        .sampling_mode(SamplingMode::Flat)
+        .sample_size(10)
+        .warm_up_time(Duration::from_millis(200))
+        .measurement_time(Duration::from_secs(2));
+    // Every timed part leaves closing (joining sled's threads) untimed.
+    group.bench_function("engine_reopen", |b| {
+        b.iter_custom(|iters| {
+            let mut total = Duration::ZERO;
+            for _ in 0..iters {
+                let start = Instant::now();
+                let engine = rt.block_on(open_engine(Some(path), Durability::Always));
+                total += start.elapsed();
+                assert_eq!(engine.stats().last_seq, REPLAY_EVENTS);
+                rt.block_on(engine.shutdown()).expect("clean shutdown");
+            }
+            total
+        })
+    });
+    group.bench_function("sled_open", |b| {
+        b.iter_custom(|iters| {
+            let mut total = Duration::ZERO;
+            for _ in 0..iters {
+                let start = Instant::now();
+                let journal = Journal::open(path, SCHEMA, CACHE_BYTES).expect("open");
+                total += start.elapsed();
+                drop(journal);
+            }
+            total
+        })
+    });
+    let opened = Journal::open(path, SCHEMA, CACHE_BYTES).expect("open");
+    group.bench_function("read_and_decode", |b| {
+        b.iter(|| {
+            let mut n = 0u64;
+            for entry in opened.read_from::<Ev>(1) {
+                black_box(entry.expect("a good record"));
+                n += 1;
+            }
+            assert_eq!(n, REPLAY_EVENTS);
+        })
+    });
+    drop(opened);
+    group.bench_function("decode_only", |b| {
+        b.iter(|| {
+            for record in &journal.records {
+                black_box(codec::decode_batch::<Ev>(record).expect("decode"));
+            }
+        })
+    });
+    group.finish();
+}
+
+criterion_group! {
+    name = benches;
+    // Fewer bootstrap resamples and no plots: analysis stays small next to
+    // the measurement, and the whole run near two minutes.
+    config = Criterion::default().nresamples(10_000).without_plots();
+    targets = durable_throughput, ack_latency, replay
+}
+criterion_main!(benches);
