@@ -259,16 +259,7 @@ impl Journal {
         create: bool,
     ) -> Result<Journal, JournalError> {
         let path = path.to_path_buf();
-        let db = sled::Config::new()
-            .path(&path)
-            .cache_capacity(cache_bytes)
-            // The owner decides when to flush (its durability setting).
-            // sled's own background flush, every 500 ms by default, would
-            // make `Never` flush twice a second and add flushes that
-            // compete with `Always`'s per-batch ones.
-            .flush_every_ms(None)
-            .open()
-            .map_err(|source| open_error(&path, source))?;
+        let db = open_db(&path, cache_bytes)?;
         let storage = |source| JournalError::Storage {
             path: path.clone(),
             source,
@@ -493,6 +484,36 @@ fn header_mismatch(path: &Path, found: &[u8], schema: &str) -> JournalError {
 
 /// sled reports a held directory lock as a generic I/O error whose message
 /// says so; turn that into [`JournalError::AlreadyOpen`].
+/// How long [`open_db`] keeps trying a locked directory.
+const LOCK_PATIENCE: std::time::Duration = std::time::Duration::from_millis(300);
+
+/// Opens sled's database in `path`. A handle that was just dropped can
+/// still hold the directory's lock for a few milliseconds, because sled's
+/// I/O threads finish their queued writes with their own references to the
+/// file; so a locked directory is retried for [`LOCK_PATIENCE`] before it
+/// is reported as [`JournalError::AlreadyOpen`]. A directory another
+/// process really holds therefore fails after that long, not at once.
+fn open_db(path: &Path, cache_bytes: u64) -> Result<sled::Db, JournalError> {
+    let started = std::time::Instant::now();
+    loop {
+        let opened = sled::Config::new()
+            .path(path)
+            .cache_capacity(cache_bytes)
+            // The owner decides when to flush (its durability setting).
+            // sled's own background flush, every 500 ms by default, would
+            // make `Never` flush twice a second and add flushes that
+            // compete with `Always`'s per-batch ones.
+            .flush_every_ms(None)
+            .open();
+        match opened.map_err(|source| open_error(path, source)) {
+            Err(JournalError::AlreadyOpen { .. }) if started.elapsed() < LOCK_PATIENCE => {
+                std::thread::sleep(std::time::Duration::from_millis(5));
+            }
+            other => return other,
+        }
+    }
+}
+
 fn open_error(path: &Path, source: sled::Error) -> JournalError {
     match &source {
         sled::Error::Io(io) if io.to_string().contains("could not acquire lock") => {
