@@ -295,6 +295,8 @@ impl<E: Event> Builder<E> {
         let config = OwnerConfig {
             max_batch: self.max_batch,
             durability: self.durability,
+            flush_in_place: runtime.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread
+                && std::env::var_os("SOLOSTATE_FLUSH_ASYNC").is_none(),
         };
         let (journal, checkpointer, disk) = match opened {
             None => (None, None, None),

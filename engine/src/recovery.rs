@@ -95,17 +95,16 @@ pub(crate) fn open<E: Event>(
                 "deleted checkpoints beyond the journal's last seq"
             );
         }
-        let (mut map, base) = match checkpoints
+        let newest = checkpoints
             .newest::<E>(journal_last)
-            .map_err(checkpoint_error)?
-        {
-            Some(loaded) => {
-                for skipped in &loaded.skipped {
-                    tracing::warn!(%skipped, "passed over a checkpoint that does not verify");
-                    report.skipped_checkpoints.push(skipped.to_string());
-                }
-                (loaded.state, Some(loaded.info.seq))
-            }
+            .map_err(checkpoint_error)?;
+        // Set, not extended: after a quarantine this loop runs again.
+        report.skipped_checkpoints = newest.skipped.iter().map(ToString::to_string).collect();
+        for skipped in &newest.skipped {
+            tracing::warn!(%skipped, "passed over a checkpoint that does not verify");
+        }
+        let (mut map, base) = match newest.found {
+            Some((state, info)) => (state, Some(info.seq)),
             None => (State::<E>::new(), None),
         };
         let from = base.map_or(1, |seq| seq + 1);

@@ -150,23 +150,26 @@ pub struct CheckpointInfo {
     pub path: PathBuf,
 }
 
-/// The newest checkpoint that verified, from [`Checkpoints::newest`].
-pub struct Loaded<E: Event> {
-    /// The state at `info.seq`.
-    pub state: State<E>,
-    /// The checkpoint it came from.
-    pub info: CheckpointInfo,
+/// What [`Checkpoints::newest`] found: the newest checkpoint that
+/// verified, if any, and the newer ones it passed over.
+pub struct Newest<E: Event> {
+    /// The newest checkpoint that verified: its state and what it is.
+    pub found: Option<(State<E>, CheckpointInfo)>,
     /// Newer checkpoints (within the bound) that failed to verify and were
-    /// passed over, newest first.
+    /// passed over, newest first. Reported even when none verified, so a
+    /// recovery report can say why it replayed the whole journal.
     pub skipped: Vec<CheckpointError>,
 }
 
-impl<E: Event> std::fmt::Debug for Loaded<E> {
+impl<E: Event> std::fmt::Debug for Newest<E> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         // Values need not be `Debug`, and a whole state is too long to print.
-        f.debug_struct("Loaded")
-            .field("entries", &self.state.len())
-            .field("info", &self.info)
+        f.debug_struct("Newest")
+            .field(
+                "entries",
+                &self.found.as_ref().map(|(state, _)| state.len()),
+            )
+            .field("info", &self.found.as_ref().map(|(_, info)| info))
             .field("skipped", &self.skipped)
             .finish()
     }
@@ -375,13 +378,12 @@ impl Checkpoints {
         Ok((state, info))
     }
 
-    /// The newest checkpoint with seq `<= at_most` that verifies, or `None`
-    /// when there is none.
+    /// The newest checkpoint with seq `<= at_most` that verifies
+    /// ([`Newest::found`] is `None` when there is none).
     ///
     /// Newer checkpoints that fail to load are passed over, logged with
-    /// `tracing::warn!`, and listed in [`Loaded::skipped`]: a damaged
-    /// checkpoint costs only a longer journal replay. When none verifies,
-    /// the log is the only record of the failures.
+    /// `tracing::warn!`, and listed in [`Newest::skipped`]: a damaged
+    /// checkpoint costs only a longer journal replay.
     ///
     /// # Errors
     ///
@@ -389,16 +391,15 @@ impl Checkpoints {
     /// over: the store was opened with the wrong type, which an older
     /// checkpoint will not fix. [`CheckpointError::Io`] when the directory
     /// cannot be listed.
-    pub fn newest<E: Event>(&self, at_most: u64) -> Result<Option<Loaded<E>>, CheckpointError> {
+    pub fn newest<E: Event>(&self, at_most: u64) -> Result<Newest<E>, CheckpointError> {
         let mut skipped = Vec::new();
         for seq in self.list()?.into_iter().rev().filter(|&seq| seq <= at_most) {
             match self.load::<E>(seq) {
-                Ok((state, info)) => {
-                    return Ok(Some(Loaded {
-                        state,
-                        info,
+                Ok(found) => {
+                    return Ok(Newest {
+                        found: Some(found),
                         skipped,
-                    }));
+                    });
                 }
                 Err(error @ CheckpointError::SchemaMismatch { .. }) => return Err(error),
                 Err(error) => {
@@ -407,7 +408,10 @@ impl Checkpoints {
                 }
             }
         }
-        Ok(None)
+        Ok(Newest {
+            found: None,
+            skipped,
+        })
     }
 
     /// Deletes all but the newest `keep` checkpoints and returns the seqs

@@ -62,18 +62,19 @@ pub fn state_at<E: Event>(
     checkpoints: Option<&Checkpoints>,
     seq: u64,
 ) -> Result<State<E>, ReplayError> {
-    let loaded = match checkpoints {
-        Some(store) => store
-            .newest::<E>(seq)
-            .map_err(|error| ReplayError::Checkpoint {
-                message: error.to_string(),
-            })?,
+    let found = match checkpoints {
+        Some(store) => {
+            store
+                .newest::<E>(seq)
+                .map_err(|error| ReplayError::Checkpoint {
+                    message: error.to_string(),
+                })?
+                .found
+        }
         None => None,
     };
-    let (mut state, base) = loaded.map_or_else(
-        || (State::<E>::new(), 0),
-        |loaded| (loaded.state, loaded.info.seq),
-    );
+    let (mut state, base) =
+        found.map_or_else(|| (State::<E>::new(), 0), |(state, info)| (state, info.seq));
     if base < seq {
         recovery::replay_range::<E>(journal, &mut state, base + 1, seq, |_| {})?;
     }

@@ -79,15 +79,16 @@ fn list_prune_and_remove_after() {
 #[test]
 fn newest_respects_its_bound() {
     let (_dir, store) = store();
-    assert!(store.newest::<Ev>(u64::MAX).unwrap().is_none());
+    assert!(store.newest::<Ev>(u64::MAX).unwrap().found.is_none());
     store.write::<Ev>(10, &state(10)).unwrap();
     store.write::<Ev>(20, &state(20)).unwrap();
-    assert!(store.newest::<Ev>(9).unwrap().is_none());
-    let loaded = store.newest::<Ev>(19).unwrap().unwrap();
-    assert_eq!((loaded.info.seq, loaded.state), (10, state(10)));
-    let loaded = store.newest::<Ev>(u64::MAX).unwrap().unwrap();
-    assert_eq!((loaded.info.seq, loaded.state), (20, state(20)));
-    assert!(loaded.skipped.is_empty());
+    assert!(store.newest::<Ev>(9).unwrap().found.is_none());
+    let (found, info) = store.newest::<Ev>(19).unwrap().found.unwrap();
+    assert_eq!((info.seq, found), (10, state(10)));
+    let newest = store.newest::<Ev>(u64::MAX).unwrap();
+    assert!(newest.skipped.is_empty());
+    let (found, info) = newest.found.unwrap();
+    assert_eq!((info.seq, found), (20, state(20)));
 }
 
 #[test]
@@ -104,9 +105,10 @@ fn newest_passes_over_damaged_checkpoints_and_reports_them() {
     let bytes = fs::read(store.path_of(20)).unwrap();
     fs::write(store.path_of(20), &bytes[..bytes.len() / 2]).unwrap();
 
-    let loaded = store.newest::<Ev>(u64::MAX).unwrap().unwrap();
-    assert_eq!((loaded.info.seq, loaded.state), (10, state(10)));
-    let skipped: Vec<u64> = loaded
+    let newest = store.newest::<Ev>(u64::MAX).unwrap();
+    let (found, info) = newest.found.as_ref().unwrap();
+    assert_eq!((info.seq, found), (10, &state(10)));
+    let skipped: Vec<u64> = newest
         .skipped
         .iter()
         .map(|error| match error {
@@ -118,8 +120,8 @@ fn newest_passes_over_damaged_checkpoints_and_reports_them() {
         })
         .collect();
     assert_eq!(skipped, [30, 20]);
-    assert!(loaded.skipped[0].to_string().contains("payload checksum"));
-    assert!(loaded.skipped[1].to_string().contains("truncated"));
+    assert!(newest.skipped[0].to_string().contains("payload checksum"));
+    assert!(newest.skipped[1].to_string().contains("truncated"));
 }
 
 #[test]
