@@ -295,8 +295,8 @@ impl<E: Event> Builder<E> {
         let config = OwnerConfig {
             max_batch: self.max_batch,
             durability: self.durability,
-            flush_in_place: runtime.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread
-                && std::env::var_os("SOLOSTATE_FLUSH_ASYNC").is_none(),
+            // `block_in_place` panics on a current-thread runtime.
+            flush_in_place: runtime.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread,
         };
         let (journal, checkpointer, disk) = match opened {
             None => (None, None, None),
