@@ -26,6 +26,9 @@
 //!   parts: sled open alone, reading and decoding every record through
 //!   `Journal::read_from`, and `codec::decode_batch` alone on records
 //!   already in memory.
+//! * `open`: opening an engine from a checkpoint of [`CHECKPOINT_KEYS`]
+//!   distinct keys with nothing after it to replay (the checkpoint load:
+//!   read, verify, decode, build the map).
 //! * Journal bytes per event, printed once: framed record bytes, bare
 //!   per-event payload bytes, and sled's `size_on_disk`, each per event.
 //!
@@ -54,10 +57,13 @@ use criterion::{
     BenchmarkGroup, Criterion, SamplingMode, Throughput, criterion_group, criterion_main,
 };
 use hdrhistogram::Histogram;
-use solostate::{Durability, Engine, Pending, StateEvent};
-use solostate_persistence::codec;
+use solostate::{CheckpointPolicy, Durability, Engine, Pending, StateEvent};
 use solostate_persistence::journal::Journal;
 use tokio::runtime::Runtime;
+
+#[path = "durable/replay.rs"]
+mod replay;
+use replay::replay;
 
 /// Pipelining writers in `durable_throughput`.
 const WRITERS: u64 = 4;
@@ -76,6 +82,8 @@ const CACHE_BYTES: u64 = 64 << 20;
 const REPLAY_EVENTS: u64 = 1 << 20;
 /// Events per record in the replay journal.
 const REPLAY_BATCH: u64 = 1024;
+/// Distinct keys in the checkpoint that `open` loads.
+const CHECKPOINT_KEYS: u64 = 1 << 20;
 /// Most iterations of a latency histogram run.
 const HDR_ITERS: u64 = 20_000;
 /// Longest a latency histogram run may take: an fsync-bound variant
@@ -120,7 +128,17 @@ fn puts(seed: u64, len: usize) -> Vec<Ev> {
 }
 
 async fn open_engine(dir: Option<&Path>, durability: Durability) -> Engine<Ev> {
+    open_with(dir, durability, CheckpointPolicy::default()).await
+}
+
+/// As [`open_engine`], with a checkpoint policy.
+async fn open_with(
+    dir: Option<&Path>,
+    durability: Durability,
+    checkpoints: CheckpointPolicy,
+) -> Engine<Ev> {
     let builder = Engine::<Ev>::builder()
+        .checkpoints(checkpoints)
         .channel_capacity(CHANNEL_CAPACITY)
         .durability(durability)
         .schema(SCHEMA)
@@ -417,121 +435,11 @@ fn ack_latency(c: &mut Criterion) {
     group.finish();
 }
 
-/// The replay journal, written once by the first `replay` run.
-struct ReplayJournal {
-    dir: tempfile::TempDir,
-    records: Vec<sled::IVec>,
-}
-
-/// Writes [`REPLAY_EVENTS`] events in records of [`REPLAY_BATCH`], exactly
-/// as an engine with batches of that size would, and prints the journal's
-/// bytes per event.
-fn write_replay_journal() -> ReplayJournal {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let journal = Journal::open(dir.path(), SCHEMA, CACHE_BYTES).expect("open the journal");
-    let mut record_bytes = 0usize;
-    let mut payload_bytes = 0usize;
-    let mut records = Vec::new();
-    let mut seq = 1;
-    for b in 0..REPLAY_EVENTS / REPLAY_BATCH {
-        let events = puts(0xFEED + b, REPLAY_BATCH as usize);
-        record_bytes += journal.append(seq, &events).expect("append");
-        // The bare payload: each event encoded alone, minus the record
-        // header and the one-byte length of a one-event sequence.
-        payload_bytes += events
-            .iter()
-            .map(|e| {
-                let alone = codec::encode_batch(std::slice::from_ref(e)).expect("encode");
-                alone.len() - codec::HEADER_LEN - 1
-            })
-            .sum::<usize>();
-        records.push(codec::encode_batch(&events).expect("encode").into());
-        seq += REPLAY_BATCH;
-    }
-    journal.flush().expect("flush");
-    let on_disk = journal.size_on_disk().expect("size");
-    let n = REPLAY_EVENTS as f64;
-    eprintln!(
-        "journal bytes per event ({REPLAY_EVENTS} events, records of {REPLAY_BATCH}; \
-         value 64 bytes, key u64): record {:.2}, bare payload {:.2} (record/payload {:.3}), \
-         sled size_on_disk {:.2} (size_on_disk/record {:.3}, size_on_disk/64-byte value {:.2})",
-        record_bytes as f64 / n,
-        payload_bytes as f64 / n,
-        record_bytes as f64 / payload_bytes as f64,
-        on_disk as f64 / n,
-        on_disk as f64 / record_bytes as f64,
-        on_disk as f64 / n / 64.0,
-    );
-    ReplayJournal { dir, records }
-}
-
-fn replay(c: &mut Criterion) {
-    if !wanted("replay") {
-        return;
-    }
-    let rt = runtime();
-    let journal = write_replay_journal();
-    let path = journal.dir.path();
-    let mut group = c.benchmark_group("replay");
-    group
-        .throughput(Throughput::Elements(REPLAY_EVENTS))
-        .sampling_mode(SamplingMode::Flat)
-        .sample_size(10)
-        .warm_up_time(Duration::from_millis(200))
-        .measurement_time(Duration::from_secs(2));
-    // Every timed part leaves closing (joining sled's threads) untimed.
-    group.bench_function("engine_reopen", |b| {
-        b.iter_custom(|iters| {
-            let mut total = Duration::ZERO;
-            for _ in 0..iters {
-                let start = Instant::now();
-                let engine = rt.block_on(open_engine(Some(path), Durability::Always));
-                total += start.elapsed();
-                assert_eq!(engine.stats().last_seq, REPLAY_EVENTS);
-                rt.block_on(engine.shutdown()).expect("clean shutdown");
-            }
-            total
-        })
-    });
-    group.bench_function("sled_open", |b| {
-        b.iter_custom(|iters| {
-            let mut total = Duration::ZERO;
-            for _ in 0..iters {
-                let start = Instant::now();
-                let journal = Journal::open(path, SCHEMA, CACHE_BYTES).expect("open");
-                total += start.elapsed();
-                drop(journal);
-            }
-            total
-        })
-    });
-    let opened = Journal::open(path, SCHEMA, CACHE_BYTES).expect("open");
-    group.bench_function("read_and_decode", |b| {
-        b.iter(|| {
-            let mut n = 0u64;
-            for entry in opened.read_from::<Ev>(1) {
-                black_box(entry.expect("a good record"));
-                n += 1;
-            }
-            assert_eq!(n, REPLAY_EVENTS);
-        })
-    });
-    drop(opened);
-    group.bench_function("decode_only", |b| {
-        b.iter(|| {
-            for record in &journal.records {
-                black_box(codec::decode_batch::<Ev>(record).expect("decode"));
-            }
-        })
-    });
-    group.finish();
-}
-
 criterion_group! {
     name = benches;
     // Fewer bootstrap resamples and no plots: analysis stays small next to
     // the measurement, and the whole run near two minutes.
     config = Criterion::default().nresamples(10_000).without_plots();
-    targets = durable_throughput, ack_latency, replay
+    targets = durable_throughput, ack_latency, replay, replay::open
 }
 criterion_main!(benches);
