@@ -267,6 +267,20 @@ pub enum AsOfError {
         /// The oldest seq the window still holds.
         oldest: u64,
     },
+    /// The journal before `first` was pruned (compaction behind the oldest
+    /// kept checkpoint, [`Retention::SinceOldestCheckpoint`]), and no kept
+    /// checkpoint holds the state at `seq`.
+    ///
+    /// [`Retention::SinceOldestCheckpoint`]: crate::Retention::SinceOldestCheckpoint
+    #[error(
+        "seq {seq} is before the journal's first retained seq {first} (compacted) and no checkpoint holds it"
+    )]
+    Pruned {
+        /// The seq asked for.
+        seq: u64,
+        /// The journal's first retained seq.
+        first: u64,
+    },
     /// Rebuilding the state from checkpoints and the journal failed (the
     /// message names the seq and the path), or re-applying a journaled
     /// event failed.

@@ -14,7 +14,7 @@ use std::sync::{Arc, Mutex, Weak};
 
 use solostate_commands::{Event, State};
 use solostate_persistence::checkpoint::Checkpoints;
-use solostate_persistence::journal::Journal;
+use solostate_persistence::journal::{Journal, JournalError};
 use solostate_persistence::recovery::ReplayError;
 use solostate_persistence::replay;
 use solostate_queries::{CommittedBatch, Snapshot, SnapshotOf};
@@ -200,6 +200,9 @@ pub(crate) fn rebuild<E: Event>(
 ) -> Result<State<E>, AsOfError> {
     replay::state_at::<E>(journal, Some(checkpoints), seq).map_err(|error| match error {
         ReplayError::RolledBack { seq, .. } => AsOfError::RolledBack { seq },
+        ReplayError::Journal(JournalError::Pruned { first, .. }) => {
+            AsOfError::Pruned { seq, first }
+        }
         other => AsOfError::Rebuild {
             seq,
             message: other.to_string(),

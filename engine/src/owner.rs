@@ -352,6 +352,20 @@ impl<E: Event> Working<E> {
                 last: self.last_seq,
             }));
         }
+        if let Some(journal) = &self.journal {
+            // Refuse before anything changes: a rollback behind the
+            // compacted prefix would archive every record and delete every
+            // checkpoint after the target, leaving nothing that can rebuild
+            // it on the next open.
+            let first = journal
+                .first_seq()
+                .map_err(|error| RollbackError::Journal {
+                    message: error.to_string(),
+                })?;
+            if target + 1 < first {
+                return Err(unavailable(AsOfError::Pruned { seq: target, first }));
+            }
+        }
         if let Some(checkpointer) = &mut self.checkpointer {
             // No checkpoint may land after the ones we are about to delete.
             checkpointer.settle().await;

@@ -8,7 +8,8 @@ use std::sync::{Arc, Mutex};
 
 use solostate::persistence::hash::state_hash;
 use solostate::{
-    CheckpointPolicy, Durability, Engine, OpenError, ReplayProgress, Retention, StateEvent,
+    AsOfError, CheckpointPolicy, Durability, Engine, OpenError, ReplayProgress, Retention,
+    RollbackError, StateEvent,
 };
 
 type Ev = StateEvent<u64, u64>;
@@ -152,6 +153,21 @@ async fn compaction_prunes_the_journal_behind_the_oldest_kept_checkpoint() {
     let engine = builder(dir.path()).open().await.unwrap();
     assert_eq!(engine.reader().seq(), last);
     assert_eq!(hash(&engine), live);
+    // What was compacted away is refused, not half-done.
+    assert!(matches!(
+        engine.as_of(1).await,
+        Err(AsOfError::Pruned { seq: 1, first: f }) if f == first
+    ));
+    assert!(matches!(
+        engine.rollback_to(1).await,
+        Err(RollbackError::Unavailable(AsOfError::Pruned { seq: 1, .. }))
+    ));
+    assert_eq!(
+        engine.reader().seq(),
+        last,
+        "a refused rollback changes nothing"
+    );
+    assert_eq!(engine.submit(Ev::put(1, 1)).await.unwrap().seq, last + 1);
     engine.shutdown().await.unwrap();
 }
 
