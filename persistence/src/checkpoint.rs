@@ -25,8 +25,8 @@
 //! let mut state = State::<Ev>::new();
 //! state.insert("alice".to_owned(), 10);
 //! store.write::<Ev>(7, &state)?;
-//! let loaded = store.newest::<Ev>(u64::MAX)?.expect("one checkpoint");
-//! assert_eq!((loaded.info.seq, loaded.state), (7, state));
+//! let (found, info) = store.newest::<Ev>(u64::MAX)?.found.expect("one checkpoint");
+//! assert_eq!((info.seq, found), (7, state));
 //! # Ok(())
 //! # }
 //! ```
