@@ -194,6 +194,45 @@ fn progress_is_reported_at_every_multiple_of_65536() {
     assert_eq!((last, seen), (70_001, vec![70_001, 70_001]));
 }
 
+#[test]
+fn a_long_replay_read_on_a_second_thread_matches_a_short_one_and_stops_where_asked() {
+    // Long enough for the pipelined path, in batches that chunks cut across.
+    let dir = tempfile::tempdir().unwrap();
+    let journal = open(dir.path());
+    let mut seq = 1;
+    let mut i = 0;
+    while seq <= 60_000 {
+        i += 1;
+        let count = 1 + (i * 37) % 700;
+        append(&journal, seq, count);
+        seq += count;
+    }
+    let last = seq - 1;
+    for through in [PIPELINE_FROM + 5_000, 40_321, last] {
+        let (reached, state) = replayed(&journal, 1, through).unwrap();
+        assert_eq!((reached, state), (through, state_of(1..=through)));
+    }
+    // The same through the short path, range by range.
+    let (_, mut state) = replayed(&journal, 1, 100).unwrap();
+    let mut at = 100;
+    while at < last {
+        let next = (at + PIPELINE_FROM - 1).min(last);
+        replay_range::<Ev>(&journal, &mut state, at + 1, next, |_| {}).unwrap();
+        at = next;
+    }
+    assert_eq!(state, state_of(1..=last));
+
+    // A rejection deep in a long replay names its seq; nothing after it
+    // applies.
+    let insert = StateEvent::Insert { key: 999, value: 1 };
+    journal.append(last + 1, &[insert.clone()]).unwrap();
+    append(&journal, last + 2, 10);
+    journal.append(last + 12, &[insert]).unwrap();
+    let mut state = State::<Ev>::new();
+    let error = replay_range::<Ev>(&journal, &mut state, 1, u64::MAX, |_| {}).unwrap_err();
+    assert!(matches!(error, ReplayError::Apply { seq, .. } if seq == last + 12), "{error}");
+}
+
 /// One operation of the model test.
 #[derive(Debug, Clone)]
 enum Op {
