@@ -225,12 +225,17 @@ fn a_long_replay_read_on_a_second_thread_matches_a_short_one_and_stops_where_ask
     // A rejection deep in a long replay names its seq; nothing after it
     // applies.
     let insert = StateEvent::Insert { key: 999, value: 1 };
-    journal.append(last + 1, &[insert.clone()]).unwrap();
+    journal
+        .append(last + 1, std::slice::from_ref(&insert))
+        .unwrap();
     append(&journal, last + 2, 10);
     journal.append(last + 12, &[insert]).unwrap();
     let mut state = State::<Ev>::new();
     let error = replay_range::<Ev>(&journal, &mut state, 1, u64::MAX, |_| {}).unwrap_err();
-    assert!(matches!(error, ReplayError::Apply { seq, .. } if seq == last + 12), "{error}");
+    assert!(
+        matches!(error, ReplayError::Apply { seq, .. } if seq == last + 12),
+        "{error}"
+    );
 }
 
 /// One operation of the model test.
