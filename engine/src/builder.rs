@@ -225,8 +225,13 @@ impl<E: Event> Builder<E> {
     ///
     /// # Errors
     ///
-    /// [`OpenError::InvalidConfig`] for a zero capacity or batch size, and
-    /// [`OpenError::NoRuntime`] outside a tokio runtime.
+    /// [`OpenError::InvalidConfig`] for a zero capacity, batch size,
+    /// flush interval or checkpoint count, or an initial state with a path;
+    /// [`OpenError::NoRuntime`] outside a tokio runtime; and, with a path,
+    /// [`OpenError::Journal`] (already open, another schema, a corrupt
+    /// record: each names the seq and the path), [`OpenError::Checkpoint`]
+    /// and [`OpenError::Replay`] (a journaled event that no longer
+    /// applies).
     pub async fn open(self) -> Result<Engine<E>, OpenError> {
         for (setting, value) in [
             ("channel_capacity", self.channel_capacity),
@@ -308,8 +313,13 @@ impl<E: Event> Builder<E> {
                     journal: Arc::downgrade(&journal),
                     checkpoints: Arc::clone(&store),
                 };
-                let checkpointer =
-                    Checkpointer::new(store, self.checkpoints, self.retention, covered);
+                let checkpointer = Checkpointer::new(
+                    store,
+                    self.checkpoints,
+                    self.retention,
+                    covered,
+                    opened.report.replayed,
+                );
                 (Some(journal), Some(checkpointer), Some(disk))
             }
         };

@@ -30,12 +30,15 @@ impl Checkpointer {
         policy: CheckpointPolicy,
         retention: Retention,
         covered: u64,
+        replayed: u64,
     ) -> Self {
         Checkpointer {
             store,
             policy,
             retention,
-            events: 0,
+            // The tail replayed at open counts: the next checkpoint comes
+            // when the tail, not the events since open, reaches the policy.
+            events: replayed,
             bytes: 0,
             covered,
             task: None,
