@@ -266,7 +266,8 @@ impl<E: Event> Engine<E> {
     /// [`AsOfError::NotYet`] for a seq not yet published,
     /// [`AsOfError::RolledBack`] for a seq a rollback undid,
     /// [`AsOfError::Forgotten`] for a seq older than an in-memory engine's
-    /// window, [`AsOfError::Rebuild`] when the disk could not produce it
+    /// window, [`AsOfError::Pruned`] for one behind a compacted journal
+    /// prefix that no kept checkpoint holds, [`AsOfError::Rebuild`] when the disk could not produce it
     /// (naming the seq and path), and [`AsOfError::Closed`] when a
     /// persistent engine has stopped and the seq is not in the window.
     pub async fn as_of(&self, seq: u64) -> Result<Arc<SnapshotOf<E>>, AsOfError> {

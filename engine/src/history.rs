@@ -48,6 +48,10 @@ struct Window<E: Event> {
     entries: VecDeque<Version<E>>,
     /// How many seqs back from the newest the window must reach.
     span: u64,
+    /// Seqs undone by rollbacks since the engine opened, so that an
+    /// in-memory engine answers `RolledBack` for them rather than
+    /// `Forgotten` (a journaled engine also learns it from the journal).
+    undone: Vec<std::ops::RangeInclusive<u64>>,
 }
 
 impl<E: Event> History<E> {
@@ -57,6 +61,7 @@ impl<E: Event> History<E> {
             window: Mutex::new(Window {
                 entries: VecDeque::from([(base, None)]),
                 span,
+                undone: Vec::new(),
             }),
             disk,
             rollbacks: AtomicU64::new(0),
@@ -80,12 +85,18 @@ impl<E: Event> History<E> {
     }
 
     /// Ends a rollback: the window restarts from the rolled-back state,
-    /// because the versions it held are no longer history.
-    pub(crate) fn end_rollback(&self, snapshot: Arc<SnapshotOf<E>>) {
+    /// because the versions it held are no longer history. `undone` is the
+    /// range of seqs the rollback undid (none when it failed).
+    pub(crate) fn end_rollback(
+        &self,
+        snapshot: Arc<SnapshotOf<E>>,
+        undone: Option<std::ops::RangeInclusive<u64>>,
+    ) {
         {
             let mut window = self.lock();
             window.entries.clear();
             window.entries.push_back((snapshot, None));
+            window.undone.extend(undone);
         }
         self.rollbacks.fetch_add(1, Ordering::AcqRel);
     }
@@ -145,6 +156,14 @@ impl<E: Event> History<E> {
     ) -> Result<Arc<SnapshotOf<E>>, AsOfError> {
         if seq > last {
             return Err(AsOfError::NotYet { seq, last });
+        }
+        if self
+            .lock()
+            .undone
+            .iter()
+            .any(|undone| undone.contains(&seq))
+        {
+            return Err(AsOfError::RolledBack { seq });
         }
         loop {
             if let Some(found) = self.recent(seq) {

@@ -390,7 +390,7 @@ impl<E: Event> Working<E> {
             .unwrap_or_else(|error| Err(format!("rollback task failed: {error}")));
             checkpointer.rolled_back(target);
             if let Err(message) = written {
-                self.history.end_rollback(self.publisher.snapshot());
+                self.history.end_rollback(self.publisher.snapshot(), None);
                 tracing::error!(%message, target, "rollback failed to reach the journal; the engine stops");
                 self.failed = Some(message.clone());
                 return Err(RollbackError::Journal { message });
@@ -403,7 +403,8 @@ impl<E: Event> Working<E> {
         self.publisher
             .publish(state, Arc::new(CommittedBatch::rollback(seq, target)));
         shared.counters.record_rollback(seq);
-        self.history.end_rollback(self.publisher.snapshot());
+        self.history
+            .end_rollback(self.publisher.snapshot(), Some(target + 1..=seq - 1));
         tracing::info!(target, seq, "rolled back");
         Ok(Ack { seq })
     }

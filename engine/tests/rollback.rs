@@ -160,6 +160,11 @@ async fn an_in_memory_engine_rolls_back_within_its_window_only() {
     let ack = engine.rollback_to(9).await.unwrap();
     assert_eq!(ack.seq, 11);
     assert_eq!(engine.reader().snapshot().len(), 9);
+    assert!(matches!(
+        engine.as_of(10).await,
+        Err(AsOfError::RolledBack { seq: 10 })
+    ));
+    assert_eq!(engine.as_of(11).await.unwrap().len(), 9);
     engine.shutdown().await.unwrap();
 }
 
