@@ -138,7 +138,7 @@ impl<E: Event> History<E> {
     }
 
     /// The oldest seq the window can answer.
-    pub(crate) fn oldest(&self) -> u64 {
+    fn oldest(&self) -> u64 {
         self.lock().entries.front().map_or(0, |(s, _)| s.seq())
     }
 
@@ -212,7 +212,7 @@ impl<E: Event> History<E> {
 
 /// The state at `seq`: the newest checkpoint at or before it, plus the
 /// journal up to it. Blocking.
-pub(crate) fn rebuild<E: Event>(
+fn rebuild<E: Event>(
     journal: &Journal,
     checkpoints: &Checkpoints,
     seq: u64,

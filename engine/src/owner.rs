@@ -14,7 +14,7 @@ use crate::checkpointer::Checkpointer;
 use crate::durability::Durability;
 use crate::error::{AckError, AsOfError, RollbackError};
 use crate::handle::{Ack, Shared};
-use crate::history::{self, History};
+use crate::history::History;
 
 /// A message to the owner task.
 pub(crate) enum Command<E: Event> {
@@ -346,22 +346,17 @@ impl<E: Event> Working<E> {
             });
         }
         let unavailable = RollbackError::Unavailable;
-        if target > self.last_seq {
-            return Err(unavailable(AsOfError::NotYet {
-                seq: target,
-                last: self.last_seq,
-            }));
-        }
         if let Some(journal) = &self.journal {
             // Refuse before anything changes: a rollback behind the
             // compacted prefix would archive every record and delete every
             // checkpoint after the target, leaving nothing that can rebuild
             // it on the next open.
-            let first = journal
-                .first_seq()
-                .map_err(|error| RollbackError::Journal {
+            let first = journal.first_seq().map_err(|error| {
+                unavailable(AsOfError::Rebuild {
+                    seq: target,
                     message: error.to_string(),
-                })?;
+                })
+            })?;
             if target + 1 < first {
                 return Err(unavailable(AsOfError::Pruned { seq: target, first }));
             }
@@ -370,12 +365,19 @@ impl<E: Event> Working<E> {
             // No checkpoint may land after the ones we are about to delete.
             checkpointer.settle().await;
         }
-        let state = self.state_at(target).await.map_err(unavailable)?;
+        // The same lookup as `Engine::as_of`: the window, else the disk.
+        let state = self
+            .history
+            .state_at(target, self.last_seq)
+            .await
+            .map_err(unavailable)?
+            .map()
+            .clone();
         let seq = self.last_seq + 1;
+        self.history.begin_rollback();
         if let (Some(journal), Some(checkpointer)) = (&self.journal, &mut self.checkpointer) {
             let journal = Arc::clone(journal);
             let store = Arc::clone(&checkpointer.store);
-            self.history.begin_rollback();
             let written = tokio::task::spawn_blocking(move || -> Result<(), String> {
                 // Checkpoints first: if we crash between the two steps, the
                 // journal still holds the full timeline and an older
@@ -395,8 +397,6 @@ impl<E: Event> Working<E> {
                 self.failed = Some(message.clone());
                 return Err(RollbackError::Journal { message });
             }
-        } else {
-            self.history.begin_rollback();
         }
         self.map = state.clone();
         self.last_seq = seq;
@@ -407,29 +407,5 @@ impl<E: Event> Working<E> {
             .end_rollback(self.publisher.snapshot(), Some(target + 1..=seq - 1));
         tracing::info!(target, seq, "rolled back");
         Ok(Ack { seq })
-    }
-
-    /// The state at `target`, from the as-of window or rebuilt from the
-    /// disk on a blocking thread.
-    async fn state_at(&self, target: u64) -> Result<State<E>, AsOfError> {
-        if let Some(found) = self.history.recent(target) {
-            return found.map(|snapshot| snapshot.map().clone());
-        }
-        let (Some(journal), Some(checkpointer)) = (&self.journal, &self.checkpointer) else {
-            return Err(AsOfError::Forgotten {
-                seq: target,
-                oldest: self.history.oldest(),
-            });
-        };
-        let journal = Arc::clone(journal);
-        let store = Arc::clone(&checkpointer.store);
-        tokio::task::spawn_blocking(move || history::rebuild::<E>(&journal, &store, target))
-            .await
-            .unwrap_or_else(|error| {
-                Err(AsOfError::Rebuild {
-                    seq: target,
-                    message: format!("rebuild task failed: {error}"),
-                })
-            })
     }
 }
