@@ -2,12 +2,14 @@
 //! journal, its parts, and opening from a checkpoint.
 
 use std::hint::black_box;
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use criterion::{Criterion, SamplingMode, Throughput};
-use solostate::{CheckpointPolicy, Durability, StateEvent};
+use solostate::{CheckpointPolicy, Durability, Engine, StateEvent};
 use solostate_persistence::codec;
 use solostate_persistence::journal::Journal;
+use tokio::runtime::Runtime;
 
 use super::{
     CACHE_BYTES, CHECKPOINT_KEYS, Ev, REPLAY_BATCH, REPLAY_EVENTS, SCHEMA, open_with, puts,
@@ -81,21 +83,11 @@ pub(super) fn replay(c: &mut Criterion) {
         .measurement_time(Duration::from_secs(2));
     // Every timed part leaves closing (joining sled's threads) untimed.
     group.bench_function("engine_reopen", |b| {
+        // No checkpoints: every reopen replays the whole journal.
         b.iter_custom(|iters| {
-            let mut total = Duration::ZERO;
-            for _ in 0..iters {
-                let start = Instant::now();
-                // No checkpoints: every reopen replays the whole journal.
-                let engine = rt.block_on(open_with(
-                    Some(path),
-                    Durability::Always,
-                    CheckpointPolicy::never(),
-                ));
-                total += start.elapsed();
+            time_reopens(&rt, path, iters, |engine| {
                 assert_eq!(engine.stats().last_seq, REPLAY_EVENTS);
-                rt.block_on(engine.shutdown()).expect("clean shutdown");
-            }
-            total
+            })
         })
     });
     group.bench_function("sled_open", |b| {
@@ -178,23 +170,32 @@ pub(super) fn open(c: &mut Criterion) {
         .measurement_time(Duration::from_secs(3));
     group.bench_function("from_checkpoint_1M_keys", |b| {
         b.iter_custom(|iters| {
-            let mut total = Duration::ZERO;
-            for _ in 0..iters {
-                let start = Instant::now();
-                let engine = rt.block_on(open_with(
-                    Some(path),
-                    Durability::Always,
-                    CheckpointPolicy::never(),
-                ));
-                total += start.elapsed();
+            time_reopens(&rt, path, iters, |engine| {
                 let recovery = engine.recovery();
                 assert_eq!(recovery.checkpoint, Some(CHECKPOINT_KEYS));
                 assert_eq!(recovery.replayed, 0);
                 assert_eq!(engine.reader().len() as u64, CHECKPOINT_KEYS);
-                rt.block_on(engine.shutdown()).expect("clean shutdown");
-            }
-            total
+            })
         })
     });
     group.finish();
+}
+
+/// Opens an engine on `path` `iters` times, writing no checkpoints, checks
+/// each with `check`, and returns the time spent opening only: closing
+/// (joining sled's threads) is left untimed.
+fn time_reopens(rt: &Runtime, path: &Path, iters: u64, check: impl Fn(&Engine<Ev>)) -> Duration {
+    let mut total = Duration::ZERO;
+    for _ in 0..iters {
+        let start = Instant::now();
+        let engine = rt.block_on(open_with(
+            Some(path),
+            Durability::Always,
+            CheckpointPolicy::never(),
+        ));
+        total += start.elapsed();
+        check(&engine);
+        rt.block_on(engine.shutdown()).expect("clean shutdown");
+    }
+    total
 }

@@ -1,8 +1,10 @@
 //! Removing records from the timeline for good (pruning behind a
 //! checkpoint) or for inspection (quarantining a corrupt suffix).
 
+use std::convert::Infallible;
+
 use sled::Transactional;
-use sled::transaction::TransactionError;
+use sled::transaction::{ConflictableTransactionError, TransactionError};
 
 use super::{Journal, JournalError, PRUNED_KEY};
 
@@ -48,12 +50,9 @@ impl Journal {
                     records.remove(key)?;
                 }
                 meta.insert(PRUNED_KEY, &pruned.to_be_bytes())?;
-                Ok::<_, sled::transaction::ConflictableTransactionError<()>>(())
+                Ok::<_, ConflictableTransactionError<Infallible>>(())
             })
-            .map_err(|error| match error {
-                TransactionError::Abort(()) => unreachable!("prune never aborts"),
-                TransactionError::Storage(source) => self.storage(source),
-            })?;
+            .map_err(|error| self.never_aborts(error))?;
         Ok(doomed.len() as u64)
     }
 
@@ -92,14 +91,19 @@ impl Journal {
                     quarantine.insert(quarantine_key, value)?;
                     records.remove(key)?;
                 }
-                Ok::<_, sled::transaction::ConflictableTransactionError<()>>(())
+                Ok::<_, ConflictableTransactionError<Infallible>>(())
             })
-            .map_err(|error| match error {
-                TransactionError::Abort(()) => unreachable!("quarantine never aborts"),
-                TransactionError::Storage(source) => self.storage(source),
-            })?;
+            .map_err(|error| self.never_aborts(error))?;
         self.flush()?;
         Ok(moves.len() as u64)
+    }
+
+    /// The error of a transaction that cannot abort: sled's.
+    fn never_aborts(&self, error: TransactionError<Infallible>) -> JournalError {
+        match error {
+            TransactionError::Abort(never) => match never {},
+            TransactionError::Storage(source) => self.storage(source),
+        }
     }
 
     /// The records [`Journal::quarantine_from`] set aside, raw, in the
