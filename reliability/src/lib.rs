@@ -18,4 +18,8 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod chart;
+pub mod memory;
 pub mod report;
+pub mod soak;
+pub mod workload;

@@ -13,16 +13,25 @@
 #![warn(missing_docs)]
 
 use std::path::PathBuf;
+use std::time::Duration;
+
+use solostate::Durability;
+use solostate_reliability::soak;
 use std::process::ExitCode;
 
-use solostate_reliability::report::{Mode, Report, Section, machine_description, today_utc};
+use solostate_reliability::report::{Chart, Mode, Report, Section, machine_description, today_utc};
 
 /// A harness: runs in the given mode and returns its section, or says
 /// which promise it found broken.
 type Harness = fn(Mode) -> Result<Section, String>;
 
 /// Every harness, in report order.
-const HARNESSES: &[(&str, Harness)] = &[];
+const HARNESSES: &[(&str, Harness)] = &[
+    ("soak", |mode| soak::section(mode, None)),
+    ("soak_durable", |mode| {
+        soak::section(mode, Some(Durability::Every(Duration::from_millis(100))))
+    }),
+];
 
 fn main() -> ExitCode {
     let mut mode = Mode::Quick;
@@ -77,6 +86,20 @@ fn main() -> ExitCode {
     if let Err(e) = std::fs::write(&out, report.to_markdown()) {
         eprintln!("cannot write {}: {e}", out.display());
         return ExitCode::FAILURE;
+    }
+    let charts = out
+        .parent()
+        .unwrap_or(std::path::Path::new("."))
+        .join(Chart::DIR);
+    for chart in report.sections.iter().flat_map(|s| &s.charts) {
+        let path = charts.join(&chart.file);
+        let written =
+            std::fs::create_dir_all(&charts).and_then(|()| std::fs::write(&path, &chart.svg));
+        if let Err(e) = written {
+            eprintln!("cannot write {}: {e}", path.display());
+            return ExitCode::FAILURE;
+        }
+        eprintln!("wrote {}", path.display());
     }
     eprintln!("wrote {}", out.display());
     ExitCode::SUCCESS

@@ -37,8 +37,11 @@ pub struct Section {
     pub checked_by: Vec<String>,
     /// `(measure, value)` pairs, in the order they should be printed.
     pub figures: Vec<(String, String)>,
-    /// Extra markdown placed after the figures (a chart, a caveat).
+    /// Extra markdown placed after the figures (a caveat, an explanation).
     pub notes: Vec<String>,
+    /// Charts, drawn after the notes. The bin writes each to
+    /// `reliability/results/` beside the report, and the report embeds it.
+    pub charts: Vec<Chart>,
     /// How long the harness ran.
     pub elapsed: Duration,
 }
@@ -68,6 +71,23 @@ impl Section {
     pub fn note(&mut self, markdown: impl Into<String>) {
         self.notes.push(markdown.into());
     }
+}
+
+/// An SVG chart belonging to a section.
+#[derive(Debug, Clone)]
+pub struct Chart {
+    /// The file name under `reliability/results/`, such as `soak_rss.svg`.
+    pub file: String,
+    /// The image's alt text: what the chart shows, in words.
+    pub alt: String,
+    /// The SVG document.
+    pub svg: String,
+}
+
+impl Chart {
+    /// Where charts go, relative to the report's directory; the report
+    /// links them by this path.
+    pub const DIR: &'static str = "reliability/results";
 }
 
 /// A whole run: when, where, how big, and its sections.
@@ -132,6 +152,9 @@ impl Report {
             }
             for note in &s.notes {
                 let _ = writeln!(out, "\n{note}");
+            }
+            for chart in &s.charts {
+                let _ = writeln!(out, "\n![{}]({}/{})", chart.alt, Chart::DIR, chart.file);
             }
         }
         out
@@ -214,6 +237,11 @@ mod tests {
         let mut s =
             Section::new("Soak", "memory stays bounded").checked_by("reliability/tests/soak.rs");
         s.figure("events", 10);
+        s.charts.push(Chart {
+            file: "soak_rss.svg".into(),
+            alt: "RSS over the soak".into(),
+            svg: "<svg/>".into(),
+        });
         let report = Report {
             mode: Mode::Quick,
             date: "2026-11-29".into(),
@@ -227,6 +255,10 @@ mod tests {
         );
         assert!(md.contains("| events | 10 |"), "{md}");
         assert!(md.contains("--quick"), "{md}");
+        assert!(
+            md.contains("![RSS over the soak](reliability/results/soak_rss.svg)"),
+            "{md}"
+        );
     }
 
     #[test]

@@ -1,0 +1,621 @@
+//! Soak: millions of overwrites of a fixed key set, with continuous
+//! readers and one reader that pins an old snapshot for a whole phase.
+//!
+//! The live map has a fixed size (every event is a `Put` to one of `keys`
+//! keys, after one `Put` per key fills it), so any lasting growth of
+//! memory is a leak: in the owner loop (its flume receiver, its batch
+//! buffers, the as-of window), in the published snapshots, or in the
+//! journal. The run has four phases, each measured at its middle and end:
+//!
+//! 1. **fill**: one `Put` per key. Its RSS growth is "one map", the unit
+//!    the margins below are stated in.
+//! 2. **unpinned**: overwrites with readers loading snapshots
+//!    continuously. RSS after all of it must be within a margin of RSS
+//!    after half of it (N and 2N events, same key set: flat).
+//! 3. **pinned**: a reader holds the snapshot taken at the start of the
+//!    phase throughout. Overwrites copy every node it shares, so live
+//!    memory grows by at most one map; RSS must stay under the unpinned
+//!    level plus two maps plus the margin, and again be flat from the
+//!    middle to the end. At the end the pinned snapshot must be unchanged.
+//! 4. **released**: the pinned snapshot is dropped. It must then be freed
+//!    (no engine structure keeps it), and RSS must not grow: the freed
+//!    nodes are reused. Whether RSS also *falls* depends on the allocator
+//!    (see [`crate::memory`]); the report says what it did.
+//!
+//! Writers record each event's ack latency, so the unpinned and pinned
+//! phases give the writer's latency without and with a pinned reader.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use hdrhistogram::Histogram;
+use solostate::{CheckpointPolicy, Durability, Engine, Reader, Retention, StateEvent};
+
+use crate::chart::{LineChart, Series};
+use crate::memory::{self, MIB, Sample, Sampler, delta_mib, mib};
+use crate::report::{Chart, Mode, Section};
+use crate::workload::{KvEvent, Latency, key_of, latency_histogram, rate, runtime};
+
+/// How big a soak is and how the engine is configured.
+#[derive(Debug, Clone)]
+pub struct SoakConfig {
+    /// The size of the key set, and so of the live map.
+    pub keys: u64,
+    /// Overwrites in each of the unpinned, pinned and released phases.
+    pub events_per_phase: u64,
+    /// Writer tasks, each pipelining `in_flight` events.
+    pub writers: usize,
+    /// Events each writer keeps in flight.
+    pub in_flight: usize,
+    /// Reader threads loading snapshots throughout.
+    pub readers: usize,
+    /// `None` for an in-memory engine; otherwise a durable engine in a
+    /// temporary directory with this durability, compacting its journal
+    /// behind checkpoints so the disk stays bounded too.
+    pub durability: Option<Durability>,
+    /// How often RSS is sampled for the chart and the peaks.
+    pub sample_every: Duration,
+}
+
+impl SoakConfig {
+    /// The configuration for a mode: 10M events over 100k keys in full,
+    /// about 200k over 10k keys in quick.
+    pub fn for_mode(mode: Mode, durability: Option<Durability>) -> Self {
+        let (keys, events_per_phase, sample_every) = match mode {
+            Mode::Quick => (10_000, 64_000, Duration::from_millis(20)),
+            Mode::Full => (100_000, 3_300_000, Duration::from_millis(200)),
+        };
+        SoakConfig {
+            keys,
+            events_per_phase,
+            writers: 2,
+            in_flight: 256,
+            readers: 2,
+            durability,
+            sample_every,
+        }
+    }
+
+    /// Every event the run submits, fill included.
+    pub fn total_events(&self) -> u64 {
+        self.keys + 3 * self.events_per_phase
+    }
+}
+
+/// One phase's measurements.
+#[derive(Debug, Clone)]
+pub struct Phase {
+    /// "unpinned", "pinned" or "released".
+    pub name: &'static str,
+    /// How long the phase took.
+    pub elapsed: Duration,
+    /// RSS when the phase started, after its first half, and at its end.
+    pub rss: [u64; 3],
+    /// The highest RSS sampled during the phase.
+    pub rss_peak: u64,
+    /// The writers' ack latency (send to ack) over the phase.
+    pub latency: Latency,
+}
+
+/// What a soak measured. Everything the harness could check by itself
+/// (acks, dense seqs, the pinned snapshot intact and then freed, readers
+/// seeing seqs only go forward) has already passed when a `SoakOutcome`
+/// exists; the memory bounds are judged by [`SoakOutcome::memory_checks`].
+#[derive(Debug, Clone)]
+pub struct SoakOutcome {
+    /// The run's configuration.
+    pub config: SoakConfig,
+    /// RSS with the engine open and empty.
+    pub rss_empty: u64,
+    /// RSS after the fill: `rss_filled - rss_empty` is one map.
+    pub rss_filled: u64,
+    /// The unpinned, pinned and released phases.
+    pub phases: [Phase; 3],
+    /// RSS over the whole run, by events applied.
+    pub samples: Vec<Sample>,
+    /// The seq of the snapshot the pinned reader held.
+    pub pinned_seq: u64,
+    /// Snapshot loads by the continuous readers.
+    pub reads: u64,
+    /// The whole run's duration.
+    pub elapsed: Duration,
+}
+
+/// A memory bound: what is compared, the bound, the measured value.
+#[derive(Debug, Clone)]
+pub struct MemoryCheck {
+    /// The claim, such as "unpinned: RSS flat from N to 2N events".
+    pub claim: String,
+    /// The highest RSS allowed, in bytes.
+    pub bound: u64,
+    /// The RSS measured, in bytes.
+    pub measured: u64,
+}
+
+impl MemoryCheck {
+    /// Whether the measurement is within the bound.
+    pub fn holds(&self) -> bool {
+        self.measured <= self.bound
+    }
+}
+
+impl SoakOutcome {
+    /// One map's worth of RSS: what filling the key set added (at least
+    /// 1 MiB, so a tiny map does not make the margins vanish).
+    pub fn map_rss(&self) -> u64 {
+        self.rss_filled.saturating_sub(self.rss_empty).max(1 << 20)
+    }
+
+    /// The slack every bound allows: 16 MiB or a quarter of a map,
+    /// whichever is larger. Allocator fragmentation and the as-of
+    /// window's recent snapshots move RSS by a few MiB; a leak of 8 bytes
+    /// per event over the full run's 1.65M-event half phase is 13 MiB and
+    /// shows against the middle-to-end comparisons once it repeats.
+    pub fn margin(&self) -> u64 {
+        (16 << 20).max(self.map_rss() / 4)
+    }
+
+    /// The memory bounds of the run, each with its measurement.
+    pub fn memory_checks(&self) -> Vec<MemoryCheck> {
+        let [unpinned, pinned, released] = &self.phases;
+        let (map, margin) = (self.map_rss(), self.margin());
+        vec![
+            MemoryCheck {
+                claim: "unpinned: RSS after 2N overwrites ≤ RSS after N + margin".into(),
+                bound: unpinned.rss[1] + margin,
+                measured: unpinned.rss[2],
+            },
+            MemoryCheck {
+                claim: "pinned: peak RSS ≤ unpinned end + 2 maps + margin".into(),
+                bound: unpinned.rss[2] + 2 * map + margin,
+                measured: pinned.rss_peak,
+            },
+            MemoryCheck {
+                claim: "pinned: RSS after 2N overwrites ≤ RSS after N + margin".into(),
+                bound: pinned.rss[1] + margin,
+                measured: pinned.rss[2],
+            },
+            MemoryCheck {
+                claim: "released: RSS at the end ≤ RSS when the pin was dropped + margin (freed memory is reused)".into(),
+                bound: pinned.rss[2] + margin,
+                measured: released.rss[2],
+            },
+        ]
+    }
+}
+
+/// Runs a soak on its own two-worker runtime.
+///
+/// # Errors
+///
+/// A description of the first broken promise (a failed ack, a seq gap, a
+/// pinned snapshot that changed or was never freed, a reader that saw a
+/// seq go backwards), or of a setup failure. Memory bounds are not
+/// judged here; see [`SoakOutcome::memory_checks`].
+pub fn run(config: &SoakConfig) -> Result<SoakOutcome, String> {
+    runtime()?.block_on(soak(config.clone()))
+}
+
+async fn soak(config: SoakConfig) -> Result<SoakOutcome, String> {
+    let started = Instant::now();
+    let dir = tempfile::tempdir().map_err(|e| format!("cannot make a temporary directory: {e}"))?;
+    let mut builder = Engine::<KvEvent>::builder();
+    if let Some(durability) = config.durability {
+        builder = builder
+            .path(dir.path())
+            .durability(durability)
+            .journal_cache_bytes(16 << 20)
+            .checkpoints(CheckpointPolicy::default().every_events(config.keys * 10))
+            .retention(Retention::SinceOldestCheckpoint);
+    }
+    let engine = builder
+        .open()
+        .await
+        .map_err(|e| format!("soak engine did not open in {}: {e}", dir.path().display()))?;
+    let rss_empty = memory::rss()?;
+    let probe = engine.clone();
+    let sampler = Sampler::start(config.sample_every, move || probe.stats().applied);
+
+    let mut next = 0;
+    fill(&engine, config.keys).await?;
+    next += config.keys;
+    let rss_filled = memory::rss()?;
+
+    let readers = Readers::start(&engine.reader(), config.readers, config.keys);
+    let unpinned = phase("unpinned", &engine, &config, &mut next).await?;
+
+    let pinned_snapshot = engine.reader().snapshot();
+    let pinned_seq = pinned_snapshot.seq();
+    let pinned_sum = checksum(&pinned_snapshot);
+    let pinned = phase("pinned", &engine, &config, &mut next).await?;
+    if pinned_snapshot.seq() != pinned_seq || checksum(&pinned_snapshot) != pinned_sum {
+        return Err(format!(
+            "the snapshot pinned at seq {pinned_seq} changed while it was held"
+        ));
+    }
+    let pinned_weak = Arc::downgrade(&pinned_snapshot);
+    drop(pinned_snapshot);
+
+    let released = phase("released", &engine, &config, &mut next).await?;
+    if pinned_weak.strong_count() != 0 {
+        return Err(format!(
+            "the snapshot pinned at seq {pinned_seq} is still alive after its reader dropped it \
+             and {} more events: something in the engine keeps old snapshots",
+            config.events_per_phase
+        ));
+    }
+    let reads = readers.stop()?;
+    let samples = sampler.finish();
+    let last_seq = engine.stats().last_seq;
+    if last_seq != next {
+        return Err(format!(
+            "{next} puts were acked but the engine's last seq is {last_seq}"
+        ));
+    }
+    engine
+        .shutdown()
+        .await
+        .map_err(|e| format!("soak engine did not shut down cleanly: {e}"))?;
+
+    let mut phases = [unpinned, pinned, released];
+    for (i, phase) in phases.iter_mut().enumerate() {
+        let (from, to) = (
+            config.keys + i as u64 * config.events_per_phase,
+            config.keys + (i as u64 + 1) * config.events_per_phase,
+        );
+        phase.rss_peak = samples
+            .iter()
+            .filter(|s| (from..=to).contains(&s.progress))
+            .map(|s| s.rss)
+            .chain(phase.rss)
+            .max()
+            .unwrap_or(0);
+    }
+    Ok(SoakOutcome {
+        config,
+        rss_empty,
+        rss_filled,
+        phases,
+        samples,
+        pinned_seq,
+        reads,
+        elapsed: started.elapsed(),
+    })
+}
+
+/// Puts every key once, in order.
+async fn fill(engine: &Engine<KvEvent>, keys: u64) -> Result<(), String> {
+    let mut pending = Vec::with_capacity(1024);
+    for key in 0..keys {
+        let sent = engine
+            .send(StateEvent::put(key, [key, 0, 0, 0]))
+            .await
+            .map_err(|_| format!("engine closed while filling key {key}"))?;
+        pending.push(sent);
+        if pending.len() == 1024 || key + 1 == keys {
+            for ack in pending.drain(..) {
+                ack.await.map_err(|e| format!("fill put failed: {e}"))?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Runs one phase in two halves, measuring RSS at the start, the middle
+/// and the end.
+async fn phase(
+    name: &'static str,
+    engine: &Engine<KvEvent>,
+    config: &SoakConfig,
+    next: &mut u64,
+) -> Result<Phase, String> {
+    let started = Instant::now();
+    let mut rss = [memory::rss()?, 0, 0];
+    let mut histogram = latency_histogram();
+    let half = config.events_per_phase / 2;
+    for (i, count) in [half, config.events_per_phase - half]
+        .into_iter()
+        .enumerate()
+    {
+        let h = overwrite(engine, config, *next, count).await?;
+        histogram
+            .add(&h)
+            .map_err(|e| format!("latency histograms do not merge: {e}"))?;
+        *next += count;
+        rss[i + 1] = memory::rss()?;
+    }
+    Ok(Phase {
+        name,
+        elapsed: started.elapsed(),
+        rss,
+        rss_peak: 0,
+        latency: Latency::of(&histogram),
+    })
+}
+
+/// `count` overwrites, event indices `first..first + count`, spread over
+/// the writers round-robin; returns their ack latencies.
+async fn overwrite(
+    engine: &Engine<KvEvent>,
+    config: &SoakConfig,
+    first: u64,
+    count: u64,
+) -> Result<Histogram<u64>, String> {
+    let mut tasks = Vec::new();
+    for w in 0..config.writers as u64 {
+        let engine = engine.clone();
+        let (writers, keys, depth) = (config.writers as u64, config.keys, config.in_flight);
+        tasks.push(tokio::spawn(async move {
+            let mut histogram = latency_histogram();
+            let mut in_flight = std::collections::VecDeque::with_capacity(depth);
+            let mut last_seq = 0;
+            let mut index = first + w;
+            while index < first + count || !in_flight.is_empty() {
+                if index < first + count && in_flight.len() < depth {
+                    let key = key_of(index, keys);
+                    let sent = engine
+                        .send(StateEvent::put(key, [key, index, 0, 0]))
+                        .await
+                        .map_err(|_| format!("engine closed at event {index}"))?;
+                    in_flight.push_back((Instant::now(), sent));
+                    index += writers;
+                    continue;
+                }
+                let (sent_at, pending) = in_flight.pop_front().expect("not empty");
+                let ack = pending
+                    .await
+                    .map_err(|e| format!("a put was not acked: {e}"))?;
+                if ack.seq <= last_seq {
+                    return Err(format!(
+                        "writer {w} got seq {} after seq {last_seq}: acks out of order",
+                        ack.seq
+                    ));
+                }
+                last_seq = ack.seq;
+                let micros = sent_at.elapsed().as_micros().max(1) as u64;
+                histogram.saturating_record(micros);
+            }
+            Ok::<_, String>(histogram)
+        }));
+    }
+    let mut histogram = latency_histogram();
+    for task in tasks {
+        let h = task
+            .await
+            .map_err(|e| format!("a writer task failed: {e}"))??;
+        histogram
+            .add(&h)
+            .map_err(|e| format!("latency histograms do not merge: {e}"))?;
+    }
+    Ok(histogram)
+}
+
+/// An order-independent digest of a snapshot, to tell whether it changed.
+fn checksum(snapshot: &solostate::SnapshotOf<KvEvent>) -> (usize, u64) {
+    let sum = snapshot.iter().fold(0u64, |acc, (k, v)| {
+        acc.wrapping_add(k.wrapping_mul(0x9e37_79b9).wrapping_add(v[1]) ^ v[0])
+    });
+    (snapshot.len(), sum)
+}
+
+/// Reader threads that load snapshots in a loop, read a few keys from
+/// each, and check that the seqs they see never go backwards.
+struct Readers {
+    stop: Arc<AtomicBool>,
+    reads: Arc<AtomicU64>,
+    threads: Vec<std::thread::JoinHandle<Result<(), String>>>,
+}
+
+impl Readers {
+    fn start(reader: &Reader<KvEvent>, count: usize, keys: u64) -> Self {
+        let stop = Arc::new(AtomicBool::new(false));
+        let reads = Arc::new(AtomicU64::new(0));
+        let threads = (0..count)
+            .map(|r| {
+                let (reader, stop, reads) = (reader.clone(), Arc::clone(&stop), Arc::clone(&reads));
+                std::thread::spawn(move || {
+                    let mut last = 0;
+                    let mut i = r as u64;
+                    while !stop.load(Ordering::Relaxed) {
+                        let snapshot = reader.snapshot();
+                        if snapshot.seq() < last {
+                            return Err(format!(
+                                "reader {r} loaded seq {} after seq {last}",
+                                snapshot.seq()
+                            ));
+                        }
+                        last = snapshot.seq();
+                        for _ in 0..64 {
+                            i += 1;
+                            std::hint::black_box(snapshot.get(&key_of(i, keys)));
+                        }
+                        reads.fetch_add(1, Ordering::Relaxed);
+                        // Continuous but not a spin: leave the two cores
+                        // mostly to the writers and the owner.
+                        std::thread::sleep(Duration::from_micros(200));
+                    }
+                    Ok(())
+                })
+            })
+            .collect();
+        Readers {
+            stop,
+            reads,
+            threads,
+        }
+    }
+
+    fn stop(self) -> Result<u64, String> {
+        self.stop.store(true, Ordering::Relaxed);
+        for thread in self.threads {
+            thread
+                .join()
+                .map_err(|_| "a reader thread panicked".to_string())??;
+        }
+        Ok(self.reads.load(Ordering::Relaxed))
+    }
+}
+
+/// The soak harness for the report: an in-memory engine (`durability`
+/// `None`) or a durable one.
+///
+/// # Errors
+///
+/// A broken promise, from [`run`] or a memory bound that did not hold.
+pub fn section(mode: Mode, durability: Option<Durability>) -> Result<Section, String> {
+    let config = SoakConfig::for_mode(mode, durability);
+    let outcome = run(&config)?;
+    let broken: Vec<String> = outcome
+        .memory_checks()
+        .iter()
+        .filter(|c| !c.holds())
+        .map(|c| format!("{}: {} > {}", c.claim, mib(c.measured), mib(c.bound)))
+        .collect();
+    if !broken.is_empty() {
+        return Err(broken.join("; "));
+    }
+    Ok(describe(&outcome))
+}
+
+fn engine_name(durability: Option<Durability>) -> String {
+    match durability {
+        None => "in memory".to_string(),
+        Some(d) => format!("durable, `Durability::{d:?}`"),
+    }
+}
+
+/// The section for a soak that passed.
+fn describe(o: &SoakOutcome) -> Section {
+    let c = &o.config;
+    let kind = engine_name(c.durability);
+    let mut s = Section::new(
+        format!("Soak: memory stays bounded ({kind})"),
+        format!(
+            "Millions of overwrites of a fixed key set keep RSS flat; a reader pinning an old \
+             snapshot costs at most about one map, and once it lets go the engine keeps no \
+             reference to it and its memory is reused; the writer's ack latency does not depend \
+             on the pinned reader. Engine {kind}; {} writers × {} in flight, {} reader threads \
+             loading snapshots throughout.",
+            c.writers, c.in_flight, c.readers
+        ),
+    )
+    .checked_by("reliability/tests/soak.rs")
+    .checked_by("reliability/src/soak.rs");
+    let [unpinned, pinned, released] = &o.phases;
+    s.figure(
+        "events",
+        format!(
+            "{} ({} fill + 3 phases × {}) over {} keys",
+            c.total_events(),
+            c.keys,
+            c.events_per_phase,
+            c.keys
+        ),
+    );
+    s.figure("RSS, engine empty", mib(o.rss_empty));
+    s.figure(
+        "RSS after the fill (one map = the difference)",
+        format!(
+            "{} ({})",
+            mib(o.rss_filled),
+            delta_mib(o.rss_filled, o.rss_empty)
+        ),
+    );
+    for p in &o.phases {
+        s.figure(
+            format!("{}: RSS start / after N / after 2N / peak", p.name),
+            format!(
+                "{} / {} / {} / {}",
+                mib(p.rss[0]),
+                mib(p.rss[1]),
+                mib(p.rss[2]),
+                mib(p.rss_peak)
+            ),
+        );
+    }
+    s.figure(
+        "what the pinned snapshot cost (pinned end − unpinned end)",
+        delta_mib(pinned.rss[2], unpinned.rss[2]),
+    );
+    s.figure(
+        "RSS after release vs before the pin",
+        delta_mib(released.rss[2], unpinned.rss[2]),
+    );
+    s.figure("margin allowed by every bound", mib(o.margin()));
+    for check in o.memory_checks() {
+        s.figure(
+            check.claim,
+            format!("{} ≤ {} ✓", mib(check.measured), mib(check.bound)),
+        );
+    }
+    for p in [unpinned, pinned] {
+        s.figure(
+            format!("writer ack latency p50 / p99 / p99.9 / max, {}", p.name),
+            format!(
+                "{} ({})",
+                p.latency.display(),
+                rate(c.events_per_phase, p.elapsed)
+            ),
+        );
+    }
+    s.figure(
+        "pinned snapshot",
+        format!(
+            "seq {} unchanged after {} overwrites; freed after release",
+            o.pinned_seq, c.events_per_phase
+        ),
+    );
+    s.figure(
+        "snapshot loads by the readers (64 gets each)",
+        format!(
+            "{} ({:.0}/s)",
+            o.reads,
+            o.reads as f64 / o.elapsed.as_secs_f64()
+        ),
+    );
+    s.note(
+        "RSS is what the OS charges the process, not the heap's live size: glibc keeps freed \
+         memory in its arenas for reuse and returns it only when the top of a heap is free \
+         (`malloc_trim` would need `unsafe` FFI, which the workspace forbids). So the release \
+         is judged by reuse, RSS not growing while another phase of overwrites runs, and by \
+         the pinned snapshot's `Arc` being freed; whether RSS also fell is the figure \
+         \"after release vs before the pin\". Latency is send-to-ack per event with \
+         pipelined writers, so it includes queueing behind the writers' own in-flight events; \
+         timing never decides the test, only this report.",
+    );
+    let file = match c.durability {
+        None => "soak_rss.svg".to_string(),
+        Some(_) => "soak_durable_rss.svg".to_string(),
+    };
+    s.charts.push(Chart {
+        file,
+        alt: format!("RSS over the soak ({kind}), by events applied"),
+        svg: rss_chart(o, &kind).to_svg(),
+    });
+    s
+}
+
+/// The RSS curve by events applied, with the phase boundaries marked.
+fn rss_chart(o: &SoakOutcome, kind: &str) -> LineChart {
+    let c = &o.config;
+    let boundary = |i: u64| (c.keys + i * c.events_per_phase) as f64;
+    LineChart {
+        title: format!("RSS during the soak ({kind})"),
+        x_label: "events applied".into(),
+        y_label: "RSS (MiB)".into(),
+        series: vec![Series {
+            name: "VmRSS".into(),
+            points: o
+                .samples
+                .iter()
+                .map(|s| (s.progress as f64, s.rss as f64 / MIB))
+                .collect(),
+        }],
+        markers: vec![
+            (boundary(0), "unpinned".into()),
+            (boundary(1), "pinned".into()),
+            (boundary(2), "released".into()),
+        ],
+    }
+}
