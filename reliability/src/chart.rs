@@ -48,9 +48,9 @@ impl LineChart {
             x_max = x_max.max(x);
             y_max = y_max.max(y);
         }
-        if !x_min.is_finite() {
-            x_min = 0.0;
-        }
+        // Start the x axis at zero when the data is all positive, so the
+        // ticks fall on round numbers from the origin.
+        x_min = x_min.min(0.0);
         let x_max = if x_max > x_min { x_max } else { x_min + 1.0 };
         let y_step = nice_step(y_max.max(1.0) / 5.0);
         let y_top = (y_max / y_step).ceil().max(1.0) * y_step;

@@ -20,6 +20,7 @@
 
 pub mod chart;
 pub mod memory;
+pub mod overload;
 pub mod report;
 pub mod soak;
 pub mod workload;

@@ -16,7 +16,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use solostate::Durability;
-use solostate_reliability::soak;
+use solostate_reliability::{overload, soak};
 use std::process::ExitCode;
 
 use solostate_reliability::report::{Chart, Mode, Report, Section, machine_description, today_utc};
@@ -31,6 +31,7 @@ const HARNESSES: &[(&str, Harness)] = &[
     ("soak_durable", |mode| {
         soak::section(mode, Some(Durability::Every(Duration::from_millis(100))))
     }),
+    ("overload", overload::section),
 ];
 
 fn main() -> ExitCode {

@@ -15,6 +15,19 @@ pub enum Mode {
 }
 
 impl Mode {
+    /// The environment variable that makes the crate's tests run a
+    /// harness's long form: `SOLOSTATE_RELIABILITY_MODE=full`.
+    pub const ENV: &'static str = "SOLOSTATE_RELIABILITY_MODE";
+
+    /// The mode the tests run in: [`Mode::Full`] when [`Mode::ENV`] is
+    /// `full`, else [`Mode::Quick`], so CI stays short by default.
+    pub fn from_env() -> Self {
+        match std::env::var(Self::ENV).as_deref() {
+            Ok("full") => Mode::Full,
+            _ => Mode::Quick,
+        }
+    }
+
     /// The mode's name as the bin's flag spells it.
     pub fn name(self) -> &'static str {
         match self {

@@ -1,0 +1,52 @@
+//! The soak harness in its short form (`SOLOSTATE_RELIABILITY_MODE=full`
+//! runs the 10M-event form): overwrites of a fixed key set with readers
+//! throughout and one reader pinning an old snapshot for a phase.
+//!
+//! `soak::run` itself fails on a missing or out-of-order ack, a seq gap,
+//! a pinned snapshot that changed or was not freed after release, and a
+//! reader that saw a seq go backwards; these tests add the memory bounds
+//! and that every phase measured every event. Latency is reported, never
+//! asserted.
+
+use std::time::Duration;
+
+use solostate::Durability;
+use solostate_reliability::memory::mib;
+use solostate_reliability::report::Mode;
+use solostate_reliability::soak::{self, SoakConfig, SoakOutcome};
+
+fn assert_bounded_and_complete(outcome: &SoakOutcome) {
+    for check in outcome.memory_checks() {
+        assert!(
+            check.holds(),
+            "{}: {} > {} (one map = {}, margin {})",
+            check.claim,
+            mib(check.measured),
+            mib(check.bound),
+            mib(outcome.map_rss()),
+            mib(outcome.margin())
+        );
+    }
+    for phase in &outcome.phases {
+        assert_eq!(
+            phase.latency.count, outcome.config.events_per_phase,
+            "{}: every acked event has a latency",
+            phase.name
+        );
+    }
+    assert!(outcome.reads > 0, "the readers loaded no snapshot");
+    assert!(!outcome.samples.is_empty(), "no RSS samples");
+}
+
+#[test]
+fn in_memory_soak_keeps_rss_flat_and_frees_the_pinned_snapshot() {
+    let outcome = soak::run(&SoakConfig::for_mode(Mode::from_env(), None)).unwrap();
+    assert_bounded_and_complete(&outcome);
+}
+
+#[test]
+fn durable_soak_keeps_rss_flat_and_frees_the_pinned_snapshot() {
+    let every = Some(Durability::Every(Duration::from_millis(100)));
+    let outcome = soak::run(&SoakConfig::for_mode(Mode::from_env(), every)).unwrap();
+    assert_bounded_and_complete(&outcome);
+}
