@@ -8,12 +8,16 @@
 //! and that every phase measured every event. Latency is reported, never
 //! asserted.
 
+use std::sync::Mutex;
 use std::time::Duration;
 
 use solostate::Durability;
 use solostate_reliability::memory::mib;
 use solostate_reliability::report::Mode;
 use solostate_reliability::soak::{self, SoakConfig, SoakOutcome};
+
+/// RSS is the whole process's, so the two soaks must not run at once.
+static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
 
 fn assert_bounded_and_complete(outcome: &SoakOutcome) {
     for check in outcome.memory_checks() {
@@ -40,12 +44,14 @@ fn assert_bounded_and_complete(outcome: &SoakOutcome) {
 
 #[test]
 fn in_memory_soak_keeps_rss_flat_and_frees_the_pinned_snapshot() {
+    let _alone = ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
     let outcome = soak::run(&SoakConfig::for_mode(Mode::from_env(), None)).unwrap();
     assert_bounded_and_complete(&outcome);
 }
 
 #[test]
 fn durable_soak_keeps_rss_flat_and_frees_the_pinned_snapshot() {
+    let _alone = ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
     let every = Some(Durability::Every(Duration::from_millis(100)));
     let outcome = soak::run(&SoakConfig::for_mode(Mode::from_env(), every)).unwrap();
     assert_bounded_and_complete(&outcome);
