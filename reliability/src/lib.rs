@@ -11,6 +11,14 @@
 //! cargo run --release -p solostate-reliability --bin reliability -- --full
 //! ```
 //!
+//! `SOLOSTATE_RELIABILITY_MODE=full cargo test -p solostate-reliability
+//! --release` runs the tests in the long form instead.
+//!
+//! The harnesses so far: [`soak`] (memory under millions of overwrites
+//! with a pinned reader) and [`overload`] (push-back from the bounded
+//! queue). [`memory`] reads RSS, [`chart`] draws the report's SVG charts,
+//! and [`workload`] holds what the harnesses share.
+//!
 //! The harnesses live in a library, rather than only in `tests/`, so that
 //! the short form that CI runs and the long form whose figures are
 //! published are the same code with different sizes.
