@@ -24,20 +24,22 @@
 //! storage layer has one, makes the overload larger without more
 //! producers.
 
-use std::future::Future;
 use std::path::Path;
-use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
-use hdrhistogram::Histogram;
-use solostate::{Builder, Durability, Engine, Pending, StateEvent, TrySubmitError};
+use solostate::{Builder, Durability, Engine};
 
-use crate::memory::{self, Sampler, delta_mib, mib};
-use crate::report::{Mode, Section};
-use crate::workload::{KvEvent, Latency, latency_histogram, rate, runtime};
+use crate::memory::{self, Sampler, mib};
+use crate::report::Mode;
+use crate::workload::{KvEvent, Latency, latency_histogram, runtime};
+
+mod producer;
+mod section;
+
+use producer::{Produced, Producer, Tally};
+pub use section::section;
 
 /// How an overload run is shaped.
 #[derive(Debug, Clone)]
@@ -161,18 +163,6 @@ impl OverloadOutcome {
     pub fn absorbed_rate(&self) -> f64 {
         self.absorbed as f64 / self.elapsed.as_secs_f64()
     }
-}
-
-/// Counters the producers share.
-#[derive(Default)]
-struct Tally {
-    attempts: AtomicU64,
-    full: AtomicU64,
-    sends: AtomicU64,
-    /// Time the waiting producers spent in `send` during the overload.
-    blocked_micros: AtomicU64,
-    /// Time the waiting producers spent in all, over the same turns.
-    running_micros: AtomicU64,
 }
 
 /// Runs an overload on its own two-worker runtime.
@@ -311,214 +301,6 @@ async fn overload(config: OverloadConfig) -> Result<OverloadOutcome, String> {
     Ok(outcome)
 }
 
-/// One producer's identity and what it shares with the others.
-struct Producer {
-    index: usize,
-    engine: Engine<KvEvent>,
-    keys: u64,
-    tally: Arc<Tally>,
-    stop: Arc<AtomicBool>,
-    overloading: Arc<AtomicBool>,
-}
-
-/// What a producer did: how many events it had admitted (its counters
-/// `0..admitted`, each acked) and how long its `send`s waited.
-struct Produced {
-    index: usize,
-    admitted: u64,
-    send_wait: Histogram<u64>,
-}
-
-impl Producer {
-    fn new(
-        index: usize,
-        engine: &Engine<KvEvent>,
-        config: &OverloadConfig,
-        tally: &Arc<Tally>,
-        stop: &Arc<AtomicBool>,
-        overloading: &Arc<AtomicBool>,
-    ) -> Self {
-        Producer {
-            index,
-            engine: engine.clone(),
-            keys: config.keys_per_producer,
-            tally: Arc::clone(tally),
-            stop: Arc::clone(stop),
-            overloading: Arc::clone(overloading),
-        }
-    }
-
-    /// The event for this producer's `counter`th admitted event.
-    fn event(&self, counter: u64) -> KvEvent {
-        let key = self.index as u64 * self.keys + counter % self.keys;
-        StateEvent::put(key, [counter, self.index as u64, 0, 0])
-    }
-
-    /// Calls `send` in a loop, timing how long each waits for room.
-    async fn waiting(self) -> Result<Produced, String> {
-        let mut acks = Acks::new(self.index);
-        let mut send_wait = latency_histogram();
-        let mut admitted = 0;
-        while !self.stop.load(Ordering::Relaxed) {
-            let asked = Instant::now();
-            let pending = self
-                .engine
-                .send(self.event(admitted))
-                .await
-                .map_err(|_| format!("engine closed under producer {}", self.index))?;
-            let blocked = asked.elapsed();
-            acks.push(admitted, pending);
-            acks.take_ready()?;
-            admitted += 1;
-            if self.overloading.load(Ordering::Relaxed) {
-                send_wait.saturating_record(blocked.as_micros().max(1) as u64);
-                self.tally.sends.fetch_add(1, Ordering::Relaxed);
-                let micros = |d: Duration| d.as_micros() as u64;
-                self.tally
-                    .blocked_micros
-                    .fetch_add(micros(blocked), Ordering::Relaxed);
-                self.tally
-                    .running_micros
-                    .fetch_add(micros(asked.elapsed()), Ordering::Relaxed);
-            }
-        }
-        self.done(acks, admitted, send_wait).await
-    }
-
-    /// Calls `try_submit` at `rate` per second on a schedule, dropping
-    /// what comes back `Full`. When it falls behind the schedule it
-    /// catches up in bursts of at most 10 ms of events.
-    async fn shedding(self, rate: f64) -> Result<Produced, String> {
-        let mut acks = Acks::new(self.index);
-        let started = Instant::now();
-        let (mut attempted, mut admitted) = (0u64, 0u64);
-        let burst = (rate / 100.0).max(1.0) as u64;
-        while !self.stop.load(Ordering::Relaxed) {
-            let due = (started.elapsed().as_secs_f64() * rate) as u64;
-            let now = due.saturating_sub(attempted).min(burst);
-            for _ in 0..now {
-                match self.engine.try_submit(self.event(admitted)) {
-                    Ok(pending) => {
-                        acks.push(admitted, pending);
-                        admitted += 1;
-                    }
-                    Err(TrySubmitError::Full(_)) => {
-                        self.tally.full.fetch_add(1, Ordering::Relaxed);
-                    }
-                    Err(e) => return Err(format!("producer {}: {e}", self.index)),
-                }
-            }
-            attempted = attempted.max(due.saturating_sub(burst)) + now;
-            self.tally.attempts.fetch_add(now, Ordering::Relaxed);
-            acks.take_ready()?;
-            tokio::time::sleep(Duration::from_millis(1)).await;
-        }
-        self.done(acks, admitted, latency_histogram()).await
-    }
-
-    /// Awaits the remaining acks and checks that every admitted event was
-    /// acked.
-    async fn done(
-        self,
-        acks: Acks,
-        admitted: u64,
-        send_wait: Histogram<u64>,
-    ) -> Result<Produced, String> {
-        let acked = acks.finish().await?;
-        if acked != admitted {
-            return Err(format!(
-                "producer {}: {admitted} events admitted, {acked} acked",
-                self.index
-            ));
-        }
-        Ok(Produced {
-            index: self.index,
-            admitted,
-            send_wait,
-        })
-    }
-}
-
-/// A producer's admitted events whose acks it has not taken yet, oldest
-/// first. The producer takes the acks that have arrived after every send
-/// or burst, without waiting, so it never waits for the journal and holds
-/// only what the engine has admitted and not yet answered, which its
-/// queue bounds. (A first version awaited acks on a separate task per
-/// producer; under overload those tasks fell behind the producers and
-/// their channels held millions of answered acks, so memory grew in the
-/// harness instead of the engine.)
-struct Acks {
-    index: usize,
-    waiting: std::collections::VecDeque<(u64, Pending<KvEvent>)>,
-    acked: u64,
-    last_seq: u64,
-}
-
-impl Acks {
-    fn new(index: usize) -> Self {
-        Acks {
-            index,
-            waiting: std::collections::VecDeque::new(),
-            acked: 0,
-            last_seq: 0,
-        }
-    }
-
-    /// Remembers an admitted event's pending ack.
-    fn push(&mut self, counter: u64, pending: Pending<KvEvent>) {
-        self.waiting.push_back((counter, pending));
-    }
-
-    /// Takes the acks that have already arrived, oldest first, and stops
-    /// at the first that has not. The polls are `unconstrained`: tokio's
-    /// cooperative budget would otherwise answer `Pending` for ready acks
-    /// once a producer had run a while without yielding (a `send` that
-    /// finds room does not yield), and the backlog would grow.
-    fn take_ready(&mut self) -> Result<(), String> {
-        let mut cx = Context::from_waker(Waker::noop());
-        while let Some((_, pending)) = self.waiting.front_mut() {
-            let mut ready = tokio::task::unconstrained(pending);
-            let Poll::Ready(answer) = Pin::new(&mut ready).poll(&mut cx) else {
-                return Ok(());
-            };
-            let (counter, _) = self.waiting.pop_front().expect("front exists");
-            self.check(counter, answer)?;
-        }
-        Ok(())
-    }
-
-    /// Awaits every remaining ack.
-    async fn finish(mut self) -> Result<u64, String> {
-        while let Some((counter, pending)) = self.waiting.pop_front() {
-            let answer = pending.await;
-            self.check(counter, answer)?;
-        }
-        Ok(self.acked)
-    }
-
-    /// Checks that the ack of the `counter`th admitted event is a success
-    /// and comes in order.
-    fn check(
-        &mut self,
-        counter: u64,
-        answer: Result<solostate::Ack, solostate::AckError<solostate::StateRejection<u64>>>,
-    ) -> Result<(), String> {
-        let index = self.index;
-        let ack = answer.map_err(|e| {
-            format!("producer {index}: admitted event {counter} was not acked: {e}")
-        })?;
-        if ack.seq <= self.last_seq || counter != self.acked {
-            return Err(format!(
-                "producer {index}: event {counter} acked with seq {} after seq {}",
-                ack.seq, self.last_seq
-            ));
-        }
-        self.acked += 1;
-        self.last_seq = ack.seq;
-        Ok(())
-    }
-}
-
 /// Reopens the directory and checks that every key holds the last event
 /// admitted for it; returns the recovered seq.
 async fn verify_reopened(
@@ -555,113 +337,4 @@ async fn verify_reopened(
         .await
         .map_err(|e| format!("reopened engine did not shut down cleanly: {e}"))?;
     Ok(seq)
-}
-
-/// The overload harness for the report.
-///
-/// # Errors
-///
-/// A broken promise, from [`run`].
-pub fn section(mode: Mode) -> Result<Section, String> {
-    let o = run(&OverloadConfig::for_mode(mode))?;
-    let c = &o.config;
-    let mut s = Section::new(
-        "Overload: the queue pushes back",
-        format!(
-            "Producers offering about {:.0}× what a durable engine absorbs are held back by the \
-             bounded queue (`send` waits, `try_submit` says `Full`) instead of growing memory; \
-             every admitted event is acked and found after reopening. The engine flushes every \
-             batch (`Durability::Always`); {} producers call `try_submit` on a schedule and drop \
-             what is `Full`, {} call `send` as fast as it returns.",
-            c.factor, c.shedding, c.waiting
-        ),
-    )
-    .checked_by("reliability/tests/overload.rs")
-    .checked_by("reliability/src/overload.rs");
-    s.figure(
-        "absorbed before the overload (waiting producers alone)",
-        format!("{:.0}k events/s", o.calibrated_rate / 1e3),
-    );
-    s.figure(
-        "offered during the overload (try_submit + send)",
-        format!(
-            "{:.0}k events/s ({:.1}× what it absorbed; try_submit target {:.0}k/s)",
-            o.offered_rate() / 1e3,
-            o.offered_rate() / o.absorbed_rate(),
-            o.target_rate / 1e3
-        ),
-    );
-    s.figure("absorbed during the overload", rate(o.absorbed, o.elapsed));
-    s.figure(
-        "channel capacity / deepest queue sampled / max batch",
-        format!(
-            "{} / {} / {}",
-            c.channel_capacity, o.max_queue_depth, c.max_batch
-        ),
-    );
-    s.figure(
-        "try_submit said Full",
-        format!(
-            "{} of {} ({:.1}%)",
-            o.full,
-            o.attempts,
-            100.0 * o.full as f64 / o.attempts.max(1) as f64
-        ),
-    );
-    s.figure(
-        "send blocked for room: share of the waiting producers' time / p50 / p99 / p99.9 / max",
-        format!(
-            "{:.0}% / {} over {} sends",
-            100.0 * o.send_blocked_share,
-            o.send_wait.display(),
-            o.sends
-        ),
-    );
-    s.figure(
-        "RSS empty engine / at the overload's start / peak / cap",
-        format!(
-            "{} / {} / {} ({} over empty) / {}",
-            mib(o.rss_empty),
-            mib(o.rss_before),
-            mib(o.rss_peak),
-            delta_mib(o.rss_peak, o.rss_empty),
-            mib(o.rss_cap())
-        ),
-    );
-    let event = std::mem::size_of::<KvEvent>();
-    let unabsorbed = (o.attempts + o.sends).saturating_sub(o.absorbed);
-    s.figure(
-        "what an unbounded queue would have held at the end",
-        format!(
-            "{unabsorbed} events offered and not absorbed: at least {:.1} GiB at {event} bytes \
-             each (the event alone; a queued command also holds its ack channel)",
-            unabsorbed as f64 * event as f64 / (1u64 << 30) as f64
-        ),
-    );
-    s.figure(
-        "acked, then found after shutdown and reopen",
-        format!(
-            "all {} admitted events; recovered to seq {}",
-            o.admitted, o.recovered_seq
-        ),
-    );
-    s.figure(
-        "overload length",
-        format!("{:.1} s", o.elapsed.as_secs_f64()),
-    );
-    s.note(
-        "The reopen follows a graceful shutdown, so it shows that acked events were journaled \
-         and recovered, not that they survive a crash (the crash harness does that). The slow \
-         journal here is a real one flushing every batch; `OverloadConfig::journal` is where a \
-         delayed-flush fault plugs in to push the overload further.",
-    );
-    s.note(
-        "How the push-back falls: the waiting producers spend nearly all their time blocked in \
-         `send`, but in a few long waits rather than many short ones. Each owner turn drains \
-         the whole queue, so room comes in bursts; a woken sender fills some of it at once, \
-         and the `try_submit` callers, which do not queue behind parked senders, take the \
-         rest, so a `send` can wait through several turns (the max above). Nothing is lost \
-         or reordered, but `send` is not fair against `try_submit` under overload.",
-    );
-    Ok(s)
 }
