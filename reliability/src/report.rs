@@ -38,8 +38,9 @@ impl Mode {
 }
 
 /// What one harness found: the promise it checks, where the check lives,
-/// and its figures.
-#[derive(Debug, Clone, Default)]
+/// and its figures. Serializable so that the bin can run each harness in
+/// a process of its own and collect its section.
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
 pub struct Section {
     /// The section's heading, such as "Acknowledged events survive SIGKILL".
     pub title: String,
@@ -87,7 +88,7 @@ impl Section {
 }
 
 /// An SVG chart belonging to a section.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct Chart {
     /// The file name under `reliability/results/`, such as `soak_rss.svg`.
     pub file: String,
