@@ -8,7 +8,8 @@
 //! (`send`), then runs two kinds of producer together:
 //!
 //! * **shedding** producers call `try_submit` on a schedule paced at
-//!   `factor` times the measured rate, and drop what comes back `Full`;
+//!   `factor` times the rate the engine absorbs (re-measured every
+//!   [`ADJUST_EVERY`]), and drop what comes back `Full`;
 //! * **waiting** producers call `send` as fast as it lets them, so they
 //!   are held back by the bounded queue (their time blocked in `send` is
 //!   the push-back).
@@ -41,6 +42,10 @@ mod section;
 use producer::{Produced, Producer, Tally};
 pub use section::section;
 
+/// How often the shedding producers' rate is reset to `factor` times
+/// what the engine absorbed since the last reset.
+pub const ADJUST_EVERY: Duration = Duration::from_millis(250);
+
 /// How an overload run is shaped.
 #[derive(Debug, Clone)]
 pub struct OverloadConfig {
@@ -48,8 +53,8 @@ pub struct OverloadConfig {
     pub calibrate: Duration,
     /// How long the overload lasts.
     pub duration: Duration,
-    /// The shedding producers' offered rate, as a multiple of the
-    /// absorbed rate measured first.
+    /// The shedding producers' offered rate, as a multiple of the rate
+    /// the engine absorbs (measured first, then every [`ADJUST_EVERY`]).
     pub factor: f64,
     /// The engine's command queue capacity.
     pub channel_capacity: usize,
@@ -117,7 +122,9 @@ pub struct OverloadOutcome {
     pub config: OverloadConfig,
     /// Events applied per second while calibrating (waiting producers only).
     pub calibrated_rate: f64,
-    /// The shedding producers' target rate.
+    /// The shedding producers' target rate, averaged over the overload
+    /// (it is reset every [`ADJUST_EVERY`] to `factor` times the rate
+    /// absorbed over the last interval).
     pub target_rate: f64,
     /// `try_submit` calls during the overload.
     pub attempts: u64,
@@ -214,7 +221,9 @@ async fn overload(config: OverloadConfig) -> Result<OverloadOutcome, String> {
     tokio::time::sleep(config.calibrate).await;
     let calibrated_rate =
         (engine.stats().applied - calibration_start) as f64 / config.calibrate.as_secs_f64();
-    let target_rate = calibrated_rate * config.factor;
+    let rate = Arc::new(AtomicU64::new(
+        (calibrated_rate * config.factor / config.shedding.max(1) as f64) as u64,
+    ));
 
     let rss_before = memory::rss()?;
     let applied_before = engine.stats().applied;
@@ -229,10 +238,26 @@ async fn overload(config: OverloadConfig) -> Result<OverloadOutcome, String> {
             &stop,
             &overloading,
         );
-        let per_producer = target_rate / config.shedding as f64;
-        producers.push(tokio::spawn(ctx.shedding(per_producer)));
+        producers.push(tokio::spawn(ctx.shedding(Arc::clone(&rate))));
     }
-    tokio::time::sleep(config.duration).await;
+    // Keep the offer at `factor` times what the engine absorbs now, which
+    // drifts from the calibration as the journal warms up and as the
+    // machine's other load comes and goes.
+    let mut targets = Vec::new();
+    let (mut window_start, mut window_applied) = (Instant::now(), applied_before);
+    while started.elapsed() < config.duration {
+        tokio::time::sleep(ADJUST_EVERY.min(config.duration)).await;
+        let applied = engine.stats().applied;
+        let absorbing = (applied - window_applied) as f64 / window_start.elapsed().as_secs_f64();
+        (window_start, window_applied) = (Instant::now(), applied);
+        let target = absorbing * config.factor;
+        targets.push(target);
+        rate.store(
+            (target / config.shedding.max(1) as f64) as u64,
+            Ordering::Relaxed,
+        );
+    }
+    let target_rate = targets.iter().sum::<f64>() / targets.len().max(1) as f64;
     stop.store(true, Ordering::Relaxed);
     let elapsed = started.elapsed();
     let absorbed = engine.stats().applied - applied_before;

@@ -100,17 +100,20 @@ impl Producer {
         self.done(acks, admitted, send_wait).await
     }
 
-    /// Calls `try_submit` at `rate` per second on a schedule, dropping
-    /// what comes back `Full`. When it falls behind the schedule it
-    /// catches up in bursts of at most 10 ms of events.
-    pub(super) async fn shedding(self, rate: f64) -> Result<Produced, String> {
+    /// Calls `try_submit` on a schedule at the rate `rate` holds (events
+    /// per second, which the driver adjusts as it goes), dropping what
+    /// comes back `Full`. When it falls behind the schedule it catches up
+    /// in bursts of at most 10 ms of events and forgets the rest.
+    pub(super) async fn shedding(self, rate: Arc<AtomicU64>) -> Result<Produced, String> {
         let mut acks = Acks::new(self.index);
-        let started = Instant::now();
-        let (mut attempted, mut admitted) = (0u64, 0u64);
-        let burst = (rate / 100.0).max(1.0) as u64;
+        let (mut due, mut admitted) = (0.0f64, 0u64);
+        let mut last = Instant::now();
         while !self.stop.load(Ordering::Relaxed) {
-            let due = (started.elapsed().as_secs_f64() * rate) as u64;
-            let now = due.saturating_sub(attempted).min(burst);
+            let per_second = rate.load(Ordering::Relaxed) as f64;
+            let burst = (per_second / 100.0).max(1.0);
+            due = (due + per_second * last.elapsed().as_secs_f64()).min(burst);
+            last = Instant::now();
+            let now = due as u64;
             for _ in 0..now {
                 match self.engine.try_submit(self.event(admitted)) {
                     Ok(pending) => {
@@ -123,7 +126,7 @@ impl Producer {
                     Err(e) => return Err(format!("producer {}: {e}", self.index)),
                 }
             }
-            attempted = attempted.max(due.saturating_sub(burst)) + now;
+            due -= now as f64;
             self.tally.attempts.fetch_add(now, Ordering::Relaxed);
             acks.take_ready()?;
             tokio::time::sleep(Duration::from_millis(1)).await;

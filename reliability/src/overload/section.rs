@@ -33,7 +33,7 @@ pub fn section(mode: Mode) -> Result<Section, String> {
     s.figure(
         "offered during the overload (try_submit + send)",
         format!(
-            "{:.0}k events/s ({:.1}× what it absorbed; try_submit target {:.0}k/s)",
+            "{:.0}k events/s ({:.1}× what it absorbed; try_submit paced at {:.0}k/s on average, reset every 250 ms)",
             o.offered_rate() / 1e3,
             o.offered_rate() / o.absorbed_rate(),
             o.target_rate / 1e3
