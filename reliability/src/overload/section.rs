@@ -1,6 +1,6 @@
 //! The overload's section of the report.
 
-use super::{OverloadConfig, run};
+use super::{ADJUST_EVERY, OverloadConfig, run};
 use crate::memory::{delta_mib, mib};
 use crate::report::{Mode, Section};
 use crate::workload::{KvEvent, rate};
@@ -33,10 +33,12 @@ pub fn section(mode: Mode) -> Result<Section, String> {
     s.figure(
         "offered during the overload (try_submit + send)",
         format!(
-            "{:.0}k events/s ({:.1}× what it absorbed; try_submit paced at {:.0}k/s on average, reset every 250 ms)",
+            "{:.0}k events/s ({:.1}× what it absorbed; try_submit paced at {:.0}k/s on \
+             average, reset every {} ms)",
             o.offered_rate() / 1e3,
             o.offered_rate() / o.absorbed_rate(),
-            o.target_rate / 1e3
+            o.target_rate / 1e3,
+            ADJUST_EVERY.as_millis()
         ),
     );
     s.figure("absorbed during the overload", rate(o.absorbed, o.elapsed));
