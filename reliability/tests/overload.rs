@@ -13,7 +13,6 @@ use solostate_reliability::report::Mode;
 fn overload_pushes_back_with_bounded_memory_and_keeps_every_acked_event() {
     let outcome = overload::run(&OverloadConfig::for_mode(Mode::from_env())).unwrap();
     assert!(outcome.full > 0, "try_submit never said Full");
-    assert!(outcome.full <= outcome.attempts);
     assert!(
         outcome.rss_peak <= outcome.rss_cap(),
         "RSS peaked above its cap"

@@ -295,8 +295,8 @@ async fn overload(config: OverloadConfig) -> Result<OverloadOutcome, String> {
         full: tally.full.load(Ordering::Relaxed),
         sends: tally.sends.load(Ordering::Relaxed),
         send_wait: Latency::of(&send_wait),
-        send_blocked_share: tally.blocked_micros.load(Ordering::Relaxed) as f64
-            / tally.running_micros.load(Ordering::Relaxed).max(1) as f64,
+        send_blocked_share: tally.blocked_nanos.load(Ordering::Relaxed) as f64
+            / tally.running_nanos.load(Ordering::Relaxed).max(1) as f64,
         absorbed,
         elapsed,
         rss_empty,

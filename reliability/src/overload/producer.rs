@@ -21,9 +21,9 @@ pub(super) struct Tally {
     pub(super) full: AtomicU64,
     pub(super) sends: AtomicU64,
     /// Time the waiting producers spent in `send` during the overload.
-    pub(super) blocked_micros: AtomicU64,
+    pub(super) blocked_nanos: AtomicU64,
     /// Time the waiting producers spent in all, over the same turns.
-    pub(super) running_micros: AtomicU64,
+    pub(super) running_nanos: AtomicU64,
 }
 
 /// One producer's identity and what it shares with the others.
@@ -88,13 +88,13 @@ impl Producer {
             if self.overloading.load(Ordering::Relaxed) {
                 send_wait.saturating_record(blocked.as_micros().max(1) as u64);
                 self.tally.sends.fetch_add(1, Ordering::Relaxed);
-                let micros = |d: Duration| d.as_micros() as u64;
+                let nanos = |d: Duration| d.as_nanos() as u64;
                 self.tally
-                    .blocked_micros
-                    .fetch_add(micros(blocked), Ordering::Relaxed);
+                    .blocked_nanos
+                    .fetch_add(nanos(blocked), Ordering::Relaxed);
                 self.tally
-                    .running_micros
-                    .fetch_add(micros(asked.elapsed()), Ordering::Relaxed);
+                    .running_nanos
+                    .fetch_add(nanos(asked.elapsed()), Ordering::Relaxed);
             }
         }
         self.done(acks, admitted, send_wait).await
