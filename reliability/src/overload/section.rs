@@ -25,7 +25,7 @@ pub fn section(mode: Mode) -> Result<Section, String> {
         ),
     )
     .checked_by("reliability/tests/overload.rs")
-    .checked_by("reliability/src/overload.rs");
+    .checked_by("reliability/src/overload/mod.rs");
     s.figure(
         "absorbed before the overload (waiting producers alone)",
         format!("{:.0}k events/s", o.calibrated_rate / 1e3),
