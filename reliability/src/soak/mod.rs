@@ -5,7 +5,8 @@
 //! keys, after one `Put` per key fills it), so any lasting growth of
 //! memory is a leak: in the owner loop (its flume receiver, its batch
 //! buffers, the as-of window), in the published snapshots, or in the
-//! journal. The run has four phases, each measured at its middle and end:
+//! journal. The run has four phases; the last three are measured at their
+//! start, middle and end:
 //!
 //! 1. **fill**: one `Put` per key. Its RSS growth is "one map", the unit
 //!    the margins below are stated in. Then a **warm-up** of overwrites
@@ -22,8 +23,10 @@
 //!    memory grows by at most one map; RSS must stay under the unpinned
 //!    level plus two maps plus the margin, and again be flat from the
 //!    middle to the end. At the end the pinned snapshot must be unchanged.
-//! 4. **released**: the pinned snapshot is dropped. It must then be freed
-//!    (no engine structure keeps it), and RSS must not grow: the freed
+//! 4. **released**: the pinned snapshot is dropped. By the end of the
+//!    phase it must be freed (no engine structure keeps it; the as-of
+//!    window, 4096 seqs by default, is far shorter than a phase), and RSS
+//!    must not grow from the start to the end of the phase: the freed
 //!    nodes are reused. Whether RSS also *falls* depends on the allocator
 //!    (see [`crate::memory`]); the report says what it did.
 //!
@@ -42,6 +45,7 @@ use crate::report::Mode;
 use crate::workload::{KvEvent, Latency, key_of, latency_histogram, runtime};
 
 mod section;
+
 pub use section::section;
 
 /// The durable soak's journal cache, in bytes.
