@@ -94,6 +94,7 @@ mod checkpointer;
 mod durability;
 mod error;
 mod gate;
+mod guard;
 mod handle;
 mod history;
 mod owner;
