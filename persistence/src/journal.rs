@@ -550,6 +550,8 @@ fn open_error(path: &Path, source: sled::Error) -> JournalError {
 #[cfg(test)]
 mod tests;
 #[cfg(test)]
+mod tests_bad_input;
+#[cfg(test)]
 mod tests_maintenance;
 #[cfg(test)]
 mod tests_rollback;

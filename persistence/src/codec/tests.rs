@@ -192,7 +192,38 @@ proptest! {
     #[test]
     fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..256)) {
         let _ = decode_batch::<Ev>(&bytes);
+        let _ = decode_record::<Ev>(&bytes);
+        let _ = decode_state_hash(&bytes);
         let _ = peek(&bytes);
+    }
+
+    /// A payload behind a valid frame (what a bug, or a build with another
+    /// event type, could write) reaches the decoders: each gives a typed
+    /// error or a decode, and `peek`, which pruning and rollback trust for
+    /// a record's extent, agrees with the full decode.
+    #[test]
+    fn arbitrary_payloads_in_a_valid_frame_decode_consistently(
+        kind in 0u8..4,
+        body in proptest::collection::vec(any::<u8>(), 0..128),
+    ) {
+        let mut record = vec![0u8; HEADER_LEN];
+        record.push(kind);
+        record.extend_from_slice(&body);
+        let record = frame(record).unwrap();
+        let peeked = peek(&record);
+        match decode_record::<Ev>(&record) {
+            Ok(Record::Events(events)) => {
+                prop_assert_eq!(peeked, Ok(RecordKind::Events { count: events.len() as u64 }));
+            }
+            Ok(Record::Rollback { target }) => {
+                prop_assert_eq!(peeked, Ok(RecordKind::Rollback { target }));
+            }
+            Err(_) => prop_assert!(kind == KIND_EVENTS || peeked.is_err()),
+        }
+        match decode_state_hash(&record) {
+            Ok(hash) => prop_assert_eq!(&record[HEADER_LEN + 1..], &hash.to_le_bytes()[..]),
+            Err(_) => prop_assert!(kind != KIND_STATE_HASH || body.len() != 8),
+        }
     }
 
     #[test]
