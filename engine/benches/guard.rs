@@ -62,7 +62,10 @@ async fn write(engine: Engine<Ev>, keys: Arc<Vec<u64>>, offset: usize, count: u6
     let mut in_flight: VecDeque<Pending<Ev>> = VecDeque::with_capacity(IN_FLIGHT);
     for i in 0..count as usize {
         let key = keys[(offset + i) % keys.len()];
-        let pending = engine.send(StateEvent::put(key, value)).await.expect("open");
+        let pending = engine
+            .send(StateEvent::put(key, value))
+            .await
+            .expect("open");
         if in_flight.len() == IN_FLIGHT {
             in_flight.pop_front().expect("full").await.expect("put");
         }

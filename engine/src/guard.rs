@@ -49,7 +49,10 @@ impl HashGuard {
             return;
         }
         if self.task.as_ref().is_some_and(|task| !task.is_finished()) {
-            tracing::debug!(seq = last, "state hash skipped: the previous one is still running");
+            tracing::debug!(
+                seq = last,
+                "state hash skipped: the previous one is still running"
+            );
             return;
         }
         let journal = Arc::clone(journal);

@@ -181,7 +181,12 @@ fn run(steps: Vec<Step>, every: u64, durabilities: Vec<u8>) -> Result<(), TestCa
                 panic!("a state hash is left at seq {seq}, which was rolled back");
             };
             let state: solostate::State<Kv> = state.clone().into_iter().collect();
-            prop_assert_eq!(state_hash::<Kv>(&state).unwrap(), hash, "state hash at seq {}", seq);
+            prop_assert_eq!(
+                state_hash::<Kv>(&state).unwrap(),
+                hash,
+                "state hash at seq {}",
+                seq
+            );
         }
         Ok(())
     })

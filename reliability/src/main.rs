@@ -22,7 +22,7 @@ use solostate_reliability::report::{Mode, Report, Section, machine_description, 
 type Harness = fn(Mode) -> Result<Section, String>;
 
 /// Every harness, in report order.
-const HARNESSES: &[(&str, Harness)] = &[];
+const HARNESSES: &[(&str, Harness)] = &[("bad_input", solostate_reliability::bad_input::run)];
 
 fn main() -> ExitCode {
     let mut mode = Mode::Quick;

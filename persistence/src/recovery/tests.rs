@@ -43,7 +43,11 @@ pub(super) fn state_of(seqs: impl IntoIterator<Item = u64>) -> State<Ev> {
     state
 }
 
-pub(super) fn replayed(journal: &Journal, from: u64, through: u64) -> Result<(u64, State<Ev>), ReplayError> {
+pub(super) fn replayed(
+    journal: &Journal,
+    from: u64,
+    through: u64,
+) -> Result<(u64, State<Ev>), ReplayError> {
     let mut state = state_of(1..from);
     let last = replay_range::<Ev>(journal, &mut state, from, through, |_| {})?;
     Ok((last, state))

@@ -5,7 +5,7 @@
 use serde::{Deserialize, Serialize};
 use solostate_commands::{Event, State, StateEvent, StateRejection};
 
-use super::tests::{append, open, replayed, state_of, Ev};
+use super::tests::{Ev, append, open, replayed, state_of};
 use super::*;
 use crate::hash::state_hash;
 
@@ -47,7 +47,10 @@ fn a_faithful_replay_passes_every_check() {
     append(&journal, 5, 3);
     append(&journal, 8, 3);
     record_hashes(&journal, &[4, 7, 10]);
-    assert_eq!(replayed(&journal, 1, u64::MAX).unwrap(), (10, state_of(1..=10)));
+    assert_eq!(
+        replayed(&journal, 1, u64::MAX).unwrap(),
+        (10, state_of(1..=10))
+    );
     assert_eq!(replayed(&journal, 6, 9).unwrap(), (9, state_of(1..=9)));
 }
 
@@ -102,7 +105,11 @@ fn rollback_takes_the_undone_checks_and_the_new_timeline_is_checked() {
     journal.record_state_hash(13, 1).unwrap();
     assert!(matches!(
         replayed(&journal, 1, u64::MAX).unwrap_err(),
-        ReplayError::Diverged { seq: 13, expected: 1, .. }
+        ReplayError::Diverged {
+            seq: 13,
+            expected: 1,
+            ..
+        }
     ));
 }
 
