@@ -8,6 +8,9 @@
 //!   with the guard off, at its default interval, and every 2^14 events.
 //!   The owner pays one O(1) map clone per check; the hash itself runs on
 //!   the blocking pool, so on 2 cores it competes with the writers.
+//! * `guard_hash`: one check's work, `state_hash` of the [`KEYS`]-entry
+//!   map, which the blocking pool does per check while running and the
+//!   replaying thread per recorded hash at recovery.
 //! * `guard_replay`: reopening an engine over a journal of
 //!   [`REPLAY_EVENTS`] events and no checkpoint (the whole journal is
 //!   replayed), written with the guard off, at the default interval, and
@@ -23,8 +26,9 @@ use std::time::Instant;
 
 mod common;
 
-use common::{Ev, KEYS, Value64, key_pattern};
+use common::{Ev, KEYS, Value64, key_pattern, prefilled};
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use solostate::persistence::hash::state_hash;
 use solostate::persistence::journal::Journal;
 use solostate::{Builder, CheckpointPolicy, Durability, Engine, Pending, StateEvent};
 use tokio::runtime::Runtime;
@@ -134,6 +138,16 @@ fn guard_write(c: &mut Criterion) {
     group.finish();
 }
 
+fn guard_hash(c: &mut Criterion) {
+    let map = prefilled();
+    let mut group = c.benchmark_group("guard_hash");
+    group.throughput(Throughput::Elements(KEYS));
+    group.bench_function("state_hash_100k", |b| {
+        b.iter(|| state_hash::<Ev>(&map).expect("hash"))
+    });
+    group.finish();
+}
+
 fn guard_replay(c: &mut Criterion) {
     let rt = runtime();
     let patterns = patterns();
@@ -166,5 +180,5 @@ fn guard_replay(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, guard_write, guard_replay);
+criterion_group!(benches, guard_hash, guard_write, guard_replay);
 criterion_main!(benches);

@@ -287,24 +287,20 @@ fn checkpoints(rng: &mut Rng, tally: &mut Tally, count: u64, dir: &Path) -> Resu
         .collect();
     store.write::<Ev>(1, &state).map_err(|e| e.to_string())?;
     let original = std::fs::read(store.path_of(1)).map_err(|e| e.to_string())?;
-    let load = |bytes: &[u8]| -> Result<Result<State<Ev>, CheckpointError>, String> {
-        std::fs::write(store.path_of(2), bytes).map_err(|e| e.to_string())?;
-        Ok(store.load::<Ev>(2).map(|(state, _)| state))
-    };
+    let load = |seq: u64| store.load::<Ev>(seq).map(|(state, _)| state);
     for _ in 0..count {
-        let bytes = rng.bytes(1024);
-        let loaded = load(&bytes)?;
-        tally.run("checkpoint: random bytes", || match loaded {
+        // Random bytes under seq 2's name.
+        std::fs::write(store.path_of(2), rng.bytes(1024)).map_err(|e| e.to_string())?;
+        tally.run("checkpoint: random bytes", || match load(2) {
             Ok(found) => Outcome::Wrong(format!("random bytes loaded as {} entries", found.len())),
             Err(error) => Outcome::Error(checkpoint_error(&error)),
         });
+        // The damaged copy in place of the original, under its own name,
+        // so only the damage can make it fail.
         let mut damaged = original.clone();
         rng.damage(&mut damaged);
-        // The file names seq 2; the header says 1, which must be caught
-        // too, so the original's bytes are written under seq 1's name.
         std::fs::write(store.path_of(1), &damaged).map_err(|e| e.to_string())?;
-        let loaded = store.load::<Ev>(1).map(|(state, _)| state);
-        tally.run("checkpoint: damaged", || match loaded {
+        tally.run("checkpoint: damaged", || match load(1) {
             Ok(found) if found == state => Outcome::Decoded,
             Ok(found) => Outcome::Wrong(format!("a different state of {} entries", found.len())),
             Err(error) => Outcome::Error(checkpoint_error(&error)),
@@ -491,7 +487,7 @@ pub fn run(mode: Mode) -> Result<Section, String> {
         "Hostile journal records, checkpoint files and damaged sled journals end in a typed \
          error naming what is wrong, a correct decode, or a clean read of what was written (a \
          torn tail repaired): never a panic, never other data accepted in its place, and never \
-         a heap that grows past the codec's decode limit, whatever length an input claims.
+         a heap that grows past the codec's decode limit, whatever length an input claims.",
     )
     .checked_by("reliability/src/bad_input.rs")
     .checked_by("reliability/tests/bad_input.rs")
