@@ -26,7 +26,7 @@ use std::time::Instant;
 
 mod common;
 
-use common::{Ev, KEYS, Value64, key_pattern, prefilled};
+use common::{Ev, KEYS, Map, Value64, key_pattern, prefilled};
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use solostate::persistence::hash::state_hash;
 use solostate::persistence::journal::Journal;
@@ -37,6 +37,18 @@ const WRITERS: u64 = 4;
 const IN_FLIGHT: usize = 1024;
 const EVENTS_PER_ITER: u64 = 32_768;
 const REPLAY_EVENTS: u64 = 1 << 20;
+
+/// The keys and replayed events of this run: the full sizes under `cargo
+/// bench` (which passes `--bench`), and small ones when `cargo test
+/// --all-targets` runs each benchmark once as a smoke test, so that CI
+/// does not spend minutes writing journals in a debug build.
+fn sizes() -> (u64, u64) {
+    if std::env::args().any(|arg| arg == "--bench") {
+        (KEYS, REPLAY_EVENTS)
+    } else {
+        (1_000, 1 << 13)
+    }
+}
 const SCHEMA: &str = "solostate-bench/guard";
 const DEFAULT: u64 = Builder::<Ev>::DEFAULT_STATE_HASH_EVERY;
 
@@ -80,7 +92,7 @@ async fn write(engine: Engine<Ev>, keys: Arc<Vec<u64>>, offset: usize, count: u6
     }
 }
 
-/// Fills every key, then `count` events from the writers' patterns.
+/// `count` events from the writers' patterns, split among them.
 async fn fill(engine: &Engine<Ev>, patterns: &[Arc<Vec<u64>>], offset: usize, count: u64) {
     let tasks: Vec<_> = patterns
         .iter()
@@ -94,9 +106,9 @@ async fn fill(engine: &Engine<Ev>, patterns: &[Arc<Vec<u64>>], offset: usize, co
     }
 }
 
-fn patterns() -> Vec<Arc<Vec<u64>>> {
+fn patterns(keys: u64) -> Vec<Arc<Vec<u64>>> {
     (0..WRITERS)
-        .map(|w| Arc::new(key_pattern(0x5EED ^ (w + 1), 1 << 20, KEYS)))
+        .map(|w| Arc::new(key_pattern(0x5EED ^ (w + 1), 1 << 20, keys)))
         .collect()
 }
 
@@ -107,15 +119,16 @@ fn recorded_hashes(dir: &Path) -> usize {
 
 fn guard_write(c: &mut Criterion) {
     let rt = runtime();
-    let patterns = patterns();
+    let (keys, _) = sizes();
+    let patterns = patterns(keys);
     let mut group = c.benchmark_group("guard_write");
     group.sample_size(20);
     group.throughput(Throughput::Elements(EVENTS_PER_ITER));
     for (name, every) in [("off", 0), ("default", DEFAULT), ("every_16384", 1 << 14)] {
         let dir = tempfile::tempdir().expect("tempdir");
         let engine = rt.block_on(open(dir.path(), every));
-        let all = Arc::new((0..KEYS).collect::<Vec<_>>());
-        rt.block_on(write(engine.clone(), all, 0, KEYS));
+        let all = Arc::new((0..keys).collect::<Vec<_>>());
+        rt.block_on(write(engine.clone(), all, 0, keys));
         let mut cursor = 0usize;
         group.bench_function(name, |b| {
             b.iter_custom(|iters| {
@@ -139,9 +152,9 @@ fn guard_write(c: &mut Criterion) {
 }
 
 fn guard_hash(c: &mut Criterion) {
-    let map = prefilled();
+    let map: Map = prefilled().into_iter().take(sizes().0 as usize).collect();
     let mut group = c.benchmark_group("guard_hash");
-    group.throughput(Throughput::Elements(KEYS));
+    group.throughput(Throughput::Elements(map.len() as u64));
     group.bench_function("state_hash_100k", |b| {
         b.iter(|| state_hash::<Ev>(&map).expect("hash"))
     });
@@ -150,17 +163,18 @@ fn guard_hash(c: &mut Criterion) {
 
 fn guard_replay(c: &mut Criterion) {
     let rt = runtime();
-    let patterns = patterns();
+    let (keys, events) = sizes();
+    let patterns = patterns(keys);
     let mut group = c.benchmark_group("guard_replay");
     group.sample_size(10);
-    group.throughput(Throughput::Elements(REPLAY_EVENTS));
+    group.throughput(Throughput::Elements(events));
     for (name, every) in [("off", 0), ("default", DEFAULT), ("every_65536", 1 << 16)] {
         let dir = tempfile::tempdir().expect("tempdir");
         rt.block_on(async {
             let engine = open(dir.path(), every).await;
-            let all = Arc::new((0..KEYS).collect::<Vec<_>>());
-            write(engine.clone(), all, 0, KEYS).await;
-            fill(&engine, &patterns, 0, REPLAY_EVENTS - KEYS).await;
+            let all = Arc::new((0..keys).collect::<Vec<_>>());
+            write(engine.clone(), all, 0, keys).await;
+            fill(&engine, &patterns, 0, events - keys).await;
             engine.shutdown().await.expect("shutdown");
         });
         eprintln!(
@@ -171,7 +185,7 @@ fn guard_replay(c: &mut Criterion) {
             b.iter(|| {
                 rt.block_on(async {
                     let engine = open(dir.path(), every).await;
-                    assert_eq!(engine.reader().seq(), REPLAY_EVENTS);
+                    assert_eq!(engine.reader().seq(), events);
                     engine.shutdown().await.expect("shutdown");
                 })
             });
