@@ -300,8 +300,9 @@ pub enum AsOfError {
         first: u64,
     },
     /// Rebuilding the state from checkpoints and the journal failed (the
-    /// message names the seq and the path), or re-applying a journaled
-    /// event failed.
+    /// message names the seq and the path), re-applying a journaled event
+    /// failed, or the rebuilt state failed the determinism guard's check
+    /// (see [`Builder::state_hash_every`](crate::Builder::state_hash_every)).
     #[error("rebuilding the state at seq {seq} failed: {message}")]
     Rebuild {
         /// The seq asked for.

@@ -128,6 +128,10 @@ pub(crate) async fn run<E: Event>(
         // Let other tasks on this worker run between bursts.
         tokio::task::consume_budget().await;
     }
+    if let Some(guard) = &mut state.guard {
+        // Its hash goes into the journal: before the last flush.
+        guard.settle().await;
+    }
     if let Some(journal) = &state.journal
         && state.failed.is_none()
     {
@@ -141,9 +145,6 @@ pub(crate) async fn run<E: Event>(
     }
     if let Some(checkpointer) = &mut state.checkpointer {
         checkpointer.settle().await;
-    }
-    if let Some(guard) = &mut state.guard {
-        guard.settle().await;
     }
     if let Some(journal) = state.journal.take() {
         close_journal(journal).await;
