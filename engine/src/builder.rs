@@ -43,6 +43,7 @@ pub struct Builder<E: Event> {
     retention: Retention,
     as_of_window: u64,
     recover_to_prefix: bool,
+    state_hash_every: u64,
     progress: Option<Progress>,
 }
 
@@ -60,6 +61,7 @@ impl<E: Event> std::fmt::Debug for Builder<E> {
             .field("retention", &self.retention)
             .field("as_of_window", &self.as_of_window)
             .field("recover_to_prefix", &self.recover_to_prefix)
+            .field("state_hash_every", &self.state_hash_every)
             .finish_non_exhaustive()
     }
 }
@@ -81,6 +83,10 @@ impl<E: Event> Builder<E> {
     pub const DEFAULT_CHANGE_CAPACITY: usize = 1024;
     /// The default as-of window, in seqs.
     pub const DEFAULT_AS_OF_WINDOW: u64 = 4096;
+    /// The default interval of the determinism guard, in events: a
+    /// quarter of the default checkpoint interval, so recovery checks at
+    /// most about four hashes of the state.
+    pub const DEFAULT_STATE_HASH_EVERY: u64 = 1 << 18;
 
     /// A builder with the defaults: an empty in-memory map, a queue of
     /// [`DEFAULT_CHANNEL_CAPACITY`](Self::DEFAULT_CHANNEL_CAPACITY)
@@ -100,6 +106,7 @@ impl<E: Event> Builder<E> {
             retention: Retention::default(),
             as_of_window: Self::DEFAULT_AS_OF_WINDOW,
             recover_to_prefix: false,
+            state_hash_every: Self::DEFAULT_STATE_HASH_EVERY,
             progress: None,
         }
     }
@@ -172,6 +179,28 @@ impl<E: Event> Builder<E> {
         self
     }
 
+    /// The determinism guard: whenever a journaled batch crosses a
+    /// multiple of `events` seqs, the state at its last seq is hashed (on a
+    /// blocking thread, from an O(1) clone of the map) and the hash is
+    /// recorded in the journal. Recovery, [`Engine::as_of`] and
+    /// `persistence::replay` check every recorded hash they replay past,
+    /// so an `apply` that no longer gives the same state (a new build of
+    /// the reducer, a hidden input) fails the open with
+    /// [`OpenError::Diverged`] naming the first checked seq that differs,
+    /// instead of quietly producing a different state.
+    ///
+    /// Each check costs a full hash of the state: on the blocking pool
+    /// while running (skipped while the previous one still runs), and on
+    /// the replaying thread at recovery. 0 turns the guard off; the
+    /// default is [`DEFAULT_STATE_HASH_EVERY`](Self::DEFAULT_STATE_HASH_EVERY).
+    /// In-memory engines have nothing to check against and ignore it.
+    ///
+    /// [`Engine::as_of`]: crate::Engine::as_of
+    pub fn state_hash_every(mut self, events: u64) -> Self {
+        self.state_hash_every = events;
+        self
+    }
+
     /// Calls `progress` while opening replays the journal, every 65,536
     /// events and once at the end, so a CLI can draw a progress bar. (The
     /// same progress is logged through `tracing` at info level.)
@@ -230,8 +259,9 @@ impl<E: Event> Builder<E> {
     /// [`OpenError::NoRuntime`] outside a tokio runtime; and, with a path,
     /// [`OpenError::Journal`] (already open, another schema, a corrupt
     /// record: each names the seq and the path), [`OpenError::Checkpoint`]
-    /// and [`OpenError::Replay`] (a journaled event that no longer
-    /// applies).
+    /// [`OpenError::Replay`] (a journaled event that no longer applies)
+    /// and [`OpenError::Diverged`] (a replayed state that differs from the
+    /// state the journal recorded a hash of).
     pub async fn open(self) -> Result<Engine<E>, OpenError> {
         for (setting, value) in [
             ("channel_capacity", self.channel_capacity),
@@ -302,6 +332,7 @@ impl<E: Event> Builder<E> {
             durability: self.durability,
             // `block_in_place` panics on a current-thread runtime.
             flush_in_place: runtime.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread,
+            state_hash_every: self.state_hash_every,
         };
         let (journal, checkpointer, disk) = match opened {
             None => (None, None, None),

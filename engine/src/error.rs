@@ -212,6 +212,24 @@ pub enum OpenError {
         /// Why it failed.
         message: String,
     },
+    /// The determinism guard tripped during recovery: the state replayed
+    /// up to `seq` does not hash to what the engine recorded when it was
+    /// live at that seq. The events are the same, so `apply` is not
+    /// deterministic or its rules changed since they were journaled (see
+    /// [`Builder::state_hash_every`](crate::Builder::state_hash_every)).
+    /// `seq` is the first checked seq that differs; the divergence began
+    /// after the previous check.
+    #[error(
+        "recovery failed: the replayed state at seq {seq} hashes to {actual:#018x}, but the journal recorded {expected:#018x} (apply is not deterministic, or its rules changed)"
+    )]
+    Diverged {
+        /// The first checked seq whose hashes differ.
+        seq: u64,
+        /// The hash recorded while the engine was live.
+        expected: u64,
+        /// The hash of the replayed state.
+        actual: u64,
+    },
     /// `open` was called outside a tokio runtime, so there is nowhere to
     /// run the owner task.
     #[error("no tokio runtime: call open from inside a tokio runtime")]
@@ -282,8 +300,9 @@ pub enum AsOfError {
         first: u64,
     },
     /// Rebuilding the state from checkpoints and the journal failed (the
-    /// message names the seq and the path), or re-applying a journaled
-    /// event failed.
+    /// message names the seq and the path), re-applying a journaled event
+    /// failed, or the rebuilt state failed the determinism guard's check
+    /// (see [`Builder::state_hash_every`](crate::Builder::state_hash_every)).
     #[error("rebuilding the state at seq {seq} failed: {message}")]
     Rebuild {
         /// The seq asked for.

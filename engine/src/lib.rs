@@ -55,6 +55,14 @@
 //!   rebuilt from disk. [`Engine::rollback_to`] restores an earlier state as
 //!   one new, durable step; seqs are never reused and the undone events are
 //!   archived, not deleted.
+//! * Replay trusts `apply` to be deterministic; the determinism guard
+//!   ([`Builder::state_hash_every`]) checks it. Every so many events the
+//!   state's hash is recorded in the journal, and recovery, `as_of` and
+//!   replay fail with [`OpenError::Diverged`] (naming the first checked
+//!   seq) when the replayed state hashes differently. Each check hashes
+//!   the whole state, on a blocking thread while running and on the
+//!   replaying thread at recovery, so the interval trades detection
+//!   granularity for that cost.
 //!
 //! # Example
 //!
@@ -94,6 +102,7 @@ mod checkpointer;
 mod durability;
 mod error;
 mod gate;
+mod guard;
 mod handle;
 mod history;
 mod owner;

@@ -13,6 +13,7 @@ use crate::batch::{Batch, Reply};
 use crate::checkpointer::Checkpointer;
 use crate::durability::Durability;
 use crate::error::{AckError, AsOfError, RollbackError};
+use crate::guard::HashGuard;
 use crate::handle::{Ack, Shared};
 use crate::history::History;
 
@@ -56,6 +57,8 @@ pub(crate) struct OwnerConfig {
     /// and back, which is most of the gap between an ack and a raw sled
     /// insert plus flush.
     pub(crate) flush_in_place: bool,
+    /// The determinism guard's interval in events (0 = off).
+    pub(crate) state_hash_every: u64,
 }
 
 /// The owner loop. Each turn it waits for a command, takes everything else
@@ -77,7 +80,12 @@ pub(crate) async fn run<E: Event>(
     config: OwnerConfig,
 ) {
     let shared = Arc::clone(&rx.shared);
+    let guard = journal
+        .is_some()
+        .then(|| HashGuard::new(config.state_hash_every))
+        .flatten();
     let mut state = Working {
+        guard,
         last_seq: publisher.seq(),
         map,
         batch: Batch::with_capacity(config.max_batch),
@@ -119,6 +127,10 @@ pub(crate) async fn run<E: Event>(
         }
         // Let other tasks on this worker run between bursts.
         tokio::task::consume_budget().await;
+    }
+    if let Some(guard) = &mut state.guard {
+        // Its hash goes into the journal: before the last flush.
+        guard.settle().await;
     }
     if let Some(journal) = &state.journal
         && state.failed.is_none()
@@ -228,6 +240,8 @@ struct Working<E: Event> {
     journal: Option<Arc<Journal>>,
     /// Present exactly when `journal` is.
     checkpointer: Option<Checkpointer>,
+    /// The determinism guard: present when `journal` is and the guard is on.
+    guard: Option<HashGuard>,
     config: OwnerConfig,
     /// Set when a journal write failed: from then on every command is
     /// answered with that error and the owner stops.
@@ -291,6 +305,7 @@ impl<E: Event> Working<E> {
             }
         };
         let events = self.batch.events().len() as u64;
+        let first = self.last_seq + 1;
         tracing::trace!(events, "commit");
         let Some(batch) = self.batch.commit(
             &self.map,
@@ -301,6 +316,9 @@ impl<E: Event> Working<E> {
             return;
         };
         self.history.push(self.publisher.snapshot(), batch);
+        if let (Some(guard), Some(journal)) = (&mut self.guard, &self.journal) {
+            guard.after_commit::<E>(journal, &self.map, first, self.last_seq);
+        }
         if let (Some(checkpointer), Some(journal)) = (&mut self.checkpointer, &self.journal) {
             checkpointer.after_commit::<E>(
                 events,
@@ -364,6 +382,10 @@ impl<E: Event> Working<E> {
         if let Some(checkpointer) = &mut self.checkpointer {
             // No checkpoint may land after the ones we are about to delete.
             checkpointer.settle().await;
+        }
+        if let Some(guard) = &mut self.guard {
+            // Nor a state hash for a seq the journal is about to undo.
+            guard.settle().await;
         }
         // The same lookup as `Engine::as_of`: the window, else the disk.
         let state = self

@@ -95,6 +95,11 @@ pub(crate) fn open<E: Event>(
                 "deleted checkpoints beyond the journal's last seq"
             );
         }
+        // Likewise state hashes: the seqs after the end are written anew,
+        // and must not be checked against events that are gone.
+        journal
+            .remove_state_hashes_after(journal_last)
+            .map_err(journal_error)?;
         let newest = checkpoints
             .newest::<E>(journal_last)
             .map_err(checkpoint_error)?;
@@ -149,6 +154,17 @@ pub(crate) fn open<E: Event>(
             Err(ReplayError::Journal(error)) => return Err(journal_error(error)),
             Err(ReplayError::Apply { seq, message }) => {
                 return Err(OpenError::Replay { seq, message });
+            }
+            Err(ReplayError::Diverged {
+                seq,
+                expected,
+                actual,
+            }) => {
+                return Err(OpenError::Diverged {
+                    seq,
+                    expected,
+                    actual,
+                });
             }
             Err(other) => {
                 return Err(OpenError::Journal {

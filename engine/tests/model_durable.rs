@@ -5,7 +5,10 @@
 //! that keeps the state after every seq. After every step the live state
 //! equals the model; at the end every past seq reads back through `as_of`
 //! (or is reported rolled back), and the read-only replay of the directory
-//! gives the model's final state hash.
+//! gives the model's final state hash. The determinism guard runs every few
+//! events: every open, `as_of` rebuild and the final replay check its
+//! hashes, none may trip, and every hash left in the journal is the
+//! model's state hash at its seq (none is left at a rolled-back seq).
 //!
 //! Long form: `PROPTEST_CASES=2000 cargo test -p solostate --release --test model_durable`.
 
@@ -93,6 +96,7 @@ fn live(engine: &Engine<Kv>) -> Map {
 async fn open(dir: &std::path::Path, every: u64, durability: Durability) -> Engine<Kv> {
     Engine::<Kv>::builder()
         .path(dir)
+        .state_hash_every(every / 3 + 1)
         .durability(durability)
         .journal_cache_bytes(2 << 20)
         .checkpoints(CheckpointPolicy::default().every_events(every).keep(2))
@@ -172,6 +176,18 @@ fn run(steps: Vec<Step>, every: u64, durabilities: Vec<u8>) -> Result<(), TestCa
         let model_map: solostate::State<Kv> = model.current().clone().into_iter().collect();
         prop_assert_eq!(state_hash::<Kv>(&replayed).unwrap(), live_hash);
         prop_assert_eq!(state_hash::<Kv>(&model_map).unwrap(), live_hash);
+        for (seq, hash) in replay.journal().state_hashes(0..=u64::MAX).unwrap() {
+            let Some(state) = &model.states[seq as usize] else {
+                panic!("a state hash is left at seq {seq}, which was rolled back");
+            };
+            let state: solostate::State<Kv> = state.clone().into_iter().collect();
+            prop_assert_eq!(
+                state_hash::<Kv>(&state).unwrap(),
+                hash,
+                "state hash at seq {}",
+                seq
+            );
+        }
         Ok(())
     })
 }

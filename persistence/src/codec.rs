@@ -1,6 +1,7 @@
 //! The journal's record framing: one place that knows the byte layout.
 //!
-//! A record is one committed batch of events, or a rollback marker:
+//! A record is one committed batch of events, a rollback marker, or a
+//! state hash (the determinism guard's check, kept outside the timeline):
 //!
 //! ```text
 //! offset  size  field
@@ -8,10 +9,19 @@
 //! 1       4     payload length, little-endian u32
 //! 5       4     crc32 of the payload, little-endian u32
 //! 9       len   payload:
-//!                 1 byte  kind: 0 = events, 1 = rollback marker
+//!                 1 byte  kind: 0 = events, 1 = rollback marker, 2 = state hash
 //!                 events: the Vec of events, bincode 2 (serde, standard config)
 //!                 marker: the rollback target, little-endian u64
+//!                 state hash: the hash, little-endian u64
 //! ```
+//!
+//! The state hash kind came after version 2 was released without a version
+//! bump: the journal's header carries the format version, so a bump would
+//! make every existing journal unreadable, while a new kind leaves old
+//! journals as they were. A state hash record is never stored among the
+//! batches (its tree is keyed by the seq it checks), and an older build
+//! that meets one reports [`CodecError::UnknownKind`] rather than misread
+//! it.
 //!
 //! The kind byte sits inside the payload so the crc covers it: a flipped
 //! bit cannot turn a batch into a marker. A marker's target is fixed-width
@@ -40,7 +50,9 @@ pub const FORMAT_VERSION: u8 = 2;
 const KIND_EVENTS: u8 = 0;
 /// The kind byte of a rollback marker.
 const KIND_ROLLBACK: u8 = 1;
-/// A marker's payload: the kind byte and the target.
+/// The kind byte of a state hash (see [`encode_state_hash`]).
+const KIND_STATE_HASH: u8 = 2;
+/// A marker's payload, and a state hash's: the kind byte and a u64.
 const ROLLBACK_PAYLOAD: usize = 1 + 8;
 
 /// One decoded record.
@@ -148,7 +160,7 @@ pub enum CodecError {
     WrongKind {
         /// The kind required ("batch of events").
         expected: &'static str,
-        /// The kind found ("rollback marker").
+        /// The kind found ("rollback marker", "state hash").
         found: &'static str,
     },
     /// The record's kind byte is not one this build knows: it was written
@@ -196,6 +208,50 @@ pub fn encode_rollback(target: u64) -> Result<Vec<u8>, CodecError> {
     record.push(KIND_ROLLBACK);
     record.extend_from_slice(&target.to_le_bytes());
     frame(record)
+}
+
+/// Encodes a state hash (the determinism guard's record of
+/// [`crate::hash::state_hash`] at some seq) as one framed record, so that
+/// it carries the same version and crc as every other record.
+///
+/// # Errors
+///
+/// None in practice (the payload is 9 bytes), as [`encode_rollback`].
+pub fn encode_state_hash(hash: u64) -> Result<Vec<u8>, CodecError> {
+    let mut record = vec![0u8; HEADER_LEN];
+    record.push(KIND_STATE_HASH);
+    record.extend_from_slice(&hash.to_le_bytes());
+    frame(record)
+}
+
+/// Verifies a state hash record and returns the hash.
+///
+/// # Errors
+///
+/// The framing errors of [`verify`], [`CodecError::WrongKind`] for a batch
+/// or a marker, [`CodecError::UnknownKind`], and [`CodecError::Decode`]
+/// when the payload has the wrong length.
+pub fn decode_state_hash(record: &[u8]) -> Result<u64, CodecError> {
+    let payload = verify(record)?;
+    let wrong = |found| CodecError::WrongKind {
+        expected: "state hash",
+        found,
+    };
+    match *split_kind(record, payload)?.0 {
+        KIND_STATE_HASH => fixed_u64(payload, "state hash"),
+        KIND_EVENTS => Err(wrong("batch of events")),
+        KIND_ROLLBACK => Err(wrong("rollback marker")),
+        tag => Err(CodecError::UnknownKind { tag }),
+    }
+}
+
+/// The error of a timeline read that met a state hash record, which
+/// belongs in its own tree.
+fn state_hash_in_timeline() -> CodecError {
+    CodecError::WrongKind {
+        expected: "batch of events or rollback marker",
+        found: "state hash",
+    }
 }
 
 /// Fills in the header of `record`, whose payload starts at
@@ -310,6 +366,7 @@ pub fn decode_record<E: DeserializeOwned>(record: &[u8]) -> Result<Record<E>, Co
         KIND_ROLLBACK => Ok(Record::Rollback {
             target: rollback_target(payload)?,
         }),
+        KIND_STATE_HASH => Err(state_hash_in_timeline()),
         tag => Err(CodecError::UnknownKind { tag }),
     }
 }
@@ -339,6 +396,7 @@ pub fn peek(record: &[u8]) -> Result<RecordKind, CodecError> {
         KIND_ROLLBACK => Ok(RecordKind::Rollback {
             target: rollback_target(payload)?,
         }),
+        KIND_STATE_HASH => Err(state_hash_in_timeline()),
         tag => Err(CodecError::UnknownKind { tag }),
     }
 }
@@ -354,14 +412,20 @@ fn split_kind<'a>(record: &[u8], payload: &'a [u8]) -> Result<(&'a u8, &'a [u8])
 
 /// The target of a verified marker payload (kind byte included).
 fn rollback_target(payload: &[u8]) -> Result<u64, CodecError> {
+    fixed_u64(payload, "rollback marker")
+}
+
+/// The u64 after the kind byte of a verified fixed-width payload: a
+/// marker's target or a state hash.
+fn fixed_u64(payload: &[u8], what: &'static str) -> Result<u64, CodecError> {
     let bytes: [u8; 8] = payload
         .get(1..)
         .filter(|_| payload.len() == ROLLBACK_PAYLOAD)
         .and_then(|body| body.try_into().ok())
         .ok_or_else(|| CodecError::Decode {
-            type_name: "rollback marker",
+            type_name: what,
             message: format!(
-                "marker payload is {} bytes, expected {ROLLBACK_PAYLOAD}",
+                "{what} payload is {} bytes, expected {ROLLBACK_PAYLOAD}",
                 payload.len()
             ),
         })?;
@@ -369,210 +433,4 @@ fn rollback_target(payload: &[u8]) -> Result<u64, CodecError> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use proptest::prelude::*;
-    use serde::Deserialize;
-
-    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-    enum Ev {
-        Put { key: u64, value: Vec<u8> },
-        Delete { key: u64 },
-    }
-
-    fn sample() -> Vec<Ev> {
-        vec![
-            Ev::Put {
-                key: 1,
-                value: vec![7; 64],
-            },
-            Ev::Delete { key: 2 },
-            Ev::Put {
-                key: u64::MAX,
-                value: vec![],
-            },
-        ]
-    }
-
-    #[test]
-    fn round_trips_a_batch() {
-        let record = encode_batch(&sample()).unwrap();
-        assert_eq!(record[0], FORMAT_VERSION);
-        assert_eq!(decode_batch::<Ev>(&record).unwrap(), sample());
-    }
-
-    #[test]
-    fn header_overhead_is_constant() {
-        let events = sample();
-        let record = encode_batch(&events).unwrap();
-        let payload = bincode::serde::encode_to_vec(&events, config()).unwrap();
-        assert_eq!(record.len(), HEADER_LEN + 1 + payload.len());
-    }
-
-    #[test]
-    fn every_truncation_is_detected() {
-        let record = encode_batch(&sample()).unwrap();
-        for cut in 0..record.len() {
-            let err = decode_batch::<Ev>(&record[..cut]).unwrap_err();
-            assert!(
-                matches!(err, CodecError::Truncated { len, .. } if len == cut),
-                "cut at {cut}: {err}"
-            );
-        }
-    }
-
-    #[test]
-    fn every_single_bit_flip_is_detected() {
-        let record = encode_batch(&sample()).unwrap();
-        for bit in 0..record.len() * 8 {
-            let mut damaged = record.clone();
-            damaged[bit / 8] ^= 1 << (bit % 8);
-            assert!(
-                decode_batch::<Ev>(&damaged).is_err(),
-                "flip of bit {bit} went unnoticed"
-            );
-        }
-    }
-
-    #[test]
-    fn a_huge_claimed_length_is_rejected_before_allocating() {
-        let mut record = encode_batch(&sample()).unwrap();
-        record[1..5].copy_from_slice(&u32::MAX.to_le_bytes());
-        assert_eq!(
-            verify(&record).unwrap_err(),
-            CodecError::TooLarge {
-                len: u32::MAX as usize,
-                limit: MAX_PAYLOAD
-            }
-        );
-    }
-
-    #[test]
-    fn an_unknown_version_is_named() {
-        let mut record = encode_batch(&sample()).unwrap();
-        record[0] = 9;
-        assert_eq!(
-            verify(&record).unwrap_err().to_string(),
-            "record format version 9 is not supported (this build reads version 2)"
-        );
-    }
-
-    #[test]
-    fn trailing_bytes_are_rejected() {
-        let mut record = encode_batch(&sample()).unwrap();
-        record.push(0);
-        assert_eq!(
-            verify(&record).unwrap_err(),
-            CodecError::TrailingBytes { extra: 1 }
-        );
-    }
-
-    #[test]
-    fn a_different_event_type_fails_with_its_name() {
-        #[derive(Debug, Serialize, Deserialize)]
-        struct Other {
-            name: String,
-            tags: Vec<String>,
-        }
-        let record = encode_batch(&sample()).unwrap();
-        match decode_batch::<Other>(&record).unwrap_err() {
-            CodecError::Decode { type_name, .. } => assert!(type_name.ends_with("Other")),
-            other => panic!("expected Decode, got {other}"),
-        }
-    }
-
-    #[test]
-    fn a_huge_length_prefix_inside_a_valid_frame_does_not_allocate_it() {
-        // A payload that claims a Vec of 2^60 elements, with a correct crc:
-        // only bincode's limit stands between it and the allocator.
-        let mut payload = vec![KIND_EVENTS];
-        bincode::serde::encode_into_std_write(1u64 << 60, &mut payload, config()).unwrap();
-        let mut record = vec![FORMAT_VERSION];
-        record.extend_from_slice(&(payload.len() as u32).to_le_bytes());
-        record.extend_from_slice(&crc32fast::hash(&payload).to_le_bytes());
-        record.extend_from_slice(&payload);
-        assert!(matches!(
-            decode_batch::<Ev>(&record).unwrap_err(),
-            CodecError::Decode { .. }
-        ));
-    }
-
-    #[test]
-    fn a_rollback_marker_round_trips_and_is_not_a_batch() {
-        let record = encode_rollback(41).unwrap();
-        assert_eq!(record.len(), HEADER_LEN + ROLLBACK_PAYLOAD);
-        assert_eq!(
-            decode_record::<Ev>(&record).unwrap(),
-            Record::Rollback { target: 41 }
-        );
-        assert_eq!(peek(&record).unwrap(), RecordKind::Rollback { target: 41 });
-        assert_eq!(
-            decode_batch::<Ev>(&record).unwrap_err(),
-            CodecError::WrongKind {
-                expected: "batch of events",
-                found: "rollback marker"
-            }
-        );
-    }
-
-    #[test]
-    fn every_single_bit_flip_of_a_marker_is_detected() {
-        let record = encode_rollback(u64::MAX - 3).unwrap();
-        for bit in 0..record.len() * 8 {
-            let mut damaged = record.clone();
-            damaged[bit / 8] ^= 1 << (bit % 8);
-            assert!(
-                decode_record::<Ev>(&damaged).is_err(),
-                "flip of bit {bit} went unnoticed"
-            );
-        }
-    }
-
-    #[test]
-    fn peek_counts_events_without_decoding_them() {
-        let record = encode_batch(&sample()).unwrap();
-        assert_eq!(peek(&record).unwrap(), RecordKind::Events { count: 3 });
-        let big: Vec<Ev> = (0..300).map(|key| Ev::Delete { key }).collect();
-        let record = encode_batch(&big).unwrap();
-        assert_eq!(peek(&record).unwrap(), RecordKind::Events { count: 300 });
-    }
-
-    #[test]
-    fn an_unknown_kind_and_an_empty_payload_are_named() {
-        let frame_payload = |payload: Vec<u8>| {
-            let mut record = vec![0u8; HEADER_LEN];
-            record.extend_from_slice(&payload);
-            frame(record).unwrap()
-        };
-        assert_eq!(
-            decode_record::<Ev>(&frame_payload(vec![7, 0])).unwrap_err(),
-            CodecError::UnknownKind { tag: 7 }
-        );
-        assert!(matches!(
-            peek(&frame_payload(Vec::new())).unwrap_err(),
-            CodecError::Truncated { .. }
-        ));
-        assert!(matches!(
-            decode_record::<Ev>(&frame_payload(vec![KIND_ROLLBACK, 1, 2])).unwrap_err(),
-            CodecError::Decode { .. }
-        ));
-    }
-
-    proptest! {
-        #[test]
-        fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..256)) {
-            let _ = decode_batch::<Ev>(&bytes);
-            let _ = peek(&bytes);
-        }
-
-        #[test]
-        fn arbitrary_batches_round_trip(keys in proptest::collection::vec(any::<u64>(), 0..50)) {
-            let events: Vec<Ev> = keys
-                .iter()
-                .map(|&key| if key % 2 == 0 { Ev::Delete { key } } else { Ev::Put { key, value: key.to_le_bytes().to_vec() } })
-                .collect();
-            let record = encode_batch(&events).unwrap();
-            prop_assert_eq!(decode_batch::<Ev>(&record).unwrap(), events);
-        }
-    }
-}
+mod tests;

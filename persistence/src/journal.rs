@@ -18,7 +18,17 @@
 //! remembers where it ended, so reads below it say `Pruned` rather than
 //! `Gap`. [`Journal::quarantine_from`] sets a corrupt suffix aside (raw)
 //! in the `quarantine` tree when recovery is told to keep the prefix.
-//! The code lives in the submodules `read`, `rollback` and `maintenance`.
+//!
+//! # State hashes
+//!
+//! The determinism guard's checks (the state hash at some seq) live in
+//! their own tree, keyed by the seq they check, so they take no seq in the
+//! timeline and readers of the timeline never meet them. Rollback and
+//! quarantine remove the checks of the seqs they take out of the timeline
+//! and pruning those of the prefix, each in its own transaction.
+//!
+//! The code lives in the submodules `read`, `rollback`, `maintenance` and
+//! `checks`.
 
 use std::path::{Path, PathBuf};
 
@@ -26,6 +36,7 @@ use serde::Serialize;
 
 use crate::codec::{self, CodecError};
 
+mod checks;
 mod maintenance;
 mod read;
 mod rollback;
@@ -38,6 +49,9 @@ const RECORDS: &str = "journal";
 const ARCHIVE: &str = "archive";
 /// The tree holding records set aside by [`Journal::quarantine_from`].
 const QUARANTINE: &str = "quarantine";
+/// The tree holding the determinism guard's state hashes, keyed by the
+/// seq each checks.
+const STATE_HASHES: &str = "state_hashes";
 /// The tree holding the header and the pruned-through mark.
 const META: &str = "meta";
 /// The header's key in [`META`].
@@ -165,6 +179,9 @@ pub struct Journal {
     /// Records set aside raw by [`Journal::quarantine_from`], keyed by a
     /// quarantine id and their original key (see there).
     quarantine: sled::Tree,
+    /// State hashes recorded by [`Journal::record_state_hash`], keyed by
+    /// the seq they check: outside the timeline so seqs stay dense.
+    state_hashes: sled::Tree,
     /// The header and the pruned-through mark.
     meta: sled::Tree,
     db: sled::Db,
@@ -280,10 +297,12 @@ impl Journal {
         let records = db.open_tree(RECORDS).map_err(storage)?;
         let archive = db.open_tree(ARCHIVE).map_err(storage)?;
         let quarantine = db.open_tree(QUARANTINE).map_err(storage)?;
+        let state_hashes = db.open_tree(STATE_HASHES).map_err(storage)?;
         Ok(Journal {
             records,
             archive,
             quarantine,
+            state_hashes,
             meta,
             db,
             path,
@@ -530,6 +549,8 @@ fn open_error(path: &Path, source: sled::Error) -> JournalError {
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_bad_input;
 #[cfg(test)]
 mod tests_maintenance;
 #[cfg(test)]

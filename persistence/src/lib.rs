@@ -11,9 +11,12 @@
 //!   seq and the path, and removal of a torn last record; rollback (the
 //!   undone records move to an archive tree and a marker takes the next
 //!   seq, so seqs are never reused), pruning of a prefix behind a
-//!   checkpoint, and quarantine of a corrupt suffix;
+//!   checkpoint, and quarantine of a corrupt suffix; and the determinism
+//!   guard's state hashes, kept beside the timeline, keyed by the seq they
+//!   check;
 //! * [`recovery`]: replaying the journal, or a seq range of it, into a
-//!   state;
+//!   state, checking every recorded state hash it passes
+//!   ([`recovery::ReplayError::Diverged`]);
 //! * [`checkpoint`]: a directory of checkpoint files, each the full state
 //!   at one seq, written atomically, verified in full on load (checksums,
 //!   schema, entry count and state hash), pruned and cut back on rollback;

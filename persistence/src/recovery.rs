@@ -2,6 +2,8 @@
 
 use solostate_commands::{Event, State};
 
+use crate::codec::CodecError;
+use crate::hash;
 use crate::journal::{Entry, Journal, JournalError, Step};
 
 /// Progress is reported each time replay crosses a multiple of this seq.
@@ -55,6 +57,32 @@ pub enum ReplayError {
         /// The journal's last seq.
         last: u64,
     },
+    /// The determinism guard tripped: the state replayed up to `seq` does
+    /// not hash to what the engine recorded when it was live at that seq.
+    /// `apply` gave a different state from the same events: it is not
+    /// deterministic, or this build's rules differ from the build that
+    /// wrote the journal. `seq` is the first checked seq that differs;
+    /// the divergence began after the previous checked seq.
+    #[error(
+        "replay diverged: the state at seq {seq} hashes to {actual:#018x}, but the journal recorded {expected:#018x} (apply is not deterministic, or its rules changed since the journal was written)"
+    )]
+    Diverged {
+        /// The first checked seq whose hashes differ.
+        seq: u64,
+        /// The hash recorded while the engine was live.
+        expected: u64,
+        /// The hash of the replayed state.
+        actual: u64,
+    },
+    /// The replayed state could not be hashed for the determinism check:
+    /// an entry does not encode.
+    #[error("state at seq {seq} could not be hashed: {source}")]
+    StateHash {
+        /// The checked seq.
+        seq: u64,
+        /// The encoding error.
+        source: CodecError,
+    },
     /// The range starts more than one seq after it ends.
     #[error("replay range {from}..={through} runs backwards")]
     BackwardRange {
@@ -96,6 +124,11 @@ pub fn replay<E: Event>(
 /// reached each time it crosses a multiple of 65,536 and once at the end,
 /// so a CLI can draw a progress bar.
 ///
+/// The determinism guard: at every seq in the range with a recorded state
+/// hash ([`Journal::record_state_hash`]), the state is hashed and compared
+/// with it. That is a full [`hash::state_hash`] of the state, so its cost
+/// is the state's size per check in the range.
+///
 /// # Errors
 ///
 /// Before anything is applied: [`ReplayError::BackwardRange`] when `from >
@@ -104,8 +137,10 @@ pub fn replay<E: Event>(
 /// seq, [`ReplayError::RolledBack`] when `through` lies inside a
 /// rolled-back gap. While replaying: [`ReplayError::Journal`] (including
 /// [`JournalError::Pruned`] for a `from` before the retained prefix) and
-/// [`ReplayError::Apply`], naming the seq where replay stopped; `state`
-/// then holds the events before it.
+/// [`ReplayError::Apply`], naming the seq where replay stopped, `state`
+/// then holding the events before it; [`ReplayError::Diverged`] (and
+/// [`ReplayError::StateHash`]) naming the checked seq, `state` then
+/// holding the events through it.
 pub fn replay_range<E: Event>(
     journal: &Journal,
     state: &mut State<E>,
@@ -140,11 +175,21 @@ pub fn replay_range<E: Event>(
     } else {
         through
     };
+    let mut checks = journal.state_hashes(from..=end)?.into_iter().peekable();
     let mut apply = |entry: Entry<E>| -> Result<bool, ReplayError> {
         if entry.seq > through {
             return Ok(false);
         }
         apply_step(&entry, state)?;
+        // A check whose seq the timeline skips cannot be reached; pass it.
+        while let Some(&(seq, expected)) = checks.peek()
+            && seq <= entry.seq
+        {
+            checks.next();
+            if seq == entry.seq {
+                check::<E>(state, seq, expected)?;
+            }
+        }
         if entry.seq / PROGRESS_EVERY > last / PROGRESS_EVERY {
             progress(entry.seq);
         }
@@ -166,6 +211,8 @@ pub fn replay_range<E: Event>(
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_guard;
 
 /// Applies one journaled step: an event is applied (a rejection or panic
 /// is an error naming the seq); a rollback marker changes nothing, since
@@ -184,6 +231,20 @@ fn apply_step<E: Event>(entry: &Entry<E>, state: &mut State<E>) -> Result<(), Re
         seq: entry.seq,
         message,
     })
+}
+
+/// The determinism guard's check of the state at `seq`.
+fn check<E: Event>(state: &State<E>, seq: u64, expected: u64) -> Result<(), ReplayError> {
+    let actual =
+        hash::state_hash::<E>(state).map_err(|source| ReplayError::StateHash { seq, source })?;
+    if actual != expected {
+        return Err(ReplayError::Diverged {
+            seq,
+            expected,
+            actual,
+        });
+    }
+    Ok(())
 }
 
 /// Reads and decodes the journal from `from` on a scoped thread, in chunks

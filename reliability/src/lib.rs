@@ -26,9 +26,18 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod bad_input;
 pub mod chart;
 pub mod memory;
 pub mod overload;
 pub mod report;
 pub mod soak;
 pub mod workload;
+
+/// The allocator of every process this crate is linked into (the bin and
+/// its tests): the system allocator, counted by `cap` (its `stats`
+/// feature), so that harnesses can report heap use and the bad-input
+/// sweep can show that no hostile length is allocated. A crate of its own
+/// because an allocator needs `unsafe`, which our crates forbid.
+#[global_allocator]
+pub static ALLOCATOR: cap::Cap<std::alloc::System> = cap::Cap::new(std::alloc::System, usize::MAX);

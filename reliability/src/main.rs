@@ -36,6 +36,7 @@ const HARNESSES: &[(&str, Harness)] = &[
         soak::section(mode, Some(Durability::Every(Duration::from_millis(100))))
     }),
     ("overload", overload::section),
+    ("bad_input", solostate_reliability::bad_input::run),
 ];
 
 /// What a child process hands back: its section, or the broken promise.

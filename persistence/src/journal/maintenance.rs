@@ -14,7 +14,8 @@ impl Journal {
     /// kept whole, so the new [`Journal::first_seq`] is the seq after the
     /// last one actually removed; it is kept in the meta tree, in the same
     /// transaction as the removal, so reads below it report
-    /// [`JournalError::Pruned`], after a reopen too. Returns the number of
+    /// [`JournalError::Pruned`], after a reopen too; the state hashes of
+    /// the removed seqs go in the same transaction. Returns the number of
     /// records removed. Not durable until [`Journal::flush`].
     ///
     /// The deletion is one transaction, held in memory until it commits:
@@ -44,10 +45,14 @@ impl Journal {
         if doomed.is_empty() {
             return Ok(0);
         }
-        (&self.records, &self.meta)
-            .transaction(|(records, meta)| {
+        let doomed_hashes = self.state_hash_keys(0, pruned)?;
+        (&self.records, &self.meta, &self.state_hashes)
+            .transaction(|(records, meta, state_hashes)| {
                 for key in &doomed {
                     records.remove(key)?;
+                }
+                for key in &doomed_hashes {
+                    state_hashes.remove(key)?;
                 }
                 meta.insert(PRUNED_KEY, &pruned.to_be_bytes())?;
                 Ok::<_, ConflictableTransactionError<Infallible>>(())
@@ -83,13 +88,19 @@ impl Journal {
             .db
             .generate_id()
             .map_err(|source| self.storage(source))?;
-        (&self.records, &self.quarantine)
-            .transaction(|(records, quarantine)| {
+        let doomed_hashes = self.state_hash_keys(seq, u64::MAX)?;
+        (&self.records, &self.quarantine, &self.state_hashes)
+            .transaction(|(records, quarantine, state_hashes)| {
                 for (key, value) in &moves {
                     let mut quarantine_key = id.to_be_bytes().to_vec();
                     quarantine_key.extend_from_slice(key);
                     quarantine.insert(quarantine_key, value)?;
                     records.remove(key)?;
+                }
+                // The seqs are written again from here on: their old state
+                // hashes would check the new events against the old ones.
+                for key in &doomed_hashes {
+                    state_hashes.remove(key)?;
                 }
                 Ok::<_, ConflictableTransactionError<Infallible>>(())
             })

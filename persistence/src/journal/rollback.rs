@@ -132,9 +132,13 @@ impl Journal {
         }
         let marker =
             codec::encode_rollback(target).map_err(|source| self.corrupt(marker_seq, source))?;
+        // The undone seqs' state hashes check states that are no longer
+        // history; seqs are never reused, so they could not trip, but they
+        // would only take space.
+        let undone_hashes = self.state_hash_keys(target + 1, u64::MAX)?;
 
-        (&self.records, &self.archive)
-            .transaction(|(records, archive)| {
+        (&self.records, &self.archive, &self.state_hashes)
+            .transaction(|(records, archive, state_hashes)| {
                 let archive_put = |seq: u64, value: &[u8]| {
                     if archive.get(seq.to_be_bytes())?.is_some() {
                         return Err(ConflictableTransactionError::Abort(seq));
@@ -150,6 +154,9 @@ impl Journal {
                     let seq = super::key_seq(key).expect("checked above");
                     archive_put(seq, value)?;
                     records.remove(key)?;
+                }
+                for key in &undone_hashes {
+                    state_hashes.remove(key)?;
                 }
                 records.insert(&marker_seq.to_be_bytes(), marker.as_slice())?;
                 Ok(())

@@ -9,11 +9,11 @@ use solostate_commands::{Event, State, StateEvent};
 use super::*;
 use crate::journal::{Entry, Journal, JournalError, Step};
 
-type Ev = StateEvent<u64, u64>;
+pub(super) type Ev = StateEvent<u64, u64>;
 
 const CACHE: u64 = 8 << 20;
 
-fn open(dir: &Path) -> Journal {
+pub(super) fn open(dir: &Path) -> Journal {
     Journal::open(dir, "kv", CACHE).unwrap()
 }
 
@@ -30,12 +30,12 @@ fn event(seq: u64) -> Ev {
     }
 }
 
-fn append(journal: &Journal, first: u64, count: u64) {
+pub(super) fn append(journal: &Journal, first: u64, count: u64) {
     let events: Vec<Ev> = (first..first + count).map(event).collect();
     journal.append(first, &events).unwrap();
 }
 
-fn state_of(seqs: impl IntoIterator<Item = u64>) -> State<Ev> {
+pub(super) fn state_of(seqs: impl IntoIterator<Item = u64>) -> State<Ev> {
     let mut state = State::<Ev>::new();
     for seq in seqs {
         event(seq).apply(&mut state).unwrap();
@@ -43,7 +43,11 @@ fn state_of(seqs: impl IntoIterator<Item = u64>) -> State<Ev> {
     state
 }
 
-fn replayed(journal: &Journal, from: u64, through: u64) -> Result<(u64, State<Ev>), ReplayError> {
+pub(super) fn replayed(
+    journal: &Journal,
+    from: u64,
+    through: u64,
+) -> Result<(u64, State<Ev>), ReplayError> {
     let mut state = state_of(1..from);
     let last = replay_range::<Ev>(journal, &mut state, from, through, |_| {})?;
     Ok((last, state))

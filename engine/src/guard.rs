@@ -1,0 +1,87 @@
+//! The owner's side of the determinism guard: every so many events, hash
+//! the state on a blocking thread from an O(1) clone of the map and record
+//! the hash in the journal, so that replay and recovery can tell a
+//! diverging `apply` from a faithful one.
+//!
+//! Why a full hash off the owner rather than an incremental one: the state
+//! hash is a sum over entries and could follow each change, but nothing
+//! tells the owner which entries an event changed (`Event::apply` takes the
+//! whole map), and `imbl::HashMap` (7.0.2) has no diff that skips shared
+//! subtrees (only `OrdMap` has one), so finding them costs as much as
+//! hashing everything. Hashing a clone on a blocking thread keeps that cost
+//! off the writers; the owner pays one clone per check.
+
+use std::sync::Arc;
+
+use solostate_commands::{Event, State};
+use solostate_persistence::hash::state_hash;
+use solostate_persistence::journal::Journal;
+use tokio::task::JoinHandle;
+
+/// State hash bookkeeping. It lives inside the owner's working state, and
+/// only when the engine has a journal and the guard is on.
+pub(crate) struct HashGuard {
+    /// A check is due when a batch crosses a multiple of this seq.
+    every: u64,
+    /// The hash in flight: one at a time.
+    task: Option<JoinHandle<()>>,
+}
+
+impl HashGuard {
+    /// A guard checking every `every` events; `None` when `every` is 0.
+    pub(crate) fn new(every: u64) -> Option<Self> {
+        (every > 0).then_some(HashGuard { every, task: None })
+    }
+
+    /// After the batch `first..=last` was journaled: if it crossed a
+    /// multiple of `every`, start hashing `map` (the state at `last`)
+    /// unless a hash is still in flight. A skipped check is not made up
+    /// later: on a map so large that hashing it takes longer than `every`
+    /// events, checks simply come as often as hashing keeps up.
+    pub(crate) fn after_commit<E: Event>(
+        &mut self,
+        journal: &Arc<Journal>,
+        map: &State<E>,
+        first: u64,
+        last: u64,
+    ) {
+        if last / self.every == (first - 1) / self.every {
+            return;
+        }
+        if self.task.as_ref().is_some_and(|task| !task.is_finished()) {
+            tracing::debug!(
+                seq = last,
+                "state hash skipped: the previous one is still running"
+            );
+            return;
+        }
+        let journal = Arc::clone(journal);
+        let map = map.clone();
+        self.task = Some(tokio::task::spawn_blocking(move || {
+            let recorded = state_hash::<E>(&map)
+                .map_err(|error| error.to_string())
+                .and_then(|hash| {
+                    journal
+                        .record_state_hash(last, hash)
+                        .map_err(|error| error.to_string())
+                });
+            // A missing check weakens the guard but loses no data, so the
+            // engine keeps running; the next journal write would fail too
+            // if storage is the trouble.
+            if let Err(message) = recorded {
+                tracing::warn!(seq = last, %message, "state hash not recorded");
+            }
+        }));
+    }
+
+    /// Waits for the hash in flight, if any: before a rollback (so no hash
+    /// lands after the journal dropped its seq) and before the journal is
+    /// closed.
+    pub(crate) async fn settle(&mut self) {
+        if let Some(task) = self.task.take()
+            && let Err(error) = task.await
+        {
+            tracing::error!(%error, "state hash task failed");
+        }
+    }
+}
