@@ -44,6 +44,8 @@ pub struct Builder<E: Event> {
     as_of_window: u64,
     recover_to_prefix: bool,
     progress: Option<Progress>,
+    #[cfg(feature = "fault-injection")]
+    faults: Option<crate::FaultPlan>,
 }
 
 impl<E: Event> std::fmt::Debug for Builder<E> {
@@ -101,6 +103,8 @@ impl<E: Event> Builder<E> {
             as_of_window: Self::DEFAULT_AS_OF_WINDOW,
             recover_to_prefix: false,
             progress: None,
+            #[cfg(feature = "fault-injection")]
+            faults: None,
         }
     }
 
@@ -180,6 +184,24 @@ impl<E: Event> Builder<E> {
         progress: impl FnMut(ReplayProgress) + Send + 'static,
     ) -> Self {
         self.progress = Some(Box::new(progress));
+        self
+    }
+
+    /// Sends the journal's writes and flushes, and the checkpoint files,
+    /// through `plan` once the engine has opened (recovery itself runs
+    /// without faults), so that a test can fail the Nth write or flush,
+    /// fill the disk, or slow every flush down, and watch what the engine
+    /// does: the failed batch is answered with [`AckError::Journal`], the
+    /// published state stays at the last durable batch, and the engine
+    /// stops. Keep a clone of the plan to read what it injected. Only
+    /// matters with a path.
+    ///
+    /// A testing tool (feature `fault-injection`), not a production knob.
+    ///
+    /// [`AckError::Journal`]: crate::AckError::Journal
+    #[cfg(feature = "fault-injection")]
+    pub fn faults(mut self, plan: crate::FaultPlan) -> Self {
+        self.faults = Some(plan);
         self
     }
 
@@ -286,6 +308,11 @@ impl<E: Event> Builder<E> {
                     message: format!("recovery task failed: {error}"),
                 })??;
                 let map = std::mem::take(&mut opened.map);
+                #[cfg(feature = "fault-injection")]
+                if let Some(plan) = self.faults.clone() {
+                    opened.journal.inject_faults(plan.clone());
+                    opened.checkpoints.inject_faults(plan);
+                }
                 (Some(opened), map)
             }
         };

@@ -6,7 +6,7 @@ use std::convert::Infallible;
 use sled::Transactional;
 use sled::transaction::{ConflictableTransactionError, TransactionError};
 
-use super::{Journal, JournalError, PRUNED_KEY};
+use super::{Journal, JournalError, PRUNED_KEY, Write};
 
 impl Journal {
     /// Deletes the records whose every seq is `<= seq`: the prefix a
@@ -44,6 +44,7 @@ impl Journal {
         if doomed.is_empty() {
             return Ok(0);
         }
+        self.write(Write::Prune)?;
         (&self.records, &self.meta)
             .transaction(|(records, meta)| {
                 for key in &doomed {
@@ -83,6 +84,7 @@ impl Journal {
             .db
             .generate_id()
             .map_err(|source| self.storage(source))?;
+        self.write(Write::Quarantine)?;
         (&self.records, &self.quarantine)
             .transaction(|(records, quarantine)| {
                 for (key, value) in &moves {

@@ -133,6 +133,7 @@ impl Journal {
         let marker =
             codec::encode_rollback(target).map_err(|source| self.corrupt(marker_seq, source))?;
 
+        self.write(super::Write::Rollback)?;
         (&self.records, &self.archive)
             .transaction(|(records, archive)| {
                 let archive_put = |seq: u64, value: &[u8]| {
