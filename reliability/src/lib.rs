@@ -18,4 +18,6 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod fault_sweep;
 pub mod report;
+pub mod workload;
