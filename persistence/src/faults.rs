@@ -96,6 +96,16 @@ impl Injected {
     }
 }
 
+impl std::ops::AddAssign for Injected {
+    /// Adds another plan's counts, for totals over many plans.
+    fn add_assign(&mut self, more: Injected) {
+        self.writes += more.writes;
+        self.flushes += more.flushes;
+        self.disk_full += more.disk_full;
+        self.checkpoint_writes += more.checkpoint_writes;
+    }
+}
+
 impl FaultPlan {
     /// A plan that injects nothing (but counts).
     pub fn new() -> Self {

@@ -19,5 +19,6 @@
 #![warn(missing_docs)]
 
 pub mod fault_sweep;
+pub mod model_faults;
 pub mod report;
 pub mod workload;

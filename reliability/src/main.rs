@@ -16,15 +16,29 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use solostate_reliability::report::{Mode, Report, Section, machine_description, today_utc};
+use solostate_reliability::{fault_sweep, model_faults};
 
 /// A harness: runs in the given mode and returns its section, or says
 /// which promise it found broken.
 type Harness = fn(Mode) -> Result<Section, String>;
 
 /// Every harness, in report order.
-const HARNESSES: &[(&str, Harness)] = &[];
+const HARNESSES: &[(&str, Harness)] = &[
+    ("fault-sweep", fault_sweep::harness),
+    ("model-faults", model_faults_harness),
+];
+
+/// The model harness, whose crash children are this bin.
+fn model_faults_harness(mode: Mode) -> Result<Section, String> {
+    let me = std::env::current_exe().map_err(|e| format!("cannot find this bin: {e}"))?;
+    model_faults::harness(mode, &me)
+}
 
 fn main() -> ExitCode {
+    // Not for people: the crash child that model-faults runs and kills.
+    if std::env::args().nth(1).as_deref() == Some(model_faults::CHILD_COMMAND) {
+        return model_faults::child_main(std::env::args().skip(2));
+    }
     let mut mode = Mode::Quick;
     let mut out = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../RELIABILITY.md");
     let mut only: Option<String> = None;
