@@ -397,6 +397,14 @@ impl<E: Event> Working<E> {
             return Err(failure.rollback_error());
         }
         let unavailable = RollbackError::Unavailable;
+        if let Some(checkpointer) = &mut self.checkpointer {
+            // No checkpoint may land after the ones we are about to
+            // delete, and none may prune the journal between the check
+            // below and the rollback: settle the one in flight first.
+            // (Checked after it, a rollback raced the prune, and the
+            // journal's refusal stopped the engine.)
+            checkpointer.settle().await;
+        }
         if let Some(journal) = &self.journal {
             // Refuse before anything changes: a rollback behind the
             // compacted prefix would archive every record and delete every
@@ -411,10 +419,6 @@ impl<E: Event> Working<E> {
             if target + 1 < first {
                 return Err(unavailable(AsOfError::Pruned { seq: target, first }));
             }
-        }
-        if let Some(checkpointer) = &mut self.checkpointer {
-            // No checkpoint may land after the ones we are about to delete.
-            checkpointer.settle().await;
         }
         // The same lookup as `Engine::as_of`: the window, else the disk.
         let state = self

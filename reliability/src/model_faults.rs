@@ -162,9 +162,7 @@ pub fn run(config: &Config) -> Result<Figures, String> {
         };
         result
             .and_then(|()| check_replay(dir.path(), &model))
-            .map_err(|broken| {
-                format!("seed {:#x}, session {session}: {broken}", config.seed)
-            })?;
+            .map_err(|broken| format!("seed {:#x}, session {session}: {broken}", config.seed))?;
     }
     Ok(figures)
 }
@@ -225,7 +223,10 @@ fn check_replay(dir: &Path, model: &Modeled) -> Result<(), String> {
     let replay = Replay::<Ev>::open(dir).map_err(|e| format!("replay: {e}"))?;
     let last = replay.last_seq().map_err(|e| format!("replay: {e}"))?;
     if last != model.last {
-        return Err(format!("the replay ends at seq {last}, the model at {}", model.last));
+        return Err(format!(
+            "the replay ends at seq {last}, the model at {}",
+            model.last
+        ));
     }
     let state = replay
         .state_at(last)
@@ -280,7 +281,9 @@ async fn session_run(
             let named = message.contains("injected i/o error")
                 || message.contains("no space left on device");
             if !named || io.is_none() {
-                return Err(format!("shutdown's error {message:?} ({io:?}) hides the cause"));
+                return Err(format!(
+                    "shutdown's error {message:?} ({io:?}) hides the cause"
+                ));
             }
             Ok(())
         }
@@ -354,7 +357,11 @@ async fn rollback(
             figures.rollbacks += 1;
             Ok(())
         }
-        Ok(ack) => Err(format!("rollback acked at seq {}, not {}", ack.seq, model.last + 1)),
+        Ok(ack) => Err(format!(
+            "rollback acked at seq {}, not {}",
+            ack.seq,
+            model.last + 1
+        )),
         // Behind a pruned journal prefix with no checkpoint for it:
         // refused before anything changed.
         Err(RollbackError::Unavailable(AsOfError::Pruned { .. })) => Ok(()),
@@ -386,7 +393,10 @@ fn crash(
         let mut acked = Vec::new();
         for line in BufReader::new(stdout).lines() {
             let Ok(line) = line else { break };
-            if let Some(seq) = line.strip_prefix("ACK ").and_then(|s| s.parse::<u64>().ok()) {
+            if let Some(seq) = line
+                .strip_prefix("ACK ")
+                .and_then(|s| s.parse::<u64>().ok())
+            {
                 acked.push(seq);
             }
         }
@@ -413,7 +423,10 @@ fn crash(
         ));
     }
     if acked.iter().any(|&seq| seq <= model.last) {
-        return Err(format!("the child acked a seq at or before its start {}", model.last));
+        return Err(format!(
+            "the child acked a seq at or before its start {}",
+            model.last
+        ));
     }
     while model.last < recovered {
         model.advance();
@@ -508,7 +521,10 @@ pub fn harness(mode: Mode, child: &Path) -> Result<Section, String> {
     section.figure("fault sessions", figures.fault_sessions);
     section.figure("faults injected: failed writes", figures.injected.writes);
     section.figure("faults injected: failed flushes", figures.injected.flushes);
-    section.figure("faults injected: full disk (ENOSPC)", figures.injected.disk_full);
+    section.figure(
+        "faults injected: full disk (ENOSPC)",
+        figures.injected.disk_full,
+    );
     section.figure(
         "faults injected: failed checkpoint files",
         figures.injected.checkpoint_writes,

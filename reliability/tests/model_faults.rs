@@ -24,5 +24,8 @@ fn live_replay_and_model_agree_across_faults_restarts_and_kills() {
     eprintln!("{figures:?}");
     assert_eq!(figures.lost, 0);
     assert!(figures.kill_cycles > 0 && figures.fault_sessions > 0 && figures.restarts > 0);
-    assert!(figures.injected.total() > 0, "no fault fired: the run proved little");
+    assert!(
+        figures.injected.total() > 0,
+        "no fault fired: the run proved little"
+    );
 }
