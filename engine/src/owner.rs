@@ -139,7 +139,8 @@ pub(crate) async fn run<E: Event>(
         checkpointer.settle().await;
     }
     if let Some(journal) = state.journal.take() {
-        close_journal(journal).await;
+        let failed = state.failed.is_some() || shared.failure.get().is_some();
+        close_journal(journal, failed).await;
     }
     if let Some(failure) = state.failed.take() {
         tracing::error!(message = %failure.message, "owner stopped after a journal failure");
@@ -154,8 +155,9 @@ pub(crate) async fn run<E: Event>(
 /// once `shutdown` returns the directory is unlocked and can be reopened.
 /// The periodic flusher may hold a reference for the length of one flush;
 /// wait for it to let go, then drop sled's handle off the runtime (dropping
-/// it joins sled's background thread).
-async fn close_journal(mut journal: Arc<Journal>) {
+/// it joins sled's background thread). After a journal failure the close
+/// is bounded (see the end).
+async fn close_journal(mut journal: Arc<Journal>, after_failure: bool) {
     let journal = loop {
         match Arc::try_unwrap(journal) {
             Ok(journal) => break journal,
@@ -166,9 +168,34 @@ async fn close_journal(mut journal: Arc<Journal>) {
             }
         }
     };
-    // A failed join means the drop panicked; nothing is left to close.
-    let _ = tokio::task::spawn_blocking(move || drop(journal)).await;
+    if !after_failure {
+        // A failed join means the drop panicked; nothing is left to close.
+        let _ = tokio::task::spawn_blocking(move || drop(journal)).await;
+        return;
+    }
+    // After a real I/O error, sled 0.34's last flush (it flushes when
+    // dropped) can wait forever for a write that failed (seen on a full
+    // tmpfs). Give it a while on a thread of its own, then let it be:
+    // `shutdown` returns with the journal's error instead of hanging, and
+    // the directory stays locked until the process exits.
+    let (done, finished) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        drop(journal);
+        let _ = done.send(()); // nobody may be waiting any more
+    });
+    let waited = tokio::task::spawn_blocking(move || finished.recv_timeout(CLOSE_AFTER_FAILURE))
+        .await
+        .is_ok_and(|received| received.is_ok());
+    if !waited {
+        tracing::error!(
+            seconds = CLOSE_AFTER_FAILURE.as_secs(),
+            "the journal did not close after its failure; it stays open (and its directory locked) until the process exits"
+        );
+    }
 }
+
+/// How long [`close_journal`] waits for a journal that failed to close.
+const CLOSE_AFTER_FAILURE: Duration = Duration::from_secs(5);
 
 /// Flushes the journal every `interval` for `Durability::Every`, until the
 /// owner (the journal's only strong holder) is gone.
