@@ -11,6 +11,20 @@
 //! cargo run --release -p solostate-reliability --bin reliability -- --full
 //! ```
 //!
+//! The harnesses so far:
+//!
+//! * [`fault_sweep`]: a failed journal write, a failed flush and a full
+//!   disk at every N in a range, each checked for refusals that name the
+//!   cause, a published state that stops at the last durable batch, and a
+//!   reopen that holds exactly the acked events;
+//! * [`model_faults`]: random sessions of writes, rollbacks, checkpoints,
+//!   restarts, injected faults and SIGKILLed child processes, against a
+//!   plain model, live and replayed.
+//!
+//! Both drive the engine through `Builder::faults` (solostate's
+//! `fault-injection` feature, which this crate turns on) and the event
+//! workload in [`workload`].
+//!
 //! The harnesses live in a library, rather than only in `tests/`, so that
 //! the short form that CI runs and the long form whose figures are
 //! published are the same code with different sizes.
