@@ -144,7 +144,7 @@ pub fn run(config: &Config) -> Result<Figures, String> {
         } else {
             Retention::FullHistory
         };
-        let kind = rng.next() % 10;
+        let kind = rng.bits() % 10;
         let result = if kind < 3 {
             figures.kill_cycles += 1;
             crash(config, dir.path(), &mut rng, &mut model, &mut figures)
@@ -152,7 +152,7 @@ pub fn run(config: &Config) -> Result<Figures, String> {
             let plan = (kind < 6).then(|| random_plan(&mut rng));
             runtime.block_on(session_run(
                 dir.path(),
-                policy.clone(),
+                policy,
                 retention,
                 plan,
                 &mut rng,
@@ -169,7 +169,7 @@ pub fn run(config: &Config) -> Result<Figures, String> {
 
 fn random_plan(rng: &mut Rng) -> FaultPlan {
     let n = rng.range(1, 8);
-    let plan = match rng.next() % 4 {
+    let plan = match rng.bits() % 4 {
         0 => FaultPlan::new().fail_write(n),
         1 => FaultPlan::new().fail_flush(n),
         2 => FaultPlan::new().disk_full_at_write(n),
@@ -349,7 +349,7 @@ async fn rollback(
     model: &mut Modeled,
     figures: &mut Figures,
 ) -> Result<(), String> {
-    let index = rng.next() as usize % model.history.len();
+    let index = rng.bits() as usize % model.history.len();
     let target = *model.history.keys().nth(index).expect("in range");
     match engine.rollback_to(target).await {
         Ok(ack) if ack.seq == model.last + 1 => {

@@ -28,7 +28,7 @@ impl Rng {
     }
 
     /// The next 64 random bits.
-    pub fn next(&mut self) -> u64 {
+    pub fn bits(&mut self) -> u64 {
         self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
         let mut z = self.0;
         z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
@@ -38,12 +38,12 @@ impl Rng {
 
     /// A number in `low..=high`.
     pub fn range(&mut self, low: u64, high: u64) -> u64 {
-        low + self.next() % (high - low + 1)
+        low + self.bits() % (high - low + 1)
     }
 
     /// True with probability `percent` / 100.
     pub fn chance(&mut self, percent: u64) -> bool {
-        self.next() % 100 < percent
+        self.bits() % 100 < percent
     }
 }
 
@@ -55,7 +55,7 @@ impl Rng {
 pub fn event_at(seed: u64, seq: u64) -> Ev {
     let mut rng = Rng::new(seed ^ seq.wrapping_mul(0xD6E8_FEB8_6659_FD93));
     let one = |rng: &mut Rng| {
-        let key = rng.next() % KEYS;
+        let key = rng.bits() % KEYS;
         if rng.chance(75) {
             Ev::put(key, seq)
         } else {
