@@ -299,10 +299,10 @@ pub fn sweep(max_n: u64) -> Result<Section, String> {
     Ok(section)
 }
 
-/// The harness: N up to 6 (quick) or 40 (full).
+/// The harness: N up to 6 (quick) or 64 (full).
 pub fn harness(mode: Mode) -> Result<Section, String> {
     sweep(match mode {
         Mode::Quick => 6,
-        Mode::Full => 40,
+        Mode::Full => 64,
     })
 }

@@ -494,12 +494,12 @@ pub fn child_main(mut args: impl Iterator<Item = String>) -> ExitCode {
     ExitCode::FAILURE
 }
 
-/// The harness: 30 sessions (quick) or 1,500 (full), crash children run
+/// The harness: 30 sessions (quick) or 2,500 (full, about 5 minutes on 2 cores), crash children run
 /// from `child` (the `reliability` bin).
 pub fn harness(mode: Mode, child: &Path) -> Result<Section, String> {
     let sessions = match mode {
         Mode::Quick => 30,
-        Mode::Full => 1_500,
+        Mode::Full => 2_500,
     };
     let config = Config {
         sessions,

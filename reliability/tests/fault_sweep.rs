@@ -2,7 +2,7 @@
 //! flush, full disk) at N = 1..=6, each run checking that the failed batch
 //! is refused with its cause, the published state stays at the last
 //! durable batch, and a reopen recovers exactly the acked events. The long
-//! form (N up to 40) is `reliability --full --only fault-sweep`.
+//! form (N up to 64) is `reliability --full --only fault-sweep`.
 
 use solostate_reliability::fault_sweep::{Fault, run};
 

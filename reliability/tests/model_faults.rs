@@ -1,7 +1,7 @@
 //! The model test across faults, short form: 30 sessions of writes,
 //! rollbacks, checkpoints, restarts, injected I/O errors and SIGKILLed
 //! children, with live == replay == model checked throughout and no
-//! acked event lost. The long form (1,500 sessions) is
+//! acked event lost. The long form (2,500 sessions) is
 //! `reliability --full --only model-faults`; `SOLOSTATE_MODEL_SEED` and
 //! `SOLOSTATE_MODEL_SESSIONS` rerun or lengthen this one.
 
