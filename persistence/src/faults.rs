@@ -243,3 +243,97 @@ impl Storage for FaultPlan {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::checkpoint::Checkpoints;
+    use crate::journal::Journal;
+    use solostate_commands::{State, StateEvent};
+
+    const CACHE: u64 = 4 << 20;
+    type Ev = StateEvent<String, u64>;
+
+    #[test]
+    fn fail_write_fails_only_the_nth_write_and_writes_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut journal = Journal::open(dir.path(), "strings", CACHE).unwrap();
+        let plan = FaultPlan::new().fail_write(2);
+        journal.inject_faults(plan.clone());
+        journal.append(1, &["a"]).unwrap();
+        let error = journal.append(2, &["b"]).unwrap_err();
+        assert_eq!(error.io_kind(), Some(io::ErrorKind::Other));
+        assert!(
+            error.to_string().contains("injected i/o error at write 2"),
+            "{error}"
+        );
+        assert_eq!(
+            journal.last_seq::<String>().unwrap(),
+            1,
+            "the failed write wrote"
+        );
+        journal.append(2, &["b"]).unwrap();
+        assert_eq!(journal.last_seq::<String>().unwrap(), 2);
+        assert_eq!((plan.writes(), plan.injected().writes), (3, 1));
+    }
+
+    #[test]
+    fn a_discarded_record_whose_flush_failed_does_not_come_back_after_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let mut journal = Journal::open(dir.path(), "strings", CACHE).unwrap();
+            journal.append(1, &["a"]).unwrap();
+            journal.flush().unwrap();
+            let plan = FaultPlan::new().fail_flush(1);
+            journal.inject_faults(plan.clone());
+            journal.append(2, &["b", "c"]).unwrap();
+            let error = journal.flush().unwrap_err();
+            assert!(
+                error.to_string().contains("injected i/o error at flush 1"),
+                "{error}"
+            );
+            journal.discard(2).unwrap();
+            assert_eq!(plan.injected().flushes, 1);
+            // Dropping flushes: without the discard, seqs 2..=3 would land.
+        }
+        let journal = Journal::open(dir.path(), "strings", CACHE).unwrap();
+        assert_eq!(journal.last_seq::<String>().unwrap(), 1);
+    }
+
+    #[test]
+    fn disk_full_stays_full_but_discard_still_goes_through() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut journal = Journal::open(dir.path(), "strings", CACHE).unwrap();
+        let plan = FaultPlan::new().disk_full_at_write(1);
+        journal.inject_faults(plan.clone());
+        for seq in 1..=3 {
+            let error = journal.append(seq, &["x"]).unwrap_err();
+            assert_eq!(error.io_kind(), Some(io::ErrorKind::StorageFull));
+        }
+        journal.discard(1).unwrap();
+        assert_eq!(plan.injected().disk_full, 3);
+    }
+
+    #[test]
+    fn fail_checkpoint_write_fails_the_nth_file_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = Checkpoints::open(dir.path(), "strings").unwrap();
+        let plan = FaultPlan::new().fail_checkpoint_write(1);
+        store.inject_faults(plan.clone());
+        let state = State::<Ev>::new();
+        let error = store.write::<Ev>(5, &state).unwrap_err();
+        assert!(
+            error
+                .to_string()
+                .contains("injected i/o error at checkpoint write 1"),
+            "{error}"
+        );
+        assert!(
+            store.list().unwrap().is_empty(),
+            "a failed checkpoint left a file"
+        );
+        store.write::<Ev>(5, &state).unwrap();
+        assert_eq!(store.list().unwrap(), [5]);
+        assert_eq!(plan.injected().checkpoint_writes, 1);
+    }
+}
