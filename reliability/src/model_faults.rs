@@ -494,7 +494,7 @@ pub fn child_main(mut args: impl Iterator<Item = String>) -> ExitCode {
     ExitCode::FAILURE
 }
 
-/// The harness: 30 sessions (quick) or 2,500 (full, about 5 minutes on 2 cores), crash children run
+/// The harness: 30 sessions (quick) or 2,500 (full: about 3 minutes on 2 cores), crash children run
 /// from `child` (the `reliability` bin).
 pub fn harness(mode: Mode, child: &Path) -> Result<Section, String> {
     let sessions = match mode {
