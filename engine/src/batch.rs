@@ -19,6 +19,7 @@ use tokio::sync::oneshot;
 
 use crate::error::AckError;
 use crate::handle::Ack;
+use crate::owner::JournalFailure;
 use crate::stats::Counters;
 
 /// Where the owner sends an event's outcome. The submitter may have
@@ -113,14 +114,12 @@ impl<E: Event> Batch<E> {
 
     /// Gives up on the batch: every accepted event is answered with
     /// `AckError::Journal`. The caller restores the map.
-    pub(crate) fn abort(&mut self, message: &str) {
+    pub(crate) fn abort(&mut self, failure: &JournalFailure) {
         self.checkpoint = None;
         self.events.clear();
         for reply in self.replies.drain(..) {
             // The submitter may be gone; nothing else to do.
-            let _ = reply.send(Err(AckError::Journal {
-                message: message.to_owned(),
-            }));
+            let _ = reply.send(Err(failure.ack_error()));
         }
     }
 

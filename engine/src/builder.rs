@@ -45,6 +45,8 @@ pub struct Builder<E: Event> {
     recover_to_prefix: bool,
     state_hash_every: u64,
     progress: Option<Progress>,
+    #[cfg(feature = "fault-injection")]
+    faults: Option<crate::FaultPlan>,
 }
 
 impl<E: Event> std::fmt::Debug for Builder<E> {
@@ -108,6 +110,8 @@ impl<E: Event> Builder<E> {
             recover_to_prefix: false,
             state_hash_every: Self::DEFAULT_STATE_HASH_EVERY,
             progress: None,
+            #[cfg(feature = "fault-injection")]
+            faults: None,
         }
     }
 
@@ -209,6 +213,24 @@ impl<E: Event> Builder<E> {
         progress: impl FnMut(ReplayProgress) + Send + 'static,
     ) -> Self {
         self.progress = Some(Box::new(progress));
+        self
+    }
+
+    /// Sends the journal's writes and flushes, and the checkpoint files,
+    /// through `plan` once the engine has opened (recovery itself runs
+    /// without faults), so that a test can fail the Nth write or flush,
+    /// fill the disk, or slow every flush down, and watch what the engine
+    /// does: the failed batch is answered with [`AckError::Journal`], the
+    /// published state stays at the last durable batch, and the engine
+    /// stops. Keep a clone of the plan to read what it injected. Only
+    /// matters with a path.
+    ///
+    /// A testing tool (feature `fault-injection`), not a production knob.
+    ///
+    /// [`AckError::Journal`]: crate::AckError::Journal
+    #[cfg(feature = "fault-injection")]
+    pub fn faults(mut self, plan: crate::FaultPlan) -> Self {
+        self.faults = Some(plan);
         self
     }
 
@@ -316,6 +338,11 @@ impl<E: Event> Builder<E> {
                     message: format!("recovery task failed: {error}"),
                 })??;
                 let map = std::mem::take(&mut opened.map);
+                #[cfg(feature = "fault-injection")]
+                if let Some(plan) = self.faults.clone() {
+                    opened.journal.inject_faults(plan.clone());
+                    opened.checkpoints.inject_faults(plan);
+                }
                 (Some(opened), map)
             }
         };

@@ -38,14 +38,20 @@ pub enum AckError<R> {
     },
     /// Writing the event's batch to the journal failed, so the event was
     /// not acknowledged and the published state did not advance. The engine
-    /// stops after such a failure. The record may or may not have reached
-    /// the disk, so the event may reappear after a restart.
+    /// stops after such a failure. It takes the batch's record back out of
+    /// the journal, so after a failed write or flush the event does not
+    /// come back on restart; only if that removal fails too (sled refuses
+    /// writes after a real I/O error) may part of a flush that failed
+    /// midway have reached the disk, and the event reappear.
     #[error(
         "journal write failed, event not acknowledged (it may or may not survive a restart): {message}"
     )]
     Journal {
-        /// The journal's error, with its path.
+        /// The journal's error, with the batch's seqs and the path.
         message: String,
+        /// The kind of the I/O error underneath, when it was one: for
+        /// example [`std::io::ErrorKind::StorageFull`] for a full disk.
+        io: Option<std::io::ErrorKind>,
     },
     /// The engine stopped before it answered, because its runtime shut
     /// down or the owner task failed. Whether the event applied is unknown;
@@ -128,8 +134,10 @@ pub enum SubmitError<E: Event> {
         "journal write failed, event not acknowledged (it may or may not survive a restart): {message}"
     )]
     Journal {
-        /// The journal's error, with its path.
+        /// The journal's error, with the batch's seqs and the path.
         message: String,
+        /// The kind of the I/O error underneath, when it was one.
+        io: Option<std::io::ErrorKind>,
     },
     /// The engine stopped before answering; see [`AckError::Aborted`].
     #[error("engine stopped before answering; the event's outcome is unknown")]
@@ -149,9 +157,11 @@ impl<E: Event> fmt::Debug for SubmitError<E> {
                 .debug_struct("Diverged")
                 .field("message", message)
                 .finish(),
-            SubmitError::Journal { message } => {
-                f.debug_struct("Journal").field("message", message).finish()
-            }
+            SubmitError::Journal { message, io } => f
+                .debug_struct("Journal")
+                .field("message", message)
+                .field("io", io)
+                .finish(),
             SubmitError::Aborted => f.write_str("Aborted"),
         }
     }
@@ -163,7 +173,7 @@ impl<E: Event> From<AckError<E::Rejection>> for SubmitError<E> {
             AckError::Rejected(reason) => SubmitError::Rejected(reason),
             AckError::Panicked { message } => SubmitError::Panicked { message },
             AckError::Diverged { message } => SubmitError::Diverged { message },
-            AckError::Journal { message } => SubmitError::Journal { message },
+            AckError::Journal { message, io } => SubmitError::Journal { message, io },
             AckError::Aborted => SubmitError::Aborted,
         }
     }
@@ -249,8 +259,11 @@ pub enum ShutdownError {
     /// yet acknowledged got [`AckError::Journal`].
     #[error("engine stopped after a journal failure: {message}")]
     Journal {
-        /// The journal's error, with its path.
+        /// The journal's error, with the seqs being written and the path.
         message: String,
+        /// The kind of the I/O error underneath, when it was one: for
+        /// example [`std::io::ErrorKind::StorageFull`] for a full disk.
+        io: Option<std::io::ErrorKind>,
     },
 }
 
@@ -328,8 +341,10 @@ pub enum RollbackError {
     /// shows either the whole rollback or none of it.
     #[error("rollback failed to reach the journal: {message}")]
     Journal {
-        /// The storage error, with its path.
+        /// The storage error, with the rollback's target and the path.
         message: String,
+        /// The kind of the I/O error underneath, when it was one.
+        io: Option<std::io::ErrorKind>,
     },
     /// The engine no longer accepts commands.
     #[error("engine closed: it no longer accepts commands")]

@@ -16,7 +16,7 @@ use crate::error::{
 };
 use crate::gate::Gate;
 use crate::history::History;
-use crate::owner::Command;
+use crate::owner::{Command, JournalFailure};
 use crate::recovery::Recovery;
 use crate::stats::{Counters, Stats};
 
@@ -39,7 +39,7 @@ pub(crate) struct Shared {
     /// tell a clean stop from a task that was torn down.
     pub(crate) clean_exit: AtomicBool,
     /// Why the owner stopped early: a journal write or flush failed.
-    pub(crate) failure: OnceLock<String>,
+    pub(crate) failure: OnceLock<JournalFailure>,
     /// What opening found and did.
     pub(crate) recovery: Recovery,
 }
@@ -339,16 +339,19 @@ impl<E: Event> Engine<E> {
     /// # Errors
     ///
     /// [`ShutdownError::OwnerFailed`] if the owner task did not end
-    /// normally (for example, its runtime was shut down first).
+    /// normally (for example, its runtime was shut down first), and
+    /// [`ShutdownError::Journal`] if it stopped after a journal write or
+    /// flush failed (the message names the seqs and the path).
     pub async fn shutdown(&self) -> Result<(), ShutdownError> {
         self.shared.gate.close();
         // Wake the owner if it is idle. An error means it has already
         // stopped, which is what we are waiting for anyway.
         let _ = self.tx.send_async(Command::Wake).await;
         self.reader.stopped().await;
-        if let Some(message) = self.shared.failure.get() {
+        if let Some(failure) = self.shared.failure.get() {
             Err(ShutdownError::Journal {
-                message: message.clone(),
+                message: failure.message.clone(),
+                io: failure.io,
             })
         } else if self.shared.clean_exit.load(Ordering::Acquire) {
             Ok(())

@@ -91,7 +91,12 @@
 //!
 //! # Crate features
 //!
-//! None yet.
+//! * `fault-injection` (off by default): [`Builder::faults`] and the
+//!   re-exported `FaultPlan`, which fails chosen journal writes, flushes or
+//!   checkpoint files (or slows flushes) so that tests can drive the
+//!   engine's failure paths: a failed batch is answered with
+//!   [`AckError::Journal`] (with the I/O error's kind) and the engine
+//!   stops. A testing tool; production builds leave it off.
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
@@ -120,6 +125,10 @@ pub use handle::{Ack, Engine, Pending};
 pub use policy::{CheckpointPolicy, Retention};
 pub use recovery::{Recovery, ReplayProgress};
 pub use stats::Stats;
+
+/// The fault plan for [`Builder::faults`] (feature `fault-injection`).
+#[cfg(feature = "fault-injection")]
+pub use solostate_persistence::faults::{FaultPlan, Injected};
 
 pub use solostate_commands::{Event, State, StateEvent, StateRejection};
 pub use solostate_queries::{

@@ -136,7 +136,11 @@ pub(crate) async fn run<E: Event>(
         && state.failed.is_none()
     {
         if let Err(error) = journal.flush_async().await {
-            state.failed = Some(error.to_string());
+            let through = state.last_seq;
+            state.failed = Some(JournalFailure::new(
+                format_args!("final flush at shutdown (seqs through {through})"),
+                &error,
+            ));
         } else if let Some(checkpointer) = &mut state.checkpointer {
             checkpointer
                 .finish::<E>(journal, &state.map, state.last_seq, &shared)
@@ -147,11 +151,12 @@ pub(crate) async fn run<E: Event>(
         checkpointer.settle().await;
     }
     if let Some(journal) = state.journal.take() {
-        close_journal(journal).await;
+        let failed = state.failed.is_some() || shared.failure.get().is_some();
+        close_journal(journal, failed).await;
     }
-    if let Some(message) = state.failed.take() {
-        tracing::error!(%message, "owner stopped after a journal failure");
-        let _ = shared.failure.set(message);
+    if let Some(failure) = state.failed.take() {
+        tracing::error!(message = %failure.message, "owner stopped after a journal failure");
+        let _ = shared.failure.set(failure);
     }
     shared.clean_exit.store(true, Ordering::Release);
     tracing::debug!(last_seq = state.last_seq, "owner stopped");
@@ -162,8 +167,9 @@ pub(crate) async fn run<E: Event>(
 /// once `shutdown` returns the directory is unlocked and can be reopened.
 /// The periodic flusher may hold a reference for the length of one flush;
 /// wait for it to let go, then drop sled's handle off the runtime (dropping
-/// it joins sled's background thread).
-async fn close_journal(mut journal: Arc<Journal>) {
+/// it joins sled's background thread). After a journal failure the close
+/// is bounded (see the end).
+async fn close_journal(mut journal: Arc<Journal>, after_failure: bool) {
     let journal = loop {
         match Arc::try_unwrap(journal) {
             Ok(journal) => break journal,
@@ -174,9 +180,34 @@ async fn close_journal(mut journal: Arc<Journal>) {
             }
         }
     };
-    // A failed join means the drop panicked; nothing is left to close.
-    let _ = tokio::task::spawn_blocking(move || drop(journal)).await;
+    if !after_failure {
+        // A failed join means the drop panicked; nothing is left to close.
+        let _ = tokio::task::spawn_blocking(move || drop(journal)).await;
+        return;
+    }
+    // After a real I/O error, sled 0.34's last flush (it flushes when
+    // dropped) can wait forever for a write that failed (seen on a full
+    // tmpfs). Give it a while on a thread of its own, then let it be:
+    // `shutdown` returns with the journal's error instead of hanging, and
+    // the directory stays locked until the process exits.
+    let (done, finished) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        drop(journal);
+        let _ = done.send(()); // nobody may be waiting any more
+    });
+    let waited = tokio::task::spawn_blocking(move || finished.recv_timeout(CLOSE_AFTER_FAILURE))
+        .await
+        .is_ok_and(|received| received.is_ok());
+    if !waited {
+        tracing::error!(
+            seconds = CLOSE_AFTER_FAILURE.as_secs(),
+            "the journal did not close after its failure; it stays open (and its directory locked) until the process exits"
+        );
+    }
 }
+
+/// How long [`close_journal`] waits for a journal that failed to close.
+const CLOSE_AFTER_FAILURE: Duration = Duration::from_secs(5);
 
 /// Flushes the journal every `interval` for `Durability::Every`, until the
 /// owner (the journal's only strong holder) is gone.
@@ -191,7 +222,9 @@ pub(crate) async fn flush_every(journal: Weak<Journal>, interval: Duration, shar
         };
         if let Err(error) = journal.flush_async().await {
             tracing::error!(%error, "periodic journal flush failed; closing the engine");
-            let _ = shared.failure.set(error.to_string());
+            let _ = shared
+                .failure
+                .set(JournalFailure::new("periodic journal flush", &error));
             shared.gate.close();
             return;
         }
@@ -245,7 +278,41 @@ struct Working<E: Event> {
     config: OwnerConfig,
     /// Set when a journal write failed: from then on every command is
     /// answered with that error and the owner stops.
-    failed: Option<String>,
+    failed: Option<JournalFailure>,
+}
+
+/// Why the owner stopped: a journal write or flush failed. Kept so that
+/// every later command, and `shutdown`, gets the same answer.
+#[derive(Debug, Clone)]
+pub(crate) struct JournalFailure {
+    /// What was being written (the seqs) and the journal's error (with
+    /// its path).
+    pub(crate) message: String,
+    /// The I/O error's kind, when the failure was one.
+    pub(crate) io: Option<std::io::ErrorKind>,
+}
+
+impl JournalFailure {
+    pub(crate) fn new(what: impl std::fmt::Display, error: &JournalError) -> Self {
+        JournalFailure {
+            message: format!("{what}: {error}"),
+            io: error.io_kind(),
+        }
+    }
+
+    pub(crate) fn ack_error<R>(&self) -> AckError<R> {
+        AckError::Journal {
+            message: self.message.clone(),
+            io: self.io,
+        }
+    }
+
+    fn rollback_error(&self) -> RollbackError {
+        RollbackError::Journal {
+            message: self.message.clone(),
+            io: self.io,
+        }
+    }
 }
 
 impl<E: Event> Working<E> {
@@ -268,11 +335,9 @@ impl<E: Event> Working<E> {
                 }
                 Command::Wake => continue, // `run` checks the gate's flag
             };
-            if let Some(message) = &self.failed {
+            if let Some(failure) = &self.failed {
                 // The submitter may be gone; nothing else to do.
-                let _ = reply.send(Err(AckError::Journal {
-                    message: message.clone(),
-                }));
+                let _ = reply.send(Err(failure.ack_error()));
                 continue;
             }
             self.batch
@@ -290,17 +355,32 @@ impl<E: Event> Working<E> {
 
     /// Journals the batch (flushing it under `Durability::Always`), then
     /// publishes and acks it. If the journal fails, nobody in the batch is
-    /// acked, the working map goes back to the published one, and the
-    /// owner stops taking events.
+    /// acked, its record is taken back out of the journal, the working map
+    /// goes back to the published one, and the owner stops taking events.
     async fn commit(&mut self, shared: &Arc<Shared>) {
         let bytes = match self.journal_batch().await {
             Ok(bytes) => bytes,
             Err(error) => {
-                let message = error.to_string();
-                tracing::error!(%message, first_seq = self.last_seq + 1, "journal write failed; the engine stops");
-                self.batch.abort(&message);
+                let first = self.last_seq + 1;
+                let last = self.last_seq + self.batch.events().len() as u64;
+                let failure = JournalFailure::new(
+                    format_args!("journal write of seqs {first}..={last}"),
+                    &error,
+                );
+                tracing::error!(message = %failure.message, "journal write failed; the engine stops");
+                if let Some(journal) = &self.journal {
+                    // A record whose flush failed is still in sled's
+                    // memory, and sled flushes on drop: take it back, or
+                    // the events we are about to refuse come back on
+                    // restart. (After a failed append there is nothing to
+                    // take back, and the removal does nothing.)
+                    if let Err(error) = journal.discard(first) {
+                        tracing::error!(%error, first, "could not take back the failed batch's record; its events may reappear after a restart");
+                    }
+                }
+                self.batch.abort(&failure);
                 self.map = self.publisher.snapshot().map().clone();
-                self.failed = Some(message);
+                self.failed = Some(failure);
                 return;
             }
         };
@@ -358,12 +438,18 @@ impl<E: Event> Working<E> {
     /// published. A failure before the journal changed leaves everything
     /// as it was; a failed journal write stops the engine.
     async fn rollback(&mut self, target: u64, shared: &Shared) -> Result<Ack, RollbackError> {
-        if let Some(message) = &self.failed {
-            return Err(RollbackError::Journal {
-                message: message.clone(),
-            });
+        if let Some(failure) = &self.failed {
+            return Err(failure.rollback_error());
         }
         let unavailable = RollbackError::Unavailable;
+        if let Some(checkpointer) = &mut self.checkpointer {
+            // No checkpoint may land after the ones we are about to
+            // delete, and none may prune the journal between the check
+            // below and the rollback: settle the one in flight first.
+            // (Checked after it, a rollback raced the prune, and the
+            // journal's refusal stopped the engine.)
+            checkpointer.settle().await;
+        }
         if let Some(journal) = &self.journal {
             // Refuse before anything changes: a rollback behind the
             // compacted prefix would archive every record and delete every
@@ -379,12 +465,8 @@ impl<E: Event> Working<E> {
                 return Err(unavailable(AsOfError::Pruned { seq: target, first }));
             }
         }
-        if let Some(checkpointer) = &mut self.checkpointer {
-            // No checkpoint may land after the ones we are about to delete.
-            checkpointer.settle().await;
-        }
         if let Some(guard) = &mut self.guard {
-            // Nor a state hash for a seq the journal is about to undo.
+            // No state hash may land for a seq the journal is about to undo.
             guard.settle().await;
         }
         // The same lookup as `Engine::as_of`: the window, else the disk.
@@ -400,24 +482,34 @@ impl<E: Event> Working<E> {
         if let (Some(journal), Some(checkpointer)) = (&self.journal, &mut self.checkpointer) {
             let journal = Arc::clone(journal);
             let store = Arc::clone(&checkpointer.store);
-            let written = tokio::task::spawn_blocking(move || -> Result<(), String> {
+            let what = format!("rollback to seq {target} (marker at seq {seq})");
+            let written = tokio::task::spawn_blocking(move || -> Result<(), JournalFailure> {
                 // Checkpoints first: if we crash between the two steps, the
                 // journal still holds the full timeline and an older
                 // checkpoint (or none) is used.
-                store.remove_after(target).map_err(|e| e.to_string())?;
+                store.remove_after(target).map_err(|error| JournalFailure {
+                    message: format!("{what}: {error}"),
+                    io: None,
+                })?;
                 journal
                     .rollback::<E>(target, seq)
-                    .map_err(|e| e.to_string())?;
+                    .map_err(|error| JournalFailure::new(what, &error))?;
                 Ok(())
             })
             .await
-            .unwrap_or_else(|error| Err(format!("rollback task failed: {error}")));
+            .unwrap_or_else(|error| {
+                Err(JournalFailure {
+                    message: format!("rollback task failed: {error}"),
+                    io: None,
+                })
+            });
             checkpointer.rolled_back(target);
-            if let Err(message) = written {
+            if let Err(failure) = written {
                 self.history.end_rollback(self.publisher.snapshot(), None);
-                tracing::error!(%message, target, "rollback failed to reach the journal; the engine stops");
-                self.failed = Some(message.clone());
-                return Err(RollbackError::Journal { message });
+                tracing::error!(message = %failure.message, target, "rollback failed to reach the journal; the engine stops");
+                let error = failure.rollback_error();
+                self.failed = Some(failure);
+                return Err(error);
             }
         }
         self.map = state.clone();

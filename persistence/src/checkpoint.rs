@@ -185,6 +185,10 @@ impl<E: Event> std::fmt::Debug for Newest<E> {
 pub struct Checkpoints {
     dir: PathBuf,
     schema: String,
+    /// A test's plan for failing checkpoint files (feature
+    /// `fault-injection`).
+    #[cfg(feature = "fault-injection")]
+    faults: Option<crate::faults::FaultPlan>,
 }
 
 impl Checkpoints {
@@ -218,7 +222,18 @@ impl Checkpoints {
         Ok(Checkpoints {
             dir: dir.to_owned(),
             schema: schema.to_owned(),
+            #[cfg(feature = "fault-injection")]
+            faults: None,
         })
+    }
+
+    /// Lets `plan` fail the checkpoint files written from now on (see
+    /// [`FaultPlan::fail_checkpoint_write`]). Testing only.
+    ///
+    /// [`FaultPlan::fail_checkpoint_write`]: crate::faults::FaultPlan::fail_checkpoint_write
+    #[cfg(feature = "fault-injection")]
+    pub fn inject_faults(&mut self, plan: crate::faults::FaultPlan) {
+        self.faults = Some(plan);
     }
 
     /// The checkpoint directory.
@@ -249,6 +264,10 @@ impl Checkpoints {
     ) -> Result<CheckpointInfo, CheckpointError> {
         let tmp = self.dir.join(format!("{PREFIX}{seq:020}{TMP_SUFFIX}"));
         let path = self.path_of(seq);
+        #[cfg(feature = "fault-injection")]
+        if let Some(plan) = &self.faults {
+            plan.checkpoint_write().map_err(io_error(&tmp))?;
+        }
         let written = self.write_tmp::<E>(&tmp, seq, state).and_then(|info| {
             fs::rename(&tmp, &path).map_err(io_error(&path))?;
             Ok(info)

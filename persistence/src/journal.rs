@@ -35,11 +35,13 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 
 use crate::codec::{self, CodecError};
+use storage::{Storage, Write};
 
 mod checks;
 mod maintenance;
 mod read;
 mod rollback;
+pub(crate) mod storage;
 
 pub use rollback::{RollbackRefusal, RollbackReport};
 
@@ -168,6 +170,21 @@ pub enum JournalError {
     },
 }
 
+impl JournalError {
+    /// The kind of the I/O error underneath, if this is one: for example
+    /// [`std::io::ErrorKind::StorageFull`] for a full disk. A caller that
+    /// reports the failure can name its cause without parsing messages.
+    pub fn io_kind(&self) -> Option<std::io::ErrorKind> {
+        match self {
+            JournalError::Storage {
+                source: sled::Error::Io(error),
+                ..
+            } => Some(error.kind()),
+            _ => None,
+        }
+    }
+}
+
 /// A journal of committed batches in a sled database.
 #[derive(Debug)]
 pub struct Journal {
@@ -186,6 +203,8 @@ pub struct Journal {
     meta: sled::Tree,
     db: sled::Db,
     path: PathBuf,
+    /// Where writes and flushes go: sled, or a fault plan in tests.
+    storage: Box<dyn Storage>,
 }
 
 /// One step of the timeline read back from the journal: an event, or a
@@ -306,6 +325,7 @@ impl Journal {
             meta,
             db,
             path,
+            storage: Box::new(storage::Sled),
         })
     }
 
@@ -345,10 +365,32 @@ impl Journal {
             source,
         })?;
         let len = record.len();
+        self.write(Write::Append)?;
         self.records
             .insert(first_seq.to_be_bytes(), record)
             .map_err(|source| self.storage(source))?;
         Ok(len)
+    }
+
+    /// Takes back the record [`Journal::append`] wrote at `first_seq`,
+    /// whose flush failed: its events were never acknowledged, and left in
+    /// sled's memory the record would reach the disk with the next flush
+    /// (sled flushes when it is dropped), bringing them back after a
+    /// restart. Not flushed here; the caller is giving up on the journal,
+    /// and the removal reaches the disk with whatever flush comes next,
+    /// if any does.
+    ///
+    /// # Errors
+    ///
+    /// [`JournalError::Storage`] when sled refuses the removal (after a
+    /// real I/O failure it refuses every write): then the record may
+    /// still reach the disk.
+    pub fn discard(&self, first_seq: u64) -> Result<(), JournalError> {
+        self.write(Write::Discard)?;
+        self.records
+            .remove(first_seq.to_be_bytes())
+            .map_err(|source| self.storage(source))?;
+        Ok(())
     }
 
     /// Makes every append so far durable.
@@ -357,8 +399,9 @@ impl Journal {
     ///
     /// [`JournalError::Storage`] when sled cannot write or sync.
     pub fn flush(&self) -> Result<(), JournalError> {
-        self.db.flush().map_err(|source| self.storage(source))?;
-        Ok(())
+        self.storage
+            .flush(&self.db)
+            .map_err(|source| self.storage(source))
     }
 
     /// Makes every append so far durable without blocking the calling
@@ -369,11 +412,18 @@ impl Journal {
     ///
     /// [`JournalError::Storage`] when sled cannot write or sync.
     pub async fn flush_async(&self) -> Result<(), JournalError> {
-        self.records
-            .flush_async()
+        self.storage
+            .flush_async(&self.db)
             .await
-            .map_err(|source| self.storage(source))?;
-        Ok(())
+            .map_err(|source| self.storage(source))
+    }
+
+    /// Sends this journal's writes and flushes through `plan` from now on,
+    /// so that a test can fail chosen ones (feature `fault-injection`; see
+    /// [`crate::faults`]). Testing only.
+    #[cfg(feature = "fault-injection")]
+    pub fn inject_faults(&mut self, plan: crate::faults::FaultPlan) {
+        self.storage = Box::new(plan);
     }
 
     /// Removes the last record if it is torn (shorter or longer than its
@@ -412,6 +462,7 @@ impl Journal {
                 });
             }
         };
+        self.write(Write::Repair)?;
         self.records
             .remove(key)
             .map_err(|source| self.storage(source))?;
@@ -424,6 +475,13 @@ impl Journal {
             path: self.path.clone(),
             source,
         }
+    }
+
+    /// Asks the storage whether a write of kind `what` may go ahead.
+    fn write(&self, what: Write) -> Result<(), JournalError> {
+        self.storage
+            .write(what)
+            .map_err(|source| self.storage(source))
     }
 
     /// The seq of a record key, or [`JournalError::BadKey`].

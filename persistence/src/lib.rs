@@ -55,13 +55,18 @@
 //!
 //! # Crate features
 //!
-//! None.
+//! * `fault-injection` (off by default): the [`faults`] module, whose
+//!   `FaultPlan` fails chosen journal writes, flushes or checkpoint files,
+//!   or slows flushes, through the journal's storage seam. A testing
+//!   tool, for the engine's failure paths; never needed in production.
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
 pub mod checkpoint;
 pub mod codec;
+#[cfg(feature = "fault-injection")]
+pub mod faults;
 pub mod hash;
 pub mod journal;
 pub mod recovery;

@@ -14,10 +14,25 @@
 //! `SOLOSTATE_RELIABILITY_MODE=full cargo test -p solostate-reliability
 //! --release` runs the tests in the long form instead.
 //!
-//! The harnesses so far: [`soak`] (memory under millions of overwrites
-//! with a pinned reader) and [`overload`] (push-back from the bounded
-//! queue). [`memory`] reads RSS, [`chart`] draws the report's SVG charts,
-//! and [`workload`] holds what the harnesses share.
+//! The harnesses:
+//!
+//! * [`fault_sweep`]: a failed journal write, a failed flush and a full
+//!   disk at every N in a range, each checked for refusals that name the
+//!   cause, a published state that stops at the last durable batch, and a
+//!   reopen that holds exactly the acked events;
+//! * [`model_faults`]: random sessions of writes, rollbacks, checkpoints,
+//!   restarts, injected faults and SIGKILLed child processes, against a
+//!   plain model, live and replayed;
+//! * [`bad_input`]: hostile records, checkpoint files and damaged sled
+//!   journals through the public decode and open APIs;
+//! * [`soak`]: memory under millions of overwrites with a pinned reader;
+//! * [`overload`]: push-back from the bounded queue.
+//!
+//! The fault harnesses drive the engine through `Builder::faults`
+//! (solostate's `fault-injection` feature, which this crate turns on) and
+//! the events of [`fault_workload`]. [`memory`] reads RSS, [`chart`] draws
+//! the report's SVG charts, and [`workload`] holds what soak and overload
+//! share.
 //!
 //! The harnesses live in a library, rather than only in `tests/`, so that
 //! the short form that CI runs and the long form whose figures are
@@ -28,7 +43,10 @@
 
 pub mod bad_input;
 pub mod chart;
+pub mod fault_sweep;
+pub mod fault_workload;
 pub mod memory;
+pub mod model_faults;
 pub mod overload;
 pub mod report;
 pub mod soak;

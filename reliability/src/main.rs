@@ -23,7 +23,7 @@ use std::time::{Duration, Instant};
 
 use solostate::Durability;
 use solostate_reliability::report::{Chart, Mode, Report, Section, machine_description, today_utc};
-use solostate_reliability::{overload, soak};
+use solostate_reliability::{fault_sweep, model_faults, overload, soak};
 
 /// A harness: runs in the given mode and returns its section, or says
 /// which promise it found broken.
@@ -37,6 +37,8 @@ const HARNESSES: &[(&str, Harness)] = &[
     }),
     ("overload", overload::section),
     ("bad_input", solostate_reliability::bad_input::run),
+    ("fault_sweep", fault_sweep::harness),
+    ("model_faults", model_faults_harness),
 ];
 
 /// What a child process hands back: its section, or the broken promise.
@@ -46,7 +48,17 @@ type Outcome = Result<Section, String>;
 /// charts a few tens).
 const MAX_OUTCOME: usize = 16 << 20;
 
+/// The model harness, whose crash children are this bin.
+fn model_faults_harness(mode: Mode) -> Result<Section, String> {
+    let me = std::env::current_exe().map_err(|e| format!("cannot find this bin: {e}"))?;
+    model_faults::harness(mode, &me)
+}
+
 fn main() -> ExitCode {
+    // Not for people: the crash child that model_faults runs and kills.
+    if std::env::args().nth(1).as_deref() == Some(model_faults::CHILD_COMMAND) {
+        return model_faults::child_main(std::env::args().skip(2));
+    }
     let mut mode = Mode::Quick;
     let mut out = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../RELIABILITY.md");
     let mut only: Option<String> = None;

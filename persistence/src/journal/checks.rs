@@ -17,6 +17,7 @@ impl Journal {
     /// [`JournalError::Storage`].
     pub fn record_state_hash(&self, seq: u64, hash: u64) -> Result<(), JournalError> {
         let record = codec::encode_state_hash(hash).map_err(|source| self.corrupt(seq, source))?;
+        self.write(super::Write::StateHash)?;
         self.state_hashes
             .insert(seq.to_be_bytes(), record)
             .map_err(|source| self.storage(source))?;

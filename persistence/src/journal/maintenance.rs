@@ -6,7 +6,7 @@ use std::convert::Infallible;
 use sled::Transactional;
 use sled::transaction::{ConflictableTransactionError, TransactionError};
 
-use super::{Journal, JournalError, PRUNED_KEY};
+use super::{Journal, JournalError, PRUNED_KEY, Write};
 
 impl Journal {
     /// Deletes the records whose every seq is `<= seq`: the prefix a
@@ -46,6 +46,7 @@ impl Journal {
             return Ok(0);
         }
         let doomed_hashes = self.state_hash_keys(0, pruned)?;
+        self.write(Write::Prune)?;
         (&self.records, &self.meta, &self.state_hashes)
             .transaction(|(records, meta, state_hashes)| {
                 for key in &doomed {
@@ -89,6 +90,7 @@ impl Journal {
             .generate_id()
             .map_err(|source| self.storage(source))?;
         let doomed_hashes = self.state_hash_keys(seq, u64::MAX)?;
+        self.write(Write::Quarantine)?;
         (&self.records, &self.quarantine, &self.state_hashes)
             .transaction(|(records, quarantine, state_hashes)| {
                 for (key, value) in &moves {

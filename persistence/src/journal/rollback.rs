@@ -137,6 +137,7 @@ impl Journal {
         // would only take space.
         let undone_hashes = self.state_hash_keys(target + 1, u64::MAX)?;
 
+        self.write(super::Write::Rollback)?;
         (&self.records, &self.archive, &self.state_hashes)
             .transaction(|(records, archive, state_hashes)| {
                 let archive_put = |seq: u64, value: &[u8]| {
