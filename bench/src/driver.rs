@@ -4,6 +4,7 @@
 //! coordinated omission).
 
 use std::sync::Barrier;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use hdrhistogram::Histogram;
@@ -12,8 +13,9 @@ use crate::adapters::Contender;
 use crate::metrics::latency_histogram;
 use crate::workload::{Op, Value64, value};
 
-/// Ops between clock checks in a throughput run.
-const CHECK_EVERY: usize = 256;
+/// Ops between syncs in a throughput run: a pipelining contender
+/// completes what it deferred at least this often.
+const SYNC_EVERY: usize = 4096;
 
 /// What a throughput run measured.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -40,16 +42,20 @@ fn thread_value(thread: usize) -> Value64 {
 }
 
 /// One thread per op sequence, each running its ops in a loop (from the
-/// start again when it runs out) for `duration`, then completing what it
-/// deferred. The time is the slowest thread's, including that last sync.
+/// start again when it runs out) until `duration` is up, then completing
+/// what it deferred. The time is the slowest thread's, including that last
+/// sync. The threads check a stop flag after every op (a load of a line
+/// no one writes until the end), so that a contender whose ops take a
+/// tenth of a second (a full copy of a million keys) stops on time too.
 pub fn throughput(contender: &dyn Contender, ops: &[Vec<Op>], duration: Duration) -> Throughput {
-    let barrier = Barrier::new(ops.len());
+    let barrier = Barrier::new(ops.len() + 1);
+    let stop = AtomicBool::new(false);
     let per_thread: Vec<(u64, u64, u64, Duration)> = std::thread::scope(|scope| {
         let handles: Vec<_> = ops
             .iter()
             .enumerate()
             .map(|(thread, ops)| {
-                let barrier = &barrier;
+                let (barrier, stop) = (&barrier, &stop);
                 scope.spawn(move || {
                     let value = thread_value(thread);
                     let mut session = contender.session();
@@ -57,7 +63,7 @@ pub fn throughput(contender: &dyn Contender, ops: &[Vec<Op>], duration: Duration
                     barrier.wait();
                     let start = Instant::now();
                     'run: loop {
-                        for chunk in ops.chunks(CHECK_EVERY) {
+                        for chunk in ops.chunks(SYNC_EVERY) {
                             for op in chunk {
                                 match *op {
                                     Op::Read(key) => {
@@ -69,12 +75,12 @@ pub fn throughput(contender: &dyn Contender, ops: &[Vec<Op>], duration: Duration
                                         writes += 1;
                                     }
                                 }
+                                if stop.load(Ordering::Relaxed) {
+                                    break 'run;
+                                }
                             }
-                            if start.elapsed() >= duration {
-                                break 'run;
-                            }
+                            found += session.sync();
                         }
-                        found += session.sync();
                     }
                     found += session.sync();
                     let elapsed = start.elapsed();
@@ -83,6 +89,9 @@ pub fn throughput(contender: &dyn Contender, ops: &[Vec<Op>], duration: Duration
                 })
             })
             .collect();
+        barrier.wait();
+        std::thread::sleep(duration);
+        stop.store(true, Ordering::Relaxed);
         handles
             .into_iter()
             .map(|h| h.join().expect("a bench thread panicked"))
@@ -118,54 +127,45 @@ pub struct Latency {
     pub saturated: bool,
 }
 
-/// Each thread runs its ops at `rate / threads` per second for `duration`,
-/// one at a time: an op starts at its scheduled time (or at once, when the
-/// previous one ran late), is completed (a write acknowledged), and is
-/// timed from its scheduled start. A contender that cannot keep up is
-/// stopped after twice `duration` and marked saturated.
+/// Readers and a writer at fixed rates: one writer thread runs every
+/// write of `ops` and the other threads (at least one) share the reads,
+/// so that a read waits only for what the contender makes it wait for,
+/// not for a write its own thread just did. Together they run `rate` ops/s
+/// in the mix of `ops`, for `duration`. Each op starts at its scheduled
+/// time (or at once, when the previous one ran late), is completed (a
+/// write acknowledged), and is timed from its scheduled start. A contender
+/// that cannot keep up is stopped after twice `duration` and marked
+/// saturated.
 pub fn latency(
     contender: &dyn Contender,
     ops: &[Vec<Op>],
     rate: f64,
     duration: Duration,
 ) -> Latency {
-    let interval = Duration::from_secs_f64(ops.len() as f64 / rate);
-    let per_thread_ops = (duration.as_secs_f64() * rate / ops.len() as f64) as usize;
-    let budget = duration * 2;
-    let barrier = Barrier::new(ops.len());
+    let all = || ops.iter().flatten().copied();
+    let writes: Vec<Op> = all().filter(|op| matches!(op, Op::Write(_))).collect();
+    let reads: Vec<Op> = all().filter(|op| matches!(op, Op::Read(_))).collect();
+    let write_share = writes.len() as f64 / (writes.len() + reads.len()).max(1) as f64;
+    let readers = ops.len().saturating_sub(1).max(1);
+    let mut roles: Vec<(Vec<Op>, f64)> = (0..readers)
+        .map(|r| {
+            let mine = reads.iter().skip(r).step_by(readers).copied().collect();
+            (mine, rate * (1.0 - write_share) / readers as f64)
+        })
+        .collect();
+    roles.push((writes, rate * write_share));
+    roles.retain(|(ops, rate)| !ops.is_empty() && *rate > 0.0);
+    let barrier = Barrier::new(roles.len());
     let results: Vec<(Histogram<u64>, Histogram<u64>, bool)> = std::thread::scope(|scope| {
-        let handles: Vec<_> = ops
+        let handles: Vec<_> = roles
             .iter()
             .enumerate()
-            .map(|(thread, ops)| {
+            .map(|(thread, (ops, rate))| {
                 let barrier = &barrier;
                 scope.spawn(move || {
-                    let value = thread_value(thread);
-                    let mut session = contender.session();
-                    let (mut read, mut write) = (latency_histogram(), latency_histogram());
+                    let session = contender.session();
                     barrier.wait();
-                    let start = Instant::now();
-                    let mut late = false;
-                    for (i, op) in ops.iter().cycle().take(per_thread_ops).enumerate() {
-                        let intended = start + interval * i as u32;
-                        wait_until(intended);
-                        match *op {
-                            Op::Read(key) => session.read(key),
-                            Op::Write(key) => session.write(key, &value),
-                        }
-                        session.sync();
-                        let took = intended.elapsed().as_nanos() as u64;
-                        match op {
-                            Op::Read(_) => read.saturating_record(took),
-                            Op::Write(_) => write.saturating_record(took),
-                        }
-                        if start.elapsed() > budget {
-                            late = true;
-                            break;
-                        }
-                    }
-                    late |= start.elapsed() > duration.mul_f64(1.1);
-                    (read, write, late)
+                    paced(session, ops, *rate, duration, thread_value(thread))
                 })
             })
             .collect();
@@ -187,6 +187,39 @@ pub fn latency(
         write,
         saturated,
     }
+}
+
+/// One thread's open-loop run of `ops` (cycled) at `rate` per second.
+/// Returns the read and write histograms and whether it fell behind.
+fn paced(
+    mut session: Box<dyn crate::adapters::Session + '_>,
+    ops: &[Op],
+    rate: f64,
+    duration: Duration,
+    value: Value64,
+) -> (Histogram<u64>, Histogram<u64>, bool) {
+    let interval = Duration::from_secs_f64(1.0 / rate);
+    let count = (duration.as_secs_f64() * rate) as usize;
+    let (mut read, mut write) = (latency_histogram(), latency_histogram());
+    let start = Instant::now();
+    for (i, op) in ops.iter().cycle().take(count).enumerate() {
+        let intended = start + interval.mul_f64(i as f64);
+        wait_until(intended);
+        match *op {
+            Op::Read(key) => session.read(key),
+            Op::Write(key) => session.write(key, &value),
+        }
+        session.sync();
+        let took = intended.elapsed().as_nanos() as u64;
+        match op {
+            Op::Read(_) => read.saturating_record(took),
+            Op::Write(_) => write.saturating_record(took),
+        }
+        if start.elapsed() > duration * 2 {
+            return (read, write, true);
+        }
+    }
+    (read, write, start.elapsed() > duration.mul_f64(1.1))
 }
 
 /// Waits for `when`: sleeps while it is far off (sleeping wakes up to

@@ -131,6 +131,7 @@ fn run(args: &Args) -> Result<String, String> {
         report.memory = rows;
         report.notes.extend(notes);
     }
+    eprintln!("[{:.1?}] sets and memory done", started.elapsed());
     if wants("recovery") {
         match recovery::run(BIG) {
             Ok(r) => report.recovery = Some(r),

@@ -289,7 +289,8 @@ impl Report {
         if let Some((_, config, l)) = set.latency.first() {
             let _ = writeln!(
                 md,
-                "### {} set: latency, {} at {} ops/s\n\nOpen loop: each op is timed from \
+                "### {} set: latency, {} at {} ops/s\n\nOpen loop: one writer thread and \
+                 the other threads reading, at fixed rates in the mix; each op is timed from \
                  its scheduled start, so a stall counts against every op it delayed. \
                  Writes are timed to their ack (durable, for the durable contenders).\n",
                 set.name,

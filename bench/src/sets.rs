@@ -214,9 +214,10 @@ pub fn run(set: &Set, mode: Mode) -> SetResult {
     let mut key_counts: Vec<u64> = set.configs.iter().map(|c| c.keys).collect();
     key_counts.dedup();
     let headline = headline(set.keys());
+    let started = std::time::Instant::now();
     for &name in &set.contenders {
         for &keys in &key_counts {
-            let started = std::time::Instant::now();
+            let filling = std::time::Instant::now();
             let contender = match adapters::build(name, keys) {
                 Ok(contender) => contender,
                 Err(e) => {
@@ -225,7 +226,11 @@ pub fn run(set: &Set, mode: Mode) -> SetResult {
                     continue;
                 }
             };
-            eprintln!("{name}: filled {keys} keys in {:.1?}", started.elapsed());
+            eprintln!(
+                "[{:>5.1?}] {name}: filled {keys} keys in {:.1?}",
+                started.elapsed(),
+                filling.elapsed()
+            );
             if !result.contenders.contains(&name) {
                 result.contenders.push(name);
             }
