@@ -5,6 +5,7 @@
 //! cargo run --release -p solostate-bench -- --full         # the whole matrix, ~20 minutes
 //!     [--out DIR]                 # where BENCHMARKS.md and the charts go (default: the workspace root)
 //!     [--only in-memory,durable,memory,recovery]           # some parts only
+//!     [--contenders 'solostate,RwLock<HashMap>']            # some contenders only (for profiling)
 //! ```
 
 #![forbid(unsafe_code)]
@@ -26,6 +27,8 @@ struct Args {
     mode: Mode,
     out: PathBuf,
     parts: Vec<String>,
+    /// Only these contenders, when set.
+    contenders: Option<Vec<String>>,
 }
 
 fn parse(args: &[String]) -> Result<Args, String> {
@@ -33,6 +36,7 @@ fn parse(args: &[String]) -> Result<Args, String> {
         mode: Mode::Quick,
         out: PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/..")),
         parts: PARTS.iter().map(|p| p.to_string()).collect(),
+        contenders: None,
     };
     let mut args = args.iter();
     while let Some(arg) = args.next() {
@@ -46,6 +50,16 @@ fn parse(args: &[String]) -> Result<Args, String> {
                 if let Some(bad) = parsed.parts.iter().find(|p| !PARTS.contains(&p.as_str())) {
                     return Err(format!("--only: unknown part {bad:?} (parts: {PARTS:?})"));
                 }
+            }
+            "--contenders" => {
+                let list = args.next().ok_or("--contenders needs a list")?;
+                let names: Vec<String> = list.split(',').map(str::to_string).collect();
+                let known = || adapters::MAPS.iter().chain(adapters::DURABLE);
+                if let Some(bad) = names.iter().find(|n| !known().any(|k| k == n)) {
+                    let known: Vec<_> = known().collect();
+                    return Err(format!("--contenders: unknown {bad:?} (known: {known:?})"));
+                }
+                parsed.contenders = Some(names);
             }
             other => return Err(format!("unknown argument {other:?}")),
         }
@@ -116,18 +130,23 @@ fn run(args: &Args) -> Result<String, String> {
         charts: Vec::new(),
     };
     eprintln!("machine: {:?}", report.machine);
+    let picked = |mut set: Set| {
+        if let Some(names) = &args.contenders {
+            set.contenders.retain(|c| names.iter().any(|n| n == c));
+        }
+        set
+    };
     if wants("in-memory") {
-        report
-            .sets
-            .push(sets::run(&Set::maps(args.mode), args.mode));
+        let set = picked(Set::maps(args.mode));
+        report.sets.push(sets::run(&set, args.mode));
     }
     if wants("durable") {
-        report
-            .sets
-            .push(sets::run(&Set::durable(args.mode), args.mode));
+        let set = picked(Set::durable(args.mode));
+        report.sets.push(sets::run(&set, args.mode));
     }
     if wants("memory") {
-        let (rows, notes) = sets::memory(adapters::MAPS, BIG);
+        let set = picked(Set::maps(args.mode));
+        let (rows, notes) = sets::memory(&set.contenders, BIG);
         report.memory = rows;
         report.notes.extend(notes);
     }
