@@ -411,9 +411,11 @@ pub fn ratio(r: f64) -> String {
     }
 }
 
-/// `12.3M`, `456k`, `789`.
+/// `1.2G`, `12.3M`, `456k`, `789`.
 pub fn count(n: f64) -> String {
-    if n >= 1e6 {
+    if n >= 1e9 {
+        format!("{:.1}G", n / 1e9)
+    } else if n >= 1e6 {
         format!("{:.2}M", n / 1e6)
     } else if n >= 1e3 {
         format!("{:.1}k", n / 1e3)

@@ -148,6 +148,7 @@ fn numbers_are_formatted_for_reading() {
     assert_eq!(ratio(12.34), "12.3x");
     assert_eq!(ratio(1.234), "1.23x");
     assert_eq!(ratio(0.01234), "0.012x");
+    assert_eq!(count(1.2e10), "12.0G");
     assert_eq!(count(12_345_678.0), "12.35M");
     assert_eq!(count(4_560.0), "4.6k");
     assert_eq!(count(78.0), "78");
