@@ -212,6 +212,7 @@ pub fn run(set: &Set, mode: Mode) -> SetResult {
             .push(adapters::AdapterError::RedisMissing.to_string());
     }
     let mut key_counts: Vec<u64> = set.configs.iter().map(|c| c.keys).collect();
+    key_counts.sort_unstable();
     key_counts.dedup();
     let headline = headline(set.keys());
     let started = std::time::Instant::now();
