@@ -168,6 +168,17 @@ pub fn build(name: &str, keys: u64) -> Option<Result<Box<dyn Contender>, Adapter
 
 impl Drop for Solo {
     fn drop(&mut self) {
+        // Batch sizes say how much group commit a run got: the first thing
+        // to look at when a durable contender is slow.
+        let stats = self.engine.stats();
+        eprintln!(
+            "{}: applied {} events since open (the fill included) in {} batches (mean {:.0}, largest {})",
+            self.name,
+            stats.applied,
+            stats.batches,
+            stats.applied as f64 / stats.batches.max(1) as f64,
+            stats.largest_batch
+        );
         if let Err(e) = self.runtime.block_on(self.engine.shutdown()) {
             eprintln!("{}: shutdown failed: {e}", self.name);
         }
