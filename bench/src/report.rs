@@ -80,12 +80,16 @@ impl Report {
         };
         let writes =
             |set: &str, c: &str, config: &Config| self.row(set, c, config).map(|t| t.writes_per_s);
+        // Write-only at the durable set's largest key count, 2 threads.
         let durable_config = self
             .sets
             .iter()
             .find(|s| s.name == "durable")
-            .and_then(|s| s.rows.iter().find(|r| r.config.write_pct == 100))
-            .map(|r| r.config);
+            .and_then(|s| s.rows.iter().map(|r| r.config.keys).max())
+            .map(|keys| Config {
+                write_pct: 100,
+                ..headline(keys)
+            });
         let durable = |a: &str, b: &str| {
             let config = durable_config?;
             Some(writes("durable", a, &config)? / writes("durable", b, &config)?)

@@ -357,7 +357,7 @@ pub fn memory(contenders: &[&'static str], keys: u64) -> (Vec<Memory>, Vec<Strin
             .args([MEMORY_CHILD, contender, &keys.to_string()])
             .output();
         let parsed = output
-            .map_err(|e| e.to_string())
+            .map_err(|e| format!("run {}: {e}", exe.display()))
             .and_then(|out| {
                 if out.status.success() {
                     Ok(String::from_utf8_lossy(&out.stdout).into_owned())
