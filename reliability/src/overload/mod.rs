@@ -113,7 +113,7 @@ impl OverloadConfig {
             shedding: 4,
             waiting: 4,
             keys_per_producer: 1_000,
-            rss_budget: 64 << 20,
+            rss_budget: 96 << 20,
         }
     }
 }
