@@ -25,10 +25,10 @@
 //!
 //! The heap: while records and checkpoint files are decoded, the
 //! allocator ([`crate::ALLOCATOR`]) refuses to grow the heap more than
-//! [`DECODE_HEAP_LIMIT`] past where it started, so an input that tried to
-//! allocate what a hostile length claims would abort the run. The figures
-//! add the allocator's high-water mark, which is an upper bound of any one
-//! input's cost (earlier work in the same process can only raise it).
+//! the codec's decode limit plus 16 MiB past where it started, so an
+//! input that tried to allocate what a hostile length claims would abort
+//! the run. The figures add the allocator's high-water mark, which is an
+//! upper bound of any one input's cost (earlier work in the same process can only raise it).
 
 use std::collections::BTreeMap;
 use std::fmt::Debug;
@@ -433,7 +433,7 @@ fn journals(rng: &mut Rng, tally: &mut Tally, count: u64, dir: &Path) -> Result<
 }
 
 /// Runs the sweep. Fails (the promise is broken) on any panic, any wrong
-/// data accepted, or a heap that grew past [`HEAP_BOUND`].
+/// data accepted, or a heap that grew past its limit (the codec's decode limit plus 16 MiB).
 ///
 /// # Errors
 ///
