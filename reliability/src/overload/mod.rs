@@ -19,11 +19,12 @@
 //!   the push-back).
 //!
 //! RSS must stay under a stated cap (the empty engine's RSS plus a fixed
-//! budget, far below what the offered-but-unabsorbed events would take in
-//! an unbounded queue) the whole time, every admitted event
-//! must be acked, and after a shutdown and a reopen of the directory the
-//! state must hold, for every key, the last event admitted for it.
-//!
+//! budget; in the 30 s form, well below what the offered-but-unabsorbed
+//! events alone would take in an unbounded queue) the whole time, every
+//! admitted event must be acked, and after a shutdown and a reopen of the
+//! directory the state must hold, for every key, the last event admitted
+//! for it.
+
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
