@@ -25,10 +25,10 @@
 //!
 //! The heap: while records and checkpoint files are decoded, the
 //! allocator ([`crate::ALLOCATOR`]) refuses to grow the heap more than
-//! [`DECODE_HEAP_LIMIT`] past where it started, so an input that tried to
-//! allocate what a hostile length claims would abort the run. The figures
-//! add the allocator's high-water mark, which is an upper bound of any one
-//! input's cost (earlier work in the same process can only raise it).
+//! the codec's decode limit plus 16 MiB past where it started, so an
+//! input that tried to allocate what a hostile length claims would abort
+//! the run. The figures add the allocator's high-water mark, which is an
+//! upper bound of any one input's cost (earlier work in the same process can only raise it).
 
 use std::collections::BTreeMap;
 use std::fmt::Debug;
@@ -41,6 +41,7 @@ use solostate::persistence::journal::{Journal, JournalError, Step};
 use solostate::{State, StateEvent};
 
 use crate::report::{Mode, Section};
+use crate::workload::Rng;
 
 type Ev = StateEvent<u32, String>;
 
@@ -81,45 +82,29 @@ fn sizes(mode: Mode) -> Sizes {
     }
 }
 
-/// splitmix64: a fixed-seed generator, so a run can be repeated.
-struct Rng(u64);
+/// Up to `max` random bytes.
+fn random_bytes(rng: &mut Rng, max: usize) -> Vec<u8> {
+    let len = rng.below(max + 1);
+    (0..len).map(|_| rng.bits() as u8).collect()
+}
 
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n.max(1) as u64) as usize
-    }
-
-    fn bytes(&mut self, max: usize) -> Vec<u8> {
-        let len = self.below(max + 1);
-        (0..len).map(|_| self.next() as u8).collect()
-    }
-
-    /// Flips 1 to 4 random bits, or cuts the bytes short, or appends junk.
-    fn damage(&mut self, bytes: &mut Vec<u8>) {
-        match self.below(3) {
-            0 => {
-                for _ in 0..=self.below(4) {
-                    let bit = self.below(bytes.len() * 8);
-                    bytes[bit / 8] ^= 1 << (bit % 8);
-                }
+/// Flips 1 to 4 random bits, or cuts the bytes short, or appends junk.
+fn damage(rng: &mut Rng, bytes: &mut Vec<u8>) {
+    match rng.below(3) {
+        0 => {
+            for _ in 0..=rng.below(4) {
+                let bit = rng.below(bytes.len() * 8);
+                bytes[bit / 8] ^= 1 << (bit % 8);
             }
-            1 => {
-                let len = self.below(bytes.len());
-                bytes.truncate(len);
-            }
-            _ => {
-                let junk = self.bytes(16);
-                bytes.extend_from_slice(&junk);
-                bytes.push(0);
-            }
+        }
+        1 => {
+            let len = rng.below(bytes.len());
+            bytes.truncate(len);
+        }
+        _ => {
+            let junk = random_bytes(rng, 16);
+            bytes.extend_from_slice(&junk);
+            bytes.push(0);
         }
     }
 }
@@ -212,13 +197,13 @@ fn event(seq: u64) -> Ev {
 }
 
 fn random_batch(rng: &mut Rng) -> Vec<Ev> {
-    let start = rng.next() % 1000;
+    let start = rng.bits() % 1000;
     (start..start + rng.below(8) as u64).map(event).collect()
 }
 
 fn records(rng: &mut Rng, tally: &mut Tally, count: u64) -> Result<(), String> {
     for _ in 0..count {
-        let mut bytes = rng.bytes(256);
+        let mut bytes = random_bytes(rng, 256);
         if bytes.len() >= codec::HEADER_LEN && rng.below(2) == 0 {
             // A plausible header, so that the crc check is reached.
             let len = (bytes.len() - codec::HEADER_LEN) as u32;
@@ -236,7 +221,7 @@ fn records(rng: &mut Rng, tally: &mut Tally, count: u64) -> Result<(), String> {
 
         // A random kind and body behind a correct header and crc.
         let mut payload = vec![rng.below(4) as u8];
-        payload.extend(rng.bytes(200));
+        payload.extend(random_bytes(rng, 200));
         let mut framed = vec![codec::FORMAT_VERSION];
         framed.extend_from_slice(&(payload.len() as u32).to_le_bytes());
         framed.extend_from_slice(&crc32fast::hash(&payload).to_le_bytes());
@@ -268,7 +253,7 @@ fn records(rng: &mut Rng, tally: &mut Tally, count: u64) -> Result<(), String> {
 
         let batch = random_batch(rng);
         let mut damaged = codec::encode_batch(&batch).expect("encodes");
-        rng.damage(&mut damaged);
+        damage(rng, &mut damaged);
         tally.run("record: damaged", || {
             match codec::decode_batch::<Ev>(&damaged) {
                 Ok(events) if events == batch => Outcome::Decoded,
@@ -290,7 +275,7 @@ fn checkpoints(rng: &mut Rng, tally: &mut Tally, count: u64, dir: &Path) -> Resu
     let load = |seq: u64| store.load::<Ev>(seq).map(|(state, _)| state);
     for _ in 0..count {
         // Random bytes under seq 2's name.
-        std::fs::write(store.path_of(2), rng.bytes(1024)).map_err(|e| e.to_string())?;
+        std::fs::write(store.path_of(2), random_bytes(rng, 1024)).map_err(|e| e.to_string())?;
         tally.run("checkpoint: random bytes", || match load(2) {
             Ok(found) => Outcome::Wrong(format!("random bytes loaded as {} entries", found.len())),
             Err(error) => Outcome::Error(checkpoint_error(&error)),
@@ -298,7 +283,7 @@ fn checkpoints(rng: &mut Rng, tally: &mut Tally, count: u64, dir: &Path) -> Resu
         // The damaged copy in place of the original, under its own name,
         // so only the damage can make it fail.
         let mut damaged = original.clone();
-        rng.damage(&mut damaged);
+        damage(rng, &mut damaged);
         std::fs::write(store.path_of(1), &damaged).map_err(|e| e.to_string())?;
         tally.run("checkpoint: damaged", || match load(1) {
             Ok(found) if found == state => Outcome::Decoded,
@@ -403,12 +388,12 @@ fn journals(rng: &mut Rng, tally: &mut Tally, count: u64, dir: &Path) -> Result<
             let mut damaged = record.clone();
             let written = match rng.below(4) {
                 0 => {
-                    rng.damage(&mut damaged);
+                    damage(rng, &mut damaged);
                     tree.insert(key, damaged)
                 }
-                1 => tree.insert(key, rng.bytes(64)),
+                1 => tree.insert(key, random_bytes(rng, 64)),
                 2 => tree.remove(key),
-                _ => tree.insert(rng.bytes(12), record),
+                _ => tree.insert(random_bytes(rng, 12), record),
             };
             written.map_err(|e| e.to_string())?;
             db.flush().map_err(|e| e.to_string())?;
@@ -426,7 +411,7 @@ fn journals(rng: &mut Rng, tally: &mut Tally, count: u64, dir: &Path) -> Result<
         let mut bytes = std::fs::read(target).map_err(io)?;
         if !bytes.is_empty() {
             match rng.below(3) {
-                0 => rng.damage(&mut bytes),
+                0 => damage(rng, &mut bytes),
                 1 => {
                     let at = rng.below(bytes.len());
                     let len = rng.below(4096).min(bytes.len() - at);
@@ -434,7 +419,7 @@ fn journals(rng: &mut Rng, tally: &mut Tally, count: u64, dir: &Path) -> Result<
                 }
                 _ => {
                     let at = rng.below(bytes.len());
-                    bytes[at] = rng.next() as u8;
+                    bytes[at] = rng.bits() as u8;
                 }
             }
         }
@@ -448,7 +433,7 @@ fn journals(rng: &mut Rng, tally: &mut Tally, count: u64, dir: &Path) -> Result<
 }
 
 /// Runs the sweep. Fails (the promise is broken) on any panic, any wrong
-/// data accepted, or a heap that grew past [`HEAP_BOUND`].
+/// data accepted, or a heap that grew past its limit (the codec's decode limit plus 16 MiB).
 ///
 /// # Errors
 ///
@@ -456,7 +441,7 @@ fn journals(rng: &mut Rng, tally: &mut Tally, count: u64, dir: &Path) -> Result<
 pub fn run(mode: Mode) -> Result<Section, String> {
     let sizes = sizes(mode);
     let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
-    let mut rng = Rng(0x0BAD_1A9E);
+    let mut rng = Rng::new(0x0BAD_1A9E);
     let mut tally = Tally::default();
     let heap_at_start = crate::ALLOCATOR.allocated();
     crate::ALLOCATOR

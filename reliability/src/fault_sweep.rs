@@ -30,6 +30,7 @@ use solostate::{
 };
 
 use crate::report::{Mode, Section};
+use crate::workload::runtime;
 
 type Ev = StateEvent<u64, u64>;
 
@@ -88,16 +89,13 @@ const MAX_EVENTS: u64 = 20_000;
 pub fn run(fault: Fault, n: u64, multi_thread: bool) -> Result<RunOutcome, String> {
     let dir = tempfile::tempdir().map_err(|e| format!("tempdir: {e}"))?;
     let runtime = if multi_thread {
-        tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
+        runtime()?
     } else {
         tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
-    }
-    .map_err(|e| format!("runtime: {e}"))?;
+            .map_err(|e| format!("cannot start a tokio runtime: {e}"))?
+    };
     runtime
         .block_on(drive(dir.path(), fault, n))
         .map_err(|broken| format!("{fault:?} at {n}: {broken}"))

@@ -6,6 +6,8 @@
 use solostate::StateEvent;
 use solostate::imbl::HashMap;
 
+use crate::workload::Rng;
+
 /// The event type every fault harness drives.
 pub type Ev = StateEvent<u64, u64>;
 
@@ -15,37 +17,6 @@ pub type Model = HashMap<u64, u64>;
 /// Keys are drawn from `0..KEYS`, few enough that deletes and overwrites
 /// hit existing keys often.
 pub const KEYS: u64 = 64;
-
-/// A small deterministic generator (SplitMix64), so that a failing run
-/// can be rerun from its seed. No dependency for a few random numbers.
-#[derive(Debug, Clone)]
-pub struct Rng(u64);
-
-impl Rng {
-    /// A generator started from `seed`.
-    pub fn new(seed: u64) -> Self {
-        Rng(seed)
-    }
-
-    /// The next 64 random bits.
-    pub fn bits(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    /// A number in `low..=high`.
-    pub fn range(&mut self, low: u64, high: u64) -> u64 {
-        low + self.bits() % (high - low + 1)
-    }
-
-    /// True with probability `percent` / 100.
-    pub fn chance(&mut self, percent: u64) -> bool {
-        self.bits() % 100 < percent
-    }
-}
 
 /// The event a harness writes at `seq` in a run with `seed`: mostly puts
 /// (of the seq, so every acked seq leaves a visible trace until it is

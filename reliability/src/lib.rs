@@ -12,27 +12,34 @@
 //! ```
 //!
 //! `SOLOSTATE_RELIABILITY_MODE=full cargo test -p solostate-reliability
-//! --release` runs the tests in the long form instead.
+//! --release` runs the soak and overload tests in their long form instead;
+//! the other harnesses' long forms run in the bin (`--full`), and the
+//! model test's sizes also come from `SOLOSTATE_MODEL_SESSIONS` and
+//! `SOLOSTATE_MODEL_SEED`.
 //!
-//! The harnesses:
+//! The harnesses, by the names the bin's `--only` takes:
 //!
-//! * [`fault_sweep`]: a failed journal write, a failed flush and a full
+//! * `fault_sweep`, [`fault_sweep`]: a failed journal write, a failed flush and a full
 //!   disk at every N in a range, each checked for refusals that name the
 //!   cause, a published state that stops at the last durable batch, and a
 //!   reopen that holds exactly the acked events;
-//! * [`model_faults`]: random sessions of writes, rollbacks, checkpoints,
+//! * `model_faults`, [`model_faults`]: random sessions of writes, rollbacks, checkpoints,
 //!   restarts, injected faults and SIGKILLed child processes, against a
 //!   plain model, live and replayed;
-//! * [`bad_input`]: hostile records, checkpoint files and damaged sled
+//! * `bad_input`, [`bad_input`]: hostile records, checkpoint files and damaged sled
 //!   journals through the public decode and open APIs;
-//! * [`soak`]: memory under millions of overwrites with a pinned reader;
-//! * [`overload`]: push-back from the bounded queue.
+//! * `soak` and `soak_durable` (journaling every 100 ms), [`soak`]: memory
+//!   under millions of overwrites with a pinned reader;
+//! * `overload`, [`overload`]: push-back from the bounded queue, with
+//!   producers at ten times what a journal with a slow flush (a
+//!   `FaultPlan::flush_delay`) absorbs.
 //!
 //! The fault harnesses drive the engine through `Builder::faults`
 //! (solostate's `fault-injection` feature, which this crate turns on) and
 //! the events of [`fault_workload`]. [`memory`] reads RSS, [`chart`] draws
-//! the report's SVG charts, and [`workload`] holds what soak and overload
-//! share.
+//! the report's SVG charts, [`report`] writes it, and [`workload`] holds
+//! what the harnesses share (the seedable generator, the runtime, latency
+//! summaries) and the soak and overload events.
 //!
 //! The harnesses live in a library, rather than only in `tests/`, so that
 //! the short form that CI runs and the long form whose figures are

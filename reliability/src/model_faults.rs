@@ -37,8 +37,9 @@ use solostate::{
     RollbackError, ShutdownError,
 };
 
-use crate::fault_workload::{self, Ev, Model, Rng};
+use crate::fault_workload::{self, Ev, Model};
 use crate::report::{Mode, Section};
+use crate::workload::{Rng, runtime};
 
 /// The `reliability` bin's hidden subcommand that runs a crash child:
 /// `reliability __model-crash-child DIR SEED EVERY_EVENTS`.
@@ -125,11 +126,7 @@ impl Modeled {
 /// the seed and session to rerun it.
 pub fn run(config: &Config) -> Result<Figures, String> {
     let dir = tempfile::tempdir().map_err(|e| format!("tempdir: {e}"))?;
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .map_err(|e| format!("runtime: {e}"))?;
+    let runtime = runtime()?;
     let mut rng = Rng::new(config.seed);
     let mut model = Modeled {
         seed: config.seed,
@@ -462,11 +459,7 @@ pub fn child_main(mut args: impl Iterator<Item = String>) -> ExitCode {
         eprintln!("usage: reliability {CHILD_COMMAND} DIR SEED EVERY_EVENTS");
         return ExitCode::FAILURE;
     };
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("a runtime");
+    let runtime = runtime().expect("a runtime");
     let failed = runtime.block_on(async move {
         let policy = CheckpointPolicy::default().every_events(every).keep(2);
         let engine = open(&dir, policy, Retention::FullHistory, None).await?;

@@ -1,6 +1,8 @@
-//! What the soak and overload harnesses share: the event type, how an
-//! event index becomes a key, the runtime they drive the engine on, and
-//! latency summaries.
+//! What the harnesses share: the seedable generator, the runtime they
+//! drive the engine on, and latency summaries; and for the soak and
+//! overload harnesses, their event type and how an event index becomes a
+//! key. (The fault harnesses' events and model are in
+//! [`fault_workload`](crate::fault_workload).)
 
 use std::time::Duration;
 
@@ -11,14 +13,48 @@ use solostate::StateEvent;
 /// is big enough for its memory to show in RSS but cheap to copy.
 pub type KvEvent = StateEvent<u64, [u64; 4]>;
 
-/// Spreads event indices over `keys` keys in a scrambled order
-/// (splitmix64), so that consecutive events touch unrelated map nodes as
-/// real traffic does, and the same index always hits the same key.
+/// A small deterministic generator (SplitMix64), so that a failing run
+/// can be rerun from its seed. No dependency for a few random numbers.
+#[derive(Debug, Clone)]
+pub struct Rng(u64);
+
+impl Rng {
+    /// A generator started from `seed`.
+    pub fn new(seed: u64) -> Self {
+        Rng(seed)
+    }
+
+    /// The next 64 random bits.
+    pub fn bits(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    /// A number in `low..=high`.
+    pub fn range(&mut self, low: u64, high: u64) -> u64 {
+        low + self.bits() % (high - low + 1)
+    }
+
+    /// An index below `n` (0 when `n` is 0), for picking from a slice.
+    pub fn below(&mut self, n: usize) -> usize {
+        (self.bits() % n.max(1) as u64) as usize
+    }
+
+    /// True with probability `percent` / 100.
+    pub fn chance(&mut self, percent: u64) -> bool {
+        self.bits() % 100 < percent
+    }
+}
+
+/// Spreads event indices over `keys` keys in a scrambled order (the
+/// first draw of an [`Rng`] seeded with the index), so that consecutive
+/// events touch unrelated map nodes as real traffic does, and the same
+/// index always hits the same key.
 pub fn key_of(index: u64, keys: u64) -> u64 {
-    let mut z = index.wrapping_add(0x9e37_79b9_7f4a_7c15);
-    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-    (z ^ (z >> 31)) % keys
+    Rng::new(index).bits() % keys
 }
 
 /// A two-worker multi-thread runtime with timers, the shape an engine

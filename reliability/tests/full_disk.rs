@@ -22,6 +22,7 @@ use std::path::Path;
 use std::process::Command;
 
 use solostate::{AckError, CheckpointPolicy, Durability, Engine, ShutdownError, StateEvent};
+use solostate_reliability::workload::runtime;
 
 type Ev = StateEvent<u64, String>;
 
@@ -127,11 +128,7 @@ async fn fill(dir: &Path) {
 #[test]
 fn full_disk_refuses_the_failed_batch_and_a_reopen_keeps_every_ack() {
     if let Ok(dir) = std::env::var(CHILD_ENV) {
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .unwrap();
+        let runtime = runtime().unwrap();
         runtime.block_on(fill(Path::new(&dir)));
         return;
     }
@@ -181,11 +178,7 @@ fn full_disk_refuses_the_failed_batch_and_a_reopen_keeps_every_ack() {
     );
 
     tmpfs.grow("64m");
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
+    let runtime = runtime().unwrap();
     runtime.block_on(async {
         let engine = open(&dir).await;
         let snapshot = engine.reader().snapshot();

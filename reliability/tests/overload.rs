@@ -1,6 +1,6 @@
 //! The overload harness in its short form (`SOLOSTATE_RELIABILITY_MODE=full`
 //! runs 30 s of overload): producers at about ten times what a journal
-//! flushing every batch absorbs.
+//! absorbs when every flush is delayed by a few ms (a slow disk).
 //!
 //! `overload::run` itself fails when `try_submit` never says `Full`, RSS
 //! passes its cap, an admitted event is not acked, or the reopened state

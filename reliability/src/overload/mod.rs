@@ -2,8 +2,12 @@
 //! absorb, and the engine must push back instead of queueing without
 //! bound.
 //!
-//! The engine journals under `Durability::Always`, so every batch waits
-//! for a flush and the journal is what limits throughput. The run first
+//! The engine journals under `Durability::Always` on a slow disk: a
+//! [`FaultPlan::flush_delay`] sleeps [`OverloadConfig::flush_delay`]
+//! before every flush of the real sled journal underneath, and batches
+//! hold at most [`OverloadConfig::max_batch`] events, so the journal
+//! absorbs at most `max_batch / flush_delay` events per second (12,800/s
+//! with 64 events per 5 ms flush) and sets the pace. The run first
 //! measures what the engine absorbs with producers that wait for room
 //! (`send`), then runs two kinds of producer together:
 //!
@@ -15,22 +19,18 @@
 //!   the push-back).
 //!
 //! RSS must stay under a stated cap (the empty engine's RSS plus a fixed
-//! budget, far below what the offered-but-unabsorbed events would take in
-//! an unbounded queue) the whole time, every admitted event
-//! must be acked, and after a shutdown and a reopen of the directory the
-//! state must hold, for every key, the last event admitted for it.
-//!
-//! The journal is opened through [`OverloadConfig::journal`], the one
-//! place to plug in a slower journal: a flush-delay fault, once the
-//! storage layer has one, makes the overload larger without more
-//! producers.
+//! budget; in the 30 s form, well below what the offered-but-unabsorbed
+//! events alone would take in an unbounded queue) the whole time, every
+//! admitted event must be acked, and after a shutdown and a reopen of the
+//! directory the state must hold, for every key, the last event admitted
+//! for it.
 
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use solostate::{Builder, Durability, Engine};
+use solostate::{Builder, Durability, Engine, FaultPlan};
 
 use crate::memory::{self, Sampler, mib};
 use crate::report::Mode;
@@ -58,11 +58,15 @@ pub struct OverloadConfig {
     pub factor: f64,
     /// The engine's command queue capacity.
     pub channel_capacity: usize,
-    /// The engine's largest batch. Small batches make the per-batch flush
-    /// the limit, as a slow disk would; with the default of 4096 and
-    /// producers that never wait for acks, group commit amortises the
-    /// flush so well that the map, not the journal, sets the pace.
+    /// The engine's largest batch. With a full queue every batch holds
+    /// this many events, so together with `flush_delay` it fixes the most
+    /// the journal can absorb; with the default of 4096, group commit
+    /// would amortise even a slow flush until the map, not the journal,
+    /// set the pace.
     pub max_batch: usize,
+    /// How long every journal flush sleeps first ([`FaultPlan::flush_delay`]):
+    /// a disk that cannot keep up.
+    pub flush_delay: Duration,
     /// Producers that call `try_submit` on a schedule.
     pub shedding: usize,
     /// Producers that call `send` and wait for room.
@@ -74,24 +78,25 @@ pub struct OverloadConfig {
     /// any point of the run: the queue, the journal's cache and buffers,
     /// checkpoints and the producers' pending acks all count against it.
     pub rss_budget: u64,
-    /// Opens the engine's builder on a directory. [`always_journal`] is a
-    /// real journal flushing every batch; a journal with a delayed flush
-    /// plugs in here.
-    pub journal: fn(&Path) -> Builder<KvEvent>,
-}
-
-/// A durable engine on `dir` that flushes every batch before acking it
-/// (`Durability::Always`), with a 16 MiB journal cache.
-pub fn always_journal(dir: &Path) -> Builder<KvEvent> {
-    Engine::builder()
-        .path(dir)
-        .durability(Durability::Always)
-        .journal_cache_bytes(16 << 20)
-        .checkpoints(solostate::CheckpointPolicy::default().every_events(1 << 18))
-        .retention(solostate::Retention::SinceOldestCheckpoint)
 }
 
 impl OverloadConfig {
+    /// The engine on `dir`: it flushes every batch before acking it
+    /// (`Durability::Always`), every flush delayed by `flush_delay`, with
+    /// this configuration's queue capacity and largest batch and a 16 MiB
+    /// journal cache.
+    pub fn journal(&self, dir: &Path) -> Builder<KvEvent> {
+        Engine::builder()
+            .path(dir)
+            .durability(Durability::Always)
+            .faults(FaultPlan::new().flush_delay(self.flush_delay))
+            .channel_capacity(self.channel_capacity)
+            .max_batch(self.max_batch)
+            .journal_cache_bytes(16 << 20)
+            .checkpoints(solostate::CheckpointPolicy::default().every_events(1 << 18))
+            .retention(solostate::Retention::SinceOldestCheckpoint)
+    }
+
     /// The configuration for a mode: 30 s of overload in full, 2 s in
     /// quick, both at 10× with the default queue capacity.
     pub fn for_mode(mode: Mode) -> Self {
@@ -105,11 +110,11 @@ impl OverloadConfig {
             factor: 10.0,
             channel_capacity: Builder::<KvEvent>::DEFAULT_CHANNEL_CAPACITY,
             max_batch: 64,
+            flush_delay: Duration::from_millis(5),
             shedding: 4,
             waiting: 4,
             keys_per_producer: 1_000,
-            rss_budget: 192 << 20,
-            journal: always_journal,
+            rss_budget: 96 << 20,
         }
     }
 }
@@ -186,17 +191,12 @@ pub fn run(config: &OverloadConfig) -> Result<OverloadOutcome, String> {
 
 async fn overload(config: OverloadConfig) -> Result<OverloadOutcome, String> {
     let dir = tempfile::tempdir().map_err(|e| format!("cannot make a temporary directory: {e}"))?;
-    let engine = (config.journal)(dir.path())
-        .channel_capacity(config.channel_capacity)
-        .max_batch(config.max_batch)
-        .open()
-        .await
-        .map_err(|e| {
-            format!(
-                "overload engine did not open in {}: {e}",
-                dir.path().display()
-            )
-        })?;
+    let engine = config.journal(dir.path()).open().await.map_err(|e| {
+        format!(
+            "overload engine did not open in {}: {e}",
+            dir.path().display()
+        )
+    })?;
     let rss_empty = memory::rss()?;
     let probe = engine.clone();
     let max_depth = Arc::new(AtomicU64::new(0));
@@ -333,7 +333,8 @@ async fn verify_reopened(
     config: &OverloadConfig,
     produced: &[Produced],
 ) -> Result<u64, String> {
-    let engine = (config.journal)(dir)
+    let engine = config
+        .journal(dir)
         .open()
         .await
         .map_err(|e| format!("reopening {} after the overload failed: {e}", dir.display()))?;
