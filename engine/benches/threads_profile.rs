@@ -46,9 +46,10 @@ fn main() {
         .expect("build the tokio runtime");
     let dir = tempfile::tempdir().expect("make a temporary directory");
     // A journaled engine takes no initial state: its map starts empty.
-    let builder = Engine::<Ev>::builder().as_of_window(
-        env_or("THREADS_WINDOW", solostate::Builder::<Ev>::DEFAULT_AS_OF_WINDOW as usize) as u64,
-    );
+    let builder = Engine::<Ev>::builder().as_of_window(env_or(
+        "THREADS_WINDOW",
+        solostate::Builder::<Ev>::DEFAULT_AS_OF_WINDOW as usize,
+    ) as u64);
     let builder = match durability.as_str() {
         "memory" => builder.initial_state((0..keys).map(|k| (k, Value64([k; 8]))).collect::<Map>()),
         "always" => builder.path(dir.path()).durability(Durability::Always),
