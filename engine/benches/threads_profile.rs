@@ -7,9 +7,10 @@
 //! Environment: `THREADS_EVENTS` (total, default 2M; 20k under `cargo
 //! test`, which runs it as a smoke test), `THREADS_WRITERS` (default 2),
 //! `THREADS_IN_FLIGHT` (per writer, default 256), `THREADS_KEYS` (written keys,
-//! prefilled in memory, default 1M; 10k under `cargo test`), and
+//! prefilled in memory, default 1M; 10k under `cargo test`),
 //! `THREADS_DURABILITY` (`memory`, the default, `always` or `every`, which
-//! flushes every second; the journal goes to a temporary directory).
+//! flushes every second; the journal goes to a temporary directory), and
+//! `THREADS_WINDOW` (the as-of window in seqs, default the builder's).
 //!
 //! `cargo bench -p solostate --bench threads_profile` runs it; it prints
 //! events/s and the batch sizes.
