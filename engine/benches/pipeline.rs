@@ -19,9 +19,9 @@
 //! * `pipelined/w1/batch1024`: one writer, for context.
 //! * `fire_and_forget/w2/batch1024` and `fire_and_forget/w1/batch1024`:
 //!   each `Pending` is dropped at once; at the end every writer submits one
-//!   more event and awaits it. Acks are sent in queue order, and each
-//!   writer's sends are queued in order, so that one ack covers all of the
-//!   writer's earlier events. This is the ceiling without ack waits.
+//!   more event and awaits it. A batch is acked only after it is
+//!   published, and each writer's sends are queued in order, so that one
+//!   ack covers all of the writer's earlier events. This is the ceiling without ack waits.
 //! * `pipelined/w2/batch1024/one_key`: context only: every put writes the
 //!   same key, so the map update is nearly free (the batch owns the path
 //!   after its first write) and what remains is the pipeline's own cost:
@@ -111,7 +111,8 @@ async fn write(engine: Engine<Ev>, keys: Arc<Vec<u64>>, offset: usize, count: u6
             }
         }
         Mode::FireAndForget => {
-            // Acks go out in queue order, so this one covers the rest.
+            // Seqs follow queue order and an ack follows the publish of
+            // its batch, so this one covers the rest.
             let last = engine
                 .send(StateEvent::put(keys[offset & (PATTERN_LEN - 1)], value))
                 .await

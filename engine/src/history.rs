@@ -70,13 +70,22 @@ impl<E: Event> History<E> {
 
     /// Records a published batch and the snapshot it produced, and forgets
     /// what falls out of the window.
+    ///
+    /// The versions that leave are freed after the lock is released: a
+    /// version's last holder frees every node that later writes replaced,
+    /// long after they were last touched, and `as_of` callers should not
+    /// wait for that.
     pub(crate) fn push(&self, snapshot: Arc<SnapshotOf<E>>, batch: Arc<CommittedBatch<E>>) {
-        let mut window = self.lock();
-        window.entries.push_back((snapshot, Some(batch)));
-        let newest = window.entries.back().map_or(0, |(s, _)| s.seq());
-        while window.entries.len() > 1 && newest - window.entries[1].0.seq() >= window.span {
-            window.entries.pop_front();
+        let mut forgotten = Vec::new();
+        {
+            let mut window = self.lock();
+            window.entries.push_back((snapshot, Some(batch)));
+            let newest = window.entries.back().map_or(0, |(s, _)| s.seq());
+            while window.entries.len() > 1 && newest - window.entries[1].0.seq() >= window.span {
+                forgotten.extend(window.entries.pop_front());
+            }
         }
+        drop(forgotten);
     }
 
     /// Marks the start of a rollback: rebuilds that overlap it will retry.
@@ -92,12 +101,14 @@ impl<E: Event> History<E> {
         snapshot: Arc<SnapshotOf<E>>,
         undone: Option<std::ops::RangeInclusive<u64>>,
     ) {
-        {
+        let forgotten = {
             let mut window = self.lock();
-            window.entries.clear();
+            let forgotten = std::mem::take(&mut window.entries);
             window.entries.push_back((snapshot, None));
             window.undone.extend(undone);
-        }
+            forgotten
+        };
+        drop(forgotten); // outside the lock, as in `push`
         self.rollbacks.fetch_add(1, Ordering::AcqRel);
     }
 
