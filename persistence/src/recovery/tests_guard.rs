@@ -39,14 +39,21 @@ fn record_hashes(journal: &Journal, seqs: &[u64]) {
     }
 }
 
-#[test]
-fn a_faithful_replay_passes_every_check() {
-    let dir = tempfile::tempdir().unwrap();
-    let journal = open(dir.path());
+/// A journal of events 1..=10 in three batches (1-4, 5-7, 8-10) with the
+/// true state hash recorded at the end of each.
+fn ten_events_checked_at_4_7_10(dir: &std::path::Path) -> Journal {
+    let journal = open(dir);
     append(&journal, 1, 4);
     append(&journal, 5, 3);
     append(&journal, 8, 3);
     record_hashes(&journal, &[4, 7, 10]);
+    journal
+}
+
+#[test]
+fn a_faithful_replay_passes_every_check() {
+    let dir = tempfile::tempdir().unwrap();
+    let journal = ten_events_checked_at_4_7_10(dir.path());
     assert_eq!(
         replayed(&journal, 1, u64::MAX).unwrap(),
         (10, state_of(1..=10))
@@ -57,11 +64,7 @@ fn a_faithful_replay_passes_every_check() {
 #[test]
 fn a_diverging_apply_is_named_at_the_first_checked_seq_that_differs() {
     let dir = tempfile::tempdir().unwrap();
-    let journal = open(dir.path());
-    append(&journal, 1, 4);
-    append(&journal, 5, 3);
-    append(&journal, 8, 3);
-    record_hashes(&journal, &[4, 7, 10]);
+    let journal = ten_events_checked_at_4_7_10(dir.path());
     let mut state = State::<Skewed>::new();
     let error = replay_range::<Skewed>(&journal, &mut state, 1, u64::MAX, |_| {}).unwrap_err();
     let expected = state_hash::<Ev>(&state_of(1..=7)).unwrap();
@@ -88,11 +91,7 @@ fn a_diverging_apply_is_named_at_the_first_checked_seq_that_differs() {
 #[test]
 fn rollback_takes_the_undone_checks_and_the_new_timeline_is_checked() {
     let dir = tempfile::tempdir().unwrap();
-    let journal = open(dir.path());
-    append(&journal, 1, 4);
-    append(&journal, 5, 3);
-    append(&journal, 8, 3);
-    record_hashes(&journal, &[4, 7, 10]);
+    let journal = ten_events_checked_at_4_7_10(dir.path());
     journal.rollback::<Ev>(5, 11).unwrap();
     assert_eq!(journal.state_hashes(1..=u64::MAX).unwrap().len(), 1);
     append(&journal, 12, 2);
