@@ -503,14 +503,7 @@ fn io_error(path: &Path) -> impl Fn(io::Error) -> CheckpointError + '_ {
     }
 }
 
-/// Syncs a directory, so that a rename or removal in it is durable. Only
-/// Unix can open a directory for this; elsewhere it is a no-op.
+/// Syncs a directory, so that a rename or removal in it is durable.
 fn sync_dir(dir: &Path) -> Result<(), CheckpointError> {
-    #[cfg(unix)]
-    File::open(dir)
-        .and_then(|handle| handle.sync_all())
-        .map_err(io_error(dir))?;
-    #[cfg(not(unix))]
-    let _ = dir;
-    Ok(())
+    crate::sync::sync_dir(dir).map_err(io_error(dir))
 }

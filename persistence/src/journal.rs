@@ -364,6 +364,13 @@ impl Journal {
             seq: first_seq,
             source,
         })?;
+        self.insert_record(first_seq, record)
+    }
+
+    /// Stores one framed record at key `first_seq` in the timeline and
+    /// returns its size in bytes: the one place a batch's bytes enter
+    /// sled, whatever built them. Not durable until [`Journal::flush`].
+    fn insert_record(&self, first_seq: u64, record: Vec<u8>) -> Result<usize, JournalError> {
         let len = record.len();
         self.write(Write::Append)?;
         self.records

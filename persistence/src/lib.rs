@@ -71,3 +71,4 @@ pub mod hash;
 pub mod journal;
 pub mod recovery;
 pub mod replay;
+pub mod sync;
