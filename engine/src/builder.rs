@@ -9,11 +9,14 @@ use solostate_queries::{Publisher, Snapshot};
 use crate::checkpointer::Checkpointer;
 use crate::durability::Durability;
 use crate::error::OpenError;
+use crate::flusher;
 use crate::handle::{Engine, Shared};
 use crate::history::{Disk, History};
 use crate::owner::{self, OwnerConfig};
 use crate::policy::{CheckpointPolicy, Retention};
 use crate::recovery::{self, Progress, Recovery, ReplayProgress};
+
+mod check;
 
 /// Configures and starts an [`Engine`]. Get one from [`Engine::builder`].
 ///
@@ -119,7 +122,9 @@ impl<E: Event> Builder<E> {
     /// missing): a sled journal of every committed batch in `dir/journal`
     /// and checkpoints in `dir/checkpoints`. On open, the state is rebuilt
     /// from the newest checkpoint that verifies plus the journal after it.
-    /// Without a path the engine is in memory only.
+    /// Without a path the engine is in memory only. An empty path is
+    /// refused at `open` (it would mean the current directory by
+    /// accident); pass `"."` to mean that.
     pub fn path(mut self, dir: impl Into<PathBuf>) -> Self {
         self.path = Some(dir.into());
         self
@@ -133,7 +138,7 @@ impl<E: Event> Builder<E> {
     }
 
     /// The schema name stored in the journal's header; opening a journal
-    /// written under another name fails. Defaults to the event type's Rust
+    /// written under another name fails. It must not be empty. Defaults to the event type's Rust
     /// name. Set it to a stable string (and change it when the event
     /// encoding changes) to survive renames of the type.
     pub fn schema(mut self, schema: impl Into<String>) -> Self {
@@ -142,7 +147,9 @@ impl<E: Event> Builder<E> {
     }
 
     /// sled's page cache size in bytes, set explicitly because sled's own
-    /// default (1 GiB) is rarely right for an embedded journal.
+    /// default (1 GiB) is rarely right for an embedded journal. At least
+    /// 256 bytes (sled's floor; it panics below it), or `open` fails with
+    /// [`OpenError::InvalidConfig`].
     pub fn journal_cache_bytes(mut self, bytes: u64) -> Self {
         self.journal_cache_bytes = bytes;
         self
@@ -173,6 +180,10 @@ impl<E: Event> Builder<E> {
     /// cache. With 2 writers putting 64-byte values at random into a
     /// million keys (the `threads_profile` bench), the default window
     /// gave about 250k events/s and a window of 0 about 330k.
+    ///
+    /// 0 keeps only the current state: with a path every past seq is
+    /// rebuilt from disk, and without one no past seq can be read or
+    /// rolled back to.
     pub fn as_of_window(mut self, seqs: u64) -> Self {
         self.as_of_window = seqs;
         self
@@ -283,8 +294,11 @@ impl<E: Event> Builder<E> {
     ///
     /// # Errors
     ///
-    /// [`OpenError::InvalidConfig`] for a zero capacity, batch size,
-    /// flush interval or checkpoint count, or an initial state with a path;
+    /// [`OpenError::InvalidConfig`], naming the setting, for a zero
+    /// capacity, batch size, flush interval, checkpoint count or checkpoint
+    /// interval (`every_events(0)`, `every_bytes(0)`), a journal cache
+    /// under 256 bytes, an empty path or schema, or an initial state with a
+    /// path;
     /// [`OpenError::NoRuntime`] outside a tokio runtime; and, with a path,
     /// [`OpenError::Journal`] (already open, another schema, a corrupt
     /// record: each names the seq and the path), [`OpenError::Checkpoint`]
@@ -292,42 +306,11 @@ impl<E: Event> Builder<E> {
     /// and [`OpenError::Diverged`] (a replayed state that differs from the
     /// state the journal recorded a hash of).
     pub async fn open(self) -> Result<Engine<E>, OpenError> {
-        for (setting, value) in [
-            ("channel_capacity", self.channel_capacity),
-            ("max_batch", self.max_batch),
-            ("change_capacity", self.change_capacity),
-        ] {
-            if value == 0 {
-                return Err(OpenError::InvalidConfig {
-                    setting,
-                    reason: "must be at least 1",
-                });
-            }
-        }
-        if let Durability::Every(interval) = self.durability
-            && interval.is_zero()
-        {
-            return Err(OpenError::InvalidConfig {
-                setting: "durability",
-                reason: "the flush interval must be longer than zero",
-            });
-        }
-        if self.checkpoints.keep == 0 {
-            return Err(OpenError::InvalidConfig {
-                setting: "checkpoints",
-                reason: "keep at least 1 checkpoint",
-            });
-        }
+        self.check()?;
         let runtime = tokio::runtime::Handle::try_current().map_err(|_| OpenError::NoRuntime)?;
         let (opened, map) = match self.path.clone() {
             None => (None, self.initial),
             Some(path) => {
-                if !self.initial.is_empty() {
-                    return Err(OpenError::InvalidConfig {
-                        setting: "initial_state",
-                        reason: "an initial state is not journaled; with a path, submit it as events",
-                    });
-                }
                 let schema = self
                     .schema
                     .clone()
@@ -389,16 +372,20 @@ impl<E: Event> Builder<E> {
             }
         };
         let history = Arc::new(History::new(publisher.snapshot(), self.as_of_window, disk));
-        if let (Some(journal), Durability::Every(interval)) = (&journal, self.durability) {
-            runtime.spawn(owner::flush_every(
-                Arc::downgrade(journal),
-                interval,
-                Arc::clone(&shared),
-            ));
-        }
+        let flusher = match (&journal, self.durability) {
+            (Some(journal), Durability::Every(interval)) => Some(
+                flusher::spawn(Arc::downgrade(journal), interval, Arc::clone(&shared)).map_err(
+                    |error| OpenError::Journal {
+                        message: format!("cannot start the periodic flush thread: {error}"),
+                    },
+                )?,
+            ),
+            _ => None,
+        };
         let intake = owner::Intake {
             rx,
             shared: Arc::clone(&shared),
+            _flusher: flusher,
         };
         runtime.spawn(owner::run(
             intake,

@@ -15,9 +15,8 @@ pub enum Durability {
     /// Journal each batch and ack at once; a background task flushes every
     /// interval, like Redis's `appendfsync everysec`. A crash can lose the
     /// acked events of the last interval (plus one flush's duration), and
-    /// readers may see state a crash takes back. The flush task uses tokio's
-    /// timer, so the runtime needs timers enabled (`enable_time` or
-    /// `enable_all` on its builder; `#[tokio::main]` enables them).
+    /// readers may see state a crash takes back. The flushes run on a
+    /// thread of the engine's own, so the runtime needs no timers.
     Every(Duration),
     /// Journal each batch and let the OS decide when it reaches the disk;
     /// flush only at shutdown. For bulk loads that can be redone.

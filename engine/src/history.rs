@@ -93,9 +93,17 @@ impl<E: Event> History<E> {
         self.rollbacks.fetch_add(1, Ordering::AcqRel);
     }
 
-    /// Ends a rollback: the window restarts from the rolled-back state,
-    /// because the versions it held are no longer history. `undone` is the
-    /// range of seqs the rollback undid (none when it failed).
+    /// Ends a rollback. `undone` is the range of seqs the rollback undid
+    /// (none when it failed, and then nothing changed). The versions up to
+    /// the rollback's target are still history, so they stay: with the
+    /// first version after the target, whose batch's prefix holds the
+    /// states between them. Every later version was undone and leaves, and
+    /// `snapshot`, the restored state at its new seq, starts the window's
+    /// new branch.
+    ///
+    /// (The window used to restart from `snapshot` alone, so an in-memory
+    /// engine forgot every state before a rollback, and `as_of` then
+    /// advised widening a window that had not been too narrow.)
     pub(crate) fn end_rollback(
         &self,
         snapshot: Arc<SnapshotOf<E>>,
@@ -103,9 +111,18 @@ impl<E: Event> History<E> {
     ) {
         let forgotten = {
             let mut window = self.lock();
-            let forgotten = std::mem::take(&mut window.entries);
-            window.entries.push_back((snapshot, None));
-            window.undone.extend(undone);
+            let forgotten = match undone {
+                Some(undone) => {
+                    let target = undone.start() - 1;
+                    let first_after = window.entries.partition_point(|(s, _)| s.seq() <= target);
+                    let keep = (first_after + 1).min(window.entries.len());
+                    let forgotten = window.entries.split_off(keep);
+                    window.entries.push_back((snapshot, None));
+                    window.undone.push(undone);
+                    forgotten
+                }
+                None => VecDeque::new(),
+            };
             forgotten
         };
         drop(forgotten); // outside the lock, as in `push`

@@ -106,6 +106,7 @@ mod builder;
 mod checkpointer;
 mod durability;
 mod error;
+mod flusher;
 mod gate;
 mod guard;
 mod handle;

@@ -1,7 +1,7 @@
 //! The owner task: the one place that holds and changes the working map.
 
+use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use solostate_commands::{Event, State};
@@ -209,28 +209,6 @@ async fn close_journal(mut journal: Arc<Journal>, after_failure: bool) {
 /// How long [`close_journal`] waits for a journal that failed to close.
 const CLOSE_AFTER_FAILURE: Duration = Duration::from_secs(5);
 
-/// Flushes the journal every `interval` for `Durability::Every`, until the
-/// owner (the journal's only strong holder) is gone.
-pub(crate) async fn flush_every(journal: Weak<Journal>, interval: Duration, shared: Arc<Shared>) {
-    let mut ticks = tokio::time::interval(interval);
-    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    ticks.tick().await; // the first tick is immediate
-    loop {
-        ticks.tick().await;
-        let Some(journal) = journal.upgrade() else {
-            return;
-        };
-        if let Err(error) = journal.flush_async().await {
-            tracing::error!(%error, "periodic journal flush failed; closing the engine");
-            let _ = shared
-                .failure
-                .set(JournalFailure::new("periodic journal flush", &error));
-            shared.gate.close();
-            return;
-        }
-    }
-}
-
 /// The receiving end of the queue. If the owner task is torn down before it
 /// finishes (its runtime shut down, or a bug panicked outside `apply`), this
 /// guard closes intake and drops every queued command, so that their
@@ -242,6 +220,9 @@ pub(crate) async fn flush_every(journal: Weak<Journal>, interval: Duration, shar
 pub(crate) struct Intake<E: Event> {
     pub(crate) rx: flume::Receiver<Command<E>>,
     pub(crate) shared: Arc<Shared>,
+    /// The periodic flusher of `Durability::Every`, held here so that it
+    /// stops when the owner does, however the owner ends.
+    pub(crate) _flusher: Option<crate::flusher::Flusher>,
 }
 
 impl<E: Event> std::ops::Deref for Intake<E> {

@@ -194,3 +194,49 @@ async fn rolling_back_twice_and_to_zero() {
     assert!(engine.as_of(0).await.unwrap().is_empty());
     engine.shutdown().await.unwrap();
 }
+
+#[tokio::test]
+async fn an_in_memory_rollback_keeps_the_states_before_its_target() {
+    let engine = Engine::<Ev>::builder()
+        .as_of_window(100)
+        .open()
+        .await
+        .unwrap();
+    // Single-event batches, and one batch of three so that the target
+    // (seq 5) falls inside a batch: 1, 2, 3, then 4..=6 together, then 7..
+    put_all(&engine, 1..=3).await;
+    let pending: Vec<_> = {
+        let mut pending = Vec::new();
+        for i in 4..=6 {
+            pending.push(engine.send(Ev::put(i, i * 10)).await.unwrap());
+        }
+        pending
+    };
+    for ack in pending {
+        ack.await.unwrap();
+    }
+    put_all(&engine, 7..=10).await;
+    let ack = engine.rollback_to(5).await.unwrap();
+    assert_eq!(ack.seq, 11);
+    for seq in [0, 1, 3, 4, 5] {
+        let state = engine
+            .as_of(seq)
+            .await
+            .unwrap_or_else(|error| panic!("as_of({seq}) after the rollback: {error}"));
+        let expected: BTreeMap<u64, u64> = (1..=seq).map(|i| (i, i * 10)).collect();
+        let found: BTreeMap<u64, u64> = state.iter().map(|(k, v)| (*k, *v)).collect();
+        assert_eq!(found, expected, "the state at seq {seq}");
+    }
+    for seq in 6..=10 {
+        assert!(
+            matches!(engine.as_of(seq).await, Err(AsOfError::RolledBack { seq: s }) if s == seq),
+            "seq {seq} was undone"
+        );
+    }
+    // The restored state at the marker, and a second rollback to a state
+    // before the first one's target, from the kept window.
+    assert_eq!(engine.as_of(11).await.unwrap().len(), 5);
+    assert_eq!(engine.rollback_to(2).await.unwrap().seq, 12);
+    assert_eq!(contents(&engine), BTreeMap::from([(1, 10), (2, 20)]));
+    engine.shutdown().await.unwrap();
+}
