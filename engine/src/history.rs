@@ -111,7 +111,7 @@ impl<E: Event> History<E> {
     ) {
         let forgotten = {
             let mut window = self.lock();
-            let forgotten = match undone {
+            match undone {
                 Some(undone) => {
                     let target = undone.start() - 1;
                     let first_after = window.entries.partition_point(|(s, _)| s.seq() <= target);
@@ -122,8 +122,7 @@ impl<E: Event> History<E> {
                     forgotten
                 }
                 None => VecDeque::new(),
-            };
-            forgotten
+            }
         };
         drop(forgotten); // outside the lock, as in `push`
         self.rollbacks.fetch_add(1, Ordering::AcqRel);
