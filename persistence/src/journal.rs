@@ -82,7 +82,7 @@ pub enum JournalError {
     },
     /// The journal was written for another event type or schema.
     #[error(
-        "journal {path} was written for schema {found:?}, but this engine's schema is {expected:?}"
+        "journal {path} is incompatible: it was written for schema {found:?}, and this engine's schema is {expected:?} (the data is not damaged)"
     )]
     SchemaMismatch {
         /// The journal directory.
@@ -92,16 +92,53 @@ pub enum JournalError {
         /// The schema this engine uses.
         expected: String,
     },
-    /// The journal's header itself is unreadable.
-    #[error("journal {path} has a corrupt header: {reason}")]
+    /// The journal was written in a record format this build does not
+    /// read (its header says so): incompatible, not damaged. A newer build
+    /// wrote it, or an older one this build no longer reads.
+    #[error(
+        "journal {path} is incompatible with this build: it was written in record format version {found}, and this build reads version {expected} (the data is not damaged)"
+    )]
+    UnsupportedFormat {
+        /// The journal directory.
+        path: PathBuf,
+        /// The format version in the journal's header.
+        found: u8,
+        /// The format version this build reads.
+        expected: u8,
+    },
+    /// The journal's header (or its pruned-through mark) is damaged: its
+    /// bytes are not any header this or another build writes.
+    #[error("journal {path} has a damaged header: {reason}")]
     BadHeader {
         /// The journal directory.
         path: PathBuf,
         /// What is wrong with it.
         reason: String,
     },
-    /// A record failed to verify or decode.
-    #[error("journal {path}: record at seq {seq} is corrupt: {source}")]
+    /// sled panicked inside its own code while opening or reading the
+    /// journal: what sled 0.34.7's recovery does on some damaged files
+    /// (seen after a power cut: "tried to serialize Uninitialized"). The
+    /// panic was caught, so nothing else in the process is affected; the
+    /// journal's files are most likely damaged.
+    #[error(
+        "journal {path}: sled panicked while {during} (its files are probably damaged): {message}"
+    )]
+    SledPanicked {
+        /// The journal directory.
+        path: PathBuf,
+        /// What the journal was doing ("opening the database", ...).
+        during: &'static str,
+        /// The panic's message.
+        message: String,
+    },
+    /// A record failed to verify or decode. The message says whether it
+    /// is damaged (its bytes changed: [`JournalError::is_incompatible`]
+    /// is false) or incompatible (intact, but in a format version, record
+    /// kind or event encoding this build or this event type cannot read).
+    #[error(
+        "journal {path}: record at seq {seq} {}: {source}",
+        record_verdict(source)
+    )]
     Corrupt {
         /// The journal directory.
         path: PathBuf,
@@ -170,7 +207,67 @@ pub enum JournalError {
     },
 }
 
+/// How a record error reads: damaged, incompatible, or not written.
+fn record_verdict(source: &CodecError) -> &'static str {
+    match source {
+        CodecError::Encode { .. } => "could not be written",
+        source if codec_incompatible(source) => "is incompatible with this build or event type",
+        _ => "is damaged",
+    }
+}
+
+/// Whether a codec error means intact bytes this build or event type
+/// cannot read, rather than bytes that changed: an unknown format version
+/// or record kind, or a payload that passed its checksum and still does
+/// not decode as the event type.
+fn codec_incompatible(source: &CodecError) -> bool {
+    matches!(
+        source,
+        CodecError::UnsupportedVersion { .. }
+            | CodecError::UnknownKind { .. }
+            | CodecError::Decode { .. }
+    )
+}
+
 impl JournalError {
+    /// Whether the journal is intact but cannot be read by this build or
+    /// this event type (another schema, record format version, record
+    /// kind, or an event encoding that does not decode), rather than
+    /// damaged: then moving it aside or cutting it short would throw away
+    /// good data, and the fix is the right build or type.
+    pub fn is_incompatible(&self) -> bool {
+        match self {
+            JournalError::SchemaMismatch { .. } | JournalError::UnsupportedFormat { .. } => true,
+            JournalError::Corrupt { source, .. } => codec_incompatible(source),
+            _ => false,
+        }
+    }
+
+    /// Whether the journal's bytes are not what was written: a record
+    /// that fails its checks (not an incompatible one), a damaged header,
+    /// records that do not follow each other, a bad key, sled reporting
+    /// corruption, or sled panicking on its own files. The seq is the
+    /// damaged record's (for a gap, the first missing seq), when one is
+    /// known.
+    pub fn damage(&self) -> Option<Option<u64>> {
+        match self {
+            JournalError::Corrupt { seq, source, .. }
+                if !codec_incompatible(source) && !matches!(source, CodecError::Encode { .. }) =>
+            {
+                Some(Some(*seq))
+            }
+            JournalError::Gap { expected, .. } => Some(Some(*expected)),
+            JournalError::BadHeader { .. }
+            | JournalError::BadKey { .. }
+            | JournalError::SledPanicked { .. }
+            | JournalError::Storage {
+                source: sled::Error::Corruption { .. },
+                ..
+            } => Some(None),
+            _ => None,
+        }
+    }
+
     /// The kind of the I/O error underneath, if this is one: for example
     /// [`std::io::ErrorKind::StorageFull`] for a full disk. A caller that
     /// reports the failure can name its cause without parsing messages.
@@ -256,10 +353,13 @@ impl Journal {
     ///
     /// # Errors
     ///
-    /// [`JournalError::AlreadyOpen`] when the directory is locked,
-    /// [`JournalError::SchemaMismatch`] or [`JournalError::BadHeader`] for
-    /// a journal of another type or format, and
-    /// [`JournalError::Storage`] for I/O errors.
+    /// [`JournalError::AlreadyOpen`] when the directory is locked;
+    /// [`JournalError::SchemaMismatch`] or [`JournalError::UnsupportedFormat`]
+    /// for a journal of another schema or record format (incompatible);
+    /// [`JournalError::BadHeader`] for a damaged header;
+    /// [`JournalError::SledPanicked`] when sled panics on its own files
+    /// (caught: this never panics); and [`JournalError::Storage`] for I/O
+    /// errors and for the corruption sled itself reports.
     pub fn open(path: &Path, schema: &str, cache_bytes: u64) -> Result<Journal, JournalError> {
         Self::open_inner(path, schema, cache_bytes, true)
     }
@@ -288,13 +388,32 @@ impl Journal {
         Self::open_inner(path, schema, cache_bytes, false)
     }
 
+    /// Opens sled and checks the header, with sled's panics caught (see
+    /// [`JournalError::SledPanicked`]): a damaged journal is an error to
+    /// report, never a reason to take the process down.
     fn open_inner(
         path: &Path,
         schema: &str,
         cache_bytes: u64,
         create: bool,
     ) -> Result<Journal, JournalError> {
+        catch_sled(path, "opening the database", || {
+            Self::open_unguarded(path, schema, cache_bytes, create)
+        })
+    }
+
+    fn open_unguarded(
+        path: &Path,
+        schema: &str,
+        cache_bytes: u64,
+        create: bool,
+    ) -> Result<Journal, JournalError> {
         let path = path.to_path_buf();
+        // sled's log file has bytes only once something was flushed to it,
+        // and the header is flushed as soon as a journal is created; so a
+        // log with bytes but no header is a journal sled lost (damaged),
+        // not a new one, and must not silently become an empty journal.
+        let had_data = path.join("db").metadata().is_ok_and(|meta| meta.len() > 0);
         let db = open_db(&path, cache_bytes)?;
         let storage = |source| JournalError::Storage {
             path: path.clone(),
@@ -302,13 +421,23 @@ impl Journal {
         };
         let meta = db.open_tree(META).map_err(storage)?;
         let expected = header(schema);
+        let mut created = false;
         match meta.get(HEADER_KEY).map_err(storage)? {
+            None if had_data => {
+                return Err(JournalError::BadHeader {
+                    path,
+                    reason: "sled's log holds data but no journal header: sled could not recover \
+                             the journal from its files, or this directory is not a solostate journal"
+                        .into(),
+                });
+            }
             None if create => {
                 meta.insert(HEADER_KEY, expected.as_slice())
                     .map_err(storage)?;
+                created = true;
             }
-            // A sled database that is not a journal (or one whose creation
-            // never got as far as its header).
+            // An empty sled database (one whose creation never got as far
+            // as its header).
             None => return Err(JournalError::NotFound { path }),
             Some(found) if found.as_ref() == expected.as_slice() => {}
             Some(found) => return Err(header_mismatch(&path, &found, schema)),
@@ -317,7 +446,7 @@ impl Journal {
         let archive = db.open_tree(ARCHIVE).map_err(storage)?;
         let quarantine = db.open_tree(QUARANTINE).map_err(storage)?;
         let state_hashes = db.open_tree(STATE_HASHES).map_err(storage)?;
-        Ok(Journal {
+        let journal = Journal {
             records,
             archive,
             quarantine,
@@ -326,7 +455,13 @@ impl Journal {
             db,
             path,
             storage: Box::new(storage::Sled),
-        })
+        };
+        if created {
+            // The header reaches the disk before anything relies on it
+            // (see `had_data` above).
+            journal.flush()?;
+        }
+        Ok(journal)
     }
 
     /// The journal's directory.
@@ -446,7 +581,8 @@ impl Journal {
     /// # Errors
     ///
     /// [`JournalError::Corrupt`] when the last record has an unknown format
-    /// version (not a tear: a newer build wrote it), and
+    /// version (not a tear: a newer build wrote it, so
+    /// [`JournalError::is_incompatible`] holds), and
     /// [`JournalError::Storage`] for I/O errors.
     pub fn repair_tail(&self) -> Result<Option<TornRecord>, JournalError> {
         let Some((key, value)) = self.records.last().map_err(|source| self.storage(source))? else {
@@ -551,12 +687,10 @@ fn header_mismatch(path: &Path, found: &[u8], schema: &str) -> JournalError {
         };
     };
     if version != codec::FORMAT_VERSION {
-        return JournalError::BadHeader {
+        return JournalError::UnsupportedFormat {
             path: path.to_path_buf(),
-            reason: format!(
-                "record format version {version} is not supported (this build reads version {})",
-                codec::FORMAT_VERSION
-            ),
+            found: version,
+            expected: codec::FORMAT_VERSION,
         };
     }
     JournalError::SchemaMismatch {
@@ -566,8 +700,38 @@ fn header_mismatch(path: &Path, found: &[u8], schema: &str) -> JournalError {
     }
 }
 
-/// sled reports a held directory lock as a generic I/O error whose message
-/// says so; turn that into [`JournalError::AlreadyOpen`].
+/// Runs `f`, which calls into sled for the journal at `path`, and turns a
+/// panic inside it into [`JournalError::SledPanicked`] naming the path,
+/// what was being done and the panic's message. sled 0.34.7 panics in its
+/// own recovery on some damaged files; a caller gets a typed error
+/// instead, and can decide what to do with the directory.
+///
+/// Unwind safety: on a panic, everything `f` built is dropped during the
+/// unwind and nothing of it is returned, so no half-built state is seen
+/// again.
+pub(crate) fn catch_sled<T>(
+    path: &Path,
+    during: &'static str,
+    f: impl FnOnce() -> Result<T, JournalError>,
+) -> Result<T, JournalError> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).unwrap_or_else(|panic| {
+        Err(JournalError::SledPanicked {
+            path: path.to_path_buf(),
+            during,
+            message: panic_message(panic.as_ref()),
+        })
+    })
+}
+
+/// A panic payload's message, when it is a string.
+fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
+    panic
+        .downcast_ref::<&str>()
+        .map(|message| (*message).to_owned())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "a panic without a message".to_owned())
+}
+
 /// How long [`open_db`] keeps trying a locked directory.
 const LOCK_PATIENCE: std::time::Duration = std::time::Duration::from_millis(300);
 
@@ -598,6 +762,8 @@ fn open_db(path: &Path, cache_bytes: u64) -> Result<sled::Db, JournalError> {
     }
 }
 
+/// sled reports a held directory lock as a generic I/O error whose message
+/// says so; turn that into [`JournalError::AlreadyOpen`].
 fn open_error(path: &Path, source: sled::Error) -> JournalError {
     match &source {
         sled::Error::Io(io) if io.to_string().contains("could not acquire lock") => {
@@ -618,5 +784,7 @@ mod tests;
 mod tests_bad_input;
 #[cfg(test)]
 mod tests_maintenance;
+#[cfg(test)]
+mod tests_open;
 #[cfg(test)]
 mod tests_rollback;

@@ -62,6 +62,39 @@ impl Journal {
         Ok(doomed.len() as u64)
     }
 
+    /// Makes an empty journal begin after `seq`, and flushes: its
+    /// [`Journal::first_seq`] becomes `seq + 1`, [`Journal::last_seq`]
+    /// `seq`, and reads of the seqs before report
+    /// [`JournalError::Pruned`], as after [`Journal::prune_through`]. For
+    /// recovery that moved a damaged journal aside and continues from a
+    /// checkpoint at `seq`: the next event takes `seq + 1`, so seqs stay
+    /// dense, and the missing prefix says why it is missing (it is in
+    /// the checkpoint, and in the journal that was moved aside).
+    ///
+    /// # Errors
+    ///
+    /// [`JournalError::Gap`] when the journal already holds records (their
+    /// seqs would not follow `seq`; nothing is written), and
+    /// [`JournalError::Storage`].
+    pub fn resume_after(&self, seq: u64) -> Result<(), JournalError> {
+        if let Some((key, _)) = self
+            .records
+            .first()
+            .map_err(|source| self.storage(source))?
+        {
+            return Err(JournalError::Gap {
+                path: self.path.clone(),
+                expected: seq + 1,
+                found: self.seq_of(&key)?,
+            });
+        }
+        self.write(Write::Prune)?;
+        self.meta
+            .insert(PRUNED_KEY, &seq.to_be_bytes())
+            .map_err(|source| self.storage(source))?;
+        self.flush()
+    }
+
     /// Moves the record keyed `seq` and every record after it, raw (they
     /// may be corrupt, so nothing is decoded), into the `quarantine` tree,
     /// and flushes. Returns the number of records moved. For recovery told
