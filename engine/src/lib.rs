@@ -118,12 +118,15 @@ mod stats;
 pub use builder::Builder;
 pub use durability::Durability;
 pub use error::{
-    AckError, AsOfError, OpenError, RollbackError, SendError, ShutdownError, SubmitError,
-    TrySubmitError,
+    AckError, AsOfError, OpenCause, OpenError, RollbackError, SendError, ShutdownError,
+    SubmitError, TrySubmitError,
 };
 pub use handle::{Ack, Engine, Pending};
 pub use policy::{CheckpointPolicy, Retention};
-pub use recovery::{Recovery, ReplayProgress};
+pub use recovery::{
+    DamagedJournal, JournalUnusable, MovedJournal, Recovery, ReplayProgress, SetAsideCheckpoint,
+    SetAsideWhy, SkippedCheckpoint,
+};
 pub use stats::Stats;
 
 /// The fault plan for [`Builder::faults`] (feature `fault-injection`).

@@ -700,8 +700,8 @@ fn header_mismatch(path: &Path, found: &[u8], schema: &str) -> JournalError {
     }
 }
 
-/// Runs `f`, which calls into sled for the journal at `path`, and turns a
-/// panic inside it into [`JournalError::SledPanicked`] naming the path,
+/// Runs `f`, which calls into sled for the journal at `path` (through
+/// [`Journal`]'s methods), and turns a panic inside it into [`JournalError::SledPanicked`] naming the path,
 /// what was being done and the panic's message. sled 0.34.7 panics in its
 /// own recovery on some damaged files; a caller gets a typed error
 /// instead, and can decide what to do with the directory.
@@ -709,7 +709,7 @@ fn header_mismatch(path: &Path, found: &[u8], schema: &str) -> JournalError {
 /// Unwind safety: on a panic, everything `f` built is dropped during the
 /// unwind and nothing of it is returned, so no half-built state is seen
 /// again.
-pub(crate) fn catch_sled<T>(
+pub fn catch_sled<T>(
     path: &Path,
     during: &'static str,
     f: impl FnOnce() -> Result<T, JournalError>,
