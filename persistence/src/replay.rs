@@ -203,3 +203,6 @@ impl<E: Event> Replay<E> {
         &self.journal
     }
 }
+
+#[cfg(test)]
+mod tests;
