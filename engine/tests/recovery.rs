@@ -170,7 +170,7 @@ async fn a_journal_behind_the_checkpoints_is_moved_aside_when_asked() {
     let moved = recovery.journal_moved_aside.clone().expect("moved aside");
     assert_eq!(moved.checkpoint, newest);
     assert_eq!(moved.why, JournalUnusable::Behind { journal_last: 50 });
-    assert_eq!(entries_named(dir.path(), "journal."), [moved.to.clone()]);
+    assert_eq!(entries_named(dir.path(), "journal."), std::slice::from_ref(&moved.to));
     assert!(
         moved
             .to
@@ -566,7 +566,7 @@ async fn stray_temporary_checkpoint_files_removed_at_open_are_reported() {
     std::fs::write(&tmp, b"half a checkpoint").unwrap();
 
     let engine = builder(dir.path()).open().await.unwrap();
-    assert_eq!(engine.recovery().removed_temp_files, [tmp.clone()]);
+    assert_eq!(engine.recovery().removed_temp_files, std::slice::from_ref(&tmp));
     assert!(!engine.recovery().is_clean());
     assert!(!tmp.exists());
     engine.shutdown().await.unwrap();

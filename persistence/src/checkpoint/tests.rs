@@ -449,7 +449,7 @@ fn open_reports_the_unfinished_files_it_removed() {
     let tmp = dir.path().join("ckpt-00000000000000000007.tmp");
     fs::write(&tmp, b"half a checkpoint").unwrap();
     let store = Checkpoints::open(dir.path(), SCHEMA).unwrap();
-    assert_eq!(store.removed_at_open(), [tmp.clone()]);
+    assert_eq!(store.removed_at_open(), std::slice::from_ref(&tmp));
     assert!(!tmp.exists());
     let again = Checkpoints::open(dir.path(), SCHEMA).unwrap();
     assert!(again.removed_at_open().is_empty());
