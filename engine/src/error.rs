@@ -272,8 +272,8 @@ pub enum OpenError {
     /// The journal ends before the newest checkpoint that verifies: it
     /// lost events that were flushed before that checkpoint was written
     /// (a journal deleted, replaced by an older copy, or cut short by a
-    /// power cut). Nothing was changed, and no checkpoint is ever deleted
-    /// for this. [`Builder::on_damaged_journal`](crate::Builder::on_damaged_journal)
+    /// power cut). No checkpoint is deleted or changed for this (a missing
+    /// journal is created anew, empty, and stays behind). [`Builder::on_damaged_journal`](crate::Builder::on_damaged_journal)
     /// with [`DamagedJournal::MoveAside`](crate::DamagedJournal::MoveAside)
     /// opens from the checkpoint instead, keeping the journal aside.
     #[error(

@@ -78,21 +78,27 @@ pub(crate) fn open<E: Event>(
 ) -> Result<Opened<E>, OpenError> {
     let layout = Layout::new(root);
     let mut report = Recovery::default();
+    // The journal first: its lock is what says no other engine has this
+    // directory, and until that is known nothing else is touched (opening
+    // the checkpoints removes stray temporary files, which would be a
+    // running engine's checkpoint in progress).
+    let scanned = match scan::<E>(&layout.journal, schema, options.cache_bytes) {
+        Err(error) if !movable(journal_cause(&error)) => return Err(journal_error(error)),
+        scanned => scanned,
+    };
     let checkpoints = Checkpoints::open(&layout.checkpoints, schema).map_err(checkpoint_error)?;
+    // `Checkpoints::open` and `newest` log what they remove and pass over;
+    // the report says it too.
     report.removed_temp_files = checkpoints.removed_at_open().to_vec();
-    for path in &report.removed_temp_files {
-        tracing::warn!(path = %path.display(), "removed a checkpoint file left unfinished by a crash");
-    }
-    // Loaded before the journal, and whatever the journal says: it is what
-    // the journal is checked against, and the fallback when the journal
-    // cannot be used.
+    // Loaded whatever the journal says: it is what the journal is checked
+    // against, and the fallback when the journal cannot be used.
     let newest = checkpoints
         .newest::<E>(u64::MAX)
         .map_err(checkpoint_error)?;
     let skipped = newest.skipped;
     let mut base = newest.found;
 
-    let (journal, journal_last) = match scan::<E>(&layout.journal, schema, options.cache_bytes) {
+    let (journal, journal_last) = match scanned {
         Ok((journal, torn, last)) => {
             if let Some(torn) = torn {
                 tracing::warn!(
@@ -107,9 +113,6 @@ pub(crate) fn open<E: Event>(
         }
         Err(error) => {
             let cause = journal_cause(&error);
-            if !movable(cause) {
-                return Err(journal_error(error));
-            }
             let Some((_, info)) = &base else {
                 return Err(journal_error_with(
                     error,
@@ -180,9 +183,6 @@ pub(crate) fn open<E: Event>(
         );
     }
     report.skipped_checkpoints = skipped.iter().map(skipped_checkpoint).collect();
-    for skipped in &skipped {
-        tracing::warn!(%skipped, "passed over a checkpoint that does not verify");
-    }
 
     loop {
         // The base's map is kept (an O(1) clone) in case a quarantine
@@ -204,7 +204,8 @@ pub(crate) fn open<E: Event>(
                 });
             }
         };
-        let replayed = journal::catch_sled(journal.path(), "replaying the journal", || {
+        let during = "replaying the journal (in sled, or in the event type's Deserialize)";
+        let replayed = journal::catch_sled(journal.path(), during, || {
             Ok(recovery::replay_range::<E>(
                 &journal,
                 &mut map,

@@ -170,7 +170,10 @@ async fn a_journal_behind_the_checkpoints_is_moved_aside_when_asked() {
     let moved = recovery.journal_moved_aside.clone().expect("moved aside");
     assert_eq!(moved.checkpoint, newest);
     assert_eq!(moved.why, JournalUnusable::Behind { journal_last: 50 });
-    assert_eq!(entries_named(dir.path(), "journal."), std::slice::from_ref(&moved.to));
+    assert_eq!(
+        entries_named(dir.path(), "journal."),
+        std::slice::from_ref(&moved.to)
+    );
     assert!(
         moved
             .to
@@ -425,10 +428,18 @@ async fn a_schema_mismatch_is_incompatible_not_corrupt() {
     );
 }
 
+/// Also: the refused open touches nothing of the running engine's, not
+/// even what looks like a stray temporary checkpoint file (it would be the
+/// running engine's checkpoint in progress).
 #[tokio::test]
 async fn a_journal_another_engine_holds_is_already_open_not_damaged() {
     let dir = tempfile::tempdir().unwrap();
     let engine = builder(dir.path()).open().await.unwrap();
+    let in_progress = dir
+        .path()
+        .join("checkpoints")
+        .join("ckpt-00000000000000000009.tmp");
+    std::fs::write(&in_progress, b"being written").unwrap();
     let error = builder(dir.path())
         .on_damaged_journal(DamagedJournal::MoveAside)
         .open()
@@ -436,6 +447,7 @@ async fn a_journal_another_engine_holds_is_already_open_not_damaged() {
         .unwrap_err();
     assert_eq!(error.cause(), Some(OpenCause::AlreadyOpen), "{error}");
     assert!(entries_named(dir.path(), "journal.").is_empty());
+    assert!(in_progress.exists(), "the running engine's file was left alone");
     engine.shutdown().await.unwrap();
 }
 
@@ -566,7 +578,10 @@ async fn stray_temporary_checkpoint_files_removed_at_open_are_reported() {
     std::fs::write(&tmp, b"half a checkpoint").unwrap();
 
     let engine = builder(dir.path()).open().await.unwrap();
-    assert_eq!(engine.recovery().removed_temp_files, std::slice::from_ref(&tmp));
+    assert_eq!(
+        engine.recovery().removed_temp_files,
+        std::slice::from_ref(&tmp)
+    );
     assert!(!engine.recovery().is_clean());
     assert!(!tmp.exists());
     engine.shutdown().await.unwrap();
