@@ -181,11 +181,15 @@ impl<E: Event> Builder<E> {
         self
     }
 
-    /// If the journal has a corrupt record in the middle, recover to the
-    /// prefix before it instead of failing the open: that record and every
-    /// one after it move to a quarantine tree (not deleted), the engine
-    /// resumes from the seq before it, and this is logged as an error and
-    /// reported in [`Engine::recovery`]. Events after the bad record are
+    /// If the journal has a damaged record in the middle (one whose bytes
+    /// changed; an incompatible one, of another format or event encoding,
+    /// still fails the open), recover to the prefix before it instead of
+    /// failing the open: that record and every one after it move to a
+    /// quarantine tree (not deleted), checkpoints after it are set aside
+    /// (renamed, kept), the engine resumes from the seq before it, and
+    /// this is logged as an error and reported in [`Engine::recovery`]
+    /// ([`Recovery::quarantined_from`],
+    /// [`Recovery::checkpoints_set_aside`]). Events after the bad record are
     /// lost from the state, even acknowledged ones, which is why the
     /// default is to fail the open with the seq and the path instead.
     pub fn recover_to_prefix(mut self, recover: bool) -> Self {

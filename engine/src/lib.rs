@@ -48,7 +48,11 @@
 //!   under the default [`Durability::Always`], one flush before the batch is
 //!   published and acked: an ack means durable, and the ack waits for the
 //!   disk. Opening loads the newest checkpoint that verifies and replays the
-//!   journal after it. Checkpoints are written from an O(1) clone of the
+//!   journal after it; it never deletes a checkpoint because the journal
+//!   disagrees, never panics on what it finds, and reports everything it
+//!   decides on its own in [`Recovery`] (see
+//!   [`Builder::on_damaged_journal`] for a journal that cannot be used).
+//!   Checkpoints are written from an O(1) clone of the
 //!   map on a blocking thread, so the writer does not stall on them.
 //! * [`Engine::as_of`] reads any past seq: recent ones from an in-memory
 //!   window of snapshots (cheap, since they share structure), older ones

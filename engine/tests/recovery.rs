@@ -447,7 +447,10 @@ async fn a_journal_another_engine_holds_is_already_open_not_damaged() {
         .unwrap_err();
     assert_eq!(error.cause(), Some(OpenCause::AlreadyOpen), "{error}");
     assert!(entries_named(dir.path(), "journal.").is_empty());
-    assert!(in_progress.exists(), "the running engine's file was left alone");
+    assert!(
+        in_progress.exists(),
+        "the running engine's file was left alone"
+    );
     engine.shutdown().await.unwrap();
 }
 

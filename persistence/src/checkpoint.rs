@@ -455,7 +455,25 @@ impl Checkpoints {
                 reason: format!("file holds seq {}, its name says {seq}", header.seq),
             });
         }
-        let state = format::decode_entries::<E>(&header, payload, &path)?;
+        // A key or value type's `Deserialize` may panic on bytes it does
+        // not expect; that is this checkpoint failing to decode, not a
+        // reason to take down whoever is opening the engine.
+        let decoded = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            format::decode_entries::<E>(&header, payload, &path)
+        }));
+        let state = decoded.unwrap_or_else(|panic| {
+            Err(CheckpointError::Decode {
+                path: path.clone(),
+                seq,
+                source: CodecError::Decode {
+                    type_name: std::any::type_name::<(E::Key, E::Value)>(),
+                    message: format!(
+                        "deserializing panicked: {}",
+                        crate::journal::panic_message(panic.as_ref())
+                    ),
+                },
+            })
+        })?;
         let info = CheckpointInfo {
             seq,
             entries: header.entries,

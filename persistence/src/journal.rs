@@ -724,7 +724,7 @@ pub fn catch_sled<T>(
 }
 
 /// A panic payload's message, when it is a string.
-fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
+pub(crate) fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
     panic
         .downcast_ref::<&str>()
         .map(|message| (*message).to_owned())

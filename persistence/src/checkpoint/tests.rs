@@ -454,3 +454,36 @@ fn open_reports_the_unfinished_files_it_removed() {
     let again = Checkpoints::open(dir.path(), SCHEMA).unwrap();
     assert!(again.removed_at_open().is_empty());
 }
+
+/// A value whose `Deserialize` panics on 13: a user type with an
+/// `unwrap` in it.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize)]
+struct Brittle(u64);
+
+impl<'de> serde::Deserialize<'de> for Brittle {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let value = u64::deserialize(deserializer)?;
+        assert_ne!(value, 13, "Brittle cannot be 13");
+        Ok(Brittle(value))
+    }
+}
+
+#[test]
+fn a_value_whose_deserialize_panics_is_a_decode_error_not_a_panic() {
+    type Fragile = StateEvent<String, Brittle>;
+    let (_dir, store) = store();
+    let state: State<Fragile> = [("a".to_owned(), Brittle(13))].into_iter().collect();
+    store.write::<Fragile>(5, &state).unwrap();
+    let loaded = std::panic::catch_unwind(|| store.load::<Fragile>(5).map(drop));
+    let error = loaded
+        .expect("load does not panic")
+        .expect_err("the value does not decode");
+    assert!(
+        matches!(error, CheckpointError::Decode { seq: 5, .. }),
+        "{error}"
+    );
+    assert!(
+        error.to_string().contains("Brittle cannot be 13"),
+        "{error}"
+    );
+}
