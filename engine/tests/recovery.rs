@@ -593,3 +593,29 @@ async fn stray_temporary_checkpoint_files_removed_at_open_are_reported() {
     assert!(engine.recovery().is_clean(), "{:?}", engine.recovery());
     engine.shutdown().await.unwrap();
 }
+
+/// State hashes recorded for seqs after the journal's end (their events
+/// were lost with the tail) are removed at open; that is reported too.
+#[tokio::test]
+async fn state_hashes_after_the_journal_end_removed_at_open_are_reported() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let journal = Journal::open(&dir.path().join("journal"), SCHEMA, 1 << 20).unwrap();
+        let events: Vec<Ev> = (1..=5).map(|seq| Ev::put(seq, value(seq))).collect();
+        journal.append(1, &events).unwrap();
+        // As if the batch holding seqs 6..=8 was lost with its hash kept.
+        journal.record_state_hash(8, 0x5eed).unwrap();
+        journal.flush().unwrap();
+    }
+    let engine = builder(dir.path()).open().await.unwrap();
+    let recovery = engine.recovery().clone();
+    assert_eq!(recovery.last_seq, 5);
+    assert_eq!(recovery.removed_state_hashes, 1, "{recovery:?}");
+    assert!(!recovery.is_clean());
+    // Seq 8 comes round again and is not checked against the stale hash.
+    write(&engine, 6, 8).await;
+    engine.shutdown().await.unwrap();
+    let engine = builder(dir.path()).open().await.unwrap();
+    assert_eq!(engine.reader().seq(), 8);
+    engine.shutdown().await.unwrap();
+}
