@@ -38,11 +38,14 @@ use crate::codec::{self, CodecError};
 use storage::{Storage, Write};
 
 mod checks;
+mod classify;
 mod maintenance;
 mod read;
 mod rollback;
 pub(crate) mod storage;
 
+pub use classify::catch_sled;
+pub(crate) use classify::panic_message;
 pub use rollback::{RollbackRefusal, RollbackReport};
 
 /// The tree holding the records.
@@ -137,7 +140,7 @@ pub enum JournalError {
     /// kind or event encoding this build or this event type cannot read).
     #[error(
         "journal {path}: record at seq {seq} {}: {source}",
-        record_verdict(source)
+        classify::record_verdict(source)
     )]
     Corrupt {
         /// The journal directory.
@@ -207,67 +210,7 @@ pub enum JournalError {
     },
 }
 
-/// How a record error reads: damaged, incompatible, or not written.
-fn record_verdict(source: &CodecError) -> &'static str {
-    match source {
-        CodecError::Encode { .. } => "could not be written",
-        source if codec_incompatible(source) => "is incompatible with this build or event type",
-        _ => "is damaged",
-    }
-}
-
-/// Whether a codec error means intact bytes this build or event type
-/// cannot read, rather than bytes that changed: an unknown format version
-/// or record kind, or a payload that passed its checksum and still does
-/// not decode as the event type.
-fn codec_incompatible(source: &CodecError) -> bool {
-    matches!(
-        source,
-        CodecError::UnsupportedVersion { .. }
-            | CodecError::UnknownKind { .. }
-            | CodecError::Decode { .. }
-    )
-}
-
 impl JournalError {
-    /// Whether the journal is intact but cannot be read by this build or
-    /// this event type (another schema, record format version, record
-    /// kind, or an event encoding that does not decode), rather than
-    /// damaged: then moving it aside or cutting it short would throw away
-    /// good data, and the fix is the right build or type.
-    pub fn is_incompatible(&self) -> bool {
-        match self {
-            JournalError::SchemaMismatch { .. } | JournalError::UnsupportedFormat { .. } => true,
-            JournalError::Corrupt { source, .. } => codec_incompatible(source),
-            _ => false,
-        }
-    }
-
-    /// Whether the journal's bytes are not what was written: a record
-    /// that fails its checks (not an incompatible one), a damaged header,
-    /// records that do not follow each other, a bad key, sled reporting
-    /// corruption, or sled panicking on its own files. The seq is the
-    /// damaged record's (for a gap, the first missing seq), when one is
-    /// known.
-    pub fn damage(&self) -> Option<Option<u64>> {
-        match self {
-            JournalError::Corrupt { seq, source, .. }
-                if !codec_incompatible(source) && !matches!(source, CodecError::Encode { .. }) =>
-            {
-                Some(Some(*seq))
-            }
-            JournalError::Gap { expected, .. } => Some(Some(*expected)),
-            JournalError::BadHeader { .. }
-            | JournalError::BadKey { .. }
-            | JournalError::SledPanicked { .. }
-            | JournalError::Storage {
-                source: sled::Error::Corruption { .. },
-                ..
-            } => Some(None),
-            _ => None,
-        }
-    }
-
     /// The kind of the I/O error underneath, if this is one: for example
     /// [`std::io::ErrorKind::StorageFull`] for a full disk. A caller that
     /// reports the failure can name its cause without parsing messages.
@@ -698,38 +641,6 @@ fn header_mismatch(path: &Path, found: &[u8], schema: &str) -> JournalError {
         found: String::from_utf8_lossy(rest).into_owned(),
         expected: schema.to_owned(),
     }
-}
-
-/// Runs `f`, which calls into sled for the journal at `path` (through
-/// [`Journal`]'s methods), and turns a panic inside it into [`JournalError::SledPanicked`] naming the path,
-/// what was being done and the panic's message. sled 0.34.7 panics in its
-/// own recovery on some damaged files; a caller gets a typed error
-/// instead, and can decide what to do with the directory.
-///
-/// Unwind safety: on a panic, everything `f` built is dropped during the
-/// unwind and nothing of it is returned, so no half-built state is seen
-/// again.
-pub fn catch_sled<T>(
-    path: &Path,
-    during: &'static str,
-    f: impl FnOnce() -> Result<T, JournalError>,
-) -> Result<T, JournalError> {
-    std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).unwrap_or_else(|panic| {
-        Err(JournalError::SledPanicked {
-            path: path.to_path_buf(),
-            during,
-            message: panic_message(panic.as_ref()),
-        })
-    })
-}
-
-/// A panic payload's message, when it is a string.
-pub(crate) fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
-    panic
-        .downcast_ref::<&str>()
-        .map(|message| (*message).to_owned())
-        .or_else(|| panic.downcast_ref::<String>().cloned())
-        .unwrap_or_else(|| "a panic without a message".to_owned())
 }
 
 /// How long [`open_db`] keeps trying a locked directory.
