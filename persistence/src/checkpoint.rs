@@ -43,9 +43,12 @@ use solostate_commands::{Event, State};
 use crate::codec::CodecError;
 use crate::hash::{self, StateHasher};
 
+mod error;
 mod format;
 #[cfg(test)]
 mod tests;
+
+pub use error::CheckpointError;
 
 use format::Header;
 
@@ -57,130 +60,6 @@ const SUFFIX: &str = ".ckpt";
 const TMP_SUFFIX: &str = ".tmp";
 /// Write buffer: large enough that a big state costs few system calls.
 const WRITE_BUFFER: usize = 1 << 20;
-
-/// Why a checkpoint operation failed. Every variant names the file or
-/// directory, and those about one checkpoint name its seq.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum CheckpointError {
-    /// A file system operation failed.
-    #[error("checkpoint I/O error on {path}: {source}")]
-    Io {
-        /// The file or directory operated on.
-        path: PathBuf,
-        /// The operating system's error.
-        source: io::Error,
-    },
-    /// The file is damaged (its bytes are not what was written): it
-    /// failed a check: truncated, bad magic, a checksum, count or state
-    /// hash mismatch, trailing bytes, a seq disagreeing with its name.
-    #[error("checkpoint {path} (seq {seq}) is damaged: {reason}")]
-    Corrupt {
-        /// The checkpoint file.
-        path: PathBuf,
-        /// The seq in the file name.
-        seq: u64,
-        /// Which check failed.
-        reason: String,
-    },
-    /// The checkpoint is intact but was written for another event schema:
-    /// the store was opened with the wrong type, a user error rather than
-    /// damage (incompatible).
-    #[error(
-        "checkpoint {path} (seq {seq}) is incompatible: it was written for schema {found:?}, but this store's schema is {expected:?}"
-    )]
-    SchemaMismatch {
-        /// The checkpoint file.
-        path: PathBuf,
-        /// The seq in the file name.
-        seq: u64,
-        /// The schema in the file.
-        found: String,
-        /// The store's schema.
-        expected: String,
-    },
-    /// The file was written in a layout this build does not know
-    /// (incompatible, not damaged: its header verifies).
-    #[error(
-        "checkpoint {path} (seq {seq}) is incompatible: it has format version {found}, and this build reads version {}",
-        format::VERSION
-    )]
-    UnsupportedVersion {
-        /// The checkpoint file.
-        path: PathBuf,
-        /// The seq in the file name.
-        seq: u64,
-        /// The version found.
-        found: u32,
-    },
-    /// The payload passed its checksum but does not decode as the store's
-    /// key and value types: incompatible (the types changed), not damaged.
-    #[error(
-        "checkpoint {path} (seq {seq}) is incompatible: its checksums verify, but it does not decode as this store's types: {source}"
-    )]
-    Decode {
-        /// The checkpoint file.
-        path: PathBuf,
-        /// The seq in the file name.
-        seq: u64,
-        /// The codec's description.
-        source: CodecError,
-    },
-    /// An entry of the state could not be encoded.
-    #[error("checkpoint {path} (seq {seq}) could not be written: {source}")]
-    Encode {
-        /// The file being written.
-        path: PathBuf,
-        /// The seq being checkpointed.
-        seq: u64,
-        /// The codec's description.
-        source: CodecError,
-    },
-    /// [`Checkpoints::prune`] was asked to keep none: that would delete the
-    /// checkpoint recovery needs, so it is refused.
-    #[error("pruning checkpoints to keep 0 would delete them all; keep at least 1")]
-    KeepZero,
-}
-
-impl CheckpointError {
-    /// Whether the checkpoint is intact but cannot be read by this build
-    /// or these types: another schema, format version, or an encoding of
-    /// the key and value types that no longer decodes. The opposite of
-    /// damage, which [`CheckpointError::Corrupt`] is.
-    pub fn is_incompatible(&self) -> bool {
-        matches!(
-            self,
-            CheckpointError::SchemaMismatch { .. }
-                | CheckpointError::UnsupportedVersion { .. }
-                | CheckpointError::Decode { .. }
-        )
-    }
-
-    /// The checkpoint's seq, for the variants about one checkpoint.
-    pub fn seq(&self) -> Option<u64> {
-        match self {
-            CheckpointError::Corrupt { seq, .. }
-            | CheckpointError::SchemaMismatch { seq, .. }
-            | CheckpointError::UnsupportedVersion { seq, .. }
-            | CheckpointError::Decode { seq, .. }
-            | CheckpointError::Encode { seq, .. } => Some(*seq),
-            CheckpointError::Io { .. } | CheckpointError::KeepZero => None,
-        }
-    }
-
-    /// The file or directory the error is about, if any.
-    pub fn path(&self) -> Option<&Path> {
-        match self {
-            CheckpointError::Io { path, .. }
-            | CheckpointError::Corrupt { path, .. }
-            | CheckpointError::SchemaMismatch { path, .. }
-            | CheckpointError::UnsupportedVersion { path, .. }
-            | CheckpointError::Decode { path, .. }
-            | CheckpointError::Encode { path, .. } => Some(path),
-            CheckpointError::KeepZero => None,
-        }
-    }
-}
 
 /// A checkpoint [`Checkpoints::set_aside_after`] renamed out of use.
 #[derive(Debug, Clone, PartialEq, Eq)]
