@@ -512,3 +512,49 @@ async fn state_hashes_after_the_journal_end_removed_at_open_are_reported() {
     assert_eq!(engine.reader().seq(), 8);
     engine.shutdown().await.unwrap();
 }
+
+/// Issue 11: one flipped byte in a checkpoint's header was reported as
+/// "format version 16711681". At open it is a damaged checkpoint, passed
+/// over and reported as damage, not as an incompatible version.
+#[tokio::test]
+async fn a_flipped_checkpoint_header_byte_is_damage_not_a_version() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = builder(dir.path()).open().await.unwrap();
+    write(&engine, 1, 20).await;
+    engine.shutdown().await.unwrap();
+    write_checkpoints(dir.path(), &[20]);
+    let path = Checkpoints::open(&dir.path().join("checkpoints"), SCHEMA)
+        .unwrap()
+        .path_of(20);
+    let mut bytes = std::fs::read(&path).unwrap();
+    bytes[10] ^= 0xff; // the third byte of the format version
+    std::fs::write(&path, bytes).unwrap();
+
+    let engine = builder(dir.path()).open().await.unwrap();
+    let recovery = engine.recovery().clone();
+    assert_eq!(recovery.checkpoint, None);
+    assert_eq!(recovery.replayed, 20);
+    let [skipped] = &recovery.skipped_checkpoints[..] else {
+        panic!("one checkpoint passed over: {recovery:?}");
+    };
+    assert_eq!(skipped.seq, 20);
+    assert_eq!(skipped.path, path);
+    assert_eq!(skipped.cause, OpenCause::Damaged { seq: Some(20) });
+    assert!(
+        skipped.message.contains("is damaged"),
+        "{}",
+        skipped.message
+    );
+    assert!(
+        !skipped.message.contains("16711681 "),
+        "{}",
+        skipped.message
+    );
+    assert!(
+        !skipped.message.contains("has format version"),
+        "{}",
+        skipped.message
+    );
+    assert_eq!(*engine.reader().snapshot().map(), state_through(20));
+    engine.shutdown().await.unwrap();
+}
