@@ -322,7 +322,9 @@ fn move_aside_and_resume(
     })?;
     let journal =
         Journal::open(&layout.journal, schema, options.cache_bytes).map_err(journal_error)?;
-    journal.resume_after(checkpoint).map_err(journal_error)?;
+    journal
+        .resume_after(checkpoint, &to)
+        .map_err(journal_error)?;
     // The fresh journal's name in the engine's directory.
     sync_dir(root).map_err(|error| {
         io_error(

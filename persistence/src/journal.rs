@@ -46,6 +46,7 @@ pub(crate) mod storage;
 
 pub use classify::catch_sled;
 pub(crate) use classify::panic_message;
+pub use maintenance::Resumed;
 pub use rollback::{RollbackRefusal, RollbackReport};
 
 /// The tree holding the records.

@@ -98,7 +98,9 @@ pub struct MovedJournal {
     /// The checkpoint the engine resumed from. A fresh journal continues
     /// after it: the next event takes `checkpoint + 1`, and reading the
     /// journal before that reports the seqs as pruned (their state is the
-    /// checkpoint's; their events are in the journal moved aside).
+    /// checkpoint's; their events are in the journal moved aside, which
+    /// the fresh journal names for good:
+    /// [`Journal::resumed`](solostate_persistence::journal::Journal::resumed)).
     pub checkpoint: u64,
     /// Why the journal could not be used.
     pub why: JournalUnusable,

@@ -14,7 +14,7 @@ use damage::{
     write_big_journal,
 };
 use solostate::persistence::checkpoint::Checkpoints;
-use solostate::persistence::journal::Journal;
+use solostate::persistence::journal::{Journal, Resumed};
 use solostate::{
     AsOfError, CheckpointPolicy, DamagedJournal, Durability, Engine, JournalUnusable, OpenCause,
     OpenError, SetAsideWhy, State, StateEvent,
@@ -187,6 +187,16 @@ async fn a_journal_behind_the_checkpoints_is_moved_aside_when_asked() {
     let kept = Journal::open(&moved.to, SCHEMA, 1 << 20).unwrap();
     assert_eq!(kept.last_seq::<Ev>().unwrap(), 50);
     drop(kept);
+    // And the fresh journal remembers where it came from.
+    let fresh = Journal::open(&dir.path().join("journal"), SCHEMA, 1 << 20).unwrap();
+    assert_eq!(
+        fresh.resumed().unwrap(),
+        Some(Resumed {
+            after: newest,
+            predecessor: moved.to.clone()
+        })
+    );
+    drop(fresh);
 
     // The fresh journal carries on: a plain open needs no option.
     let engine = builder(dir.path()).open().await.unwrap();

@@ -153,7 +153,9 @@ fn a_new_journal_is_not_mistaken_for_a_lost_one() {
 fn resume_after_continues_the_seqs_and_says_why_the_prefix_is_missing() {
     let dir = tempfile::tempdir().unwrap();
     let journal = Journal::open(dir.path(), "resumed", CACHE).unwrap();
-    journal.resume_after(41).unwrap();
+    assert_eq!(journal.resumed().unwrap(), None);
+    let predecessor = dir.path().with_extension("damaged-1");
+    journal.resume_after(41, &predecessor).unwrap();
     assert_eq!(journal.first_seq().unwrap(), 42);
     assert_eq!(journal.last_seq::<Ev>().unwrap(), 41);
     journal.append(42, &[Ev::put(1, "a".into())]).unwrap();
@@ -161,6 +163,13 @@ fn resume_after_continues_the_seqs_and_says_why_the_prefix_is_missing() {
     drop(journal);
     let journal = Journal::open(dir.path(), "resumed", CACHE).unwrap();
     assert_eq!(journal.last_seq::<Ev>().unwrap(), 42);
+    assert_eq!(
+        journal.resumed().unwrap(),
+        Some(Resumed {
+            after: 41,
+            predecessor
+        })
+    );
     let error = journal.read_from::<Ev>(1).next().unwrap().unwrap_err();
     assert!(
         matches!(
@@ -174,6 +183,6 @@ fn resume_after_continues_the_seqs_and_says_why_the_prefix_is_missing() {
         "{error}"
     );
     // Only an empty journal can be resumed: records would not follow.
-    let refused = journal.resume_after(100).unwrap_err();
+    let refused = journal.resume_after(100, dir.path()).unwrap_err();
     assert!(matches!(refused, JournalError::Gap { .. }), "{refused}");
 }
