@@ -568,3 +568,64 @@ async fn a_flipped_checkpoint_header_byte_is_damage_not_a_version() {
     assert_eq!(*engine.reader().snapshot().map(), state_through(20));
     engine.shutdown().await.unwrap();
 }
+
+/// Not only sled's panics: an error sled returns for its own files (here
+/// a garbled `conf`) makes the journal unusable too, and the option moves
+/// it aside.
+#[tokio::test]
+async fn a_journal_sled_reports_damaged_is_moved_aside_when_asked() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = builder(dir.path()).open().await.unwrap();
+    write(&engine, 1, 30).await;
+    engine.shutdown().await.unwrap();
+    write_checkpoints(dir.path(), &[10, 20]);
+    std::fs::write(
+        dir.path().join("journal").join("conf"),
+        b"garbage garbage\n",
+    )
+    .unwrap();
+
+    let error = builder(dir.path()).open().await.unwrap_err();
+    assert_eq!(
+        error.cause(),
+        Some(OpenCause::Damaged { seq: None }),
+        "{error}"
+    );
+    assert!(
+        error.to_string().contains("checkpoint at seq 20"),
+        "{error}"
+    );
+
+    let engine = builder(dir.path())
+        .on_damaged_journal(DamagedJournal::MoveAside)
+        .open()
+        .await
+        .unwrap();
+    let moved = engine
+        .recovery()
+        .journal_moved_aside
+        .clone()
+        .expect("moved aside");
+    assert_eq!(moved.checkpoint, 20);
+    assert!(
+        matches!(
+            moved.why,
+            JournalUnusable::Unreadable {
+                cause: OpenCause::Damaged { seq: None },
+                ..
+            }
+        ),
+        "{moved:?}"
+    );
+    assert_eq!(
+        std::fs::read(moved.to.join("conf")).unwrap(),
+        b"garbage garbage\n",
+        "kept as found"
+    );
+    assert_eq!(*engine.reader().snapshot().map(), state_through(20));
+    assert_eq!(
+        engine.submit(Ev::put(0, "next".into())).await.unwrap().seq,
+        21
+    );
+    engine.shutdown().await.unwrap();
+}

@@ -45,7 +45,10 @@ impl JournalError {
     /// Whether the journal's bytes are not what was written: a record
     /// that fails its checks (not an incompatible one), a damaged header,
     /// records that do not follow each other, a bad key, sled reporting
-    /// corruption, or sled panicking on its own files. The seq is the
+    /// corruption (or a "bug" in itself, which is how its recovery meets
+    /// some damaged logs, or an "unsupported" `conf`: sled is pinned and
+    /// the journal's configuration never changes, so a `conf` it refuses
+    /// is a damaged one), or sled panicking on its own files. The seq is the
     /// damaged record's (for a gap, the first missing seq), when one is
     /// known.
     pub fn damage(&self) -> Option<Option<u64>> {
@@ -60,7 +63,10 @@ impl JournalError {
             | JournalError::BadKey { .. }
             | JournalError::SledPanicked { .. }
             | JournalError::Storage {
-                source: sled::Error::Corruption { .. },
+                source:
+                    sled::Error::Corruption { .. }
+                    | sled::Error::ReportableBug(_)
+                    | sled::Error::Unsupported(_),
                 ..
             } => Some(None),
             _ => None,

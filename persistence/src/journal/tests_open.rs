@@ -186,3 +186,20 @@ fn resume_after_continues_the_seqs_and_says_why_the_prefix_is_missing() {
     let refused = journal.resume_after(100, dir.path()).unwrap_err();
     assert!(matches!(refused, JournalError::Gap { .. }), "{refused}");
 }
+
+/// sled's own error for files it cannot read (here its `conf`, garbled) is
+/// damage too, so recovery may move such a journal aside when asked.
+#[test]
+fn a_conf_sled_cannot_read_is_damage() {
+    let dir = tempfile::tempdir().unwrap();
+    test_damage::write_journal(dir.path(), "conf", 10);
+    let conf = dir.path().join("conf");
+    let zeroes = vec![0; std::fs::metadata(&conf).unwrap().len() as usize];
+    for garbage in [&b"garbage garbage\n"[..], &zeroes[..]] {
+        std::fs::write(&conf, garbage).unwrap();
+        let error = Journal::open(dir.path(), "conf", CACHE).unwrap_err();
+        assert!(matches!(error, JournalError::Storage { .. }), "{error}");
+        assert_eq!(error.damage(), Some(None), "{error}");
+        assert!(!error.is_incompatible(), "{error}");
+    }
+}
