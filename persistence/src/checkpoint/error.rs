@@ -105,7 +105,8 @@ impl CheckpointError {
         )
     }
 
-    /// The checkpoint's seq, for the variants about one checkpoint.
+    /// The checkpoint's seq, for the variants about one checkpoint (for
+    /// [`CheckpointError::Io`], when its path is a checkpoint file's).
     pub fn seq(&self) -> Option<u64> {
         match self {
             CheckpointError::Corrupt { seq, .. }
@@ -113,7 +114,12 @@ impl CheckpointError {
             | CheckpointError::UnsupportedVersion { seq, .. }
             | CheckpointError::Decode { seq, .. }
             | CheckpointError::Encode { seq, .. } => Some(*seq),
-            CheckpointError::Io { .. } | CheckpointError::KeepZero => None,
+            // An I/O error on a checkpoint file: the seq in its name.
+            CheckpointError::Io { path, .. } => path
+                .file_name()
+                .and_then(|name| name.to_str())
+                .and_then(super::seq_of),
+            CheckpointError::KeepZero => None,
         }
     }
 

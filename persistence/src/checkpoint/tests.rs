@@ -340,6 +340,15 @@ fn open_removes_stale_temporary_files_only() {
 }
 
 #[test]
+fn an_io_error_on_a_checkpoint_file_knows_its_seq() {
+    let (_dir, store) = store();
+    let error = store.load::<Ev>(17).unwrap_err();
+    assert!(matches!(error, CheckpointError::Io { .. }), "{error}");
+    assert_eq!(error.seq(), Some(17));
+    assert_eq!(error.path(), Some(store.path_of(17).as_path()));
+}
+
+#[test]
 fn a_missing_checkpoint_is_an_io_error_naming_the_file() {
     let (_dir, store) = store();
     match store.load::<Ev>(8).unwrap_err() {
