@@ -85,7 +85,7 @@ pub enum CheckpointError {
         /// The codec's description.
         source: CodecError,
     },
-    /// [`Checkpoints::prune`] was asked to keep none: that would delete the
+    /// [`Checkpoints::prune`](super::Checkpoints::prune) was asked to keep none: that would delete the
     /// checkpoint recovery needs, so it is refused.
     #[error("pruning checkpoints to keep 0 would delete them all; keep at least 1")]
     KeepZero,

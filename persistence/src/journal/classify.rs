@@ -75,8 +75,9 @@ impl JournalError {
 }
 
 /// Runs `f`, which calls into sled for the journal at `path` (through
-/// [`Journal`]'s methods), and turns a panic inside it into [`JournalError::SledPanicked`] naming the path,
-/// what was being done and the panic's message. sled 0.34.7 panics in its
+/// [`Journal`](super::Journal)'s methods), and turns a panic inside it
+/// into [`JournalError::SledPanicked`] naming the path, what was being
+/// done and the panic's message. sled 0.34.7 panics in its
 /// own recovery on some damaged files; a caller gets a typed error
 /// instead, and can decide what to do with the directory.
 ///
