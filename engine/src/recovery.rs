@@ -204,8 +204,9 @@ pub(crate) fn open<E: Event>(
                 });
             }
         };
-        let during = "replaying the journal (in sled, or in the event type's Deserialize)";
-        let replayed = journal::catch_sled(journal.path(), during, || {
+        // A panic here is sled's on a damaged page (or, rarely, the event
+        // type's own `Deserialize`; `apply`'s panics are caught inside).
+        let replayed = journal::catch_sled(journal.path(), "replaying the journal", || {
             Ok(recovery::replay_range::<E>(
                 &journal,
                 &mut map,

@@ -110,8 +110,10 @@ pub enum JournalError {
         /// The format version this build reads.
         expected: u8,
     },
-    /// The journal's header (or its pruned-through mark) is damaged: its
-    /// bytes are not any header this or another build writes.
+    /// The journal's header (or its pruned-through or resumed-after mark)
+    /// is damaged: its bytes are not any header this or another build
+    /// writes, or sled's log holds data but no header at all (sled lost
+    /// the journal).
     #[error("journal {path} has a damaged header: {reason}")]
     BadHeader {
         /// The journal directory.
