@@ -8,13 +8,13 @@ use solostate_queries::{Publisher, Snapshot};
 
 use crate::checkpointer::Checkpointer;
 use crate::durability::Durability;
-use crate::error::OpenError;
+use crate::error::{OpenCause, OpenError};
 use crate::flusher;
 use crate::handle::{Engine, Shared};
 use crate::history::{Disk, History};
 use crate::owner::{self, OwnerConfig};
 use crate::policy::{CheckpointPolicy, Retention};
-use crate::recovery::{self, Progress, Recovery, ReplayProgress};
+use crate::recovery::{self, DamagedJournal, Progress, Recovery, ReplayProgress};
 
 mod check;
 
@@ -46,6 +46,7 @@ pub struct Builder<E: Event> {
     retention: Retention,
     as_of_window: u64,
     recover_to_prefix: bool,
+    on_damaged_journal: DamagedJournal,
     state_hash_every: u64,
     progress: Option<Progress>,
     #[cfg(feature = "fault-injection")]
@@ -66,6 +67,7 @@ impl<E: Event> std::fmt::Debug for Builder<E> {
             .field("retention", &self.retention)
             .field("as_of_window", &self.as_of_window)
             .field("recover_to_prefix", &self.recover_to_prefix)
+            .field("on_damaged_journal", &self.on_damaged_journal)
             .field("state_hash_every", &self.state_hash_every)
             .finish_non_exhaustive()
     }
@@ -111,6 +113,7 @@ impl<E: Event> Builder<E> {
             retention: Retention::default(),
             as_of_window: Self::DEFAULT_AS_OF_WINDOW,
             recover_to_prefix: false,
+            on_damaged_journal: DamagedJournal::default(),
             state_hash_every: Self::DEFAULT_STATE_HASH_EVERY,
             progress: None,
             #[cfg(feature = "fault-injection")]
@@ -189,15 +192,37 @@ impl<E: Event> Builder<E> {
         self
     }
 
-    /// If the journal has a corrupt record in the middle, recover to the
-    /// prefix before it instead of failing the open: that record and every
-    /// one after it move to a quarantine tree (not deleted), the engine
-    /// resumes from the seq before it, and this is logged as an error and
-    /// reported in [`Engine::recovery`]. Events after the bad record are
+    /// If the journal has a damaged record in the middle (one whose bytes
+    /// changed; an incompatible one, of another format or event encoding,
+    /// still fails the open), recover to the prefix before it instead of
+    /// failing the open: that record and every one after it move to a
+    /// quarantine tree (not deleted), checkpoints after it are set aside
+    /// (renamed, kept), the engine resumes from the seq before it, and
+    /// this is logged as an error and reported in [`Engine::recovery`]
+    /// ([`Recovery::quarantined_from`],
+    /// [`Recovery::checkpoints_set_aside`]). Events after the bad record are
     /// lost from the state, even acknowledged ones, which is why the
     /// default is to fail the open with the seq and the path instead.
     pub fn recover_to_prefix(mut self, recover: bool) -> Self {
         self.recover_to_prefix = recover;
+        self
+    }
+
+    /// What to do when the journal cannot be used but a checkpoint
+    /// verifies: sled fails or panics opening it, its header or last
+    /// record is damaged, or it ends before the newest checkpoint
+    /// ([`OpenError::JournalBehind`]). The default,
+    /// [`DamagedJournal::Fail`], fails the open with an error that names
+    /// the path and this option, and changes nothing.
+    /// [`DamagedJournal::MoveAside`] moves the journal aside (kept, never
+    /// deleted), opens from the newest checkpoint that verifies with a
+    /// fresh journal continuing after it, and reports it in
+    /// [`Recovery::journal_moved_aside`]. Events after that checkpoint are
+    /// then not in the state, even acknowledged ones, which is why it is
+    /// not the default. See [`DamagedJournal`] for what counts as
+    /// unusable.
+    pub fn on_damaged_journal(mut self, choice: DamagedJournal) -> Self {
+        self.on_damaged_journal = choice;
         self
     }
 
@@ -299,12 +324,27 @@ impl<E: Event> Builder<E> {
     /// interval (`every_events(0)`, `every_bytes(0)`), a journal cache
     /// under 256 bytes, an empty path or schema, or an initial state with a
     /// path;
-    /// [`OpenError::NoRuntime`] outside a tokio runtime; and, with a path,
-    /// [`OpenError::Journal`] (already open, another schema, a corrupt
-    /// record: each names the seq and the path), [`OpenError::Checkpoint`]
-    /// [`OpenError::Replay`] (a journaled event that no longer applies)
-    /// and [`OpenError::Diverged`] (a replayed state that differs from the
-    /// state the journal recorded a hash of).
+    /// [`OpenError::NoRuntime`] outside a tokio runtime; and, with a path:
+    /// [`OpenError::Journal`] (already open, incompatible, damaged, an I/O
+    /// error: [`OpenError::cause`] says which, and the message names the
+    /// path and, for a bad record, the seq); [`OpenError::JournalBehind`]
+    /// (the journal ends before the newest checkpoint);
+    /// [`OpenError::Checkpoint`] (the checkpoint directory cannot be read,
+    /// or holds another schema's checkpoints); [`OpenError::Replay`] (a
+    /// journaled event that no longer applies); and
+    /// [`OpenError::Diverged`] (a replayed state that differs from the
+    /// state the journal recorded a hash of). Opening never panics on
+    /// what it finds on disk, sled's own panics included.
+    ///
+    /// # Recovery
+    ///
+    /// With a path, the state is the newest checkpoint that verifies plus
+    /// the journal after it. A torn last record is cut; checkpoints that
+    /// do not verify are passed over for older ones; a checkpoint is never
+    /// deleted because the journal disagrees with it. Everything opening
+    /// decides on its own is in [`Engine::recovery`]; see [`Recovery`],
+    /// [`Builder::recover_to_prefix`] and [`Builder::on_damaged_journal`]
+    /// for the two choices that are the caller's.
     pub async fn open(self) -> Result<Engine<E>, OpenError> {
         self.check()?;
         let runtime = tokio::runtime::Handle::try_current().map_err(|_| OpenError::NoRuntime)?;
@@ -315,17 +355,19 @@ impl<E: Event> Builder<E> {
                     .schema
                     .clone()
                     .unwrap_or_else(|| std::any::type_name::<E>().to_owned());
-                let (cache, prefix, progress) = (
-                    self.journal_cache_bytes,
-                    self.recover_to_prefix,
-                    self.progress,
-                );
+                let options = recovery::Options {
+                    cache_bytes: self.journal_cache_bytes,
+                    recover_to_prefix: self.recover_to_prefix,
+                    on_damaged_journal: self.on_damaged_journal,
+                };
+                let progress = self.progress;
                 let mut opened = tokio::task::spawn_blocking(move || {
-                    recovery::open::<E>(&path, &schema, cache, prefix, progress)
+                    recovery::open::<E>(&path, &schema, &options, progress)
                 })
                 .await
                 .map_err(|error| OpenError::Journal {
                     message: format!("recovery task failed: {error}"),
+                    cause: OpenCause::Aborted,
                 })??;
                 let map = std::mem::take(&mut opened.map);
                 #[cfg(feature = "fault-injection")]
@@ -377,6 +419,7 @@ impl<E: Event> Builder<E> {
                 flusher::spawn(Arc::downgrade(journal), interval, Arc::clone(&shared)).map_err(
                     |error| OpenError::Journal {
                         message: format!("cannot start the periodic flush thread: {error}"),
+                        cause: OpenCause::Io(error.kind()),
                     },
                 )?,
             ),

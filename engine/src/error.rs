@@ -185,7 +185,52 @@ impl<E: Event> From<SendError<E>> for SubmitError<E> {
     }
 }
 
+/// What kind of failure an [`OpenError::Journal`] or
+/// [`OpenError::Checkpoint`] is, so that a caller can decide what to do
+/// without parsing the message: wait for another process
+/// ([`AlreadyOpen`](Self::AlreadyOpen)), use the right build or event type
+/// ([`Incompatible`](Self::Incompatible)), restore from a backup or let
+/// recovery work around the damage ([`Damaged`](Self::Damaged), see
+/// [`Builder::on_damaged_journal`](crate::Builder::on_damaged_journal) and
+/// [`Builder::recover_to_prefix`](crate::Builder::recover_to_prefix)), or
+/// fix the disk ([`Io`](Self::Io)).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum OpenCause {
+    /// Another process (or another engine in this one) has the journal
+    /// open.
+    AlreadyOpen,
+    /// The data is intact, but this build or this event type cannot read
+    /// it: another schema, another format version, an event or state
+    /// encoding that no longer decodes. Nothing is damaged; nothing should
+    /// be moved aside or cut.
+    Incompatible,
+    /// The bytes on disk are not what was written, or are missing: a
+    /// record or header that fails its checks, records that do not follow
+    /// each other, a log sled cannot recover (an error or a panic in
+    /// sled's own recovery). `seq` is the first damaged seq, when one is
+    /// known.
+    Damaged {
+        /// The first damaged (or missing) seq, if known.
+        seq: Option<u64>,
+    },
+    /// An I/O error of this kind: for example
+    /// [`std::io::ErrorKind::PermissionDenied`] or
+    /// [`std::io::ErrorKind::StorageFull`].
+    Io(std::io::ErrorKind),
+    /// Recovery did not finish: its blocking task panicked (a bug, or a
+    /// user type's `Deserialize` panicking) or was cancelled because the
+    /// runtime shut down.
+    Aborted,
+    /// Anything else; the message says what.
+    Other,
+}
+
 /// The error of [`Builder::open`](crate::Builder::open).
+///
+/// Opening never panics on what it finds on disk, sled's own panics
+/// included: everything is one of these. [`OpenError::cause`] says what
+/// kind of journal or checkpoint failure it is.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum OpenError {
@@ -198,20 +243,50 @@ pub enum OpenError {
         reason: &'static str,
     },
     /// The journal could not be opened or recovered: locked by another
-    /// process, written for another event type, corrupt, or an I/O error.
-    /// The message names the path and, for a bad record, the seq.
+    /// process, written for another schema or format (incompatible),
+    /// damaged (including sled failing or panicking on its own files), or
+    /// an I/O error; `cause` says which. The message names the path and,
+    /// for a bad record, the seq. When the journal is damaged and a
+    /// checkpoint verifies, the message also says that
+    /// [`Builder::on_damaged_journal`](crate::Builder::on_damaged_journal)
+    /// would open from that checkpoint.
     #[error("cannot open journal: {message}")]
     Journal {
-        /// The journal's error.
+        /// The journal's error, with its path.
         message: String,
+        /// What kind of failure it is.
+        cause: OpenCause,
     },
-    /// The checkpoint directory could not be read or written (a damaged
-    /// checkpoint is not this: opening skips it, loudly, and falls back to
-    /// an older one or the journal).
+    /// The checkpoint directory could not be read or written, or its
+    /// checkpoints are for another schema (a damaged checkpoint is not
+    /// this: opening passes over it, reports it in
+    /// [`Recovery::skipped_checkpoints`](crate::Recovery::skipped_checkpoints),
+    /// and falls back to an older one or the journal).
     #[error("cannot open checkpoints: {message}")]
     Checkpoint {
         /// The checkpoint store's error, with its path.
         message: String,
+        /// What kind of failure it is.
+        cause: OpenCause,
+    },
+    /// The journal ends before the newest checkpoint that verifies: it
+    /// lost events that were flushed before that checkpoint was written
+    /// (a journal deleted, replaced by an older copy, or cut short by a
+    /// power cut). No checkpoint is deleted or changed for this (a missing
+    /// journal is created anew, empty, and stays behind). [`Builder::on_damaged_journal`](crate::Builder::on_damaged_journal)
+    /// with [`DamagedJournal::MoveAside`](crate::DamagedJournal::MoveAside)
+    /// opens from the checkpoint instead, keeping the journal aside.
+    #[error(
+        "journal {} ends at seq {journal_last}, before the checkpoint at seq {checkpoint}: it lost events it had flushed; nothing was deleted. Builder::on_damaged_journal(DamagedJournal::MoveAside) opens from the checkpoint and keeps this journal aside",
+        path.display()
+    )]
+    JournalBehind {
+        /// The journal's directory.
+        path: std::path::PathBuf,
+        /// The journal's last seq.
+        journal_last: u64,
+        /// The seq of the newest checkpoint that verifies.
+        checkpoint: u64,
     },
     /// A journaled event did not re-apply during recovery: `apply` is not
     /// deterministic, or the event type's rules changed.
@@ -244,6 +319,22 @@ pub enum OpenError {
     /// run the owner task.
     #[error("no tokio runtime: call open from inside a tokio runtime")]
     NoRuntime,
+}
+
+impl OpenError {
+    /// What kind of journal or checkpoint failure this is:
+    /// `Some` for [`OpenError::Journal`] and [`OpenError::Checkpoint`],
+    /// [`OpenCause::Damaged`] at the first seq the journal lost for
+    /// [`OpenError::JournalBehind`], and `None` for the rest.
+    pub fn cause(&self) -> Option<OpenCause> {
+        match self {
+            OpenError::Journal { cause, .. } | OpenError::Checkpoint { cause, .. } => Some(*cause),
+            OpenError::JournalBehind { journal_last, .. } => Some(OpenCause::Damaged {
+                seq: Some(journal_last + 1),
+            }),
+            _ => None,
+        }
+    }
 }
 
 /// The error of [`Engine::shutdown`](crate::Engine::shutdown).

@@ -48,7 +48,11 @@
 //!   under the default [`Durability::Always`], one flush before the batch is
 //!   published and acked: an ack means durable, and the ack waits for the
 //!   disk. Opening loads the newest checkpoint that verifies and replays the
-//!   journal after it. Checkpoints are written from an O(1) clone of the
+//!   journal after it; it never deletes a checkpoint because the journal
+//!   disagrees, never panics on what it finds, and reports everything it
+//!   decides on its own in [`Recovery`] (see
+//!   [`Builder::on_damaged_journal`] for a journal that cannot be used).
+//!   Checkpoints are written from an O(1) clone of the
 //!   map on a blocking thread, so the writer does not stall on them.
 //! * [`Engine::as_of`] reads any past seq: recent ones from an in-memory
 //!   window of snapshots (cheap, since they share structure), older ones
@@ -119,12 +123,15 @@ mod stats;
 pub use builder::Builder;
 pub use durability::Durability;
 pub use error::{
-    AckError, AsOfError, OpenError, RollbackError, SendError, ShutdownError, SubmitError,
-    TrySubmitError,
+    AckError, AsOfError, OpenCause, OpenError, RollbackError, SendError, ShutdownError,
+    SubmitError, TrySubmitError,
 };
 pub use handle::{Ack, Engine, Pending};
 pub use policy::{CheckpointPolicy, Retention};
-pub use recovery::{Recovery, ReplayProgress};
+pub use recovery::{
+    DamagedJournal, JournalUnusable, MovedJournal, Recovery, ReplayProgress, SetAsideCheckpoint,
+    SetAsideWhy, SkippedCheckpoint,
+};
 pub use stats::Stats;
 
 /// The fault plan for [`Builder::faults`] (feature `fault-injection`).

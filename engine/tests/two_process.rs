@@ -59,7 +59,7 @@ fn a_second_process_gets_already_open_and_the_directory_reopens_after() {
 
     runtime.block_on(async {
         match open(dir.path()).await {
-            Err(OpenError::Journal { message }) => assert!(
+            Err(OpenError::Journal { message, .. }) => assert!(
                 message.contains("already open")
                     && message.contains(&*dir.path().to_string_lossy()),
                 "the error must say 'already open' and name the path: {message}"

@@ -11,8 +11,11 @@
 //! renamed over its final name and the directory synced, so a crash leaves
 //! either the whole checkpoint or a stray `.tmp` that [`Checkpoints::open`]
 //! removes. A load verifies everything before it trusts anything: magic,
-//! version, schema, both checksums, the entry count and the state hash of
-//! what it decoded.
+//! header checksum, version, schema, the payload checksum, the entry count
+//! and the state hash of what it decoded. Errors tell damage (the bytes
+//! changed: [`CheckpointError::Corrupt`]) from incompatibility (intact,
+//! but for another schema, format version or types:
+//! [`CheckpointError::is_incompatible`]).
 //!
 //! ```
 //! use solostate_commands::{State, StateEvent};
@@ -40,9 +43,12 @@ use solostate_commands::{Event, State};
 use crate::codec::CodecError;
 use crate::hash::{self, StateHasher};
 
+mod error;
 mod format;
 #[cfg(test)]
 mod tests;
+
+pub use error::CheckpointError;
 
 use format::Header;
 
@@ -55,84 +61,13 @@ const TMP_SUFFIX: &str = ".tmp";
 /// Write buffer: large enough that a big state costs few system calls.
 const WRITE_BUFFER: usize = 1 << 20;
 
-/// Why a checkpoint operation failed. Every variant names the file or
-/// directory, and those about one checkpoint name its seq.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum CheckpointError {
-    /// A file system operation failed.
-    #[error("checkpoint I/O error on {path}: {source}")]
-    Io {
-        /// The file or directory operated on.
-        path: PathBuf,
-        /// The operating system's error.
-        source: io::Error,
-    },
-    /// The file failed a check: truncated, bad magic, a checksum, count or
-    /// state hash mismatch, trailing bytes, a seq disagreeing with its name.
-    #[error("checkpoint {path} (seq {seq}) is corrupt: {reason}")]
-    Corrupt {
-        /// The checkpoint file.
-        path: PathBuf,
-        /// The seq in the file name.
-        seq: u64,
-        /// Which check failed.
-        reason: String,
-    },
-    /// The checkpoint is intact but was written for another event schema:
-    /// the store was opened with the wrong type, a user error rather than
-    /// corruption.
-    #[error(
-        "checkpoint {path} (seq {seq}) was written for schema {found:?}, but this store's schema is {expected:?}"
-    )]
-    SchemaMismatch {
-        /// The checkpoint file.
-        path: PathBuf,
-        /// The seq in the file name.
-        seq: u64,
-        /// The schema in the file.
-        found: String,
-        /// The store's schema.
-        expected: String,
-    },
-    /// The file was written in a layout this build does not know.
-    #[error(
-        "checkpoint {path} (seq {seq}) has format version {found}; this build reads version {}",
-        format::VERSION
-    )]
-    UnsupportedVersion {
-        /// The checkpoint file.
-        path: PathBuf,
-        /// The seq in the file name.
-        seq: u64,
-        /// The version found.
-        found: u32,
-    },
-    /// The payload passed its checksum but does not decode as the store's
-    /// key and value types.
-    #[error("checkpoint {path} (seq {seq}) does not decode: {source}")]
-    Decode {
-        /// The checkpoint file.
-        path: PathBuf,
-        /// The seq in the file name.
-        seq: u64,
-        /// The codec's description.
-        source: CodecError,
-    },
-    /// An entry of the state could not be encoded.
-    #[error("checkpoint {path} (seq {seq}) could not be written: {source}")]
-    Encode {
-        /// The file being written.
-        path: PathBuf,
-        /// The seq being checkpointed.
-        seq: u64,
-        /// The codec's description.
-        source: CodecError,
-    },
-    /// [`Checkpoints::prune`] was asked to keep none: that would delete the
-    /// checkpoint recovery needs, so it is refused.
-    #[error("pruning checkpoints to keep 0 would delete them all; keep at least 1")]
-    KeepZero,
+/// A checkpoint [`Checkpoints::set_aside_after`] renamed out of use.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SetAside {
+    /// The checkpoint's seq.
+    pub seq: u64,
+    /// Where the file is now.
+    pub path: PathBuf,
 }
 
 /// What a written or loaded checkpoint holds.
@@ -185,6 +120,9 @@ impl<E: Event> std::fmt::Debug for Newest<E> {
 pub struct Checkpoints {
     dir: PathBuf,
     schema: String,
+    /// The unfinished `.tmp` files [`Checkpoints::open`] removed, so that
+    /// recovery can report them.
+    removed_at_open: Vec<PathBuf>,
     /// A test's plan for failing checkpoint files (feature
     /// `fault-injection`).
     #[cfg(feature = "fault-injection")]
@@ -196,7 +134,9 @@ impl Checkpoints {
     /// is missing.
     ///
     /// Opening writes: it removes stray `ckpt-*.tmp` files, which only a
-    /// crash mid-write leaves behind. Nothing is read or verified yet.
+    /// crash mid-write leaves behind (never renamed into place, so never a
+    /// checkpoint anyone could load), and lists them in
+    /// [`Checkpoints::removed_at_open`]. Nothing is read or verified yet.
     ///
     /// # Errors
     ///
@@ -204,7 +144,7 @@ impl Checkpoints {
     /// or a stray file cannot be removed.
     pub fn open(dir: &Path, schema: &str) -> Result<Checkpoints, CheckpointError> {
         fs::create_dir_all(dir).map_err(io_error(dir))?;
-        let mut removed = false;
+        let mut removed = Vec::new();
         for entry in fs::read_dir(dir).map_err(io_error(dir))? {
             let entry = entry.map_err(io_error(dir))?;
             let name = entry.file_name();
@@ -213,15 +153,17 @@ impl Checkpoints {
                 let path = entry.path();
                 tracing::warn!(path = %path.display(), "removing a checkpoint left unfinished by a crash");
                 fs::remove_file(&path).map_err(io_error(&path))?;
-                removed = true;
+                removed.push(path);
             }
         }
-        if removed {
+        if !removed.is_empty() {
             sync_dir(dir)?;
         }
+        removed.sort();
         Ok(Checkpoints {
             dir: dir.to_owned(),
             schema: schema.to_owned(),
+            removed_at_open: removed,
             #[cfg(feature = "fault-injection")]
             faults: None,
         })
@@ -234,6 +176,12 @@ impl Checkpoints {
     #[cfg(feature = "fault-injection")]
     pub fn inject_faults(&mut self, plan: crate::faults::FaultPlan) {
         self.faults = Some(plan);
+    }
+
+    /// The unfinished checkpoint files (`ckpt-*.tmp`, left by a crash
+    /// mid-write) that [`Checkpoints::open`] removed, sorted.
+    pub fn removed_at_open(&self) -> &[PathBuf] {
+        &self.removed_at_open
     }
 
     /// The checkpoint directory.
@@ -386,7 +334,25 @@ impl Checkpoints {
                 reason: format!("file holds seq {}, its name says {seq}", header.seq),
             });
         }
-        let state = format::decode_entries::<E>(&header, payload, &path)?;
+        // A key or value type's `Deserialize` may panic on bytes it does
+        // not expect; that is this checkpoint failing to decode, not a
+        // reason to take down whoever is opening the engine.
+        let decoded = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            format::decode_entries::<E>(&header, payload, &path)
+        }));
+        let state = decoded.unwrap_or_else(|panic| {
+            Err(CheckpointError::Decode {
+                path: path.clone(),
+                seq,
+                source: CodecError::Decode {
+                    type_name: std::any::type_name::<(E::Key, E::Value)>(),
+                    message: format!(
+                        "deserializing panicked: {}",
+                        crate::journal::panic_message(panic.as_ref())
+                    ),
+                },
+            })
+        })?;
         let info = CheckpointInfo {
             seq,
             entries: header.entries,
@@ -451,8 +417,9 @@ impl Checkpoints {
     }
 
     /// Deletes the checkpoints with seq `> seq` and returns their seqs,
-    /// ascending: after a rollback to `seq` (or a recovery that found the
-    /// journal ending there) they describe states that no longer happened.
+    /// ascending: after a rollback to `seq` they describe states that no
+    /// longer happened. (Recovery never deletes a checkpoint; it uses
+    /// [`Checkpoints::set_aside_after`].)
     ///
     /// # Errors
     ///
@@ -462,6 +429,31 @@ impl Checkpoints {
         seqs.retain(|&found| found > seq);
         self.remove(&seqs)?;
         Ok(seqs)
+    }
+
+    /// Renames the checkpoints with seq `> seq` out of use, keeping them
+    /// ([`crate::aside::move_aside`]: `ckpt-….ckpt.{tag}-{time}`, which
+    /// [`Checkpoints::list`] no longer sees, the directory synced), and
+    /// returns them, ascending. For recovery, which must not load them
+    /// (they describe seqs the journal no longer has, and those seqs are
+    /// about to be written anew) but must not delete what it did not
+    /// write either.
+    ///
+    /// # Errors
+    ///
+    /// [`CheckpointError::Io`] when listing or renaming fails; the ones
+    /// renamed before it stay renamed.
+    pub fn set_aside_after(&self, seq: u64, tag: &str) -> Result<Vec<SetAside>, CheckpointError> {
+        let mut moved = Vec::new();
+        for found in self.list()?.into_iter().filter(|&found| found > seq) {
+            let path = self.path_of(found);
+            let aside = crate::aside::move_aside(&path, tag).map_err(io_error(&path))?;
+            moved.push(SetAside {
+                seq: found,
+                path: aside,
+            });
+        }
+        Ok(moved)
     }
 
     /// Deletes the checkpoints at `seqs`, then syncs the directory so the

@@ -38,11 +38,15 @@ use crate::codec::{self, CodecError};
 use storage::{Storage, Write};
 
 mod checks;
+mod classify;
 mod maintenance;
 mod read;
 mod rollback;
 pub(crate) mod storage;
 
+pub use classify::catch_sled;
+pub(crate) use classify::panic_message;
+pub use maintenance::Resumed;
 pub use rollback::{RollbackRefusal, RollbackReport};
 
 /// The tree holding the records.
@@ -82,7 +86,7 @@ pub enum JournalError {
     },
     /// The journal was written for another event type or schema.
     #[error(
-        "journal {path} was written for schema {found:?}, but this engine's schema is {expected:?}"
+        "journal {path} is incompatible: it was written for schema {found:?}, and this engine's schema is {expected:?} (the data is not damaged)"
     )]
     SchemaMismatch {
         /// The journal directory.
@@ -92,16 +96,55 @@ pub enum JournalError {
         /// The schema this engine uses.
         expected: String,
     },
-    /// The journal's header itself is unreadable.
-    #[error("journal {path} has a corrupt header: {reason}")]
+    /// The journal was written in a record format this build does not
+    /// read (its header says so): incompatible, not damaged. A newer build
+    /// wrote it, or an older one this build no longer reads.
+    #[error(
+        "journal {path} is incompatible with this build: it was written in record format version {found}, and this build reads version {expected} (the data is not damaged)"
+    )]
+    UnsupportedFormat {
+        /// The journal directory.
+        path: PathBuf,
+        /// The format version in the journal's header.
+        found: u8,
+        /// The format version this build reads.
+        expected: u8,
+    },
+    /// The journal's header (or its pruned-through or resumed-after mark)
+    /// is damaged: its bytes are not any header this or another build
+    /// writes, or sled's log holds data but no header at all (sled lost
+    /// the journal).
+    #[error("journal {path} has a damaged header: {reason}")]
     BadHeader {
         /// The journal directory.
         path: PathBuf,
         /// What is wrong with it.
         reason: String,
     },
-    /// A record failed to verify or decode.
-    #[error("journal {path}: record at seq {seq} is corrupt: {source}")]
+    /// sled panicked inside its own code while opening or reading the
+    /// journal: what sled 0.34.7's recovery does on some damaged files
+    /// (seen after a power cut: "tried to serialize Uninitialized"). The
+    /// panic was caught, so nothing else in the process is affected; the
+    /// journal's files are most likely damaged.
+    #[error(
+        "journal {path}: sled panicked while {during} (its files are probably damaged): {message}"
+    )]
+    SledPanicked {
+        /// The journal directory.
+        path: PathBuf,
+        /// What the journal was doing ("opening the database", ...).
+        during: &'static str,
+        /// The panic's message.
+        message: String,
+    },
+    /// A record failed to verify or decode. The message says whether it
+    /// is damaged (its bytes changed: [`JournalError::is_incompatible`]
+    /// is false) or incompatible (intact, but in a format version, record
+    /// kind or event encoding this build or this event type cannot read).
+    #[error(
+        "journal {path}: record at seq {seq} {}: {source}",
+        classify::record_verdict(source)
+    )]
     Corrupt {
         /// The journal directory.
         path: PathBuf,
@@ -256,10 +299,13 @@ impl Journal {
     ///
     /// # Errors
     ///
-    /// [`JournalError::AlreadyOpen`] when the directory is locked,
-    /// [`JournalError::SchemaMismatch`] or [`JournalError::BadHeader`] for
-    /// a journal of another type or format, and
-    /// [`JournalError::Storage`] for I/O errors.
+    /// [`JournalError::AlreadyOpen`] when the directory is locked;
+    /// [`JournalError::SchemaMismatch`] or [`JournalError::UnsupportedFormat`]
+    /// for a journal of another schema or record format (incompatible);
+    /// [`JournalError::BadHeader`] for a damaged header;
+    /// [`JournalError::SledPanicked`] when sled panics on its own files
+    /// (caught: this never panics); and [`JournalError::Storage`] for I/O
+    /// errors and for the corruption sled itself reports.
     pub fn open(path: &Path, schema: &str, cache_bytes: u64) -> Result<Journal, JournalError> {
         Self::open_inner(path, schema, cache_bytes, true)
     }
@@ -288,13 +334,32 @@ impl Journal {
         Self::open_inner(path, schema, cache_bytes, false)
     }
 
+    /// Opens sled and checks the header, with sled's panics caught (see
+    /// [`JournalError::SledPanicked`]): a damaged journal is an error to
+    /// report, never a reason to take the process down.
     fn open_inner(
         path: &Path,
         schema: &str,
         cache_bytes: u64,
         create: bool,
     ) -> Result<Journal, JournalError> {
+        catch_sled(path, "opening the database", || {
+            Self::open_unguarded(path, schema, cache_bytes, create)
+        })
+    }
+
+    fn open_unguarded(
+        path: &Path,
+        schema: &str,
+        cache_bytes: u64,
+        create: bool,
+    ) -> Result<Journal, JournalError> {
         let path = path.to_path_buf();
+        // sled's log file has bytes only once something was flushed to it,
+        // and the header is flushed as soon as a journal is created; so a
+        // log with bytes but no header is a journal sled lost (damaged),
+        // not a new one, and must not silently become an empty journal.
+        let had_data = path.join("db").metadata().is_ok_and(|meta| meta.len() > 0);
         let db = open_db(&path, cache_bytes)?;
         let storage = |source| JournalError::Storage {
             path: path.clone(),
@@ -302,13 +367,23 @@ impl Journal {
         };
         let meta = db.open_tree(META).map_err(storage)?;
         let expected = header(schema);
+        let mut created = false;
         match meta.get(HEADER_KEY).map_err(storage)? {
+            None if had_data => {
+                return Err(JournalError::BadHeader {
+                    path,
+                    reason: "sled's log holds data but no journal header: sled could not recover \
+                             the journal from its files, or this directory is not a solostate journal"
+                        .into(),
+                });
+            }
             None if create => {
                 meta.insert(HEADER_KEY, expected.as_slice())
                     .map_err(storage)?;
+                created = true;
             }
-            // A sled database that is not a journal (or one whose creation
-            // never got as far as its header).
+            // An empty sled database (one whose creation never got as far
+            // as its header).
             None => return Err(JournalError::NotFound { path }),
             Some(found) if found.as_ref() == expected.as_slice() => {}
             Some(found) => return Err(header_mismatch(&path, &found, schema)),
@@ -317,7 +392,7 @@ impl Journal {
         let archive = db.open_tree(ARCHIVE).map_err(storage)?;
         let quarantine = db.open_tree(QUARANTINE).map_err(storage)?;
         let state_hashes = db.open_tree(STATE_HASHES).map_err(storage)?;
-        Ok(Journal {
+        let journal = Journal {
             records,
             archive,
             quarantine,
@@ -326,7 +401,13 @@ impl Journal {
             db,
             path,
             storage: Box::new(storage::Sled),
-        })
+        };
+        if created {
+            // The header reaches the disk before anything relies on it
+            // (see `had_data` above).
+            journal.flush()?;
+        }
+        Ok(journal)
     }
 
     /// The journal's directory.
@@ -446,7 +527,8 @@ impl Journal {
     /// # Errors
     ///
     /// [`JournalError::Corrupt`] when the last record has an unknown format
-    /// version (not a tear: a newer build wrote it), and
+    /// version (not a tear: a newer build wrote it, so
+    /// [`JournalError::is_incompatible`] holds), and
     /// [`JournalError::Storage`] for I/O errors.
     pub fn repair_tail(&self) -> Result<Option<TornRecord>, JournalError> {
         let Some((key, value)) = self.records.last().map_err(|source| self.storage(source))? else {
@@ -551,12 +633,10 @@ fn header_mismatch(path: &Path, found: &[u8], schema: &str) -> JournalError {
         };
     };
     if version != codec::FORMAT_VERSION {
-        return JournalError::BadHeader {
+        return JournalError::UnsupportedFormat {
             path: path.to_path_buf(),
-            reason: format!(
-                "record format version {version} is not supported (this build reads version {})",
-                codec::FORMAT_VERSION
-            ),
+            found: version,
+            expected: codec::FORMAT_VERSION,
         };
     }
     JournalError::SchemaMismatch {
@@ -566,8 +646,6 @@ fn header_mismatch(path: &Path, found: &[u8], schema: &str) -> JournalError {
     }
 }
 
-/// sled reports a held directory lock as a generic I/O error whose message
-/// says so; turn that into [`JournalError::AlreadyOpen`].
 /// How long [`open_db`] keeps trying a locked directory.
 const LOCK_PATIENCE: std::time::Duration = std::time::Duration::from_millis(300);
 
@@ -598,6 +676,8 @@ fn open_db(path: &Path, cache_bytes: u64) -> Result<sled::Db, JournalError> {
     }
 }
 
+/// sled reports a held directory lock as a generic I/O error whose message
+/// says so; turn that into [`JournalError::AlreadyOpen`].
 fn open_error(path: &Path, source: sled::Error) -> JournalError {
     match &source {
         sled::Error::Io(io) if io.to_string().contains("could not acquire lock") => {
@@ -618,5 +698,7 @@ mod tests;
 mod tests_bad_input;
 #[cfg(test)]
 mod tests_maintenance;
+#[cfg(test)]
+mod tests_open;
 #[cfg(test)]
 mod tests_rollback;

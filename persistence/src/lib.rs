@@ -22,6 +22,9 @@
 //!   schema, entry count and state hash), pruned and cut back on rollback;
 //! * [`hash`]: an order-independent hash of a state, so a replayed state
 //!   can be compared with the live one;
+//! * [`aside`]: setting a file or directory aside (renamed, kept, the
+//!   rename made durable) instead of deleting it, for what recovery cannot
+//!   use;
 //! * [`replay`]: a read-only view of an engine's directory: its steps over
 //!   a seq range, its archive, and the state at any seq.
 //!
@@ -63,6 +66,7 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod aside;
 pub mod checkpoint;
 pub mod codec;
 #[cfg(feature = "fault-injection")]
@@ -72,3 +76,5 @@ pub mod journal;
 pub mod recovery;
 pub mod replay;
 pub mod sync;
+#[cfg(test)]
+mod test_damage;

@@ -25,7 +25,7 @@ use std::path::{Path, PathBuf};
 use solostate_commands::{Event, State};
 
 use crate::checkpoint::Checkpoints;
-use crate::journal::{Entry, Journal, JournalError};
+use crate::journal::{Entry, Journal, JournalError, catch_sled};
 use crate::recovery::{self, ReplayError};
 
 /// Where an engine keeps its files under its directory: the sled journal
@@ -116,11 +116,16 @@ impl<E: Event> Replay<E> {
 
     /// Opens the directory `root` of an engine opened with `schema`.
     ///
+    /// It never panics, whatever is on disk: sled's own panics on damaged
+    /// files are caught and returned as [`JournalError::SledPanicked`].
+    ///
     /// # Errors
     ///
-    /// [`JournalError::NotFound`] (inside [`ReplayError::Journal`]) when
+    /// Inside [`ReplayError::Journal`]: [`JournalError::NotFound`] when
     /// there is no journal there, `AlreadyOpen` when an engine has it
-    /// open, `SchemaMismatch` for another event type.
+    /// open, `SchemaMismatch` or `UnsupportedFormat` for a journal of
+    /// another event type or format (incompatible), and `BadHeader`,
+    /// `SledPanicked` or `Storage` for a damaged one.
     pub fn open_with_schema(root: &Path, schema: &str) -> Result<Self, ReplayError> {
         let layout = Layout::new(root);
         let journal = Journal::open_existing(&layout.journal, schema, 16 << 20)?;
@@ -148,7 +153,9 @@ impl<E: Event> Replay<E> {
     ///
     /// When the last record does not read back.
     pub fn last_seq(&self) -> Result<u64, JournalError> {
-        self.journal.last_seq::<E>()
+        catch_sled(self.journal.path(), "reading the last record", || {
+            self.journal.last_seq::<E>()
+        })
     }
 
     /// The journaled steps (events and rollback markers) with seqs in
@@ -185,7 +192,10 @@ impl<E: Event> Replay<E> {
     ///
     /// As [`state_at`].
     pub fn state_at(&self, seq: u64) -> Result<State<E>, ReplayError> {
-        state_at::<E>(&self.journal, self.checkpoints.as_ref(), seq)
+        // A panic from sled on a damaged page becomes an error, as at open.
+        catch_sled(self.journal.path(), "replaying the journal", || {
+            Ok(state_at::<E>(&self.journal, self.checkpoints.as_ref(), seq))
+        })?
     }
 
     /// The journal itself, for anything this view does not cover.
@@ -193,3 +203,6 @@ impl<E: Event> Replay<E> {
         &self.journal
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -26,6 +26,17 @@
 //! payload that passes its crc but decodes to a different map (duplicate
 //! keys, a codec change) is still refused.
 //!
+//! Reading order: the magic, then the header checksum, and only then the
+//! version. A version is believed only from a header that verifies, so
+//! one flipped byte in the version field reads as damage ("header checksum
+//! mismatch"), not as "format version 16711681". That makes the header's
+//! frame (the fields up to and including the schema, then the crc of all
+//! of them) the part of the layout every future version keeps: a newer
+//! layout adds fields after the header crc, or in the payload, and bumps
+//! the version, so this build reads its header, verifies it, and reports
+//! it as incompatible ([`CheckpointError::UnsupportedVersion`]) rather
+//! than damaged.
+//!
 //! The header is written last (the file is streamed, and the crc, hash and
 //! length are known only at the end), by seeking back over a placeholder
 //! of the same length.
@@ -95,8 +106,8 @@ fn le<const N: usize>(bytes: &[u8], at: usize) -> [u8; N] {
     bytes[at..at + N].try_into().expect("length checked")
 }
 
-/// Verifies a whole file's framing: magic, version, header crc, payload
-/// length and payload crc. Returns the header and the payload, not yet
+/// Verifies a whole file's framing: magic, header crc, version, payload
+/// length and payload crc, in that order. Returns the header and the payload, not yet
 /// decoded. `seq` is the seq from the file name, used in errors.
 pub(super) fn verify<'a>(
     bytes: &'a [u8],
@@ -117,16 +128,20 @@ pub(super) fn verify<'a>(
     if &bytes[..8] != MAGIC {
         return Err(corrupt("not a checkpoint file (bad magic)".to_owned()));
     }
+    // The version is believed only once the header's checksum verifies:
+    // a flipped byte in it is damage, not a version (see the module docs).
     let version = u32::from_le_bytes(le(bytes, 8));
-    if version != VERSION {
-        return Err(CheckpointError::UnsupportedVersion {
-            path: path.to_owned(),
-            seq,
-            found: version,
-        });
-    }
+    let unverified = |problem: String| {
+        if version == VERSION {
+            corrupt(problem)
+        } else {
+            corrupt(format!(
+                "{problem}; its version field reads {version}, not believed since the header does not verify (this build reads version {VERSION})"
+            ))
+        }
+    };
     if bytes.len() < FIXED_LEN {
-        return Err(corrupt(format!(
+        return Err(unverified(format!(
             "truncated header: {} bytes, need {FIXED_LEN}",
             bytes.len()
         )));
@@ -134,7 +149,7 @@ pub(super) fn verify<'a>(
     let schema_len = u32::from_le_bytes(le(bytes, 48)) as usize;
     let header_len = FIXED_LEN + 4 + schema_len;
     if bytes.len() < header_len {
-        return Err(corrupt(format!(
+        return Err(unverified(format!(
             "truncated header: {} bytes, header claims {header_len}",
             bytes.len()
         )));
@@ -142,9 +157,16 @@ pub(super) fn verify<'a>(
     let stored_crc = u32::from_le_bytes(le(bytes, header_len - 4));
     let actual_crc = crc32fast::hash(&bytes[..header_len - 4]);
     if stored_crc != actual_crc {
-        return Err(corrupt(format!(
+        return Err(unverified(format!(
             "header checksum mismatch: stored {stored_crc:#010x}, computed {actual_crc:#010x}"
         )));
+    }
+    if version != VERSION {
+        return Err(CheckpointError::UnsupportedVersion {
+            path: path.to_owned(),
+            seq,
+            found: version,
+        });
     }
     let schema = std::str::from_utf8(&bytes[FIXED_LEN..header_len - 4])
         .map_err(|_| corrupt("schema is not UTF-8".to_owned()))?;

@@ -225,20 +225,73 @@ fn a_file_renamed_to_another_seq_is_rejected() {
     assert!(error.to_string().contains("file holds seq 5"), "{error}");
 }
 
+/// Recomputes the header crc of a checkpoint file after a test changed a
+/// header field on purpose, as a build that wrote those fields would.
+fn reseal_header(bytes: &mut [u8]) {
+    let schema_len = u32::from_le_bytes(bytes[48..52].try_into().unwrap()) as usize;
+    let crc_at = 52 + schema_len;
+    let crc = crc32fast::hash(&bytes[..crc_at]);
+    bytes[crc_at..crc_at + 4].copy_from_slice(&crc.to_le_bytes());
+}
+
 #[test]
 fn an_unknown_version_is_named() {
     let (_dir, store) = store();
     let mut bytes = small_file(&store);
     bytes[8..12].copy_from_slice(&7u32.to_le_bytes());
+    reseal_header(&mut bytes);
     fs::write(store.path_of(5), &bytes).unwrap();
-    assert!(matches!(
-        store.load::<Ev>(5),
-        Err(CheckpointError::UnsupportedVersion {
-            seq: 5,
-            found: 7,
-            ..
-        })
-    ));
+    let error = store.load::<Ev>(5).unwrap_err();
+    assert!(
+        matches!(
+            error,
+            CheckpointError::UnsupportedVersion {
+                seq: 5,
+                found: 7,
+                ..
+            }
+        ),
+        "{error}"
+    );
+    assert!(error.is_incompatible());
+    assert!(error.to_string().contains("incompatible"), "{error}");
+}
+
+/// Issue 11: one flipped byte in the version field was reported as
+/// "format version 16711681". The header's checksum is checked before the
+/// version is believed, so every single-byte change to the header reads
+/// as damage.
+#[test]
+fn a_flipped_checkpoint_header_byte_is_damage_not_a_version() {
+    let (_dir, store) = store();
+    let original = small_file(&store);
+    let header_len = 52 + SCHEMA.len() + 4;
+    for at in 8..header_len {
+        for flip in [0x01u8, 0xff] {
+            let mut bytes = original.clone();
+            bytes[at] ^= flip;
+            fs::write(store.path_of(5), &bytes).unwrap();
+            let error = store.load::<Ev>(5).unwrap_err();
+            assert!(
+                matches!(error, CheckpointError::Corrupt { seq: 5, .. }),
+                "byte {at} ^ {flip:#04x}: {error}"
+            );
+            assert!(!error.is_incompatible(), "byte {at}: {error}");
+            let message = error.to_string();
+            assert!(message.contains("damaged"), "byte {at}: {message}");
+            assert!(
+                !message.contains("has format version"),
+                "byte {at}: {message}"
+            );
+        }
+    }
+    // The issue's case: byte 10 of the version set to 0xff.
+    let mut bytes = original.clone();
+    bytes[10] = 0xff;
+    fs::write(store.path_of(5), &bytes).unwrap();
+    let message = store.load::<Ev>(5).unwrap_err().to_string();
+    assert!(message.contains("header checksum mismatch"), "{message}");
+    assert!(message.contains("not believed"), "{message}");
 }
 
 #[test]
@@ -284,6 +337,15 @@ fn open_removes_stale_temporary_files_only() {
     assert!(!stale.exists());
     assert!(root.join("keep.tmp").exists());
     assert_eq!(store.list().unwrap(), [3]);
+}
+
+#[test]
+fn an_io_error_on_a_checkpoint_file_knows_its_seq() {
+    let (_dir, store) = store();
+    let error = store.load::<Ev>(17).unwrap_err();
+    assert!(matches!(error, CheckpointError::Io { .. }), "{error}");
+    assert_eq!(error.seq(), Some(17));
+    assert_eq!(error.path(), Some(store.path_of(17).as_path()));
 }
 
 #[test]
@@ -366,4 +428,71 @@ proptest! {
             ),
         }
     }
+}
+
+#[test]
+fn set_aside_after_keeps_the_files_out_of_use() {
+    let (dir, store) = store();
+    for seq in [10, 20, 30] {
+        store.write::<Ev>(seq, &state(2)).unwrap();
+    }
+    let moved = store.set_aside_after(15, "after-journal-end").unwrap();
+    assert_eq!(
+        moved.iter().map(|aside| aside.seq).collect::<Vec<_>>(),
+        [20, 30]
+    );
+    assert_eq!(store.list().unwrap(), [10]);
+    for aside in &moved {
+        // Kept, byte for byte, under a name that says why.
+        let name = aside.path.file_name().unwrap().to_string_lossy();
+        assert!(name.contains(".ckpt.after-journal-end-"), "{name}");
+        assert_eq!(aside.path.parent().unwrap(), dir.path());
+        assert!(aside.path.is_file());
+    }
+    assert!(store.set_aside_after(15, "again").unwrap().is_empty());
+}
+
+#[test]
+fn open_reports_the_unfinished_files_it_removed() {
+    let dir = tempfile::tempdir().unwrap();
+    let tmp = dir.path().join("ckpt-00000000000000000007.tmp");
+    fs::write(&tmp, b"half a checkpoint").unwrap();
+    let store = Checkpoints::open(dir.path(), SCHEMA).unwrap();
+    assert_eq!(store.removed_at_open(), std::slice::from_ref(&tmp));
+    assert!(!tmp.exists());
+    let again = Checkpoints::open(dir.path(), SCHEMA).unwrap();
+    assert!(again.removed_at_open().is_empty());
+}
+
+/// A value whose `Deserialize` panics on 13: a user type with an
+/// `unwrap` in it.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize)]
+struct Brittle(u64);
+
+impl<'de> serde::Deserialize<'de> for Brittle {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let value = u64::deserialize(deserializer)?;
+        assert_ne!(value, 13, "Brittle cannot be 13");
+        Ok(Brittle(value))
+    }
+}
+
+#[test]
+fn a_value_whose_deserialize_panics_is_a_decode_error_not_a_panic() {
+    type Fragile = StateEvent<String, Brittle>;
+    let (_dir, store) = store();
+    let state: State<Fragile> = [("a".to_owned(), Brittle(13))].into_iter().collect();
+    store.write::<Fragile>(5, &state).unwrap();
+    let loaded = std::panic::catch_unwind(|| store.load::<Fragile>(5).map(drop));
+    let error = loaded
+        .expect("load does not panic")
+        .expect_err("the value does not decode");
+    assert!(
+        matches!(error, CheckpointError::Decode { seq: 5, .. }),
+        "{error}"
+    );
+    assert!(
+        error.to_string().contains("Brittle cannot be 13"),
+        "{error}"
+    );
 }

@@ -2,11 +2,26 @@
 //! checkpoint) or for inspection (quarantining a corrupt suffix).
 
 use std::convert::Infallible;
+use std::path::{Path, PathBuf};
 
 use sled::Transactional;
 use sled::transaction::{ConflictableTransactionError, TransactionError};
 
 use super::{Journal, JournalError, PRUNED_KEY, Write};
+
+/// The key in the meta tree of [`Journal::resume_after`]'s mark: the seq
+/// (u64 big-endian), then the predecessor's path (UTF-8).
+const RESUMED_KEY: &[u8] = b"resumed_after";
+
+/// What [`Journal::resumed`] reports: this journal began after a
+/// checkpoint, because the journal before it could not be used.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Resumed {
+    /// The checkpoint's seq: the timeline here begins at `after + 1`.
+    pub after: u64,
+    /// Where the journal before it was moved aside (kept).
+    pub predecessor: PathBuf,
+}
 
 impl Journal {
     /// Deletes the records whose every seq is `<= seq`: the prefix a
@@ -60,6 +75,76 @@ impl Journal {
             })
             .map_err(|error| self.never_aborts(error))?;
         Ok(doomed.len() as u64)
+    }
+
+    /// Makes an empty journal begin after `seq`, and flushes: its
+    /// [`Journal::first_seq`] becomes `seq + 1`, [`Journal::last_seq`]
+    /// `seq`, and reads of the seqs before report
+    /// [`JournalError::Pruned`], as after [`Journal::prune_through`]. For
+    /// recovery that moved an unusable journal aside to `predecessor` and
+    /// continues from a checkpoint at `seq`: the next event takes
+    /// `seq + 1`, so seqs stay dense, and the missing prefix says why it
+    /// is missing, now and after any number of reopens
+    /// ([`Journal::resumed`]: its state is the checkpoint's, its events
+    /// are in the journal moved aside).
+    ///
+    /// # Errors
+    ///
+    /// [`JournalError::Gap`] when the journal already holds records (their
+    /// seqs would not follow `seq`; nothing is written), and
+    /// [`JournalError::Storage`].
+    pub fn resume_after(&self, seq: u64, predecessor: &Path) -> Result<(), JournalError> {
+        if let Some((key, _)) = self
+            .records
+            .first()
+            .map_err(|source| self.storage(source))?
+        {
+            return Err(JournalError::Gap {
+                path: self.path.clone(),
+                expected: seq + 1,
+                found: self.seq_of(&key)?,
+            });
+        }
+        let mut resumed = seq.to_be_bytes().to_vec();
+        resumed.extend_from_slice(predecessor.to_string_lossy().as_bytes());
+        self.write(Write::Prune)?;
+        self.meta
+            .transaction(|meta| {
+                meta.insert(PRUNED_KEY, &seq.to_be_bytes())?;
+                meta.insert(RESUMED_KEY, resumed.as_slice())?;
+                Ok::<_, ConflictableTransactionError<Infallible>>(())
+            })
+            .map_err(|error| self.never_aborts(error))?;
+        self.flush()
+    }
+
+    /// Where this journal's timeline came from, when
+    /// [`Journal::resume_after`] started it after a checkpoint: `None` for
+    /// a journal that holds its history from seq 1 (or that pruning alone
+    /// shortened).
+    ///
+    /// # Errors
+    ///
+    /// [`JournalError::BadHeader`] for a damaged mark, and
+    /// [`JournalError::Storage`].
+    pub fn resumed(&self) -> Result<Option<Resumed>, JournalError> {
+        let Some(bytes) = self
+            .meta
+            .get(RESUMED_KEY)
+            .map_err(|source| self.storage(source))?
+        else {
+            return Ok(None);
+        };
+        let Some((seq, path)) = bytes.split_first_chunk::<8>() else {
+            return Err(JournalError::BadHeader {
+                path: self.path.clone(),
+                reason: format!("resumed-after mark is {} bytes, under 8", bytes.len()),
+            });
+        };
+        Ok(Some(Resumed {
+            after: u64::from_be_bytes(*seq),
+            predecessor: PathBuf::from(String::from_utf8_lossy(path).into_owned()),
+        }))
     }
 
     /// Moves the record keyed `seq` and every record after it, raw (they
