@@ -170,6 +170,7 @@ async fn main() -> Result<(), BoxError> {
         .unwrap_or_else(|| DEFAULT_DATA_DIR.to_owned());
     let engine = Engine::<Bank>::builder()
         .path(&data_dir)
+        .schema("bank-v1")
         .channel_capacity(8192)
         .max_batch(1024)
         .open()

@@ -53,9 +53,13 @@ fn main() {
     ) as u64);
     let builder = match durability.as_str() {
         "memory" => builder.initial_state((0..keys).map(|k| (k, Value64([k; 8]))).collect::<Map>()),
-        "always" => builder.path(dir.path()).durability(Durability::Always),
+        "always" => builder
+            .path(dir.path())
+            .schema("threads-profile-v1")
+            .durability(Durability::Always),
         "every" => builder
             .path(dir.path())
+            .schema("threads-profile-v1")
             .durability(Durability::Every(Duration::from_secs(1))),
         other => panic!("unknown THREADS_DURABILITY {other:?}: use memory, always or every"),
     };

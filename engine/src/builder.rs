@@ -140,10 +140,16 @@ impl<E: Event> Builder<E> {
         self
     }
 
-    /// The schema name stored in the journal's header; opening a journal
-    /// written under another name fails. It must not be empty. Defaults to the event type's Rust
-    /// name. Set it to a stable string (and change it when the event
-    /// encoding changes) to survive renames of the type.
+    /// The name of the event encoding, stored in the journal's header and
+    /// in every checkpoint; opening a directory written under another name
+    /// fails as incompatible. **Required with a [`path`](Self::path)**, and
+    /// not empty: pick a name that says what the events are and which
+    /// version of their encoding (`"accounts-v1"`), and change it when the
+    /// encoding changes. There is no default because the only one
+    /// available, the event type's Rust name, is not stable: it changes
+    /// when the type is renamed or moved, and std says its text may change
+    /// between compiler versions, either of which would lock you out of
+    /// your data. In-memory engines ignore it.
     pub fn schema(mut self, schema: impl Into<String>) -> Self {
         self.schema = Some(schema.into());
         self
@@ -322,8 +328,8 @@ impl<E: Event> Builder<E> {
     /// [`OpenError::InvalidConfig`], naming the setting, for a zero
     /// capacity, batch size, flush interval, checkpoint count or checkpoint
     /// interval (`every_events(0)`, `every_bytes(0)`), a journal cache
-    /// under 256 bytes, an empty path or schema, or an initial state with a
-    /// path;
+    /// under 256 bytes, an empty path, a path without a schema or an empty
+    /// schema, or an initial state with a path;
     /// [`OpenError::NoRuntime`] outside a tokio runtime; and, with a path:
     /// [`OpenError::Journal`] (already open, incompatible, damaged, an I/O
     /// error: [`OpenError::cause`] says which, and the message names the
@@ -351,10 +357,8 @@ impl<E: Event> Builder<E> {
         let (opened, map) = match self.path.clone() {
             None => (None, self.initial),
             Some(path) => {
-                let schema = self
-                    .schema
-                    .clone()
-                    .unwrap_or_else(|| std::any::type_name::<E>().to_owned());
+                // `check` refused a path without a schema.
+                let schema = self.schema.clone().unwrap_or_default();
                 let options = recovery::Options {
                     cache_bytes: self.journal_cache_bytes,
                     recover_to_prefix: self.recover_to_prefix,

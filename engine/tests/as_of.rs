@@ -77,6 +77,7 @@ async fn a_persistent_engine_rebuilds_older_seqs_from_checkpoints_and_the_journa
     let open = || {
         Engine::<Ev>::builder()
             .path(dir.path())
+            .schema("as-of-test-v1")
             .durability(Durability::Never)
             .checkpoints(CheckpointPolicy::default().every_events(25).keep(3))
             .as_of_window(4)

@@ -17,6 +17,7 @@ type Ev = StateEvent<u64, u64>;
 fn builder(dir: &Path) -> solostate::Builder<Ev> {
     Engine::<Ev>::builder()
         .path(dir)
+        .schema("checkpoints-test-v1")
         .durability(Durability::Never)
         .journal_cache_bytes(4 << 20)
         .checkpoints(CheckpointPolicy::default().every_events(100).keep(2))
@@ -142,7 +143,9 @@ async fn compaction_prunes_the_journal_behind_the_oldest_kept_checkpoint() {
     let live = hash(&engine);
     engine.shutdown().await.unwrap();
 
-    let replay = solostate::persistence::replay::Replay::<Ev>::open(dir.path()).unwrap();
+    let replay =
+        solostate::persistence::replay::Replay::<Ev>::open(dir.path(), "checkpoints-test-v1")
+            .unwrap();
     let first = replay.journal().first_seq().unwrap();
     assert!(
         first > 1,

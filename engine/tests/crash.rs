@@ -26,6 +26,7 @@ const KEYS: u64 = 97;
 async fn open(dir: &Path) -> Engine<Ev> {
     Engine::<Ev>::builder()
         .path(dir)
+        .schema("crash-test-v1")
         .durability(Durability::Always)
         .journal_cache_bytes(4 << 20)
         // Frequent checkpoints, so kills also land mid-checkpoint and

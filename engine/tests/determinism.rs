@@ -56,7 +56,7 @@ async fn write(dir: &std::path::Path, every: u64) -> Vec<u64> {
         assert_eq!(ack.seq, seq);
     }
     engine.shutdown().await.expect("shutdown");
-    let replay = Replay::<Kv>::open_with_schema(dir, SCHEMA).expect("replay");
+    let replay = Replay::<Kv>::open(dir, SCHEMA).expect("replay");
     let hashes = replay.journal().state_hashes(0..=u64::MAX).expect("hashes");
     hashes.into_iter().map(|(seq, _)| seq).collect()
 }

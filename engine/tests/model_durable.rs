@@ -96,6 +96,7 @@ fn live(engine: &Engine<Kv>) -> Map {
 async fn open(dir: &std::path::Path, every: u64, durability: Durability) -> Engine<Kv> {
     Engine::<Kv>::builder()
         .path(dir)
+        .schema("model-durable-test-v1")
         .state_hash_every(every / 3 + 1)
         .durability(durability)
         .journal_cache_bytes(2 << 20)
@@ -171,7 +172,7 @@ fn run(steps: Vec<Step>, every: u64, durabilities: Vec<u8>) -> Result<(), TestCa
         let live_hash = state_hash::<Kv>(engine.reader().snapshot().map()).unwrap();
         engine.shutdown().await.expect("clean shutdown");
 
-        let replay = Replay::<Kv>::open(dir.path()).expect("replay opens");
+        let replay = Replay::<Kv>::open(dir.path(), "model-durable-test-v1").expect("replay opens");
         let replayed = replay.state_at(model.last()).expect("replay");
         let model_map: solostate::State<Kv> = model.current().clone().into_iter().collect();
         prop_assert_eq!(state_hash::<Kv>(&replayed).unwrap(), live_hash);

@@ -13,6 +13,7 @@ type Ev = StateEvent<u64, String>;
 async fn open(dir: &std::path::Path, durability: Durability) -> Result<Engine<Ev>, OpenError> {
     Engine::<Ev>::builder()
         .path(dir)
+        .schema("restart-test-v1")
         .durability(durability)
         .journal_cache_bytes(4 << 20)
         .open()
@@ -94,14 +95,15 @@ async fn a_journal_of_another_schema_is_refused() {
 
     let err = Engine::<StateEvent<u64, u64>>::builder()
         .path(dir.path())
+        .schema("restart-test-u64-v1")
         .open()
         .await
         .unwrap_err();
     let message = err.to_string();
     assert!(message.contains("schema"), "{message}");
     assert!(
-        message.contains("String"),
-        "names the journal's type: {message}"
+        message.contains("restart-test-v1") && message.contains("restart-test-u64-v1"),
+        "names both schemas: {message}"
     );
 }
 
@@ -110,6 +112,7 @@ async fn an_initial_state_with_a_path_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     let err = Engine::<Ev>::builder()
         .path(dir.path())
+        .schema("restart-test-v1")
         .initial_state(solostate::imbl::hashmap! {1 => "x".to_string()})
         .open()
         .await

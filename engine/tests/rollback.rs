@@ -11,6 +11,7 @@ type Ev = StateEvent<u64, u64>;
 async fn open(dir: &std::path::Path) -> Engine<Ev> {
     Engine::<Ev>::builder()
         .path(dir)
+        .schema("rollback-test-v1")
         .durability(Durability::Always)
         .journal_cache_bytes(4 << 20)
         .open()
@@ -61,7 +62,7 @@ async fn rollback_restores_the_state_and_a_restart_opens_it() {
     engine.shutdown().await.unwrap();
 
     // The undone events are archived, not deleted, with their seqs.
-    let replay = Replay::<Ev>::open(dir.path()).unwrap();
+    let replay = Replay::<Ev>::open(dir.path(), "rollback-test-v1").unwrap();
     let archived: Vec<u64> = replay.archived().map(|e| e.unwrap().seq).collect();
     assert_eq!(archived, (6..=10).collect::<Vec<_>>());
     let steps: Vec<u64> = replay.steps(..).map(|e| e.unwrap().seq).collect();

@@ -39,6 +39,11 @@ async fn settings_that_cannot_work_are_refused_by_name() {
     );
     assert_eq!(refused(durable().schema("")).await, "schema");
     assert_eq!(
+        refused(Engine::<Ev>::builder().path(dir.path().join("db"))).await,
+        "schema",
+        "a durable engine's schema has no default: the type's Rust name is not stable"
+    );
+    assert_eq!(
         refused(durable().checkpoints(CheckpointPolicy::default().every_events(0))).await,
         "checkpoints.every_events"
     );
@@ -118,7 +123,7 @@ fn every_flushes_on_a_runtime_without_timers() {
                 .unwrap();
             let _ = std::fs::remove_dir_all(&copy);
             copy_dir(&live, &copy);
-            let replay = Replay::<Ev>::open_with_schema(&copy, "settings-v1");
+            let replay = Replay::<Ev>::open(&copy, "settings-v1");
             if let Ok(replay) = replay
                 && replay.state_at(ack.seq).is_ok()
             {

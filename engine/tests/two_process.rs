@@ -15,7 +15,11 @@ type Ev = StateEvent<u64, u64>;
 const CHILD_ENV: &str = "SOLOSTATE_TWO_PROCESS_CHILD";
 
 async fn open(dir: &Path) -> Result<Engine<Ev>, OpenError> {
-    Engine::<Ev>::builder().path(dir).open().await
+    Engine::<Ev>::builder()
+        .path(dir)
+        .schema("two-process-test-v1")
+        .open()
+        .await
 }
 
 /// The child: opens the directory, writes one event, says so, and holds

@@ -17,6 +17,7 @@ async fn replay_gives_the_live_runs_state_hash() {
     let dir = tempfile::tempdir().unwrap();
     let engine = Engine::<Bank>::builder()
         .path(dir.path())
+        .schema("bank-v1")
         .journal_cache_bytes(4 << 20)
         .checkpoints(CheckpointPolicy::default().every_events(700).keep(3))
         .open()
@@ -47,7 +48,7 @@ async fn replay_gives_the_live_runs_state_hash() {
     let live_last = state_hash::<Bank>(engine.reader().snapshot().map()).unwrap();
     engine.shutdown().await.unwrap();
 
-    let replay = Replay::<Bank>::open(dir.path()).unwrap();
+    let replay = Replay::<Bank>::open(dir.path(), "bank-v1").unwrap();
     assert_eq!(replay.last_seq().unwrap(), last);
     let state = replay.state_at(last).unwrap();
     assert_eq!(state_hash::<Bank>(&state).unwrap(), live_last);

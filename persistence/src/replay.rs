@@ -8,7 +8,7 @@
 //! use solostate_persistence::replay::Replay;
 //!
 //! # fn main() -> Result<(), Box<dyn std::error::Error>> {
-//! let replay = Replay::<StateEvent<String, u64>>::open("data/accounts".as_ref())?;
+//! let replay = Replay::<StateEvent<String, u64>>::open("data/accounts".as_ref(), "accounts-v1")?;
 //! for entry in replay.steps(1..=100) {
 //!     println!("{:?}", entry?);
 //! }
@@ -104,16 +104,6 @@ impl<E: Event> std::fmt::Debug for Replay<E> {
 }
 
 impl<E: Event> Replay<E> {
-    /// Opens the directory `root` of an engine whose schema is the event
-    /// type's Rust name (the engine's default).
-    ///
-    /// # Errors
-    ///
-    /// As [`Replay::open_with_schema`].
-    pub fn open(root: &Path) -> Result<Self, ReplayError> {
-        Self::open_with_schema(root, std::any::type_name::<E>())
-    }
-
     /// Opens the directory `root` of an engine opened with `schema`.
     ///
     /// It never panics, whatever is on disk: sled's own panics on damaged
@@ -126,7 +116,7 @@ impl<E: Event> Replay<E> {
     /// open, `SchemaMismatch` or `UnsupportedFormat` for a journal of
     /// another event type or format (incompatible), and `BadHeader`,
     /// `SledPanicked` or `Storage` for a damaged one.
-    pub fn open_with_schema(root: &Path, schema: &str) -> Result<Self, ReplayError> {
+    pub fn open(root: &Path, schema: &str) -> Result<Self, ReplayError> {
         let layout = Layout::new(root);
         let journal = Journal::open_existing(&layout.journal, schema, 16 << 20)?;
         let checkpoints = if layout.checkpoints.is_dir() {

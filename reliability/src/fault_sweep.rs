@@ -104,6 +104,7 @@ pub fn run(fault: Fault, n: u64, multi_thread: bool) -> Result<RunOutcome, Strin
 async fn open(dir: &Path, plan: Option<FaultPlan>) -> Result<Engine<Ev>, String> {
     let mut builder = Engine::<Ev>::builder()
         .path(dir)
+        .schema("fault-sweep-v1")
         .durability(Durability::Always)
         // No checkpoints: every journal write and flush is the owner's, so
         // the Nth one is the Nth batch's.
@@ -221,7 +222,7 @@ async fn drive(dir: &Path, fault: Fault, n: u64) -> Result<RunOutcome, String> {
             expected.len()
         ));
     }
-    let replay = Replay::<Ev>::open(dir).map_err(|e| format!("replay: {e}"))?;
+    let replay = Replay::<Ev>::open(dir, "fault-sweep-v1").map_err(|e| format!("replay: {e}"))?;
     let replayed: HashMap<u64, u64> = replay
         .state_at(last)
         .map_err(|e| format!("replay: {e}"))?

@@ -190,6 +190,7 @@ async fn open(
 ) -> Result<Engine<Ev>, String> {
     let mut builder = Engine::<Ev>::builder()
         .path(dir)
+        .schema("model-faults-v1")
         .durability(Durability::Always)
         .checkpoints(policy)
         .retention(retention)
@@ -220,7 +221,7 @@ fn check_live(engine: &Engine<Ev>, model: &Modeled, when: &str) -> Result<(), St
 /// With the engine closed: the replay of the directory is the model, and
 /// nothing acked is missing.
 fn check_replay(dir: &Path, model: &Modeled) -> Result<(), String> {
-    let replay = Replay::<Ev>::open(dir).map_err(|e| format!("replay: {e}"))?;
+    let replay = Replay::<Ev>::open(dir, "model-faults-v1").map_err(|e| format!("replay: {e}"))?;
     let last = replay.last_seq().map_err(|e| format!("replay: {e}"))?;
     if last != model.last {
         return Err(format!(
@@ -411,7 +412,8 @@ fn crash(
     }
     let acked = reader.join().map_err(|_| "the ack reader panicked")?;
     figures.acked += acked.len() as u64;
-    let replay = Replay::<Ev>::open(dir).map_err(|e| format!("replay after the kill: {e}"))?;
+    let replay = Replay::<Ev>::open(dir, "model-faults-v1")
+        .map_err(|e| format!("replay after the kill: {e}"))?;
     let recovered = replay.last_seq().map_err(|e| format!("replay: {e}"))?;
     drop(replay);
     let lost = acked.iter().filter(|&&seq| seq > recovered).count() as u64;

@@ -62,6 +62,7 @@ impl Drop for Tmpfs<'_> {
 async fn open(dir: &Path) -> Engine<Ev> {
     Engine::<Ev>::builder()
         .path(dir)
+        .schema("full-disk-v1")
         .durability(Durability::Always)
         .checkpoints(CheckpointPolicy::never())
         .journal_cache_bytes(1 << 20)

@@ -58,6 +58,12 @@ impl<E: Event> Builder<E> {
             );
         }
         if let Some(path) = &self.path {
+            if self.schema.is_none() {
+                return invalid(
+                    "schema",
+                    "a durable engine needs a stable schema name, e.g. .schema(\"accounts-v1\"): the event type's Rust name, the only possible default, changes when the type is renamed or moved and may change between compiler versions, which would lock the journal away",
+                );
+            }
             if path.as_os_str().is_empty() {
                 return invalid(
                     "path",

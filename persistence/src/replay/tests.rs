@@ -14,8 +14,7 @@ fn replay_open_never_panics_on_a_damaged_journal() {
     test_damage::write_journal(&layout.journal, SCHEMA, 3_000);
     test_damage::make_sled_panic(&layout.journal);
 
-    let opened =
-        std::panic::catch_unwind(|| Replay::<Ev>::open_with_schema(root.path(), SCHEMA).map(drop));
+    let opened = std::panic::catch_unwind(|| Replay::<Ev>::open(root.path(), SCHEMA).map(drop));
     let error = opened
         .expect("Replay::open does not panic")
         .expect_err("the damaged journal does not open");
@@ -32,7 +31,7 @@ fn replay_open_never_panics_on_a_damaged_journal() {
 #[test]
 fn replay_open_of_a_directory_without_a_journal_is_not_found() {
     let root = tempfile::tempdir().unwrap();
-    let error = Replay::<Ev>::open_with_schema(root.path(), SCHEMA).unwrap_err();
+    let error = Replay::<Ev>::open(root.path(), SCHEMA).unwrap_err();
     assert!(
         matches!(error, ReplayError::Journal(JournalError::NotFound { .. })),
         "{error}"

@@ -88,6 +88,7 @@ impl OverloadConfig {
     pub fn journal(&self, dir: &Path) -> Builder<KvEvent> {
         Engine::builder()
             .path(dir)
+            .schema("overload-v1")
             .durability(Durability::Always)
             .faults(FaultPlan::new().flush_delay(self.flush_delay))
             .channel_capacity(self.channel_capacity)

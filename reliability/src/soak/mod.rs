@@ -235,6 +235,7 @@ async fn soak(config: SoakConfig) -> Result<SoakOutcome, String> {
     if let Some(durability) = config.durability {
         builder = builder
             .path(dir.path())
+            .schema("soak-v1")
             .durability(durability)
             .journal_cache_bytes(JOURNAL_CACHE)
             .checkpoints(CheckpointPolicy::default().every_events(config.keys * 10))
