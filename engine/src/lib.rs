@@ -118,7 +118,7 @@ mod stats;
 pub use builder::Builder;
 pub use durability::Durability;
 pub use error::{
-    AckError, AsOfError, OpenError, RollbackError, SendError, ShutdownError, SubmitError,
+    AckError, AsOfError, OpenError, Refusal, RollbackError, SendError, ShutdownError, SubmitError,
     TrySubmitError,
 };
 pub use handle::{Ack, Engine, Pending};
