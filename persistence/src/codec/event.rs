@@ -19,6 +19,7 @@
 //! record of several (bincode's decode limit counts claimed memory, not
 //! bytes; see there).
 
+use bincode::enc::write::{SizeWriter, Writer};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
@@ -131,9 +132,9 @@ pub enum EventEncodeError {
 /// as `E` (with the journal's decode limit), proving that a restart can
 /// read it. The decoded copy is dropped; the check costs one decode.
 ///
-/// An event over [`MAX_EVENT`] is refused while it is being written: the
-/// bytes past the limit are counted, not kept, so a huge event costs no
-/// huge buffer.
+/// The event is serialized twice: once into a counter, which refuses an
+/// event over [`MAX_EVENT`] before any buffer is allocated (a huge event
+/// costs no huge copy) and sizes the buffer exactly, then into the buffer.
 ///
 /// # Errors
 ///
@@ -144,18 +145,31 @@ pub enum EventEncodeError {
 pub fn encode_event<E: Serialize + DeserializeOwned>(
     event: &E,
 ) -> Result<EncodedEvent, EventEncodeError> {
-    let mut out = Capped::default();
-    let written = bincode::serde::encode_into_std_write(event, &mut out, config());
-    if out.size > MAX_EVENT {
+    let serialize_error = |error: bincode::error::EncodeError| EventEncodeError::Serialize {
+        message: serialize_message(&error),
+    };
+    // Measure first (serializing into a counter writes no memory), so the
+    // buffer is allocated once, at its size, and never for a refused event.
+    let mut size = SizeWriter::default();
+    bincode::serde::encode_into_writer(event, &mut size, config()).map_err(serialize_error)?;
+    let size = size.bytes_written;
+    if size > MAX_EVENT {
         return Err(EventEncodeError::TooLarge {
-            size: out.size,
+            size,
             limit: MAX_EVENT,
         });
     }
-    written.map_err(|error| EventEncodeError::Serialize {
-        message: serialize_message(&error),
-    })?;
-    let bytes = out.bytes;
+    let mut out = Exact(Vec::with_capacity(size));
+    bincode::serde::encode_into_writer(event, &mut out, config()).map_err(serialize_error)?;
+    let bytes = out.0;
+    if bytes.len() != size {
+        return Err(EventEncodeError::Serialize {
+            message: format!(
+                "it serialized to {size} bytes and then to {}: its Serialize is not deterministic",
+                bytes.len()
+            ),
+        });
+    }
     let decoded: Result<(E, usize), _> = bincode::serde::decode_from_slice(
         &bytes,
         bincode::config::standard().with_limit::<EVENT_DECODE_LIMIT>(),
@@ -215,26 +229,13 @@ pub fn fits(len: usize, bytes: usize, next: usize) -> bool {
     len == 0 || bytes.saturating_add(next) <= MAX_SHARED
 }
 
-/// A writer that keeps the first [`MAX_EVENT`] bytes and only counts the
-/// rest, so that an oversized event is measured without being buffered.
-#[derive(Default)]
-struct Capped {
-    bytes: Vec<u8>,
-    size: usize,
-}
+/// A bincode writer into a buffer allocated at the size measured first.
+struct Exact(Vec<u8>);
 
-impl std::io::Write for Capped {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.size = self.size.saturating_add(buf.len());
-        if self.size <= MAX_EVENT {
-            self.bytes.extend_from_slice(buf);
-        } else if !self.bytes.is_empty() {
-            self.bytes = Vec::new(); // refused anyway: let the memory go
-        }
-        Ok(buf.len())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
+impl Writer for Exact {
+    #[inline]
+    fn write(&mut self, bytes: &[u8]) -> Result<(), bincode::error::EncodeError> {
+        self.0.extend_from_slice(bytes);
         Ok(())
     }
 }
