@@ -323,6 +323,11 @@ impl<E: Event> Engine<E> {
     /// and [`TrySubmitError::Refused`] when a durable engine's journal
     /// cannot store the event (see [`Refusal`]); all hand the event back.
     pub fn try_submit(&self, event: E) -> Result<Pending<E>, TrySubmitError<E>> {
+        if self.durable && self.tx.is_full() {
+            // Spare the encode of an event that cannot go in: a caller
+            // retrying on a full queue would pay for it every time.
+            return Err(TrySubmitError::Full(event));
+        }
         let (event, encoded) = self.admit(event).map_err(|refused| match refused {
             Admission::Closed(event) => TrySubmitError::Closed(event),
             Admission::Refused(event, reason) => TrySubmitError::Refused { event, reason },
