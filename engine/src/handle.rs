@@ -183,8 +183,9 @@ impl<E: Event> Pending<E> {
     /// # Panics
     ///
     /// If the ack is not there yet and the thread runs a current-thread
-    /// tokio runtime (blocking would stop the owner; tokio panics), or in
-    /// a `LocalSet`. Await the `Pending` there.
+    /// tokio runtime (blocking would stop the owner; tokio panics), or a
+    /// `LocalSet` on a multi-threaded runtime's `block_on` thread. Await
+    /// the `Pending` there.
     pub fn wait_blocking(self) -> Result<Ack, AckError<E::Rejection>> {
         self.wait_at(blocking_site())
     }
@@ -363,8 +364,9 @@ impl<E: Event> Engine<E> {
     ///
     /// # Panics
     ///
-    /// Inside a `LocalSet` on a multi-threaded runtime, when the queue is
-    /// full (`block_in_place` panics there), before the event is queued.
+    /// Inside a `LocalSet` that the multi-threaded runtime's `block_on`
+    /// thread drives, when the queue is full (`block_in_place` panics
+    /// there), before the event is queued.
     pub fn send_blocking(&self, event: E) -> Result<Pending<E>, SendError<E>> {
         self.send_blocking_at(event, blocking_site())
     }
@@ -415,8 +417,10 @@ impl<E: Event> Engine<E> {
     ///
     /// # Panics
     ///
-    /// Inside a `LocalSet` on a multi-threaded runtime, when it has to
-    /// block (`block_in_place` panics there).
+    /// Inside a `LocalSet` that the multi-threaded runtime's `block_on`
+    /// thread drives, when it has to wait: `block_in_place` panics there.
+    /// If the queue had room the event is queued by then, and its ack is
+    /// lost as with a dropped [`Pending`].
     pub fn submit_blocking(&self, event: E) -> Result<Ack, SubmitError<E>> {
         let site = blocking_site();
         if site == Site::Refuse {
