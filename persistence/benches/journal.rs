@@ -20,6 +20,7 @@ use std::hint::black_box;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use serde::{Deserialize, Serialize};
+use solostate_commands::StateEvent;
 use solostate_persistence::codec;
 use solostate_persistence::journal::Journal;
 
@@ -110,9 +111,22 @@ fn bench_append(c: &mut Criterion) {
 }
 
 fn bench_record_building(c: &mut Criterion) {
-    let mut group = c.benchmark_group("record_building");
+    record_building(c, "record_building", batch(1));
+    // The engine benches' event: a put of a u64 key and a 64-byte value
+    // of eight full u64 words.
+    let puts: Vec<StateEvent<u64, [u64; 8]>> = (0..BATCH as u64)
+        .map(|i| StateEvent::put(i.wrapping_mul(0x9E37_79B9_7F4A_7C15), [u64::MAX - i; 8]))
+        .collect();
+    record_building(c, "record_building_state_event", puts);
+}
+
+fn record_building<E: Serialize + serde::de::DeserializeOwned>(
+    c: &mut Criterion,
+    name: &str,
+    events: Vec<E>,
+) {
+    let mut group = c.benchmark_group(name);
     group.throughput(Throughput::Elements(BATCH as u64));
-    let events = batch(1);
     group.bench_function("encode_batch", |b| {
         b.iter(|| codec::encode_batch(black_box(&events)).expect("encode"))
     });
