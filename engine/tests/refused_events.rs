@@ -361,7 +361,7 @@ fn blocking_calls_wait_in_place_on_a_multi_thread_runtime() {
     let path = dir.path().to_owned();
     runtime.block_on(async move {
         let engine = open_doc(&path).await;
-        // On a worker thread, and on the runtime's block_on thread.
+        // On a worker thread, then on the runtime's block_on thread.
         let on_worker = engine.clone();
         let seq = tokio::spawn(async move { on_worker.submit_blocking(put(1, 10)).unwrap().seq })
             .await
@@ -369,6 +369,14 @@ fn blocking_calls_wait_in_place_on_a_multi_thread_runtime() {
         assert_eq!(seq, 1);
         let pending = engine.send_blocking(put(2, 20)).unwrap();
         assert_eq!(pending.wait_blocking().unwrap().seq, 2);
+        // And on one of its blocking-pool threads.
+        let on_pool = engine.clone();
+        let seq = tokio::task::spawn_blocking(move || on_pool.submit_blocking(put(3, 30)))
+            .await
+            .unwrap()
+            .unwrap()
+            .seq;
+        assert_eq!(seq, 3);
         assert_eq!(engine.stats().refused, 0);
         engine.shutdown().await.unwrap();
     });
