@@ -14,6 +14,7 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
 
 use solostate_commands::{Event, State};
+use solostate_persistence::codec::EncodedEvent;
 use solostate_queries::{CommittedBatch, Publisher};
 use tokio::sync::oneshot;
 
@@ -30,6 +31,11 @@ pub(crate) type Reply<E> = oneshot::Sender<Result<Ack, AckError<<E as Event>::Re
 /// needed to undo a failure.
 pub(crate) struct Batch<E: Event> {
     events: Vec<E>,
+    /// The journal bytes of `events`, one for one, from the submitters (a
+    /// durable engine's); empty in memory.
+    encoded: Vec<EncodedEvent>,
+    /// The sum of `encoded`'s lengths: what caps a batch by bytes.
+    bytes: usize,
     replies: Vec<Reply<E>>,
     /// The map before `events[since..]` were applied.
     checkpoint: Option<State<E>>,
@@ -40,18 +46,22 @@ impl<E: Event> Batch<E> {
     pub(crate) fn with_capacity(capacity: usize) -> Self {
         Batch {
             events: Vec::with_capacity(capacity),
+            encoded: Vec::new(),
+            bytes: 0,
             replies: Vec::with_capacity(capacity),
             checkpoint: None,
             since: 0,
         }
     }
 
-    /// Applies `event` to `map`. An accepted event waits for `commit`; a
-    /// failed one is answered now and leaves `map` as it was.
+    /// Applies `event` to `map`. An accepted event waits for `commit`
+    /// (with its journal bytes, if any); a failed one is answered now and
+    /// leaves `map` as it was.
     pub(crate) fn offer(
         &mut self,
         map: &mut State<E>,
         event: E,
+        encoded: Option<EncodedEvent>,
         reply: Reply<E>,
         counters: &Counters,
     ) {
@@ -62,6 +72,10 @@ impl<E: Event> Batch<E> {
         match apply_guarded(&event, map) {
             Ok(()) => {
                 self.events.push(event);
+                if let Some(encoded) = encoded {
+                    self.bytes += encoded.len();
+                    self.encoded.push(encoded);
+                }
                 self.replies.push(reply);
             }
             Err(error) => {
@@ -92,6 +106,9 @@ impl<E: Event> Batch<E> {
             };
             let index = self.since + offset;
             self.events.remove(index);
+            if index < self.encoded.len() {
+                self.bytes -= self.encoded.remove(index).len();
+            }
             let reply = self.replies.remove(index);
             let message = match error {
                 AckError::Panicked { message } => format!("panicked: {message}"),
@@ -112,11 +129,34 @@ impl<E: Event> Batch<E> {
         &self.events
     }
 
+    /// How many events the batch holds.
+    pub(crate) fn len(&self) -> usize {
+        self.events.len()
+    }
+
+    /// The journal bytes of the events so far (0 in memory).
+    pub(crate) fn bytes(&self) -> usize {
+        self.bytes
+    }
+
+    /// The journal bytes of every event, in order, when every event came
+    /// with them (always, in a durable engine; `None` in memory).
+    pub(crate) fn encoded(&self) -> Option<&[EncodedEvent]> {
+        (self.encoded.len() == self.events.len()).then_some(self.encoded.as_slice())
+    }
+
+    /// Forgets the journal bytes: the batch is answered or journaled.
+    fn clear_encoded(&mut self) {
+        self.encoded.clear();
+        self.bytes = 0;
+    }
+
     /// Gives up on the batch: every accepted event is answered with
     /// `AckError::Journal`. The caller restores the map.
     pub(crate) fn abort(&mut self, failure: &JournalFailure) {
         self.checkpoint = None;
         self.events.clear();
+        self.clear_encoded();
         for reply in self.replies.drain(..) {
             // The submitter may be gone; nothing else to do.
             let _ = reply.send(Err(failure.ack_error()));
@@ -136,6 +176,7 @@ impl<E: Event> Batch<E> {
         counters: &Counters,
     ) -> Option<Arc<CommittedBatch<E>>> {
         self.checkpoint = None;
+        self.clear_encoded();
         let count = self.events.len() as u64;
         let first_seq = *last_seq + 1;
         *last_seq += count;

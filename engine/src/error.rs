@@ -60,16 +60,121 @@ pub enum AckError<R> {
     Aborted,
 }
 
-/// The error of [`Engine::send`](crate::Engine::send): the engine no longer
-/// accepts events. The event is handed back.
+/// Why an event was refused before it was queued. The event took no seq,
+/// nothing about it reached the owner, and the engine keeps serving; the
+/// error that carries this hands the event back.
+///
+/// A durable engine ([`Builder::path`](crate::Builder::path)) encodes each
+/// event on the submitter's side, as the journal will store it, and
+/// decodes the bytes back, so that no event is acknowledged that the
+/// journal cannot store or a restart could not read. (The bytes go to the
+/// owner with the event, which builds the batch's record from them.) An
+/// in-memory engine journals nothing and checks nothing.
+///
+/// The journal's codec is bincode 2 through serde. It is not
+/// self-describing, so event types must not need `deserialize_any`: no
+/// `#[serde(tag = "..")]` (internally or adjacently tagged enums), no
+/// `#[serde(untagged)]`, no `#[serde(flatten)]`, and no self-describing
+/// values such as `serde_json::Value`. Serde's default, externally tagged
+/// enums are fine.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum Refusal {
+    /// The event's `Serialize` failed (serde's message), or asked for
+    /// something bincode cannot write: a sequence or map of unknown
+    /// length, which is what `#[serde(flatten)]` writes.
+    #[error("it could not be encoded for the journal: {message}")]
+    Encode {
+        /// What serde or bincode said.
+        message: String,
+    },
+    /// The event encodes to more than `limit` bytes, the most one journal
+    /// record can hold: [`Engine::MAX_EVENT_BYTES`](crate::Engine::MAX_EVENT_BYTES),
+    /// 256 MiB less 10 bytes of framing.
+    #[error("it encodes to {size} bytes, over the {limit}-byte limit of one journal record")]
+    TooLarge {
+        /// The event's encoded size in bytes.
+        size: usize,
+        /// The most bytes one event may encode to.
+        limit: usize,
+    },
+    /// The event encodes, but the bytes do not decode back as its type, so
+    /// a restart could not read the journal: usually the type needs
+    /// `deserialize_any` (see above), or its `Serialize` and `Deserialize`
+    /// disagree.
+    #[error("it encodes, but does not decode back, so a restart could not read it: {message}")]
+    Unreadable {
+        /// bincode's description, with the likely cause.
+        message: String,
+    },
+    /// A `_blocking` method ([`Engine::submit_blocking`](crate::Engine::submit_blocking),
+    /// [`Engine::send_blocking`](crate::Engine::send_blocking)) was called
+    /// on a thread inside a tokio runtime that is not multi-threaded, where
+    /// blocking would panic or deadlock the owner.
+    #[error(
+        "a blocking submit cannot wait on a thread of a current-thread tokio runtime; await submit or send there, or call from a plain thread"
+    )]
+    BlockingInRuntime,
+}
+
+impl Refusal {
+    /// The refusal of an event that the journal's codec found unfit.
+    pub(crate) fn from_codec(error: solostate_persistence::codec::EventEncodeError) -> Self {
+        use solostate_persistence::codec::EventEncodeError as Codec;
+        match error {
+            Codec::TooLarge { size, limit } => Refusal::TooLarge { size, limit },
+            Codec::Unreadable { message } => Refusal::Unreadable { message },
+            Codec::Serialize { message } => Refusal::Encode { message },
+            other => Refusal::Encode {
+                message: other.to_string(),
+            },
+        }
+    }
+}
+
+/// The error of [`Engine::send`](crate::Engine::send) and
+/// [`Engine::send_blocking`](crate::Engine::send_blocking). The event is
+/// handed back either way.
 #[derive(Clone, PartialEq, Eq, thiserror::Error)]
-#[error("engine closed: it no longer accepts events")]
-pub struct SendError<E>(pub E);
+#[non_exhaustive]
+pub enum SendError<E> {
+    /// The engine no longer accepts events.
+    #[error("engine closed: it no longer accepts events")]
+    Closed(E),
+    /// The event was refused before it was queued; see [`Refusal`].
+    #[error("event refused before it was queued: {reason}")]
+    Refused {
+        /// The event, handed back.
+        event: E,
+        /// Why.
+        reason: Refusal,
+    },
+}
+
+impl<E> SendError<E> {
+    /// The event that was not taken.
+    pub fn into_inner(self) -> E {
+        match self {
+            SendError::Closed(event) | SendError::Refused { event, .. } => event,
+        }
+    }
+}
 
 impl<E> fmt::Debug for SendError<E> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("SendError(..)")
+        match self {
+            SendError::Closed(_) => f.write_str("Closed(..)"),
+            SendError::Refused { reason, .. } => refused(f, reason),
+        }
     }
+}
+
+/// The `Debug` of a `Refused` variant, which leaves out the event (`E`
+/// need not be `Debug`).
+fn refused(f: &mut fmt::Formatter<'_>, reason: &Refusal) -> fmt::Result {
+    f.debug_struct("Refused")
+        .field("reason", reason)
+        .finish_non_exhaustive()
 }
 
 /// The error of [`Engine::try_submit`](crate::Engine::try_submit). The
@@ -84,13 +189,23 @@ pub enum TrySubmitError<E> {
     /// The engine no longer accepts events.
     #[error("engine closed: it no longer accepts events")]
     Closed(E),
+    /// The event was refused before it was queued; see [`Refusal`].
+    #[error("event refused before it was queued: {reason}")]
+    Refused {
+        /// The event, handed back.
+        event: E,
+        /// Why.
+        reason: Refusal,
+    },
 }
 
 impl<E> TrySubmitError<E> {
     /// The event that was not taken.
     pub fn into_inner(self) -> E {
         match self {
-            TrySubmitError::Full(event) | TrySubmitError::Closed(event) => event,
+            TrySubmitError::Full(event)
+            | TrySubmitError::Closed(event)
+            | TrySubmitError::Refused { event, .. } => event,
         }
     }
 }
@@ -100,6 +215,7 @@ impl<E> fmt::Debug for TrySubmitError<E> {
         match self {
             TrySubmitError::Full(_) => f.write_str("Full(..)"),
             TrySubmitError::Closed(_) => f.write_str("Closed(..)"),
+            TrySubmitError::Refused { reason, .. } => refused(f, reason),
         }
     }
 }
@@ -112,6 +228,15 @@ pub enum SubmitError<E: Event> {
     /// The engine no longer accepts events; the event is handed back.
     #[error("engine closed: it no longer accepts events")]
     Closed(E),
+    /// The event was refused before it was queued (see [`Refusal`]); the
+    /// event is handed back and the engine keeps serving.
+    #[error("event refused before it was queued: {reason}")]
+    Refused {
+        /// The event, handed back.
+        event: E,
+        /// Why.
+        reason: Refusal,
+    },
     /// The event's `apply` rejected it; see [`AckError::Rejected`].
     #[error("event rejected: {0}")]
     Rejected(E::Rejection),
@@ -148,6 +273,7 @@ impl<E: Event> fmt::Debug for SubmitError<E> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             SubmitError::Closed(_) => f.write_str("Closed(..)"),
+            SubmitError::Refused { reason, .. } => refused(f, reason),
             SubmitError::Rejected(reason) => f.debug_tuple("Rejected").field(reason).finish(),
             SubmitError::Panicked { message } => f
                 .debug_struct("Panicked")
@@ -180,8 +306,11 @@ impl<E: Event> From<AckError<E::Rejection>> for SubmitError<E> {
 }
 
 impl<E: Event> From<SendError<E>> for SubmitError<E> {
-    fn from(SendError(event): SendError<E>) -> Self {
-        SubmitError::Closed(event)
+    fn from(error: SendError<E>) -> Self {
+        match error {
+            SendError::Closed(event) => SubmitError::Closed(event),
+            SendError::Refused { event, reason } => SubmitError::Refused { event, reason },
+        }
     }
 }
 

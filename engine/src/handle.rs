@@ -7,12 +7,14 @@ use std::sync::{Arc, OnceLock};
 use std::task::{Context, Poll};
 
 use solostate_commands::Event;
+use solostate_persistence::codec::{self, EncodedEvent};
 use solostate_queries::{Reader, SnapshotOf};
 use tokio::sync::oneshot;
 
 use crate::builder::Builder;
 use crate::error::{
-    AckError, AsOfError, RollbackError, SendError, ShutdownError, SubmitError, TrySubmitError,
+    AckError, AsOfError, Refusal, RollbackError, SendError, ShutdownError, SubmitError,
+    TrySubmitError,
 };
 use crate::gate::Gate;
 use crate::history::History;
@@ -27,6 +29,19 @@ pub struct Ack {
     /// The event's sequence number: dense, starting at 1, one per applied
     /// event. Pass it to [`Reader::wait_for`] to read your own write.
     pub seq: u64,
+}
+
+/// Why [`Engine::admit`] did not let an event through; each hands it back.
+enum Admission<E> {
+    Closed(E),
+    Refused(E, Refusal),
+}
+
+fn send_error<E>(refused: Admission<E>) -> SendError<E> {
+    match refused {
+        Admission::Closed(event) => SendError::Closed(event),
+        Admission::Refused(event, reason) => SendError::Refused { event, reason },
+    }
 }
 
 /// What the handles share with the owner task: no state, only the intake
@@ -72,11 +87,40 @@ impl Shared {
 /// * [`submit_blocking`](Engine::submit_blocking) and
 ///   [`send_blocking`](Engine::send_blocking) for threads outside the
 ///   runtime.
+///
+/// # What a durable engine refuses
+///
+/// With a [`path`](Builder::path), every way to submit first encodes the
+/// event as the journal stores it (bincode 2 through serde) and decodes it
+/// back, on the caller's thread, before anything is queued. An event that
+/// fails is handed back in a `Refused` error with its [`Refusal`], takes
+/// no seq, and the engine keeps serving:
+///
+/// * its `Serialize` fails ([`Refusal::Encode`]);
+/// * it encodes to more than [`Engine::MAX_EVENT_BYTES`] (256 MiB less 10
+///   bytes) ([`Refusal::TooLarge`]);
+/// * it does not decode back ([`Refusal::Unreadable`]): bincode is not
+///   self-describing, so event types must not use `#[serde(tag = "..")]`,
+///   `#[serde(untagged)]` or `#[serde(flatten)]` (which fails to encode),
+///   nor hold self-describing values such as `serde_json::Value`.
+///
+/// The check costs each submitter one encode and one decode of its event
+/// (the owner then only copies the bytes into the batch's record), so it
+/// runs in parallel across submitters instead of on the one owner thread.
+/// An in-memory engine journals nothing and checks nothing.
+///
+/// Batches are capped by bytes as well as by
+/// [`max_batch`](Builder::max_batch): a record of several events holds at
+/// most 16 MiB of them, and a bigger event is journaled in a record of its
+/// own, so batching never builds a record the journal cannot read back.
 pub struct Engine<E: Event> {
     tx: flume::Sender<Command<E>>,
     shared: Arc<Shared>,
     reader: Reader<E>,
     history: Arc<History<E>>,
+    /// Whether events are journaled, and so must be checked and encoded
+    /// before they are queued.
+    durable: bool,
 }
 
 impl<E: Event> Clone for Engine<E> {
@@ -86,6 +130,7 @@ impl<E: Event> Clone for Engine<E> {
             shared: Arc::clone(&self.shared),
             reader: self.reader.clone(),
             history: Arc::clone(&self.history),
+            durable: self.durable,
         }
     }
 }
@@ -127,24 +172,93 @@ impl<E: Event> Future for Pending<E> {
 impl<E: Event> Pending<E> {
     /// Blocks the current thread until the ack arrives.
     ///
+    /// On a thread of a multi-threaded tokio runtime it waits inside
+    /// [`tokio::task::block_in_place`], so the runtime's other tasks (the
+    /// owner among them) keep running.
+    ///
     /// # Errors
     ///
     /// As awaiting the future: see [`AckError`].
     ///
     /// # Panics
     ///
-    /// If called from inside an async runtime; await the `Pending` there.
+    /// If the ack is not there yet and the thread runs a current-thread
+    /// tokio runtime (blocking would stop the owner; tokio panics), or a
+    /// `LocalSet` on a multi-threaded runtime's `block_on` thread. Await
+    /// the `Pending` there.
     pub fn wait_blocking(self) -> Result<Ack, AckError<E::Rejection>> {
-        self.rx.blocking_recv().unwrap_or(Err(AckError::Aborted))
+        self.wait_at(blocking_site())
+    }
+
+    fn wait_at(mut self, site: Site) -> Result<Ack, AckError<E::Rejection>> {
+        match self.rx.try_recv() {
+            Ok(answer) => return answer,
+            Err(oneshot::error::TryRecvError::Closed) => return Err(AckError::Aborted),
+            Err(oneshot::error::TryRecvError::Empty) => {}
+        }
+        let rx = self.rx;
+        site.block(move || rx.blocking_recv())
+            .unwrap_or(Err(AckError::Aborted))
     }
 }
 
-fn command<E: Event>(event: E) -> (Command<E>, Pending<E>) {
+/// Where a `_blocking` call runs, as far as blocking the thread goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Site {
+    /// Outside any tokio runtime: block freely.
+    Plain,
+    /// Inside a multi-threaded runtime (a worker, its `block_on` thread or
+    /// a `spawn_blocking` thread): block inside `block_in_place`, which
+    /// hands the worker's other tasks to another thread first.
+    InPlace,
+    /// Inside a runtime of another flavor: blocking on its own thread
+    /// would stop the owner (tokio panics rather than deadlock), and a
+    /// `spawn_blocking` thread cannot be told apart from it through
+    /// tokio's API, so nothing is queued that would need to wait.
+    Refuse,
+}
+
+/// Decides, before anything is queued, how a `_blocking` call may wait.
+fn blocking_site() -> Site {
+    match tokio::runtime::Handle::try_current() {
+        Err(_) => Site::Plain,
+        Ok(handle) if handle.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => {
+            Site::InPlace
+        }
+        Ok(_) => Site::Refuse,
+    }
+}
+
+impl Site {
+    /// Runs `wait`, which blocks, as this site allows. `Refuse` runs it
+    /// as it is (tokio then panics where blocking is not allowed).
+    fn block<T>(self, wait: impl FnOnce() -> T) -> T {
+        match self {
+            Site::InPlace => tokio::task::block_in_place(wait),
+            Site::Plain | Site::Refuse => wait(),
+        }
+    }
+}
+
+fn command<E: Event>(event: E, encoded: Option<EncodedEvent>) -> (Command<E>, Pending<E>) {
     let (reply, rx) = oneshot::channel();
-    (Command::Submit { event, reply }, Pending { rx })
+    (
+        Command::Submit {
+            event,
+            encoded,
+            reply,
+        },
+        Pending { rx },
+    )
 }
 
 impl<E: Event> Engine<E> {
+    /// The most bytes one event may encode to in a durable engine: the
+    /// journal's 256 MiB record limit less 10 bytes of framing (the
+    /// record's kind byte and its event count). A bigger event is refused
+    /// with [`Refusal::TooLarge`]. In-memory engines have no limit.
+    pub const MAX_EVENT_BYTES: usize = codec::MAX_EVENT;
+
     /// Starts configuring an engine. See [`Builder`].
     pub fn builder() -> Builder<E> {
         Builder::new()
@@ -156,11 +270,14 @@ impl<E: Event> Engine<E> {
         reader: Reader<E>,
         history: Arc<History<E>>,
     ) -> Self {
+        // The history has a disk exactly when the owner has a journal.
+        let durable = history.is_durable();
         Engine {
             tx,
             shared,
             reader,
             history,
+            durable,
         }
     }
 
@@ -169,7 +286,9 @@ impl<E: Event> Engine<E> {
     /// # Errors
     ///
     /// [`SubmitError::Closed`] (with the event) if the engine no longer
-    /// accepts events; otherwise why the event was not applied.
+    /// accepts events, [`SubmitError::Refused`] (with the event) if a
+    /// durable engine's journal cannot store it (see [`Refusal`]), and
+    /// otherwise why the event was not applied.
     pub async fn submit(&self, event: E) -> Result<Ack, SubmitError<E>> {
         Ok(self.send(event).await?.await?)
     }
@@ -180,16 +299,18 @@ impl<E: Event> Engine<E> {
     ///
     /// # Errors
     ///
-    /// [`SendError`] (with the event) if the engine no longer accepts
-    /// events.
+    /// [`SendError::Closed`] if the engine no longer accepts events and
+    /// [`SendError::Refused`] if a durable engine's journal cannot store
+    /// the event (see [`Refusal`]); both hand the event back.
     pub async fn send(&self, event: E) -> Result<Pending<E>, SendError<E>> {
+        let (event, encoded) = self.admit(event).map_err(send_error)?;
         let Some(_pass) = self.shared.gate.enter() else {
-            return Err(SendError(event));
+            return Err(SendError::Closed(event));
         };
-        let (command, pending) = command(event);
+        let (command, pending) = command(event, encoded);
         match self.tx.send_async(command).await {
             Ok(()) => Ok(pending),
-            Err(flume::SendError(command)) => Err(SendError(command.into_event())),
+            Err(flume::SendError(command)) => Err(SendError::Closed(command.into_event())),
         }
     }
 
@@ -198,14 +319,24 @@ impl<E: Event> Engine<E> {
     ///
     /// # Errors
     ///
-    /// [`TrySubmitError::Full`] when the queue is full and
-    /// [`TrySubmitError::Closed`] when the engine no longer accepts events;
-    /// both hand the event back.
+    /// [`TrySubmitError::Full`] when the queue is full,
+    /// [`TrySubmitError::Closed`] when the engine no longer accepts events,
+    /// and [`TrySubmitError::Refused`] when a durable engine's journal
+    /// cannot store the event (see [`Refusal`]); all hand the event back.
     pub fn try_submit(&self, event: E) -> Result<Pending<E>, TrySubmitError<E>> {
+        if self.durable && self.tx.is_full() {
+            // Spare the encode of an event that cannot go in: a caller
+            // retrying on a full queue would pay for it every time.
+            return Err(TrySubmitError::Full(event));
+        }
+        let (event, encoded) = self.admit(event).map_err(|refused| match refused {
+            Admission::Closed(event) => TrySubmitError::Closed(event),
+            Admission::Refused(event, reason) => TrySubmitError::Refused { event, reason },
+        })?;
         let Some(_pass) = self.shared.gate.enter() else {
             return Err(TrySubmitError::Closed(event));
         };
-        let (command, pending) = command(event);
+        let (command, pending) = command(event, encoded);
         match self.tx.try_send(command) {
             Ok(()) => Ok(pending),
             Err(flume::TrySendError::Full(command)) => {
@@ -220,33 +351,110 @@ impl<E: Event> Engine<E> {
     /// As [`Engine::send`], blocking the current thread while the queue is
     /// full. For threads that are not async.
     ///
+    /// On a thread of a multi-threaded tokio runtime it blocks inside
+    /// [`tokio::task::block_in_place`]. On a thread of a current-thread
+    /// runtime it cannot block (the owner would never run): if the queue
+    /// is full, the event is handed back with
+    /// [`Refusal::BlockingInRuntime`] and nothing is queued.
+    ///
     /// # Errors
     ///
-    /// [`SendError`] (with the event) if the engine no longer accepts
-    /// events.
+    /// As [`Engine::send`], and [`SendError::Refused`] with
+    /// [`Refusal::BlockingInRuntime`] as above.
+    ///
+    /// # Panics
+    ///
+    /// Inside a `LocalSet` that the multi-threaded runtime's `block_on`
+    /// thread drives, when the queue is full (`block_in_place` panics
+    /// there), before the event is queued.
     pub fn send_blocking(&self, event: E) -> Result<Pending<E>, SendError<E>> {
+        self.send_blocking_at(event, blocking_site())
+    }
+
+    fn send_blocking_at(&self, event: E, site: Site) -> Result<Pending<E>, SendError<E>> {
+        let (event, encoded) = self.admit(event).map_err(send_error)?;
         let Some(_pass) = self.shared.gate.enter() else {
-            return Err(SendError(event));
+            return Err(SendError::Closed(event));
         };
-        let (command, pending) = command(event);
-        match self.tx.send(command) {
+        let (command, pending) = command(event, encoded);
+        // Try first: with room in the queue there is nothing to block on,
+        // and so nothing to hand over to `block_in_place` or to refuse.
+        let command = match self.tx.try_send(command) {
+            Ok(()) => return Ok(pending),
+            Err(flume::TrySendError::Disconnected(command)) => {
+                return Err(SendError::Closed(command.into_event()));
+            }
+            Err(flume::TrySendError::Full(command)) => command,
+        };
+        if site == Site::Refuse {
+            return Err(SendError::Refused {
+                event: command.into_event(),
+                reason: self.refusal(Refusal::BlockingInRuntime),
+            });
+        }
+        match site.block(|| self.tx.send(command)) {
             Ok(()) => Ok(pending),
-            Err(flume::SendError(command)) => Err(SendError(command.into_event())),
+            Err(flume::SendError(command)) => Err(SendError::Closed(command.into_event())),
         }
     }
 
     /// As [`Engine::submit`], blocking the current thread. For threads that
     /// are not async.
     ///
+    /// On a thread of a multi-threaded tokio runtime it blocks inside
+    /// [`tokio::task::block_in_place`], so the owner keeps running. On any
+    /// thread of a current-thread runtime it refuses before anything is
+    /// queued: there it would panic or deadlock, and tokio offers no way to
+    /// tell that runtime's own thread from its `spawn_blocking` threads.
+    /// From `spawn_blocking` there, use
+    /// `Handle::current().block_on(engine.submit(event))`.
+    ///
     /// # Errors
     ///
-    /// As [`Engine::submit`].
+    /// As [`Engine::submit`], and [`SubmitError::Refused`] with
+    /// [`Refusal::BlockingInRuntime`] (the event handed back, nothing
+    /// queued) on a current-thread runtime.
     ///
     /// # Panics
     ///
-    /// If called from inside an async runtime; use `submit` there.
+    /// Inside a `LocalSet` that the multi-threaded runtime's `block_on`
+    /// thread drives, when it has to wait: `block_in_place` panics there.
+    /// If the queue had room the event is queued by then, and its ack is
+    /// lost as with a dropped [`Pending`].
     pub fn submit_blocking(&self, event: E) -> Result<Ack, SubmitError<E>> {
-        Ok(self.send_blocking(event)?.wait_blocking()?)
+        let site = blocking_site();
+        if site == Site::Refuse {
+            return Err(SubmitError::Refused {
+                event,
+                reason: self.refusal(Refusal::BlockingInRuntime),
+            });
+        }
+        Ok(self.send_blocking_at(event, site)?.wait_at(site)?)
+    }
+
+    /// Checks `event` for the journal of a durable engine, on the caller's
+    /// thread, and returns it with its encoded bytes (none in memory).
+    fn admit(&self, event: E) -> Result<(E, Option<EncodedEvent>), Admission<E>> {
+        // Closed first: a stopped engine need not pay for the encode.
+        if self.shared.gate.is_closed() {
+            return Err(Admission::Closed(event));
+        }
+        if !self.durable {
+            return Ok((event, None));
+        }
+        match codec::encode_event(&event) {
+            Ok(encoded) => Ok((event, Some(encoded))),
+            Err(error) => {
+                let reason = self.refusal(Refusal::from_codec(error));
+                Err(Admission::Refused(event, reason))
+            }
+        }
+    }
+
+    /// Counts a refusal, before the caller hears of it.
+    fn refusal(&self, reason: Refusal) -> Refusal {
+        self.shared.counters.record_refused();
+        reason
     }
 
     /// A reader of this engine's snapshots. Readers do not keep the engine

@@ -68,6 +68,12 @@ impl<E: Event> History<E> {
         }
     }
 
+    /// Whether the engine has a disk (a journal and checkpoints): its
+    /// handles check and encode every event for the journal.
+    pub(crate) fn is_durable(&self) -> bool {
+        self.disk.is_some()
+    }
+
     /// Records a published batch and the snapshot it produced, and forgets
     /// what falls out of the window.
     ///

@@ -123,7 +123,7 @@ mod stats;
 pub use builder::Builder;
 pub use durability::Durability;
 pub use error::{
-    AckError, AsOfError, OpenCause, OpenError, RollbackError, SendError, ShutdownError,
+    AckError, AsOfError, OpenCause, OpenError, Refusal, RollbackError, SendError, ShutdownError,
     SubmitError, TrySubmitError,
 };
 pub use handle::{Ack, Engine, Pending};

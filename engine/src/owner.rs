@@ -5,6 +5,7 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use solostate_commands::{Event, State};
+use solostate_persistence::codec::{self, EncodedEvent};
 use solostate_persistence::journal::{Journal, JournalError};
 use solostate_queries::{CommittedBatch, Publisher};
 use tokio::sync::oneshot;
@@ -19,8 +20,15 @@ use crate::history::History;
 
 /// A message to the owner task.
 pub(crate) enum Command<E: Event> {
-    /// Apply `event` and answer on `reply`.
-    Submit { event: E, reply: Reply<E> },
+    /// Apply `event` and answer on `reply`. A durable engine's handle
+    /// sends the event's journal bytes too, checked and encoded on the
+    /// submitter's thread (`None` in memory), and the owner builds the
+    /// batch's record from them.
+    Submit {
+        event: E,
+        encoded: Option<EncodedEvent>,
+        reply: Reply<E>,
+    },
     /// Restore the state at `target` as a new step, and answer on `reply`.
     Rollback {
         target: u64,
@@ -301,8 +309,12 @@ impl<E: Event> Working<E> {
     async fn process(&mut self, commands: impl Iterator<Item = Command<E>>, shared: &Arc<Shared>) {
         let mut in_batch = 0;
         for command in commands {
-            let (event, reply) = match command {
-                Command::Submit { event, reply } => (event, reply),
+            let (event, encoded, reply) = match command {
+                Command::Submit {
+                    event,
+                    encoded,
+                    reply,
+                } => (event, encoded, reply),
                 Command::Rollback { target, reply } => {
                     // Everything queued before the rollback commits first.
                     if in_batch > 0 {
@@ -321,8 +333,16 @@ impl<E: Event> Working<E> {
                 let _ = reply.send(Err(failure.ack_error()));
                 continue;
             }
+            // Capped by bytes too: an event that would take a record of
+            // several events past the limit starts the next batch.
+            if let Some(encoded) = &encoded
+                && !codec::fits(self.batch.len(), self.batch.bytes(), encoded.len())
+            {
+                self.commit(shared).await;
+                in_batch = 0;
+            }
             self.batch
-                .offer(&mut self.map, event, reply, &shared.counters);
+                .offer(&mut self.map, event, encoded, reply, &shared.counters);
             in_batch += 1;
             if in_batch == self.config.max_batch {
                 self.commit(shared).await;
@@ -401,7 +421,13 @@ impl<E: Event> Working<E> {
         if self.batch.events().is_empty() {
             return Ok(0);
         }
-        let bytes = journal.append(self.last_seq + 1, self.batch.events())?;
+        let first = self.last_seq + 1;
+        let bytes = match self.batch.encoded() {
+            Some(encoded) => journal.append_encoded(first, encoded)?,
+            // Not reached: the handles of a durable engine encode every
+            // event. Kept so that a batch is never journaled without them.
+            None => journal.append(first, self.batch.events())?,
+        };
         if self.config.durability == Durability::Always {
             if self.config.flush_in_place {
                 tokio::task::block_in_place(|| journal.flush())?;

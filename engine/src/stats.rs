@@ -20,6 +20,11 @@ pub struct Stats {
     pub panicked: u64,
     /// Events rejected because `apply` was not deterministic.
     pub diverged: u64,
+    /// Events refused by a handle before they were queued (see
+    /// [`Refusal`](crate::Refusal)): the journal could not store them, or
+    /// a blocking submit was called where it cannot block. Counted before
+    /// the error is returned.
+    pub refused: u64,
     /// Batches committed (each published one snapshot).
     pub batches: u64,
     /// The most events committed in one batch.
@@ -38,13 +43,16 @@ pub struct Stats {
     pub checkpoint_failures: u64,
 }
 
-/// The shared counters behind [`Stats`]. Only the owner writes them.
+/// The shared counters behind [`Stats`]. Only the owner writes them,
+/// except `refused` (handles) and the checkpoint counts (the checkpoint
+/// task), which use atomic adds.
 #[derive(Debug, Default)]
 pub(crate) struct Counters {
     applied: AtomicU64,
     rejected: AtomicU64,
     panicked: AtomicU64,
     diverged: AtomicU64,
+    refused: AtomicU64,
     batches: AtomicU64,
     largest_batch: AtomicU64,
     last_seq: AtomicU64,
@@ -89,6 +97,12 @@ impl Counters {
         counter.fetch_add(1, Ordering::Relaxed);
     }
 
+    /// Counts one event a handle refused before queueing it. Any thread
+    /// may call it, so it uses an atomic add.
+    pub(crate) fn record_refused(&self) {
+        self.refused.fetch_add(1, Ordering::Relaxed);
+    }
+
     /// Counts one event that was answered with `error`. Called before the
     /// answer is sent, so a caller holding it finds it counted.
     pub(crate) fn record_refusal<R>(&self, error: &AckError<R>) {
@@ -106,6 +120,7 @@ impl Counters {
             rejected: self.rejected.load(Ordering::Relaxed),
             panicked: self.panicked.load(Ordering::Relaxed),
             diverged: self.diverged.load(Ordering::Relaxed),
+            refused: self.refused.load(Ordering::Relaxed),
             batches: self.batches.load(Ordering::Relaxed),
             largest_batch: self.largest_batch.load(Ordering::Relaxed),
             queue_depth,

@@ -62,8 +62,10 @@ async fn submit_after_shutdown_fails_closed_and_returns_the_event() {
         Err(SubmitError::Closed(event)) => assert_eq!(event, Ev::put(2, 2)),
         other => panic!("expected Closed, got {other:?}"),
     }
-    let SendError(event) = other.send(Ev::put(3, 3)).await.unwrap_err();
-    assert_eq!(event, Ev::put(3, 3));
+    match other.send(Ev::put(3, 3)).await {
+        Err(SendError::Closed(event)) => assert_eq!(event, Ev::put(3, 3)),
+        other => panic!("expected Closed, got {other:?}"),
+    }
     match other.try_submit(Ev::put(4, 4)) {
         Err(TrySubmitError::Closed(event)) => assert_eq!(event, Ev::put(4, 4)),
         other => panic!("expected Closed, got {other:?}"),

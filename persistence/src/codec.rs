@@ -38,6 +38,12 @@
 //!
 //! bincode 2.x is final (3.0 is an empty tombstone), so keeping every use
 //! of it in this module keeps a future codec change to one file.
+//!
+//! Events can also be encoded one at a time ([`encode_event`], which also
+//! proves that each decodes back) and framed from those pieces
+//! ([`encode_pieces`]): the same bytes as [`encode_batch`], built without
+//! encoding on the thread that writes the record. See the `event` module's
+//! docs for the two size limits, [`MAX_EVENT`] and [`MAX_SHARED`].
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -432,5 +438,13 @@ fn fixed_u64(payload: &[u8], what: &'static str) -> Result<u64, CodecError> {
     Ok(u64::from_le_bytes(bytes))
 }
 
+mod event;
+
+pub use event::{
+    EncodedEvent, EventEncodeError, MAX_EVENT, MAX_SHARED, encode_event, encode_pieces, fits,
+};
+
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_event;

@@ -448,6 +448,32 @@ impl Journal {
         self.insert_record(first_seq, record)
     }
 
+    /// Appends a batch whose events were encoded (and proved readable) one
+    /// at a time, by whoever submitted them, with
+    /// [`codec::encode_event`]: the record is framed from those bytes
+    /// ([`codec::encode_pieces`], the same bytes [`Journal::append`]
+    /// writes), so the caller's thread does no encoding. Returns the
+    /// record's size in bytes. Not durable until [`Journal::flush`].
+    ///
+    /// # Errors
+    ///
+    /// [`JournalError::Corrupt`] (with the seq) when the events are more
+    /// than [`codec::MAX_SHARED`] bytes together (cap batches with
+    /// [`codec::fits`]; nothing is written), and [`JournalError::Storage`]
+    /// when sled fails.
+    pub fn append_encoded(
+        &self,
+        first_seq: u64,
+        events: &[codec::EncodedEvent],
+    ) -> Result<usize, JournalError> {
+        let record = codec::encode_pieces(events).map_err(|source| JournalError::Corrupt {
+            path: self.path.clone(),
+            seq: first_seq,
+            source,
+        })?;
+        self.insert_record(first_seq, record)
+    }
+
     /// Stores one framed record at key `first_seq` in the timeline and
     /// returns its size in bytes: the one place a batch's bytes enter
     /// sled, whatever built them. Not durable until [`Journal::flush`].
