@@ -6,9 +6,66 @@ use std::convert::Infallible;
 use sled::Transactional;
 use sled::transaction::{ConflictableTransactionError, TransactionError};
 
-use super::{Journal, JournalError, PRUNED_KEY, Write};
+use super::{Journal, JournalError, PRUNED_KEY, TornRecord, Write};
+use crate::codec::{self, CodecError};
 
 impl Journal {
+    /// Removes the last record if it is torn (shorter or longer than its
+    /// header says, or failing its checksum): what a crash in the middle of
+    /// a write leaves behind. Such a record was never flushed, so under
+    /// `Always` durability none of its events was acknowledged. Returns
+    /// what was removed, so the caller can warn with the seq; the removal
+    /// is flushed before this returns.
+    ///
+    /// A chunked last record is torn when its chunks are missing from
+    /// some index on or add up to another length than its head says
+    /// ([`CodecError::Chunks`]), or the record they reassemble to is torn
+    /// as above; it is removed with every chunk it has, in one
+    /// transaction.
+    ///
+    /// Only the last record is considered: damage anywhere else is not a
+    /// torn write, and reads report it as [`JournalError::Corrupt`].
+    ///
+    /// # Errors
+    ///
+    /// [`JournalError::Corrupt`] when the last record has an unknown format
+    /// version (not a tear: a newer build wrote it) or chunks beyond its
+    /// head's count, and [`JournalError::Storage`] for I/O errors.
+    pub fn repair_tail(&self) -> Result<Option<TornRecord>, JournalError> {
+        let Some((key, value)) = self.records.last().map_err(|source| self.storage(source))? else {
+            return Ok(None);
+        };
+        let seq = self.seq_of(&key)?;
+        let verified = match codec::chunk_head(&value) {
+            Ok(None) => codec::verify(&value).map(drop),
+            Ok(Some(head)) => match self.reassemble(seq, &head) {
+                Ok(_) => Ok(()),
+                Err(JournalError::Corrupt { source, .. }) => Err(source),
+                Err(other) => return Err(other),
+            },
+            Err(reason) => Err(reason),
+        };
+        let reason = match verified {
+            Ok(()) => return Ok(None),
+            Err(
+                reason @ (CodecError::Truncated { .. }
+                | CodecError::TrailingBytes { .. }
+                | CodecError::ChecksumMismatch { .. }
+                | CodecError::TooLarge { .. }
+                | CodecError::Chunks {
+                    problem:
+                        codec::ChunkProblem::Missing { .. } | codec::ChunkProblem::Length { .. },
+                }),
+            ) => reason,
+            Err(source) => return Err(self.corrupt(seq, source)),
+        };
+        let chunk_keys = self.chunk_keys(&value)?;
+        self.write(Write::Repair)?;
+        self.remove_with_chunks(&key, &chunk_keys)?;
+        self.flush()?;
+        Ok(Some(TornRecord { seq, reason }))
+    }
+
     /// Deletes the records whose every seq is `<= seq`: the prefix a
     /// checkpoint at `seq` makes unnecessary. A record straddling `seq` is
     /// kept whole, so the new [`Journal::first_seq`] is the seq after the
@@ -28,6 +85,7 @@ impl Journal {
     /// nothing is removed), and [`JournalError::Storage`].
     pub fn prune_through(&self, seq: u64) -> Result<u64, JournalError> {
         let mut doomed = Vec::new();
+        let mut doomed_chunks = Vec::new();
         let mut pruned = self.pruned_through()?;
         for item in self.records.iter() {
             let (key, value) = item.map_err(|source| self.storage(source))?;
@@ -40,6 +98,7 @@ impl Journal {
                 break;
             }
             pruned = pruned.max(end);
+            doomed_chunks.extend(self.chunk_keys(&value)?);
             doomed.push(key);
         }
         if doomed.is_empty() {
@@ -47,10 +106,13 @@ impl Journal {
         }
         let doomed_hashes = self.state_hash_keys(0, pruned)?;
         self.write(Write::Prune)?;
-        (&self.records, &self.meta, &self.state_hashes)
-            .transaction(|(records, meta, state_hashes)| {
+        (&self.records, &self.meta, &self.state_hashes, &self.chunks)
+            .transaction(|(records, meta, state_hashes, chunks)| {
                 for key in &doomed {
                     records.remove(key)?;
+                }
+                for key in &doomed_chunks {
+                    chunks.remove(key)?;
                 }
                 for key in &doomed_hashes {
                     state_hashes.remove(key)?;
@@ -71,7 +133,10 @@ impl Journal {
     /// Quarantine keys are a fresh sled-generated id (u64 big-endian)
     /// followed by the record's key, because the engine then reuses the
     /// quarantined seqs and a later quarantine may move the same keys
-    /// again.
+    /// again. A chunked record moves as its head; its chunks stay where
+    /// they are, found by the head's id. (A record over
+    /// [`CHUNK_BYTES`](super::CHUNK_BYTES) written by a build before
+    /// chunking moves raw as well, as one value.)
     ///
     /// # Errors
     ///
@@ -112,7 +177,7 @@ impl Journal {
     }
 
     /// The error of a transaction that cannot abort: sled's.
-    fn never_aborts(&self, error: TransactionError<Infallible>) -> JournalError {
+    pub(super) fn never_aborts(&self, error: TransactionError<Infallible>) -> JournalError {
         match error {
             TransactionError::Abort(never) => match never {},
             TransactionError::Storage(source) => self.storage(source),
@@ -121,7 +186,8 @@ impl Journal {
 
     /// The records [`Journal::quarantine_from`] set aside, raw, in the
     /// order they were quarantined: `(quarantine id, original key seq,
-    /// record bytes)`.
+    /// record bytes)`. A chunked record is given reassembled when its
+    /// chunks reassemble, and as its raw head when they do not.
     ///
     /// # Errors
     ///
@@ -141,7 +207,11 @@ impl Journal {
                 }
                 let id = self.seq_of(&key[..8])?;
                 let seq = self.seq_of(&key[8..])?;
-                Ok((id, seq, value.to_vec()))
+                let record = match self.resolve(seq, &value) {
+                    Ok(record) => record.into_owned(),
+                    Err(_) => value.to_vec(),
+                };
+                Ok((id, seq, record))
             })
             .collect()
     }
