@@ -606,6 +606,8 @@ mod tests;
 #[cfg(test)]
 mod tests_bad_input;
 #[cfg(test)]
+mod tests_chunks;
+#[cfg(test)]
 mod tests_maintenance;
 #[cfg(test)]
 mod tests_rollback;
