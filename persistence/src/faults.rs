@@ -320,6 +320,72 @@ mod tests {
     }
 
     #[test]
+    fn every_flush_fdatasyncs_the_log_through_the_seam() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut journal = Journal::open(dir.path(), "strings", CACHE).unwrap();
+        let plan = FaultPlan::new();
+        journal.inject_faults(plan.clone());
+        for seq in 1..=3 {
+            journal.append(seq, &["x"]).unwrap();
+            journal.flush().unwrap();
+        }
+        // One sync per flush: the log's fdatasync (sled wrote no blob).
+        assert_eq!((plan.flushes(), plan.syncs()), (3, 3));
+    }
+
+    #[test]
+    fn a_failed_sync_fails_the_flush_and_names_the_log() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut journal = Journal::open(dir.path(), "strings", CACHE).unwrap();
+        let plan = FaultPlan::new().fail_sync(2);
+        journal.inject_faults(plan.clone());
+        journal.append(1, &["a"]).unwrap();
+        journal.flush().unwrap();
+        journal.append(2, &["b"]).unwrap();
+        let error = journal.flush().unwrap_err();
+        assert!(
+            matches!(&error, crate::journal::JournalError::Sync { path, .. } if path.ends_with("db")),
+            "{error:?}"
+        );
+        assert!(
+            error.to_string().contains("injected i/o error at sync 2"),
+            "{error}"
+        );
+        assert_eq!(error.io_kind(), Some(io::ErrorKind::Other));
+        assert_eq!(plan.injected().syncs, 1);
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_slow_async_flush_lets_the_runtimes_other_tasks_run() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut journal = Journal::open(dir.path(), "strings", CACHE).unwrap();
+        let plan = FaultPlan::new()
+            .flush_delay(Duration::from_millis(100))
+            .fail_sync(2);
+        journal.inject_faults(plan.clone());
+        journal.append(1, &["a"]).unwrap();
+        let ran = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let other = tokio::spawn({
+            let ran = Arc::clone(&ran);
+            async move { ran.store(true, Ordering::SeqCst) }
+        });
+        // On a current-thread runtime the spawned task can only run while
+        // the flush is pending: a flush that blocked the thread would
+        // finish before it ran.
+        journal.flush_async().await.unwrap();
+        assert!(ran.load(Ordering::SeqCst), "the flush blocked the runtime");
+        other.await.unwrap();
+        assert_eq!((plan.flushes(), plan.syncs()), (1, 1));
+        // A sync failing on the flush thread comes back as the flush's.
+        journal.append(2, &["b"]).unwrap();
+        let error = journal.flush_async().await.unwrap_err();
+        assert!(
+            error.to_string().contains("injected i/o error at sync 2"),
+            "{error}"
+        );
+    }
+
+    #[test]
     fn disk_full_stays_full_but_discard_still_goes_through() {
         let dir = tempfile::tempdir().unwrap();
         let mut journal = Journal::open(dir.path(), "strings", CACHE).unwrap();
