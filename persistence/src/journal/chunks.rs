@@ -22,14 +22,17 @@
 //! adds a sibling of fewer than 4 items to its left neighbour
 //! (`should_merge`), so at most 20, a few more in the rare case of
 //! merges in a row before the neighbour is visited again. Records of
-//! 14 KB already made sled write blobs (issue 11): nine of them fill a
-//! node.
+//! about 14 KB already made sled write blobs (issue 11): ten of them
+//! outgrow the threshold.
 //!
 //! # The limit
 //!
 //! Every value the journal stores is at most [`CHUNK_BYTES`] = 4 KiB, so
 //! even a leaf of 31 values stays under the threshold, half again the
-//! 20 that splitting and merging allow. A record longer than that is
+//! 20 that splitting and merging allow. Measured with the stress test
+//! `values_at_the_limit_never_make_sled_write_a_blob_file` (values at
+//! the limit, pruned, rolled back and quarantined): sled writes blobs
+//! with an 8 KiB limit (17 values fill a leaf) and none with 6 KiB. A record longer than that is
 //! stored as a [`ChunkHead`](codec::ChunkHead) under the record's key and
 //! its bytes in `ceil(len / CHUNK_BYTES)` chunks in the [`CHUNKS`] tree,
 //! keyed by the head's id (fresh from sled's id generator, never reused)
