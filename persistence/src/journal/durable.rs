@@ -126,8 +126,16 @@ impl Files {
                 continue;
             }
             let path = entry.path();
-            sync(storage, Sync::File(&path), &path)?;
-            synced.insert(name);
+            match storage.sync(Sync::File(&path)) {
+                // sled removes a blob (from whichever thread writes) once
+                // nothing points to it: nothing left to sync, and its
+                // removal is made durable by the directory sync below.
+                Err(error) if error.kind() == std::io::ErrorKind::NotFound => {}
+                Err(source) => return Err(JournalError::Sync { path, source }),
+                Ok(()) => {
+                    synced.insert(name);
+                }
+            }
             new += 1;
         }
         if new > 0 {
@@ -232,5 +240,47 @@ impl Journal {
     #[cfg(feature = "fault-injection")]
     pub fn inject_faults(&mut self, plan: crate::faults::FaultPlan) {
         self.storage = Arc::new(plan);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::journal::storage::Sled;
+
+    /// Removes a blob file just before syncing it: sled removing a blob
+    /// from another thread between the directory listing and the sync.
+    #[derive(Debug)]
+    struct RemovesBlobs;
+
+    impl Storage for RemovesBlobs {
+        fn write(&self, what: crate::journal::storage::Write) -> sled::Result<()> {
+            Sled.write(what)
+        }
+        fn flush(&self, db: &sled::Db) -> sled::Result<()> {
+            Sled.flush(db)
+        }
+        fn sync(&self, what: Sync<'_>) -> std::io::Result<()> {
+            match what {
+                Sync::File(path) if path.parent().is_some_and(|dir| dir.ends_with("blobs")) => {
+                    std::fs::remove_file(path)?;
+                }
+                _ => {}
+            }
+            Sled.sync(what)
+        }
+    }
+
+    #[test]
+    fn a_blob_removed_by_sled_while_it_is_synced_is_not_an_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let journal = Journal::open(dir.path(), "strings", 1 << 20).unwrap();
+        std::fs::write(dir.path().join("blobs").join("12345"), b"blob").unwrap();
+        journal.files.sync(&RemovesBlobs).unwrap();
+        // A blob still there is synced, and only once.
+        std::fs::write(dir.path().join("blobs").join("12346"), b"blob").unwrap();
+        journal.files.sync(&Sled).unwrap();
+        journal.files.sync(&RemovesBlobs).unwrap();
+        assert!(dir.path().join("blobs").join("12346").exists());
     }
 }
