@@ -33,8 +33,10 @@
 //! quarantine remove the checks of the seqs they take out of the timeline
 //! and pruning those of the prefix, each in its own transaction.
 //!
-//! The code lives in the submodules `read`, `rollback`, `maintenance` and
-//! `checks`.
+//! The code lives in the submodules `read`, `rollback`, `maintenance`,
+//! `checks`, `chunks` (records over [`CHUNK_BYTES`]) and `durable` (what
+//! makes a flush survive a power cut), with `flush_thread` and `storage`
+//! (the seam a fault plan stands in for) beside them.
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
@@ -437,33 +439,6 @@ impl Journal {
             .transaction(|(records, chunks)| stored.put(records, chunks, &key))
             .map_err(|error| self.never_aborts(error))?;
         Ok(len)
-    }
-
-    /// Takes back the record [`Journal::append`] wrote at `first_seq`,
-    /// whose flush failed: its events were never acknowledged, and left in
-    /// sled's memory the record would reach the disk with the next flush
-    /// (sled flushes when it is dropped), bringing them back after a
-    /// restart. Not flushed here; the caller is giving up on the journal,
-    /// and the removal reaches the disk with whatever flush comes next,
-    /// if any does.
-    ///
-    /// # Errors
-    ///
-    /// [`JournalError::Storage`] when sled refuses the removal (after a
-    /// real I/O failure it refuses every write): then the record may
-    /// still reach the disk.
-    pub fn discard(&self, first_seq: u64) -> Result<(), JournalError> {
-        let key = first_seq.to_be_bytes();
-        self.write(Write::Discard)?;
-        let value = self
-            .records
-            .get(key)
-            .map_err(|source| self.storage(source))?;
-        let chunk_keys = match &value {
-            Some(value) => self.chunk_keys(value)?,
-            None => Vec::new(),
-        };
-        self.remove_with_chunks(&key, &chunk_keys)
     }
 
     fn storage(&self, source: sled::Error) -> JournalError {

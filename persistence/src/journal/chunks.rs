@@ -33,7 +33,7 @@
 //! `values_at_the_limit_never_make_sled_write_a_blob_file` (values at
 //! the limit, pruned, rolled back and quarantined): sled writes blobs
 //! with an 8 KiB limit (17 values fill a leaf) and none with 6 KiB. A record longer than that is
-//! stored as a [`ChunkHead`](codec::ChunkHead) under the record's key and
+//! stored as a [`ChunkHead`] under the record's key and
 //! its bytes in `ceil(len / CHUNK_BYTES)` chunks in the [`CHUNKS`] tree,
 //! keyed by the head's id (fresh from sled's id generator, never reused)
 //! and the chunk's index, both big-endian so a record's chunks sort

@@ -1,5 +1,6 @@
 //! Removing records from the timeline for good (pruning behind a
-//! checkpoint) or for inspection (quarantining a corrupt suffix).
+//! checkpoint, taking back a record whose flush failed, cutting a torn
+//! tail) or for inspection (quarantining a corrupt suffix).
 
 use std::convert::Infallible;
 
@@ -10,6 +11,33 @@ use super::{Journal, JournalError, PRUNED_KEY, TornRecord, Write};
 use crate::codec::{self, CodecError};
 
 impl Journal {
+    /// Takes back the record [`Journal::append`] wrote at `first_seq`,
+    /// whose flush failed: its events were never acknowledged, and left in
+    /// sled's memory the record would reach the disk with the next flush
+    /// (sled flushes when it is dropped), bringing them back after a
+    /// restart. Not flushed here; the caller is giving up on the journal,
+    /// and the removal reaches the disk with whatever flush comes next,
+    /// if any does.
+    ///
+    /// # Errors
+    ///
+    /// [`JournalError::Storage`] when sled refuses the removal (after a
+    /// real I/O failure it refuses every write): then the record may
+    /// still reach the disk.
+    pub fn discard(&self, first_seq: u64) -> Result<(), JournalError> {
+        let key = first_seq.to_be_bytes();
+        self.write(Write::Discard)?;
+        let value = self
+            .records
+            .get(key)
+            .map_err(|source| self.storage(source))?;
+        let chunk_keys = match &value {
+            Some(value) => self.chunk_keys(value)?,
+            None => Vec::new(),
+        };
+        self.remove_with_chunks(&key, &chunk_keys)
+    }
+
     /// Removes the last record if it is torn (shorter or longer than its
     /// header says, or failing its checksum): what a crash in the middle of
     /// a write leaves behind. Such a record was never flushed, so under
