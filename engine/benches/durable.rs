@@ -12,11 +12,13 @@
 //!   engine's own group commit, minus the engine), with a blocking
 //!   `flush` and with `flush_async` (what the owner task awaits).
 //! * `ack_latency`: one writer, submit then await, one event at a time:
-//!   the engine in memory, under `Never` and under `Always`; beside it raw
+//!   the engine in memory, under `Never` and under `Always` (on the
+//!   2-worker runtime, where the owner flushes in place, and on a
+//!   current-thread runtime, where it awaits `flush_async`); beside it raw
 //!   sled `append` + `flush` of a one-event record, `append` +
 //!   `flush_async`, `append` + `flush` on tokio's `spawn_blocking`, and
-//!   `flush_async` with nothing to write (the bare hop through sled's
-//!   threadpool). Each row also prints context switches per operation:
+//!   `flush_async` with nothing to write (the bare hop to the flushing
+//!   thread). Each row also prints context switches per operation:
 //!   the thread hand-offs it took. Criterion gives the median; a separate run
 //!   of up to [`HDR_ITERS`] iterations (or [`HDR_BUDGET`], whichever ends
 //!   first) prints p50/p99/p99.9 to stderr. The differences between the
@@ -259,10 +261,11 @@ fn raw_throughput(
 }
 
 /// sled writes any log item over about 128 KiB (a quarter of its 512 KiB
-/// segment) to a file of its own under `blobs/` instead of its log: a
+/// segment) to a file of its own under `blobs/` instead of its log, and
+/// never syncs it: before the journal chunked its records (issue 11), a
 /// record of more than ~1,700 of these events, and also a consolidated leaf
-/// node (up to 16 records) once it outgrows that. The count (files present
-/// at the end) says how often the journal took that path.
+/// node (up to 17 records) once it outgrew that. The count (files present
+/// at the end) says how often the journal took that path; it should be 0.
 fn blob_files(dir: &Path) -> usize {
     std::fs::read_dir(dir.join("blobs")).map_or(0, |entries| entries.count())
 }
@@ -396,6 +399,21 @@ fn ack_latency(c: &mut Criterion) {
     engine_latency(&mut group, &rt, "engine/never", never, Durability::Never);
     let always = Some(dirs[1].path());
     engine_latency(&mut group, &rt, "engine/always", always, Durability::Always);
+    // The owner on a current-thread runtime cannot block its thread on
+    // the disk, so it awaits `Journal::flush_async` instead of flushing in
+    // place: the hop to the flushing thread and back is in this row.
+    let current = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("build the current-thread runtime");
+    let always_current = tempfile::tempdir().expect("dir");
+    engine_latency(
+        &mut group,
+        &current,
+        "engine/always_current_thread",
+        Some(always_current.path()),
+        Durability::Always,
+    );
 
     let journal = Journal::open(dirs[2].path(), SCHEMA, CACHE_BYTES).expect("open the journal");
     let journal = Arc::new(journal);
@@ -412,7 +430,8 @@ fn ack_latency(c: &mut Criterion) {
         seq += 1;
     });
     // The blocking flush on tokio's blocking pool: one hop out and back,
-    // instead of `flush_async`'s hop through sled's own threadpool.
+    // instead of `flush_async`'s hop through the journal's flush thread
+    // (sled's own threadpool before issue 11).
     latency(
         &mut group,
         &rt,
@@ -427,8 +446,9 @@ fn ack_latency(c: &mut Criterion) {
             seq += 1;
         },
     );
-    // Nothing is dirty: sled returns at once, so what is left is the
-    // round trip through its threadpool and back to the tokio task.
+    // Nothing is dirty: sled returns at once (and the `fdatasync` of an
+    // unchanged log is cheap), so what is left is the round trip through
+    // the flushing thread and back to the tokio task.
     latency(&mut group, &rt, "raw_sled/flush_async_clean", async || {
         journal.flush_async().await.expect("flush");
     });

@@ -45,8 +45,9 @@
 //!   and a write copies only the nodes on its path. Readers holding old
 //!   snapshots keep those replaced nodes alive.
 //! * With [`Builder::path`], every committed batch is one sled record and,
-//!   under the default [`Durability::Always`], one flush before the batch is
-//!   published and acked: an ack means durable, and the ack waits for the
+//!   under the default [`Durability::Always`], one flush (sled's, then an
+//!   `fdatasync` of its log) before the batch is published and acked: an
+//!   ack means durable through a power cut, and the ack waits for the
 //!   disk. Opening loads the newest checkpoint that verifies and replays the
 //!   journal after it; it never deletes a checkpoint because the journal
 //!   disagrees, never panics on what it finds, and reports everything it

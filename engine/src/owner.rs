@@ -60,10 +60,10 @@ pub(crate) struct OwnerConfig {
     pub(crate) durability: Durability,
     /// Whether the per-batch flush of `Durability::Always` runs on the
     /// owner's own thread inside `block_in_place` (multi-thread runtimes)
-    /// rather than through sled's `flush_async`. Both keep the runtime's
-    /// other tasks running; the first saves the hop to sled's thread pool
-    /// and back, which is most of the gap between an ack and a raw sled
-    /// insert plus flush.
+    /// rather than through `Journal::flush_async` (the journal's flush
+    /// thread). Both keep the runtime's other tasks running; the first
+    /// saves the hop to that thread and back, which is most of the gap
+    /// between an ack and a raw sled insert plus flush.
     pub(crate) flush_in_place: bool,
     /// The determinism guard's interval in events (0 = off).
     pub(crate) state_hash_every: u64,

@@ -130,8 +130,8 @@ pub struct Checkpoints {
 }
 
 impl Checkpoints {
-    /// Opens the checkpoint directory `dir` for `schema`, creating it if it
-    /// is missing.
+    /// Opens the checkpoint directory `dir` for `schema`, creating it (and
+    /// syncing its parent, so the new name is durable) if it is missing.
     ///
     /// Opening writes: it removes stray `ckpt-*.tmp` files, which only a
     /// crash mid-write leaves behind (never renamed into place, so never a
@@ -143,7 +143,9 @@ impl Checkpoints {
     /// [`CheckpointError::Io`] when the directory cannot be created or read,
     /// or a stray file cannot be removed.
     pub fn open(dir: &Path, schema: &str) -> Result<Checkpoints, CheckpointError> {
-        fs::create_dir_all(dir).map_err(io_error(dir))?;
+        // Synced into its parent when created: a checkpoint synced into a
+        // directory whose own name is lost is lost with it.
+        crate::sync::create_dir_all(dir).map_err(io_error(dir))?;
         let mut removed = Vec::new();
         for entry in fs::read_dir(dir).map_err(io_error(dir))? {
             let entry = entry.map_err(io_error(dir))?;

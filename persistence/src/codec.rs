@@ -9,11 +9,22 @@
 //! 1       4     payload length, little-endian u32
 //! 5       4     crc32 of the payload, little-endian u32
 //! 9       len   payload:
-//!                 1 byte  kind: 0 = events, 1 = rollback marker, 2 = state hash
+//!                 1 byte  kind: 0 = events, 1 = rollback marker, 2 = state hash,
+//!                         3 = chunked record head
 //!                 events: the Vec of events, bincode 2 (serde, standard config)
 //!                 marker: the rollback target, little-endian u64
 //!                 state hash: the hash, little-endian u64
+//!                 chunked head: chunk id u64, chunk count u32, record
+//!                   length u64, event count u64, all little-endian
 //! ```
+//!
+//! A chunked record head stands in the journal for a record too large for
+//! one sled value (sled writes those to blob files it never syncs): the
+//! record itself, framed as above, is stored split into `chunk count`
+//! values of its own, and the head says how to find them and what they
+//! must add up to ([`ChunkHead`]). Like the state hash it is a new kind
+//! in the same format version, so every existing journal stays readable;
+//! an older build that meets one reports [`CodecError::UnknownKind`].
 //!
 //! The state hash kind came after version 2 was released without a version
 //! bump: the journal's header carries the format version, so a bump would
@@ -58,8 +69,70 @@ const KIND_EVENTS: u8 = 0;
 const KIND_ROLLBACK: u8 = 1;
 /// The kind byte of a state hash (see [`encode_state_hash`]).
 const KIND_STATE_HASH: u8 = 2;
+/// The kind byte of a chunked record's head (see [`ChunkHead`]).
+const KIND_CHUNKED: u8 = 3;
 /// A marker's payload, and a state hash's: the kind byte and a u64.
 const ROLLBACK_PAYLOAD: usize = 1 + 8;
+/// A chunked head's payload: the kind byte, id, chunk count, record
+/// length and event count.
+const CHUNK_HEAD_PAYLOAD: usize = 1 + 8 + 4 + 8 + 8;
+
+/// The head of a record stored in chunks: what the journal keeps in the
+/// record's place, so that the timeline's keys and extents stay as they
+/// are. Only batches of events are ever chunked (markers and hashes are
+/// a few bytes).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ChunkHead {
+    /// Where the chunks are: they are keyed by this id and their index.
+    pub id: u64,
+    /// How many chunks the record was split into.
+    pub chunks: u32,
+    /// The length of the whole record, reassembled.
+    pub len: u64,
+    /// The number of events in the record, so that its extent is known
+    /// without reading the chunks.
+    pub count: u64,
+}
+
+/// Why a chunked record's chunks do not reassemble into the record its
+/// head describes (inside [`CodecError::Chunks`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ChunkProblem {
+    /// A chunk is not there.
+    #[error("chunk {index} of {chunks} is missing")]
+    Missing {
+        /// The missing chunk's index (0-based).
+        index: u32,
+        /// The chunk count in the head.
+        chunks: u32,
+    },
+    /// There are more chunks than the head says.
+    #[error("there is a chunk {index} beyond the head's {chunks}")]
+    Extra {
+        /// The extra chunk's index.
+        index: u32,
+        /// The chunk count in the head.
+        chunks: u32,
+    },
+    /// The chunks add up to another length than the head's.
+    #[error("the chunks add up to {len} bytes, the head says {expected}")]
+    Length {
+        /// The reassembled length.
+        len: u64,
+        /// The length in the head.
+        expected: u64,
+    },
+    /// The reassembled record holds another number of events than the
+    /// head says.
+    #[error("the reassembled record holds {count} events, the head says {expected}")]
+    Count {
+        /// The events in the reassembled record.
+        count: u64,
+        /// The event count in the head.
+        expected: u64,
+    },
+}
 
 /// One decoded record.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -177,6 +250,13 @@ pub enum CodecError {
         /// The kind byte found.
         tag: u8,
     },
+    /// A record stored in chunks does not reassemble into the record its
+    /// head describes.
+    #[error("chunked record is damaged: {problem}")]
+    Chunks {
+        /// What does not add up.
+        problem: ChunkProblem,
+    },
     /// The events could not be encoded (a serde error in a user type, or a
     /// batch over [`MAX_PAYLOAD`]).
     #[error("events could not be encoded: {message}")]
@@ -247,6 +327,7 @@ pub fn decode_state_hash(record: &[u8]) -> Result<u64, CodecError> {
         KIND_STATE_HASH => fixed_u64(payload, "state hash"),
         KIND_EVENTS => Err(wrong("batch of events")),
         KIND_ROLLBACK => Err(wrong("rollback marker")),
+        KIND_CHUNKED => Err(wrong("chunked record head")),
         tag => Err(CodecError::UnknownKind { tag }),
     }
 }
@@ -258,6 +339,53 @@ fn state_hash_in_timeline() -> CodecError {
         expected: "batch of events or rollback marker",
         found: "state hash",
     }
+}
+
+/// Encodes the head of a record stored in chunks as one framed record.
+pub fn encode_chunk_head(head: &ChunkHead) -> Vec<u8> {
+    let mut record = vec![0u8; HEADER_LEN];
+    record.push(KIND_CHUNKED);
+    record.extend_from_slice(&head.id.to_le_bytes());
+    record.extend_from_slice(&head.chunks.to_le_bytes());
+    record.extend_from_slice(&head.len.to_le_bytes());
+    record.extend_from_slice(&head.count.to_le_bytes());
+    frame(record).expect("a chunk head is 29 bytes")
+}
+
+/// The head in `value` if it is a chunked record's head, verified;
+/// `None` for any other record, at the cost of two byte comparisons (a
+/// head has its own length and kind byte), so the journal can ask of
+/// every value it reads.
+///
+/// # Errors
+///
+/// The framing errors of [`verify`] for a value that looks like a head
+/// (its length and kind byte) but does not verify.
+pub fn chunk_head(value: &[u8]) -> Result<Option<ChunkHead>, CodecError> {
+    if value.len() != HEADER_LEN + CHUNK_HEAD_PAYLOAD || value[HEADER_LEN] != KIND_CHUNKED {
+        return Ok(None);
+    }
+    parse_chunk_head(verify(value)?).map(Some)
+}
+
+/// The head in a verified payload of kind [`KIND_CHUNKED`].
+fn parse_chunk_head(payload: &[u8]) -> Result<ChunkHead, CodecError> {
+    if payload.len() != CHUNK_HEAD_PAYLOAD {
+        return Err(CodecError::Decode {
+            type_name: "chunked record head",
+            message: format!(
+                "head payload is {} bytes, expected {CHUNK_HEAD_PAYLOAD}",
+                payload.len()
+            ),
+        });
+    }
+    let u64_at = |at: usize| u64::from_le_bytes(payload[at..at + 8].try_into().expect("8 bytes"));
+    Ok(ChunkHead {
+        id: u64_at(1),
+        chunks: u32::from_le_bytes(payload[9..13].try_into().expect("4 bytes")),
+        len: u64_at(13),
+        count: u64_at(21),
+    })
 }
 
 /// Fills in the header of `record`, whose payload starts at
@@ -373,12 +501,19 @@ pub fn decode_record<E: DeserializeOwned>(record: &[u8]) -> Result<Record<E>, Co
             target: rollback_target(payload)?,
         }),
         KIND_STATE_HASH => Err(state_hash_in_timeline()),
+        // The journal reassembles a chunked record before decoding it.
+        KIND_CHUNKED => Err(CodecError::WrongKind {
+            expected: "batch of events or rollback marker",
+            found: "chunked record head",
+        }),
         tag => Err(CodecError::UnknownKind { tag }),
     }
 }
 
 /// Verifies a record and says what it holds, decoding no event: for a
-/// batch only the length prefix of the event sequence is read.
+/// batch only the length prefix of the event sequence is read, and for a
+/// chunked record's head ([`ChunkHead`]) its event count (its chunks are
+/// not read, so not verified).
 ///
 /// # Errors
 ///
@@ -403,6 +538,10 @@ pub fn peek(record: &[u8]) -> Result<RecordKind, CodecError> {
             target: rollback_target(payload)?,
         }),
         KIND_STATE_HASH => Err(state_hash_in_timeline()),
+        // The head carries the count: no chunk needs reading.
+        KIND_CHUNKED => Ok(RecordKind::Events {
+            count: parse_chunk_head(payload)?.count,
+        }),
         tag => Err(CodecError::UnknownKind { tag }),
     }
 }

@@ -32,7 +32,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use crate::journal::storage::{FlushFuture, Storage, Write};
+use crate::journal::storage::{Sled, Storage, Sync, Write};
 
 /// Which writes and flushes to fail, and how slow flushes are. Counting
 /// starts when the plan is handed to a journal (or an engine, after it
@@ -40,8 +40,9 @@ use crate::journal::storage::{FlushFuture, Storage, Write};
 /// writes are counted ([`Journal::append`], and the transactions of
 /// [`Journal::rollback`], [`Journal::prune_through`] and
 /// [`Journal::quarantine_from`]); flushes are every
-/// [`Journal::flush`] and [`Journal::flush_async`]. Checkpoint files are
-/// counted apart.
+/// [`Journal::flush`] and [`Journal::flush_async`]; syncs are the
+/// `fdatasync`s and directory `fsync`s inside each flush (one per flush
+/// when sled wrote no blob file). Checkpoint files are counted apart.
 ///
 /// Clones share their counters, so a test keeps a clone to read
 /// [`FaultPlan::injected`] after giving one away. Set the knobs before
@@ -57,6 +58,7 @@ use crate::journal::storage::{FlushFuture, Storage, Write};
 pub struct FaultPlan {
     fail_write: Option<u64>,
     fail_flush: Option<u64>,
+    fail_sync: Option<u64>,
     disk_full_at_write: Option<u64>,
     fail_checkpoint_write: Option<u64>,
     flush_delay: Duration,
@@ -68,9 +70,11 @@ pub struct FaultPlan {
 struct Seen {
     writes: AtomicU64,
     flushes: AtomicU64,
+    syncs: AtomicU64,
     checkpoint_writes: AtomicU64,
     injected_writes: AtomicU64,
     injected_flushes: AtomicU64,
+    injected_syncs: AtomicU64,
     injected_disk_full: AtomicU64,
     injected_checkpoint_writes: AtomicU64,
 }
@@ -83,6 +87,8 @@ pub struct Injected {
     pub writes: u64,
     /// Flushes failed by [`FaultPlan::fail_flush`].
     pub flushes: u64,
+    /// Syncs failed by [`FaultPlan::fail_sync`].
+    pub syncs: u64,
     /// Writes failed by [`FaultPlan::disk_full_at_write`].
     pub disk_full: u64,
     /// Checkpoint files failed by [`FaultPlan::fail_checkpoint_write`].
@@ -92,7 +98,7 @@ pub struct Injected {
 impl Injected {
     /// All of them.
     pub fn total(&self) -> u64 {
-        self.writes + self.flushes + self.disk_full + self.checkpoint_writes
+        self.writes + self.flushes + self.syncs + self.disk_full + self.checkpoint_writes
     }
 }
 
@@ -101,6 +107,7 @@ impl std::ops::AddAssign for Injected {
     fn add_assign(&mut self, more: Injected) {
         self.writes += more.writes;
         self.flushes += more.flushes;
+        self.syncs += more.syncs;
         self.disk_full += more.disk_full;
         self.checkpoint_writes += more.checkpoint_writes;
     }
@@ -128,6 +135,15 @@ impl FaultPlan {
         self
     }
 
+    /// Fails the `n`th sync (1-based) with an I/O error of kind
+    /// [`io::ErrorKind::Other`], before anything is synced: sled's flush
+    /// before it went through, but its writes are not durable. The
+    /// engine treats it as a failed flush.
+    pub fn fail_sync(mut self, n: u64) -> Self {
+        self.fail_sync = Some(n);
+        self
+    }
+
     /// From the `n`th write (1-based) on, fails every write with
     /// "no space left on device", of kind [`io::ErrorKind::StorageFull`]:
     /// a full disk stays full.
@@ -144,8 +160,9 @@ impl FaultPlan {
     }
 
     /// Sleeps this long before every flush, for a disk that cannot keep
-    /// up. The blocking flush sleeps on its thread; the async one on
-    /// tokio's blocking pool (so it needs a tokio runtime).
+    /// up. It sleeps on the flushing thread: the caller's for
+    /// [`Journal::flush`](crate::journal::Journal::flush), the journal's
+    /// flush thread for `flush_async`, so no runtime is blocked.
     pub fn flush_delay(mut self, delay: Duration) -> Self {
         self.flush_delay = delay;
         self
@@ -161,12 +178,18 @@ impl FaultPlan {
         self.seen.flushes.load(Ordering::Relaxed)
     }
 
+    /// The syncs counted so far.
+    pub fn syncs(&self) -> u64 {
+        self.seen.syncs.load(Ordering::Relaxed)
+    }
+
     /// The faults injected so far, by kind.
     pub fn injected(&self) -> Injected {
         let load = |counter: &AtomicU64| counter.load(Ordering::Relaxed);
         Injected {
             writes: load(&self.seen.injected_writes),
             flushes: load(&self.seen.injected_flushes),
+            syncs: load(&self.seen.injected_syncs),
             disk_full: load(&self.seen.injected_disk_full),
             checkpoint_writes: load(&self.seen.injected_checkpoint_writes),
         }
@@ -230,17 +253,13 @@ impl Storage for FaultPlan {
         db.flush().map(drop)
     }
 
-    fn flush_async<'a>(&'a self, db: &'a sled::Db) -> FlushFuture<'a> {
-        Box::pin(async move {
-            self.before_flush()?;
-            if !self.flush_delay.is_zero() {
-                let delay = self.flush_delay;
-                tokio::task::spawn_blocking(move || std::thread::sleep(delay))
-                    .await
-                    .map_err(|error| sled::Error::Io(io::Error::other(error.to_string())))?;
-            }
-            db.flush_async().await.map(drop)
-        })
+    fn sync(&self, what: Sync<'_>) -> io::Result<()> {
+        let n = self.seen.syncs.fetch_add(1, Ordering::Relaxed) + 1;
+        if self.fail_sync == Some(n) {
+            self.seen.injected_syncs.fetch_add(1, Ordering::Relaxed);
+            return Err(io::Error::other(format!("injected i/o error at sync {n}")));
+        }
+        Sled.sync(what)
     }
 }
 
@@ -298,6 +317,72 @@ mod tests {
         }
         let journal = Journal::open(dir.path(), "strings", CACHE).unwrap();
         assert_eq!(journal.last_seq::<String>().unwrap(), 1);
+    }
+
+    #[test]
+    fn every_flush_fdatasyncs_the_log_through_the_seam() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut journal = Journal::open(dir.path(), "strings", CACHE).unwrap();
+        let plan = FaultPlan::new();
+        journal.inject_faults(plan.clone());
+        for seq in 1..=3 {
+            journal.append(seq, &["x"]).unwrap();
+            journal.flush().unwrap();
+        }
+        // One sync per flush: the log's fdatasync (sled wrote no blob).
+        assert_eq!((plan.flushes(), plan.syncs()), (3, 3));
+    }
+
+    #[test]
+    fn a_failed_sync_fails_the_flush_and_names_the_log() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut journal = Journal::open(dir.path(), "strings", CACHE).unwrap();
+        let plan = FaultPlan::new().fail_sync(2);
+        journal.inject_faults(plan.clone());
+        journal.append(1, &["a"]).unwrap();
+        journal.flush().unwrap();
+        journal.append(2, &["b"]).unwrap();
+        let error = journal.flush().unwrap_err();
+        assert!(
+            matches!(&error, crate::journal::JournalError::Sync { path, .. } if path.ends_with("db")),
+            "{error:?}"
+        );
+        assert!(
+            error.to_string().contains("injected i/o error at sync 2"),
+            "{error}"
+        );
+        assert_eq!(error.io_kind(), Some(io::ErrorKind::Other));
+        assert_eq!(plan.injected().syncs, 1);
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_slow_async_flush_lets_the_runtimes_other_tasks_run() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut journal = Journal::open(dir.path(), "strings", CACHE).unwrap();
+        let plan = FaultPlan::new()
+            .flush_delay(Duration::from_millis(100))
+            .fail_sync(2);
+        journal.inject_faults(plan.clone());
+        journal.append(1, &["a"]).unwrap();
+        let ran = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let other = tokio::spawn({
+            let ran = Arc::clone(&ran);
+            async move { ran.store(true, Ordering::SeqCst) }
+        });
+        // On a current-thread runtime the spawned task can only run while
+        // the flush is pending: a flush that blocked the thread would
+        // finish before it ran.
+        journal.flush_async().await.unwrap();
+        assert!(ran.load(Ordering::SeqCst), "the flush blocked the runtime");
+        other.await.unwrap();
+        assert_eq!((plan.flushes(), plan.syncs()), (1, 1));
+        // A sync failing on the flush thread comes back as the flush's.
+        journal.append(2, &["b"]).unwrap();
+        let error = journal.flush_async().await.unwrap_err();
+        assert!(
+            error.to_string().contains("injected i/o error at sync 2"),
+            "{error}"
+        );
     }
 
     #[test]

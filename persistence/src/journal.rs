@@ -2,8 +2,14 @@
 //! first sequence number (big-endian, so sled's key order is seq order).
 //!
 //! The journal only stores and reads records. It does not decide when to
-//! flush; the engine's durability setting does. Writes are durable only
-//! after [`Journal::flush`] returns.
+//! flush; the engine's durability setting does. Writes are durable, through
+//! a power cut, only after [`Journal::flush`] (or [`Journal::flush_async`])
+//! returns: sled's own flush is followed by an `fdatasync` of sled's log
+//! file, and the directories whose entries sled or the journal changed are
+//! synced when they change (the `durable` module says what sled writes and
+//! why each is covered). Every sled value is kept under the size at which
+//! sled would write a blob file that it never syncs: larger records are
+//! stored in chunks (the `chunks` module).
 //!
 //! # Rollback, pruning and quarantine
 //!
@@ -27,23 +33,33 @@
 //! quarantine remove the checks of the seqs they take out of the timeline
 //! and pruning those of the prefix, each in its own transaction.
 //!
-//! The code lives in the submodules `read`, `rollback`, `maintenance` and
-//! `checks`.
+//! The code lives in the submodules `read`, `rollback`, `maintenance`,
+//! `checks`, `chunks` (records over [`CHUNK_BYTES`]) and `durable` (what
+//! makes a flush survive a power cut), with `flush_thread` and `storage`
+//! (the seam a fault plan stands in for) beside them.
 
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, OnceLock};
+
+use sled::Transactional;
 
 use serde::Serialize;
 
 use crate::codec::{self, CodecError};
+use flush_thread::FlushThread;
 use storage::{Storage, Write};
 
 mod checks;
+mod chunks;
 mod classify;
+mod durable;
+mod flush_thread;
 mod maintenance;
 mod read;
 mod rollback;
 pub(crate) mod storage;
 
+pub use chunks::CHUNK_BYTES;
 pub use classify::catch_sled;
 pub(crate) use classify::panic_message;
 pub use maintenance::Resumed;
@@ -211,6 +227,19 @@ pub enum JournalError {
         /// sled's error.
         source: sled::Error,
     },
+    /// A file or directory of the journal could not be made durable
+    /// (`fdatasync` or a directory `fsync` failed, or the journal's flush
+    /// thread stopped). What was written since the last good flush may or
+    /// may not be on disk; after a failed `fsync` the kernel may also have
+    /// dropped the dirty pages, so nothing written since may be trusted.
+    #[error("journal: could not sync {path}: {source}")]
+    Sync {
+        /// The file or directory that failed to sync (the journal
+        /// directory when the flush thread stopped).
+        path: PathBuf,
+        /// The operating system's error.
+        source: std::io::Error,
+    },
 }
 
 impl JournalError {
@@ -222,7 +251,8 @@ impl JournalError {
             JournalError::Storage {
                 source: sled::Error::Io(error),
                 ..
-            } => Some(error.kind()),
+            }
+            | JournalError::Sync { source: error, .. } => Some(error.kind()),
             _ => None,
         }
     }
@@ -244,10 +274,18 @@ pub struct Journal {
     state_hashes: sled::Tree,
     /// The header and the pruned-through mark.
     meta: sled::Tree,
+    /// The chunks of records too large for one sled value, keyed by the
+    /// chunk id in their head and their index (see the `chunks` module).
+    chunks: sled::Tree,
     db: sled::Db,
     path: PathBuf,
-    /// Where writes and flushes go: sled, or a fault plan in tests.
-    storage: Box<dyn Storage>,
+    /// Where writes, flushes and syncs go: sled and the operating system,
+    /// or a fault plan in tests. Shared with flushes on the flush thread.
+    storage: Arc<dyn Storage>,
+    /// The handles that make a flush durable (`fdatasync` of sled's log).
+    files: Arc<durable::Files>,
+    /// Where [`Journal::flush_async`] runs; started by the first one.
+    flush_thread: OnceLock<FlushThread>,
 }
 
 /// One step of the timeline read back from the journal: an event, or a
@@ -355,12 +393,20 @@ impl Journal {
         create: bool,
     ) -> Result<Journal, JournalError> {
         let path = path.to_path_buf();
+        if create {
+            // sled would create the directory, but never sync its parent.
+            crate::sync::create_dir_all(&path).map_err(|source| JournalError::Sync {
+                path: crate::sync::parent_of(&path).to_path_buf(),
+                source,
+            })?;
+        }
         // sled's log file has bytes only once something was flushed to it,
         // and the header is flushed as soon as a journal is created; so a
         // log with bytes but no header is a journal sled lost (damaged),
         // not a new one, and must not silently become an empty journal.
         let had_data = path.join("db").metadata().is_ok_and(|meta| meta.len() > 0);
         let db = open_db(&path, cache_bytes)?;
+        let files = durable::Files::open(&path, &storage::Sled)?;
         let storage = |source| JournalError::Storage {
             path: path.clone(),
             source,
@@ -392,15 +438,19 @@ impl Journal {
         let archive = db.open_tree(ARCHIVE).map_err(storage)?;
         let quarantine = db.open_tree(QUARANTINE).map_err(storage)?;
         let state_hashes = db.open_tree(STATE_HASHES).map_err(storage)?;
+        let chunks = db.open_tree(chunks::CHUNKS).map_err(storage)?;
         let journal = Journal {
             records,
             archive,
             quarantine,
             state_hashes,
             meta,
+            chunks,
             db,
             path,
-            storage: Box::new(storage::Sled),
+            storage: Arc::new(storage::Sled),
+            files: Arc::new(files),
+            flush_thread: OnceLock::new(),
         };
         if created {
             // The header reaches the disk before anything relies on it
@@ -476,113 +526,26 @@ impl Journal {
 
     /// Stores one framed record at key `first_seq` in the timeline and
     /// returns its size in bytes: the one place a batch's bytes enter
-    /// sled, whatever built them. Not durable until [`Journal::flush`].
+    /// sled, whatever built them. A record over [`CHUNK_BYTES`] is stored
+    /// as a head and chunks in one transaction (the `chunks` module), so
+    /// that sled never writes a blob file. Not durable until
+    /// [`Journal::flush`].
     fn insert_record(&self, first_seq: u64, record: Vec<u8>) -> Result<usize, JournalError> {
         let len = record.len();
+        let key = first_seq.to_be_bytes();
+        if len <= CHUNK_BYTES {
+            self.write(Write::Append)?;
+            self.records
+                .insert(key, record)
+                .map_err(|source| self.storage(source))?;
+            return Ok(len);
+        }
+        let stored = self.to_store(first_seq, &record)?;
         self.write(Write::Append)?;
-        self.records
-            .insert(first_seq.to_be_bytes(), record)
-            .map_err(|source| self.storage(source))?;
+        (&self.records, &self.chunks)
+            .transaction(|(records, chunks)| stored.put(records, chunks, &key))
+            .map_err(|error| self.never_aborts(error))?;
         Ok(len)
-    }
-
-    /// Takes back the record [`Journal::append`] wrote at `first_seq`,
-    /// whose flush failed: its events were never acknowledged, and left in
-    /// sled's memory the record would reach the disk with the next flush
-    /// (sled flushes when it is dropped), bringing them back after a
-    /// restart. Not flushed here; the caller is giving up on the journal,
-    /// and the removal reaches the disk with whatever flush comes next,
-    /// if any does.
-    ///
-    /// # Errors
-    ///
-    /// [`JournalError::Storage`] when sled refuses the removal (after a
-    /// real I/O failure it refuses every write): then the record may
-    /// still reach the disk.
-    pub fn discard(&self, first_seq: u64) -> Result<(), JournalError> {
-        self.write(Write::Discard)?;
-        self.records
-            .remove(first_seq.to_be_bytes())
-            .map_err(|source| self.storage(source))?;
-        Ok(())
-    }
-
-    /// Makes every append so far durable.
-    ///
-    /// # Errors
-    ///
-    /// [`JournalError::Storage`] when sled cannot write or sync.
-    pub fn flush(&self) -> Result<(), JournalError> {
-        self.storage
-            .flush(&self.db)
-            .map_err(|source| self.storage(source))
-    }
-
-    /// Makes every append so far durable without blocking the calling
-    /// thread (sled's `flush_async`), so an async owner can flush without
-    /// stalling its runtime.
-    ///
-    /// # Errors
-    ///
-    /// [`JournalError::Storage`] when sled cannot write or sync.
-    pub async fn flush_async(&self) -> Result<(), JournalError> {
-        self.storage
-            .flush_async(&self.db)
-            .await
-            .map_err(|source| self.storage(source))
-    }
-
-    /// Sends this journal's writes and flushes through `plan` from now on,
-    /// so that a test can fail chosen ones (feature `fault-injection`; see
-    /// [`crate::faults`]). Testing only.
-    #[cfg(feature = "fault-injection")]
-    pub fn inject_faults(&mut self, plan: crate::faults::FaultPlan) {
-        self.storage = Box::new(plan);
-    }
-
-    /// Removes the last record if it is torn (shorter or longer than its
-    /// header says, or failing its checksum): what a crash in the middle of
-    /// a write leaves behind. Such a record was never flushed, so under
-    /// `Always` durability none of its events was acknowledged. Returns
-    /// what was removed, so the caller can warn with the seq; the removal
-    /// is flushed before this returns.
-    ///
-    /// Only the last record is considered: damage anywhere else is not a
-    /// torn write, and reads report it as [`JournalError::Corrupt`].
-    ///
-    /// # Errors
-    ///
-    /// [`JournalError::Corrupt`] when the last record has an unknown format
-    /// version (not a tear: a newer build wrote it, so
-    /// [`JournalError::is_incompatible`] holds), and
-    /// [`JournalError::Storage`] for I/O errors.
-    pub fn repair_tail(&self) -> Result<Option<TornRecord>, JournalError> {
-        let Some((key, value)) = self.records.last().map_err(|source| self.storage(source))? else {
-            return Ok(None);
-        };
-        let seq = self.seq_of(&key)?;
-        let reason = match codec::verify(&value) {
-            Ok(_) => return Ok(None),
-            Err(
-                reason @ (CodecError::Truncated { .. }
-                | CodecError::TrailingBytes { .. }
-                | CodecError::ChecksumMismatch { .. }
-                | CodecError::TooLarge { .. }),
-            ) => reason,
-            Err(source) => {
-                return Err(JournalError::Corrupt {
-                    path: self.path.clone(),
-                    seq,
-                    source,
-                });
-            }
-        };
-        self.write(Write::Repair)?;
-        self.records
-            .remove(key)
-            .map_err(|source| self.storage(source))?;
-        self.flush()?;
-        Ok(Some(TornRecord { seq, reason }))
     }
 
     fn storage(&self, source: sled::Error) -> JournalError {
@@ -722,6 +685,8 @@ fn open_error(path: &Path, source: sled::Error) -> JournalError {
 mod tests;
 #[cfg(test)]
 mod tests_bad_input;
+#[cfg(test)]
+mod tests_chunks;
 #[cfg(test)]
 mod tests_maintenance;
 #[cfg(test)]

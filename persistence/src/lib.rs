@@ -6,7 +6,11 @@
 //!   around a bincode payload, decoded only after the frame verifies and
 //!   always with a size limit;
 //! * [`journal`]: a sled journal with one record per committed batch, a
-//!   header naming the format and the event schema, explicit flushes, and
+//!   header naming the format and the event schema, explicit flushes that
+//!   are durable through a power cut (sled's flush, then an `fdatasync` of
+//!   its log; directories synced when their entries change), records over
+//!   [`journal::CHUNK_BYTES`] stored in chunks so that sled never writes
+//!   the blob files it would never sync, and
 //!   reads that verify every record and report corruption or gaps with the
 //!   seq and the path, and removal of a torn last record; rollback (the
 //!   undone records move to an archive tree and a marker takes the next
@@ -20,6 +24,7 @@
 //! * [`checkpoint`]: a directory of checkpoint files, each the full state
 //!   at one seq, written atomically, verified in full on load (checksums,
 //!   schema, entry count and state hash), pruned and cut back on rollback;
+//! * [`sync`]: the `fsync` primitives every writer here shares;
 //! * [`hash`]: an order-independent hash of a state, so a replayed state
 //!   can be compared with the live one;
 //! * [`aside`]: setting a file or directory aside (renamed, kept, the

@@ -1,5 +1,6 @@
 //! Removing records from the timeline for good (pruning behind a
-//! checkpoint) or for inspection (quarantining a corrupt suffix).
+//! checkpoint, taking back a record whose flush failed, cutting a torn
+//! tail) or for inspection (quarantining a corrupt suffix).
 
 use std::convert::Infallible;
 use std::path::{Path, PathBuf};
@@ -7,7 +8,8 @@ use std::path::{Path, PathBuf};
 use sled::Transactional;
 use sled::transaction::{ConflictableTransactionError, TransactionError};
 
-use super::{Journal, JournalError, PRUNED_KEY, Write};
+use super::{Journal, JournalError, PRUNED_KEY, TornRecord, Write};
+use crate::codec::{self, CodecError};
 
 /// The key in the meta tree of [`Journal::resume_after`]'s mark: the seq
 /// (u64 big-endian), then the predecessor's path (UTF-8).
@@ -24,6 +26,89 @@ pub struct Resumed {
 }
 
 impl Journal {
+    /// Takes back the record [`Journal::append`] wrote at `first_seq`,
+    /// whose flush failed: its events were never acknowledged, and left in
+    /// sled's memory the record would reach the disk with the next flush
+    /// (sled flushes when it is dropped), bringing them back after a
+    /// restart. Not flushed here; the caller is giving up on the journal,
+    /// and the removal reaches the disk with whatever flush comes next,
+    /// if any does.
+    ///
+    /// # Errors
+    ///
+    /// [`JournalError::Storage`] when sled refuses the removal (after a
+    /// real I/O failure it refuses every write): then the record may
+    /// still reach the disk.
+    pub fn discard(&self, first_seq: u64) -> Result<(), JournalError> {
+        let key = first_seq.to_be_bytes();
+        self.write(Write::Discard)?;
+        let value = self
+            .records
+            .get(key)
+            .map_err(|source| self.storage(source))?;
+        let chunk_keys = match &value {
+            Some(value) => self.chunk_keys(value)?,
+            None => Vec::new(),
+        };
+        self.remove_with_chunks(&key, &chunk_keys)
+    }
+
+    /// Removes the last record if it is torn (shorter or longer than its
+    /// header says, or failing its checksum): what a crash in the middle of
+    /// a write leaves behind. Such a record was never flushed, so under
+    /// `Always` durability none of its events was acknowledged. Returns
+    /// what was removed, so the caller can warn with the seq; the removal
+    /// is flushed before this returns.
+    ///
+    /// A chunked last record is torn when its chunks are missing from
+    /// some index on or add up to another length than its head says
+    /// ([`CodecError::Chunks`]), or the record they reassemble to is torn
+    /// as above; it is removed with every chunk it has, in one
+    /// transaction.
+    ///
+    /// Only the last record is considered: damage anywhere else is not a
+    /// torn write, and reads report it as [`JournalError::Corrupt`].
+    ///
+    /// # Errors
+    ///
+    /// [`JournalError::Corrupt`] when the last record has an unknown format
+    /// version (not a tear: a newer build wrote it) or chunks beyond its
+    /// head's count, and [`JournalError::Storage`] for I/O errors.
+    pub fn repair_tail(&self) -> Result<Option<TornRecord>, JournalError> {
+        let Some((key, value)) = self.records.last().map_err(|source| self.storage(source))? else {
+            return Ok(None);
+        };
+        let seq = self.seq_of(&key)?;
+        let verified = match codec::chunk_head(&value) {
+            Ok(None) => codec::verify(&value).map(drop),
+            Ok(Some(head)) => match self.reassemble(seq, &head) {
+                Ok(_) => Ok(()),
+                Err(JournalError::Corrupt { source, .. }) => Err(source),
+                Err(other) => return Err(other),
+            },
+            Err(reason) => Err(reason),
+        };
+        let reason = match verified {
+            Ok(()) => return Ok(None),
+            Err(
+                reason @ (CodecError::Truncated { .. }
+                | CodecError::TrailingBytes { .. }
+                | CodecError::ChecksumMismatch { .. }
+                | CodecError::TooLarge { .. }
+                | CodecError::Chunks {
+                    problem:
+                        codec::ChunkProblem::Missing { .. } | codec::ChunkProblem::Length { .. },
+                }),
+            ) => reason,
+            Err(source) => return Err(self.corrupt(seq, source)),
+        };
+        let chunk_keys = self.chunk_keys(&value)?;
+        self.write(Write::Repair)?;
+        self.remove_with_chunks(&key, &chunk_keys)?;
+        self.flush()?;
+        Ok(Some(TornRecord { seq, reason }))
+    }
+
     /// Deletes the records whose every seq is `<= seq`: the prefix a
     /// checkpoint at `seq` makes unnecessary. A record straddling `seq` is
     /// kept whole, so the new [`Journal::first_seq`] is the seq after the
@@ -43,6 +128,7 @@ impl Journal {
     /// nothing is removed), and [`JournalError::Storage`].
     pub fn prune_through(&self, seq: u64) -> Result<u64, JournalError> {
         let mut doomed = Vec::new();
+        let mut doomed_chunks = Vec::new();
         let mut pruned = self.pruned_through()?;
         for item in self.records.iter() {
             let (key, value) = item.map_err(|source| self.storage(source))?;
@@ -55,6 +141,7 @@ impl Journal {
                 break;
             }
             pruned = pruned.max(end);
+            doomed_chunks.extend(self.chunk_keys(&value)?);
             doomed.push(key);
         }
         if doomed.is_empty() {
@@ -62,10 +149,13 @@ impl Journal {
         }
         let doomed_hashes = self.state_hash_keys(0, pruned)?;
         self.write(Write::Prune)?;
-        (&self.records, &self.meta, &self.state_hashes)
-            .transaction(|(records, meta, state_hashes)| {
+        (&self.records, &self.meta, &self.state_hashes, &self.chunks)
+            .transaction(|(records, meta, state_hashes, chunks)| {
                 for key in &doomed {
                     records.remove(key)?;
+                }
+                for key in &doomed_chunks {
+                    chunks.remove(key)?;
                 }
                 for key in &doomed_hashes {
                     state_hashes.remove(key)?;
@@ -156,7 +246,10 @@ impl Journal {
     /// Quarantine keys are a fresh sled-generated id (u64 big-endian)
     /// followed by the record's key, because the engine then reuses the
     /// quarantined seqs and a later quarantine may move the same keys
-    /// again.
+    /// again. A chunked record moves as its head; its chunks stay where
+    /// they are, found by the head's id. (A record over
+    /// [`CHUNK_BYTES`](super::CHUNK_BYTES) written by a build before
+    /// chunking moves raw as well, as one value.)
     ///
     /// # Errors
     ///
@@ -197,7 +290,7 @@ impl Journal {
     }
 
     /// The error of a transaction that cannot abort: sled's.
-    fn never_aborts(&self, error: TransactionError<Infallible>) -> JournalError {
+    pub(super) fn never_aborts(&self, error: TransactionError<Infallible>) -> JournalError {
         match error {
             TransactionError::Abort(never) => match never {},
             TransactionError::Storage(source) => self.storage(source),
@@ -206,7 +299,8 @@ impl Journal {
 
     /// The records [`Journal::quarantine_from`] set aside, raw, in the
     /// order they were quarantined: `(quarantine id, original key seq,
-    /// record bytes)`.
+    /// record bytes)`. A chunked record is given reassembled when its
+    /// chunks reassemble, and as its raw head when they do not.
     ///
     /// # Errors
     ///
@@ -226,7 +320,11 @@ impl Journal {
                 }
                 let id = self.seq_of(&key[..8])?;
                 let seq = self.seq_of(&key[8..])?;
-                Ok((id, seq, value.to_vec()))
+                let record = match self.resolve(seq, &value) {
+                    Ok(record) => record.into_owned(),
+                    Err(_) => value.to_vec(),
+                };
+                Ok((id, seq, record))
             })
             .collect()
     }

@@ -45,6 +45,7 @@ impl<E: DeserializeOwned> Steps<'_, E> {
         let journal = self.journal;
         let (key, value) = item.map_err(|source| journal.storage(source))?;
         let first = journal.seq_of(&key)?;
+        let value = journal.resolve(first, &value)?;
         let record =
             codec::decode_record::<E>(&value).map_err(|source| journal.corrupt(first, source))?;
         let marker_target = match record {
@@ -228,6 +229,7 @@ impl Journal {
             return Ok(pruned);
         };
         let first = self.seq_of(&key)?;
+        let value = self.resolve(first, &value)?;
         // Decoded, not just peeked, so a journal of another event type
         // fails here rather than at the first read.
         let end = match codec::decode_record::<E>(&value)

@@ -7,6 +7,7 @@ use serde::de::DeserializeOwned;
 use sled::Transactional;
 use sled::transaction::{ConflictableTransactionError, TransactionError};
 
+use super::chunks::Stored;
 use super::{Journal, JournalError};
 use crate::codec::{self, RecordKind};
 
@@ -62,6 +63,9 @@ struct Split {
     suffix_key: u64,
     suffix: Vec<u8>,
     archived: u64,
+    /// The chunks of the batch as it was, if it was chunked: the prefix
+    /// and suffix are stored anew.
+    old_chunks: Vec<sled::IVec>,
 }
 
 impl Journal {
@@ -132,29 +136,51 @@ impl Journal {
         }
         let marker =
             codec::encode_rollback(target).map_err(|source| self.corrupt(marker_seq, source))?;
+        // Chunked where they are over the limit: the split's new records,
+        // and records from before chunking that are moved.
+        let split_stored = match &split {
+            Some(split) => Some((
+                self.to_store(split.key, &split.prefix)?,
+                self.to_store(split.suffix_key, &split.suffix)?,
+            )),
+            None => None,
+        };
+        let moves = moves
+            .iter()
+            .map(|(key, value)| {
+                let seq = self.seq_of(key)?;
+                Ok((seq, self.to_store(seq, value)?))
+            })
+            .collect::<Result<Vec<_>, JournalError>>()?;
         // The undone seqs' state hashes check states that are no longer
         // history; seqs are never reused, so they could not trip, but they
         // would only take space.
         let undone_hashes = self.state_hash_keys(target + 1, u64::MAX)?;
 
         self.write(super::Write::Rollback)?;
-        (&self.records, &self.archive, &self.state_hashes)
-            .transaction(|(records, archive, state_hashes)| {
-                let archive_put = |seq: u64, value: &[u8]| {
+        (
+            &self.records,
+            &self.archive,
+            &self.state_hashes,
+            &self.chunks,
+        )
+            .transaction(|(records, archive, state_hashes, chunks)| {
+                let archive_put = |seq: u64, stored: &Stored<'_>| {
                     if archive.get(seq.to_be_bytes())?.is_some() {
                         return Err(ConflictableTransactionError::Abort(seq));
                     }
-                    archive.insert(&seq.to_be_bytes(), value)?;
-                    Ok(())
+                    stored.put(archive, chunks, &seq.to_be_bytes())
                 };
-                if let Some(split) = &split {
-                    records.insert(&split.key.to_be_bytes(), split.prefix.as_slice())?;
-                    archive_put(split.suffix_key, &split.suffix)?;
+                if let (Some(split), Some((prefix, suffix))) = (&split, &split_stored) {
+                    for key in &split.old_chunks {
+                        chunks.remove(key)?;
+                    }
+                    prefix.put(records, chunks, &split.key.to_be_bytes())?;
+                    archive_put(split.suffix_key, suffix)?;
                 }
-                for (key, value) in &moves {
-                    let seq = super::key_seq(key).expect("checked above");
-                    archive_put(seq, value)?;
-                    records.remove(key)?;
+                for (seq, stored) in &moves {
+                    archive_put(*seq, stored)?;
+                    records.remove(&seq.to_be_bytes())?;
                 }
                 for key in &undone_hashes {
                     state_hashes.remove(key)?;
@@ -192,8 +218,10 @@ impl Journal {
         if end <= target {
             return Ok(None);
         }
+        let old_chunks = self.chunk_keys(&value)?;
+        let record = self.resolve(seq, &value)?;
         let mut events: Vec<E> =
-            codec::decode_batch(&value).map_err(|source| self.corrupt(seq, source))?;
+            codec::decode_batch(&record).map_err(|source| self.corrupt(seq, source))?;
         let suffix = events.split_off((target - seq + 1) as usize);
         let suffix_key = target + 1;
         let encode = |events: &[E], at: u64| {
@@ -205,6 +233,7 @@ impl Journal {
             suffix_key,
             archived: suffix.len() as u64,
             suffix: encode(&suffix, suffix_key)?,
+            old_chunks,
         }))
     }
 }

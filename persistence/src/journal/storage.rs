@@ -1,18 +1,20 @@
 //! The seam between the journal and the disk: every write the journal
 //! makes to sled (an insert, a removal, a transaction) is announced to a
-//! [`Storage`] first, and every flush goes through it.
+//! [`Storage`] first, and every flush and every `fsync` goes through it.
 //!
-//! Production uses [`Sled`], which announces nothing and flushes sled
-//! directly: one virtual call per write or flush beside sled's own work
-//! (an insert costs microseconds, a flush tens to hundreds). With the
-//! `fault-injection` feature a
+//! Production uses [`Sled`], which announces nothing, flushes sled
+//! directly and syncs with the operating system's calls: one virtual call
+//! per write, flush or sync beside the real work (an insert costs
+//! microseconds, a flush tens to hundreds, an `fdatasync` up to
+//! milliseconds). With the `fault-injection` feature a
 //! [`FaultPlan`](crate::faults::FaultPlan) can stand in, to fail the Nth
-//! write or flush, report a full disk, or slow every flush down, so that
-//! tests can show what the engine does when the disk misbehaves.
+//! write, flush or sync, report a full disk, or slow every flush down, so
+//! that tests can show what the engine does when the disk misbehaves.
 
 use std::fmt;
-use std::future::Future;
-use std::pin::Pin;
+use std::fs::File;
+use std::io;
+use std::path::Path;
 
 /// What a journal write is for. A fault plan counts writes, and the kind
 /// lets it leave alone the one write that must not fail (see
@@ -43,23 +45,36 @@ pub(crate) enum Write {
     Discard,
 }
 
-/// A boxed flush future: sled's own is not nameable.
-pub(crate) type FlushFuture<'a> = Pin<Box<dyn Future<Output = sled::Result<()>> + Send + 'a>>;
+/// What one sync makes durable.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Sync<'a> {
+    /// The data of an open file (`fdatasync`): sled's log, through the
+    /// journal's own handle on it.
+    Data(&'a File),
+    /// The data of the file at a path (`fdatasync`): sled's `conf`, or a
+    /// blob file.
+    File(&'a Path),
+    /// The entries of a directory (`fsync` of the directory).
+    Dir(&'a Path),
+}
 
-/// Where the journal's writes and flushes go.
-pub(crate) trait Storage: Send + Sync + fmt::Debug {
+/// Where the journal's writes, flushes and syncs go.
+pub(crate) trait Storage: Send + std::marker::Sync + fmt::Debug {
     /// Asked before each write of kind `what`; an error stops the write
     /// before sled sees it, and is reported as the write's.
     fn write(&self, what: Write) -> sled::Result<()>;
 
-    /// Flushes `db`, blocking the calling thread.
+    /// Flushes `db` (sled's own flush: its buffers written, and
+    /// `sync_file_range` on its log, which is not durable on its own),
+    /// blocking the calling thread.
     fn flush(&self, db: &sled::Db) -> sled::Result<()>;
 
-    /// Flushes `db` without blocking the calling thread.
-    fn flush_async<'a>(&'a self, db: &'a sled::Db) -> FlushFuture<'a>;
+    /// Makes `what` durable, blocking the calling thread.
+    fn sync(&self, what: Sync<'_>) -> io::Result<()>;
 }
 
-/// sled itself: writes go straight through.
+/// sled and the operating system themselves: everything goes straight
+/// through.
 #[derive(Debug, Clone, Copy, Default)]
 pub(crate) struct Sled;
 
@@ -73,7 +88,11 @@ impl Storage for Sled {
         db.flush().map(drop)
     }
 
-    fn flush_async<'a>(&'a self, db: &'a sled::Db) -> FlushFuture<'a> {
-        Box::pin(async move { db.flush_async().await.map(drop) })
+    fn sync(&self, what: Sync<'_>) -> io::Result<()> {
+        match what {
+            Sync::Data(file) => file.sync_data(),
+            Sync::File(path) => crate::sync::sync_file_data(path),
+            Sync::Dir(path) => crate::sync::sync_dir(path),
+        }
     }
 }
