@@ -55,6 +55,7 @@ pub mod fault_workload;
 pub mod memory;
 pub mod model_faults;
 pub mod overload;
+pub mod powercut;
 pub mod report;
 pub mod soak;
 pub mod workload;

@@ -23,7 +23,7 @@ use std::time::{Duration, Instant};
 
 use solostate::Durability;
 use solostate_reliability::report::{Chart, Mode, Report, Section, machine_description, today_utc};
-use solostate_reliability::{fault_sweep, model_faults, overload, soak};
+use solostate_reliability::{fault_sweep, model_faults, overload, powercut, soak};
 
 /// A harness: runs in the given mode and returns its section, or says
 /// which promise it found broken.
@@ -58,6 +58,10 @@ fn main() -> ExitCode {
     // Not for people: the crash child that model_faults runs and kills.
     if std::env::args().nth(1).as_deref() == Some(model_faults::CHILD_COMMAND) {
         return model_faults::child_main(std::env::args().skip(2));
+    }
+    // Not for people either: the power-cut harness's writer and checker.
+    if std::env::args().nth(1).as_deref() == Some(powercut::child::CHILD_COMMAND) {
+        return powercut::child::child_main(std::env::args().skip(2));
     }
     let mut mode = Mode::Quick;
     let mut out = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../RELIABILITY.md");

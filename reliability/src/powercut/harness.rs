@@ -1,0 +1,578 @@
+//! The power-cut harness: N cycles of write, cut, remount, reopen, check.
+//!
+//! Each cycle:
+//!
+//! 1. mounts the simulator, empty or (every other cycle, after a cycle
+//!    that passed) with the image the previous cycle's check left, so that
+//!    recovering a recovered directory is tested too;
+//! 2. starts the writer child ([`super::child`]) on `data/engine` under
+//!    the mount (the harness makes and syncs `data/` itself; everything
+//!    below it is the engine's to make durable), with the default settings,
+//!    checkpoints every few thousand events, the retention alternating
+//!    between `FullHistory` and `SinceOldestCheckpoint`;
+//! 3. cuts the power at a random moment, or a few operations after a
+//!    checkpoint's temporary file appears, or a few operations after the
+//!    child says it is sending a rollback; the [`CutMode`] rotates;
+//! 4. SIGKILLs the child and reads everything it printed (an ack printed
+//!    after the cut is still real: its `fsync` returned before), unmounts,
+//!    and mounts the cut image;
+//! 5. reopens in the check child and judges the result
+//!    ([`super::check::judge`]).
+//!
+//! Everything random comes from the run's seed, printed with every
+//! failure, so `SOLOSTATE_POWERCUT_SEED` reruns it (the cut moments are
+//! wall-clock, so a rerun repeats the workload and the choices, not the
+//! exact interleaving).
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader, Read};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use solostate::Retention;
+
+use super::check::{AckedStep, Expected, Verdict, judge};
+use super::child::{CHILD_COMMAND, CheckOutcome, Line, MAX_OUTCOME, Settings};
+use super::fs::Simulator;
+use super::image::{CutMode, CutStats, Image};
+use super::model::Trigger;
+use super::workload::PcModel;
+use crate::workload::Rng;
+
+/// How long a run is and what it runs.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Cycles (cuts) to run.
+    pub cycles: u64,
+    /// The seed of everything random.
+    pub seed: u64,
+    /// The `reliability` bin, run with [`CHILD_COMMAND`].
+    pub child: PathBuf,
+    /// Checkpoint every this many events.
+    pub every_events: u64,
+    /// Events each writer keeps in flight.
+    pub depth: usize,
+    /// The longest a random cut waits after the engine opened.
+    pub max_delay: Duration,
+}
+
+impl Config {
+    /// A run of `cycles` cycles with the usual sizes.
+    pub fn new(cycles: u64, seed: u64, child: PathBuf) -> Self {
+        Config {
+            cycles,
+            seed,
+            child,
+            every_events: 2_000,
+            depth: 512,
+            max_delay: Duration::from_millis(1_200),
+        }
+    }
+}
+
+/// Where in the run a cut fell.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CutPoint {
+    /// At a random moment.
+    Random,
+    /// While a checkpoint was being written.
+    Checkpoint,
+    /// While a rollback was being written.
+    Rollback,
+}
+
+/// The figures of one cut mode.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ModeFigures {
+    /// Cycles (cuts) in this mode.
+    pub cycles: u64,
+    /// Events acknowledged before the cuts (rollbacks included).
+    pub acked: u64,
+    /// Acknowledged events missing, or different, after the reopen.
+    pub lost: u64,
+    /// Reopens that returned an error.
+    pub failed_opens: u64,
+    /// Reopens that panicked.
+    pub panicked_opens: u64,
+    /// Cycles with another broken promise (a state unlike the model, a
+    /// journal that does not read back, a step out of order).
+    pub other_failures: u64,
+    /// Steps recovered past the last printed ack.
+    pub beyond_acked: u64,
+    /// Cuts that fell during a checkpoint.
+    pub in_checkpoint: u64,
+    /// Cuts that fell during a rollback.
+    pub in_rollback: u64,
+    /// Cycles that reopened a directory a previous check had recovered.
+    pub reused: u64,
+    /// Unsynced bytes at the cuts.
+    pub unsynced_bytes: u64,
+    /// Unsynced bytes the cuts dropped.
+    pub dropped_bytes: u64,
+}
+
+impl ModeFigures {
+    fn add(&mut self, cycle: &CycleResult) {
+        let v = &cycle.verdict;
+        self.cycles += 1;
+        self.acked += cycle.acked;
+        self.lost += v.lost;
+        self.failed_opens += u64::from(v.failed_open.is_some());
+        self.panicked_opens += u64::from(v.panicked_open.is_some());
+        self.other_failures += u64::from(
+            v.failed_open.is_none() && v.panicked_open.is_none() && !v.problems.is_empty(),
+        );
+        self.beyond_acked += v.beyond_acked;
+        self.in_checkpoint += u64::from(cycle.point == CutPoint::Checkpoint);
+        self.in_rollback += u64::from(cycle.point == CutPoint::Rollback);
+        self.reused += u64::from(cycle.reused);
+        self.unsynced_bytes += cycle.stats.unsynced_bytes;
+        self.dropped_bytes += cycle.stats.dropped_bytes;
+    }
+
+    /// Whether every promise held.
+    pub fn passed(&self) -> bool {
+        self.lost == 0 && self.failed_opens == 0 && self.panicked_opens == 0 && self.other_failures == 0
+    }
+}
+
+/// What a run found.
+#[derive(Debug, Clone, Default)]
+pub struct Report {
+    /// The run's seed.
+    pub seed: u64,
+    /// Figures per cut mode: drop all, random subset, torn prefix.
+    pub modes: Vec<(&'static str, ModeFigures)>,
+    /// The first few failures, each with its cycle, mode and what broke.
+    pub failures: Vec<String>,
+    /// How long the run took.
+    pub elapsed: Duration,
+}
+
+impl Report {
+    /// The figures of every mode added up.
+    pub fn total(&self) -> ModeFigures {
+        let mut t = ModeFigures::default();
+        for (_, m) in &self.modes {
+            t.cycles += m.cycles;
+            t.acked += m.acked;
+            t.lost += m.lost;
+            t.failed_opens += m.failed_opens;
+            t.panicked_opens += m.panicked_opens;
+            t.other_failures += m.other_failures;
+            t.beyond_acked += m.beyond_acked;
+            t.in_checkpoint += m.in_checkpoint;
+            t.in_rollback += m.in_rollback;
+            t.reused += m.reused;
+            t.unsynced_bytes += m.unsynced_bytes;
+            t.dropped_bytes += m.dropped_bytes;
+        }
+        t
+    }
+
+    /// The figures as a markdown table, one row per mode and a total.
+    pub fn table(&self) -> String {
+        let mut out = String::from(
+            "| cut mode | cuts | acked events | lost | failed opens | panicked opens | other \
+             failures | recovered beyond acked | cuts in a checkpoint | cuts in a rollback | \
+             reopened recovered dirs | unsynced MiB dropped |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n",
+        );
+        let total = self.total();
+        for (name, m) in self.modes.iter().map(|(n, m)| (*n, m)).chain([("all", &total)]) {
+            out.push_str(&format!(
+                "| {name} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {:.1} of {:.1} |\n",
+                m.cycles,
+                m.acked,
+                m.lost,
+                m.failed_opens,
+                m.panicked_opens,
+                m.other_failures,
+                m.beyond_acked,
+                m.in_checkpoint,
+                m.in_rollback,
+                m.reused,
+                m.dropped_bytes as f64 / (1 << 20) as f64,
+                m.unsynced_bytes as f64 / (1 << 20) as f64,
+            ));
+        }
+        out
+    }
+}
+
+/// How many failure texts a report keeps.
+const FAILURES_KEPT: usize = 8;
+
+/// What one cycle did.
+struct CycleResult {
+    acked: u64,
+    point: CutPoint,
+    reused: bool,
+    stats: CutStats,
+    verdict: Verdict,
+}
+
+/// What a passing cycle leaves for the next one on the same directory.
+struct Carry {
+    image: Image,
+    seq: u64,
+    model: PcModel,
+}
+
+/// Runs `config.cycles` cycles. `Err` only when the harness itself could
+/// not run (no mount, a child that would not start or died before the
+/// cut); broken promises are counted in the [`Report`].
+///
+/// # Errors
+///
+/// As above, naming the seed and cycle.
+pub fn run(config: &Config) -> Result<Report, String> {
+    let started = Instant::now();
+    let scratch = tempfile::tempdir().map_err(|e| format!("tempdir: {e}"))?;
+    let mut report = Report {
+        seed: config.seed,
+        modes: vec![
+            (CutMode::DropAll.name(), ModeFigures::default()),
+            (CutMode::RandomSubset { seed: 0 }.name(), ModeFigures::default()),
+            (CutMode::TornPrefix { seed: 0 }.name(), ModeFigures::default()),
+        ],
+        ..Report::default()
+    };
+    let mut carry: Option<Carry> = None;
+    for n in 0..config.cycles {
+        let mut rng = Rng::new(config.seed ^ (n + 1).wrapping_mul(0xA24B_AED4_963E_E407));
+        let mode = match n % 3 {
+            0 => CutMode::DropAll,
+            1 => CutMode::RandomSubset { seed: rng.bits() },
+            _ => CutMode::TornPrefix { seed: rng.bits() },
+        };
+        let reuse = if n % 2 == 1 { carry.take() } else { None };
+        let settings = Settings {
+            retention: if n % 4 < 2 {
+                Retention::FullHistory
+            } else {
+                Retention::SinceOldestCheckpoint
+            },
+            every_events: config.every_events,
+        };
+        let where_ = format!("seed {:#x}, cycle {n} ({})", config.seed, mode.name());
+        let (result, next) = cycle(config, scratch.path(), &mut rng, mode, settings, reuse)
+            .map_err(|e| format!("{where_}: {e}"))?;
+        let v = &result.verdict;
+        if !v.passed() && report.failures.len() < FAILURES_KEPT {
+            let mut what = Vec::new();
+            if v.lost > 0 {
+                what.push(format!(
+                    "{} acked events lost (recovered seq {:?})",
+                    v.lost, v.recovered
+                ));
+            }
+            if let Some(e) = &v.failed_open {
+                what.push(format!("open failed: {e}"));
+            }
+            if let Some(p) = &v.panicked_open {
+                what.push(format!("open panicked: {p}"));
+            }
+            what.extend(v.problems.iter().take(3).cloned());
+            report.failures.push(format!("{where_}: {}", what.join("; ")));
+        }
+        eprintln!(
+            "power cut {where_}: {:?} cut, {} acked, recovered {:?}, {}",
+            result.point,
+            result.acked,
+            v.recovered,
+            if v.passed() { "ok" } else { "BROKEN" }
+        );
+        report.modes[(n % 3) as usize].1.add(&result);
+        carry = next;
+    }
+    report.elapsed = started.elapsed();
+    Ok(report)
+}
+
+/// The engine's directory under a mount.
+fn engine_dir(mount: &Path) -> PathBuf {
+    mount.join("data").join("engine")
+}
+
+fn cycle(
+    config: &Config,
+    scratch: &Path,
+    rng: &mut Rng,
+    mode: CutMode,
+    settings: Settings,
+    reuse: Option<Carry>,
+) -> Result<(CycleResult, Option<Carry>), String> {
+    let mount = scratch.join("mnt");
+    std::fs::create_dir_all(&mount).map_err(|e| format!("{}: {e}", mount.display()))?;
+    let reused = reuse.is_some();
+    let (image, start_seq, base) = match reuse {
+        Some(c) => (c.image, Some(c.seq), c.model),
+        None => (Image::empty(), None, PcModel::new()),
+    };
+    let sim = Simulator::mount(&mount, &image).map_err(|e| e.to_string())?;
+    if !reused {
+        // The user's part: a synced, existing parent directory.
+        let data = mount.join("data");
+        std::fs::create_dir(&data)
+            .and_then(|()| solostate::persistence::sync::sync_dir(&mount))
+            .map_err(|e| format!("{}: {e}", data.display()))?;
+    }
+    let seed = rng.bits();
+    let dir = engine_dir(&mount);
+    let mut writer = Command::new(&config.child)
+        .arg(CHILD_COMMAND)
+        .arg("write")
+        .arg(&dir)
+        .arg(seed.to_string())
+        .arg(settings.retention_arg())
+        .arg(settings.every_events.to_string())
+        .arg(config.depth.to_string())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("spawn {}: {e}", config.child.display()))?;
+    let (lines_tx, lines) = mpsc::channel();
+    let stdout = writer.stdout.take().expect("piped");
+    let reader = std::thread::spawn(move || {
+        let mut all = Vec::new();
+        for line in BufReader::new(stdout).lines() {
+            let Ok(line) = line else { break };
+            if let Some(parsed) = Line::parse(&line) {
+                let _ = lines_tx.send(parsed.clone()); // the cutter may have stopped listening
+                all.push(parsed);
+            }
+        }
+        all
+    });
+    let stderr = drain(writer.stderr.take().expect("piped"));
+    let point = match cut_when(config, rng, &sim, &lines, &mut writer) {
+        Ok(point) => point,
+        Err(e) => {
+            let _ = writer.kill();
+            let _ = writer.wait();
+            let stderr = stderr.join().unwrap_or_default();
+            return Err(format!("{e}; its stderr: {}", tail(&stderr)));
+        }
+    };
+    let fired = sim.model().trigger_fired();
+    let (cut_image, stats) = sim.cut(mode);
+    let _ = writer.kill(); // it may have stopped on its own after the cut
+    let _ = writer.wait();
+    let printed = reader.join().map_err(|_| "the line reader panicked")?;
+    drop(stderr);
+    sim.unmount().map_err(|e| e.to_string())?;
+    let point = if fired { point } else { CutPoint::Random };
+
+    let (start, acked) = acked_steps(&printed)?;
+    if let Some(carried) = start_seq
+        && carried != start
+    {
+        return Err(format!(
+            "the writer opened the recovered directory at seq {start}, the check had recovered {carried}"
+        ));
+    }
+    let sim = Simulator::mount(&mount, &cut_image).map_err(|e| e.to_string())?;
+    let outcome = check(config, scratch, &dir, settings, start)?;
+    let expected = Expected {
+        seed,
+        start,
+        base: &base,
+        acked: &acked,
+    };
+    let mut verdict = judge(&expected, outcome);
+    let after = sim.unmount().map_err(|e| e.to_string())?;
+    let next = match (verdict.passed(), verdict.recovered, verdict.model.take()) {
+        (true, Some(seq), Some(model)) => Some(Carry {
+            image: after,
+            seq,
+            model,
+        }),
+        _ => None,
+    };
+    let result = CycleResult {
+        acked: acked.len() as u64,
+        point,
+        reused,
+        stats,
+        verdict,
+    };
+    Ok((result, next))
+}
+
+/// Waits for the moment to cut, per a drawn [`CutPoint`]: for the random
+/// kind a random delay after the open; for the others, arms a trigger and
+/// waits for it (up to a limit, then it is a random cut after all).
+fn cut_when(
+    config: &Config,
+    rng: &mut Rng,
+    sim: &Simulator,
+    lines: &mpsc::Receiver<Line>,
+    writer: &mut Child,
+) -> Result<CutPoint, String> {
+    let opened = wait_for(lines, writer, Duration::from_secs(120), |l| {
+        matches!(l, Line::Open(_))
+    })?;
+    if !opened {
+        return Err("the writer did not open the engine in 120 s".into());
+    }
+    let point = match rng.bits() % 4 {
+        0 | 1 => CutPoint::Random,
+        2 => CutPoint::Checkpoint,
+        _ => CutPoint::Rollback,
+    };
+    match point {
+        CutPoint::Random => {
+            let ms = rng.range(10, config.max_delay.as_millis().max(10) as u64);
+            std::thread::sleep(Duration::from_millis(ms));
+        }
+        CutPoint::Checkpoint => {
+            sim.arm(Trigger::AfterCreate {
+                prefix: "ckpt-".into(),
+                suffix: ".tmp".into(),
+                then: rng.range(0, 6),
+            });
+            wait_frozen(sim, Duration::from_secs(10));
+        }
+        CutPoint::Rollback => {
+            let rolling = wait_for(lines, writer, Duration::from_secs(5), |l| {
+                matches!(l, Line::RollingBack(_))
+            })?;
+            if rolling {
+                sim.arm(Trigger::AfterOps(rng.range(0, 40)));
+                wait_frozen(sim, Duration::from_secs(5));
+            }
+        }
+    }
+    Ok(point)
+}
+
+/// Waits up to `limit` for a line matching `want`; false on timeout.
+/// Fails if the writer exits first.
+fn wait_for(
+    lines: &mpsc::Receiver<Line>,
+    writer: &mut Child,
+    limit: Duration,
+    want: impl Fn(&Line) -> bool,
+) -> Result<bool, String> {
+    let deadline = Instant::now() + limit;
+    while Instant::now() < deadline {
+        match lines.recv_timeout(Duration::from_millis(20)) {
+            Ok(line) if want(&line) => return Ok(true),
+            Ok(_) => {}
+            Err(mpsc::RecvTimeoutError::Timeout) => {
+                if let Ok(Some(status)) = writer.try_wait() {
+                    return Err(format!("the writer exited before the cut: {status}"));
+                }
+            }
+            Err(mpsc::RecvTimeoutError::Disconnected) => {
+                return Err("the writer closed its output before the cut".into());
+            }
+        }
+    }
+    Ok(false)
+}
+
+fn wait_frozen(sim: &Simulator, limit: Duration) {
+    let deadline = Instant::now() + limit;
+    while !sim.is_frozen() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(1));
+    }
+}
+
+/// The writer's start seq and its acked steps by seq.
+fn acked_steps(lines: &[Line]) -> Result<(u64, BTreeMap<u64, AckedStep>), String> {
+    let mut start = None;
+    let mut acked = BTreeMap::new();
+    for line in lines {
+        let (seq, step) = match *line {
+            Line::Open(seq) => {
+                start = Some(seq);
+                continue;
+            }
+            Line::Ack { seq, writer, index } => (seq, AckedStep::Event { writer, index }),
+            Line::RolledBack { seq, target } => (seq, AckedStep::Rollback(target)),
+            Line::RollingBack(_) | Line::RollbackRefused(_) => continue,
+        };
+        if acked.insert(seq, step).is_some() {
+            return Err(format!("the writer acked seq {seq} twice"));
+        }
+    }
+    Ok((start.ok_or("the writer never said where it opened")?, acked))
+}
+
+/// Runs the check child on the mounted cut image and reads its outcome.
+/// A child that dies without one (an abort, a crash) counts as a panicked
+/// open; one that hangs for 5 minutes is killed and counts as failed.
+fn check(
+    config: &Config,
+    scratch: &Path,
+    dir: &Path,
+    settings: Settings,
+    from: u64,
+) -> Result<CheckOutcome, String> {
+    let out = scratch.join("outcome.bin");
+    let _ = std::fs::remove_file(&out); // a previous cycle's
+    let mut child = Command::new(&config.child)
+        .arg(CHILD_COMMAND)
+        .arg("check")
+        .arg(dir)
+        .arg(settings.retention_arg())
+        .arg(settings.every_events.to_string())
+        .arg(from.to_string())
+        .arg(&out)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("spawn {}: {e}", config.child.display()))?;
+    let stderr = drain(child.stderr.take().expect("piped"));
+    let deadline = Instant::now() + Duration::from_secs(300);
+    let status = loop {
+        match child.try_wait().map_err(|e| format!("wait for the check: {e}"))? {
+            Some(status) => break Some(status),
+            None if Instant::now() > deadline => {
+                let _ = child.kill();
+                let _ = child.wait();
+                break None;
+            }
+            None => std::thread::sleep(Duration::from_millis(10)),
+        }
+    };
+    let stderr = stderr.join().unwrap_or_default();
+    let Some(status) = status else {
+        return Ok(CheckOutcome {
+            open: Err("the reopen hung for 5 minutes".into()),
+            open_panic: None,
+            steps: Err("not read".into()),
+        });
+    };
+    match std::fs::read(&out) {
+        Ok(bytes) => {
+            let config = bincode::config::standard().with_limit::<MAX_OUTCOME>();
+            bincode::serde::decode_from_slice(&bytes, config)
+                .map(|(outcome, _)| outcome)
+                .map_err(|e| format!("the check's outcome is unreadable: {e}"))
+        }
+        Err(_) => Ok(CheckOutcome {
+            open: Err("the check process died".into()),
+            open_panic: Some(format!("{status}: {}", tail(&stderr))),
+            steps: Err("not read".into()),
+        }),
+    }
+}
+
+/// Reads a child's stderr on a thread of its own, so it never blocks.
+fn drain(mut stream: impl Read + Send + 'static) -> std::thread::JoinHandle<String> {
+    std::thread::spawn(move || {
+        let mut text = String::new();
+        let _ = stream.read_to_string(&mut text); // whatever arrived
+        text
+    })
+}
+
+/// The last few lines of a child's stderr.
+fn tail(text: &str) -> String {
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(6)..].join(" | ")
+}
