@@ -39,6 +39,7 @@ const HARNESSES: &[(&str, Harness)] = &[
     ("bad_input", solostate_reliability::bad_input::run),
     ("fault_sweep", fault_sweep::harness),
     ("model_faults", model_faults_harness),
+    ("power_cut", power_cut_harness),
 ];
 
 /// What a child process hands back: its section, or the broken promise.
@@ -52,6 +53,12 @@ const MAX_OUTCOME: usize = 16 << 20;
 fn model_faults_harness(mode: Mode) -> Result<Section, String> {
     let me = std::env::current_exe().map_err(|e| format!("cannot find this bin: {e}"))?;
     model_faults::harness(mode, &me)
+}
+
+/// The power-cut harness, whose writer and checker children are this bin.
+fn power_cut_harness(mode: Mode) -> Result<Section, String> {
+    let me = std::env::current_exe().map_err(|e| format!("cannot find this bin: {e}"))?;
+    powercut::section::section(mode, &me)
 }
 
 fn main() -> ExitCode {

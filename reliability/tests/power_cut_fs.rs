@@ -28,7 +28,11 @@ fn an_unsynced_write_is_gone_after_a_cut() {
         sync_dir(root).unwrap();
         assert_eq!(fs::read(root.join("f")).unwrap(), b"hello");
         let (image, stats) = sim.cut(CutMode::DropAll);
-        assert_eq!(image.file("f"), Some(&b""[..]), "the name was synced, the data not");
+        assert_eq!(
+            image.file("f"),
+            Some(&b""[..]),
+            "the name was synced, the data not"
+        );
         assert_eq!(stats.dropped_bytes, 5);
     });
 }
@@ -108,7 +112,11 @@ fn a_new_directory_needs_its_parent_synced_and_itself_for_its_names() {
         sync_dir(root).unwrap();
         sync_dir(&root.join("d/e")).unwrap(); // but not d
         let (image, _) = sim.cut(CutMode::DropAll);
-        assert_eq!(image.names("d"), Some(vec![]), "d's entry for e was never synced");
+        assert_eq!(
+            image.names("d"),
+            Some(vec![]),
+            "d's entry for e was never synced"
+        );
     });
 }
 
@@ -173,7 +181,11 @@ fn torn_prefix_keeps_a_prefix_of_the_unsynced_writes() {
         drop(f);
         let (image, _) = sim.cut(CutMode::TornPrefix { seed: 11 });
         let data = image.file("f").unwrap();
-        assert!(data.len() < 3200, "{} bytes: nothing was torn off", data.len());
+        assert!(
+            data.len() < 3200,
+            "{} bytes: nothing was torn off",
+            data.len()
+        );
         assert!(data.iter().all(|&b| b == 7), "a prefix has no holes");
     });
 }
@@ -190,7 +202,10 @@ fn a_create_trigger_cuts_inside_the_operation_after_it() {
         assert!(!sim.is_frozen());
         let mut f = File::create(root.join("ckpt-1.tmp")).unwrap();
         f.write_all(b"first").unwrap();
-        assert!(f.sync_all().is_err(), "the second operation after the create fails");
+        assert!(
+            f.sync_all().is_err(),
+            "the second operation after the create fails"
+        );
         assert!(sim.is_frozen());
         assert!(sim.model().trigger_fired());
     });
@@ -214,12 +229,19 @@ fn a_cut_image_mounts_again_with_its_contents() {
     sim.unmount().unwrap();
     let sim = Simulator::mount(dir.path(), &image).unwrap();
     assert_eq!(fs::read(root.join("d/f")).unwrap(), b"kept");
-    let mut f = OpenOptions::new().append(true).open(root.join("d/f")).unwrap();
+    let mut f = OpenOptions::new()
+        .append(true)
+        .open(root.join("d/f"))
+        .unwrap();
     f.write_all(b", and more").unwrap();
     drop(f);
     assert_eq!(fs::read(root.join("d/f")).unwrap(), b"kept, and more");
     let (again, _) = sim.cut(CutMode::DropAll);
-    assert_eq!(again.file("d/f"), Some(&b"kept"[..]), "the append was not synced");
+    assert_eq!(
+        again.file("d/f"),
+        Some(&b"kept"[..]),
+        "the append was not synced"
+    );
 }
 
 #[test]

@@ -98,7 +98,8 @@ pub fn judge(expected: &Expected<'_>, outcome: CheckOutcome) -> Verdict {
     }
     let last_acked = expected.acked.keys().next_back().copied();
     verdict.lost = expected.acked.range(recovered + 1..).count() as u64;
-    verdict.beyond_acked = recovered.saturating_sub(last_acked.unwrap_or(expected.start).max(expected.start));
+    verdict.beyond_acked =
+        recovered.saturating_sub(last_acked.unwrap_or(expected.start).max(expected.start));
     if recovered < expected.start {
         verdict.problems.push(format!(
             "reopened at seq {recovered}, before the writer's start {}",
@@ -118,9 +119,9 @@ pub fn judge(expected: &Expected<'_>, outcome: CheckOutcome) -> Verdict {
     let mut journaled: BTreeMap<u64, JournalStep> = BTreeMap::new();
     for (seq, step) in journal {
         if journaled.insert(seq, step).is_some() {
-            verdict
-                .problems
-                .push(format!("seq {seq} is in the journal twice (live and archived)"));
+            verdict.problems.push(format!(
+                "seq {seq} is in the journal twice (live and archived)"
+            ));
         }
     }
     match history(expected, recovered, &journaled, &mut verdict) {

@@ -232,7 +232,9 @@ fn write_main(args: &[String]) -> Result<(), String> {
         let mut tasks = Vec::new();
         for writer in 0..WRITERS {
             let (engine, live) = (engine.clone(), Arc::clone(&live));
-            tasks.push(tokio::spawn(write_forever(engine, seed, writer, depth, live)));
+            tasks.push(tokio::spawn(write_forever(
+                engine, seed, writer, depth, live,
+            )));
         }
         tasks.push(tokio::spawn(roll_back_now_and_then(engine, seed, live)));
         for task in tasks {

@@ -59,10 +59,18 @@ impl std::fmt::Display for MountError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             MountError::Unavailable { path, reason } => {
-                write!(f, "cannot mount the simulator at {}: {reason}", path.display())
+                write!(
+                    f,
+                    "cannot mount the simulator at {}: {reason}",
+                    path.display()
+                )
             }
             MountError::Unmount { path, reason } => {
-                write!(f, "cannot unmount the simulator at {}: {reason}", path.display())
+                write!(
+                    f,
+                    "cannot unmount the simulator at {}: {reason}",
+                    path.display()
+                )
             }
         }
     }
@@ -316,8 +324,7 @@ impl Filesystem for SimFs {
             result = result.and_then(|()| model.set_len(ino.0, size));
         }
         if atime.is_some() || mtime.is_some() {
-            result =
-                result.and_then(|()| model.set_times(ino.0, atime.map(time), mtime.map(time)));
+            result = result.and_then(|()| model.set_times(ino.0, atime.map(time), mtime.map(time)));
         }
         match result.and_then(|()| model.attr(ino.0)) {
             Ok(attr) => reply.attr(&TTL, &self.file_attr(attr)),

@@ -134,7 +134,10 @@ impl ModeFigures {
 
     /// Whether every promise held.
     pub fn passed(&self) -> bool {
-        self.lost == 0 && self.failed_opens == 0 && self.panicked_opens == 0 && self.other_failures == 0
+        self.lost == 0
+            && self.failed_opens == 0
+            && self.panicked_opens == 0
+            && self.other_failures == 0
     }
 }
 
@@ -180,7 +183,12 @@ impl Report {
              reopened recovered dirs | unsynced MiB dropped |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n",
         );
         let total = self.total();
-        for (name, m) in self.modes.iter().map(|(n, m)| (*n, m)).chain([("all", &total)]) {
+        for (name, m) in self
+            .modes
+            .iter()
+            .map(|(n, m)| (*n, m))
+            .chain([("all", &total)])
+        {
             out.push_str(&format!(
                 "| {name} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {:.1} of {:.1} |\n",
                 m.cycles,
@@ -234,8 +242,14 @@ pub fn run(config: &Config) -> Result<Report, String> {
         seed: config.seed,
         modes: vec![
             (CutMode::DropAll.name(), ModeFigures::default()),
-            (CutMode::RandomSubset { seed: 0 }.name(), ModeFigures::default()),
-            (CutMode::TornPrefix { seed: 0 }.name(), ModeFigures::default()),
+            (
+                CutMode::RandomSubset { seed: 0 }.name(),
+                ModeFigures::default(),
+            ),
+            (
+                CutMode::TornPrefix { seed: 0 }.name(),
+                ModeFigures::default(),
+            ),
         ],
         ..Report::default()
     };
@@ -275,7 +289,9 @@ pub fn run(config: &Config) -> Result<Report, String> {
                 what.push(format!("open panicked: {p}"));
             }
             what.extend(v.problems.iter().take(3).cloned());
-            report.failures.push(format!("{where_}: {}", what.join("; ")));
+            report
+                .failures
+                .push(format!("{where_}: {}", what.join("; ")));
         }
         eprintln!(
             "power cut {where_}: {:?} cut, {} acked, recovered {:?}, {}",
@@ -529,7 +545,10 @@ fn check(
     let stderr = drain(child.stderr.take().expect("piped"));
     let deadline = Instant::now() + Duration::from_secs(300);
     let status = loop {
-        match child.try_wait().map_err(|e| format!("wait for the check: {e}"))? {
+        match child
+            .try_wait()
+            .map_err(|e| format!("wait for the check: {e}"))?
+        {
             Some(status) => break Some(status),
             None if Instant::now() > deadline => {
                 let _ = child.kill();

@@ -114,11 +114,7 @@ impl Image {
     /// a directory moved between two parents and both were synced at
     /// different moments) is left out there: a tree has one path to each
     /// directory.
-    fn collect(
-        model: &Model,
-        durable: bool,
-        mut data: impl FnMut(&FileNode) -> Vec<u8>,
-    ) -> Self {
+    fn collect(model: &Model, durable: bool, mut data: impl FnMut(&FileNode) -> Vec<u8>) -> Self {
         let mut nodes = BTreeMap::new();
         let mut queue = VecDeque::from([ROOT]);
         let mut seen = BTreeSet::from([ROOT]);

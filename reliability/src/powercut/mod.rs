@@ -73,6 +73,7 @@ pub mod fs;
 pub mod harness;
 pub mod image;
 pub mod model;
+pub mod section;
 pub mod workload;
 
 use std::path::Path;
