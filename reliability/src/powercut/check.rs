@@ -253,3 +253,202 @@ fn describe(step: &JournalStep) -> String {
         JournalStep::Rollback(t) => format!("a rollback to {t}"),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::child::Opened;
+    use super::*;
+
+    const SEED: u64 = 42;
+
+    /// Writer 0's first `n` events, acked at seqs 1..=n, and the state
+    /// they make.
+    fn acked_run(n: u64) -> (BTreeMap<u64, AckedStep>, PcModel) {
+        let mut model = PcModel::new();
+        let mut acked = BTreeMap::new();
+        for i in 0..n {
+            apply(&mut model, &event(SEED, 0, i));
+            acked.insert(
+                i + 1,
+                AckedStep::Event {
+                    writer: 0,
+                    index: i,
+                },
+            );
+        }
+        (acked, model)
+    }
+
+    fn outcome(seq: u64, state: &PcModel, steps: Vec<(u64, JournalStep)>) -> CheckOutcome {
+        let mut state: Vec<(u64, Vec<u8>)> = state.iter().map(|(k, v)| (*k, v.clone())).collect();
+        state.sort();
+        CheckOutcome {
+            open: Ok(Opened {
+                seq,
+                state,
+                recovery: "test".into(),
+                shutdown: None,
+            }),
+            open_panic: None,
+            steps: Ok(steps),
+        }
+    }
+
+    fn journal(from: u64, through: u64) -> Vec<(u64, JournalStep)> {
+        (from..=through)
+            .map(|seq| (seq, JournalStep::Event(event(SEED, 0, seq - 1))))
+            .collect()
+    }
+
+    #[test]
+    fn a_complete_recovery_passes() {
+        let (acked, model) = acked_run(20);
+        let base = PcModel::new();
+        let expected = Expected {
+            seed: SEED,
+            start: 0,
+            base: &base,
+            acked: &acked,
+        };
+        let verdict = judge(&expected, outcome(20, &model, journal(1, 20)));
+        assert!(verdict.passed(), "{verdict:?}");
+        assert_eq!(verdict.beyond_acked, 0);
+        assert_eq!(verdict.model, Some(model));
+    }
+
+    #[test]
+    fn unacked_journaled_steps_count_as_beyond_acked() {
+        let (acked, _) = acked_run(10);
+        let (_, model) = acked_run(15);
+        let base = PcModel::new();
+        let expected = Expected {
+            seed: SEED,
+            start: 0,
+            base: &base,
+            acked: &acked,
+        };
+        let verdict = judge(&expected, outcome(15, &model, journal(1, 15)));
+        assert!(verdict.passed(), "{verdict:?}");
+        assert_eq!(verdict.beyond_acked, 5);
+    }
+
+    #[test]
+    fn a_recovery_short_of_the_acks_loses_them() {
+        let (acked, _) = acked_run(20);
+        let (_, model) = acked_run(12);
+        let base = PcModel::new();
+        let expected = Expected {
+            seed: SEED,
+            start: 0,
+            base: &base,
+            acked: &acked,
+        };
+        let verdict = judge(&expected, outcome(12, &model, journal(1, 12)));
+        assert_eq!(verdict.lost, 8);
+        assert!(!verdict.passed());
+    }
+
+    #[test]
+    fn a_different_event_at_an_acked_seq_is_lost() {
+        let (acked, model) = acked_run(5);
+        let mut steps = journal(1, 5);
+        steps[2].1 = JournalStep::Event(event(SEED, 0, 9));
+        let base = PcModel::new();
+        let expected = Expected {
+            seed: SEED,
+            start: 0,
+            base: &base,
+            acked: &acked,
+        };
+        let verdict = judge(&expected, outcome(5, &model, steps));
+        assert_eq!(verdict.lost, 1, "{verdict:?}");
+    }
+
+    #[test]
+    fn an_unacked_step_that_is_not_the_writers_next_is_a_problem() {
+        let (acked, _) = acked_run(3);
+        let mut steps = journal(1, 3);
+        steps.push((4, JournalStep::Event(event(SEED, 0, 4)))); // skips index 3
+        let base = PcModel::new();
+        let expected = Expected {
+            seed: SEED,
+            start: 0,
+            base: &base,
+            acked: &acked,
+        };
+        let verdict = judge(&expected, outcome(4, &PcModel::new(), steps));
+        assert!(verdict.problems[0].contains("not its next"), "{verdict:?}");
+    }
+
+    #[test]
+    fn a_state_unlike_the_model_is_a_problem() {
+        let (acked, mut model) = acked_run(5);
+        model.insert(123, vec![1]);
+        let base = PcModel::new();
+        let expected = Expected {
+            seed: SEED,
+            start: 0,
+            base: &base,
+            acked: &acked,
+        };
+        let verdict = judge(&expected, outcome(5, &model, journal(1, 5)));
+        assert!(
+            verdict.problems[0].contains("not the model's"),
+            "{verdict:?}"
+        );
+    }
+
+    #[test]
+    fn a_rollback_resets_the_model_to_its_target() {
+        let (mut acked, at_two) = acked_run(2);
+        let mut steps = journal(1, 3);
+        acked.insert(
+            3,
+            AckedStep::Event {
+                writer: 0,
+                index: 2,
+            },
+        );
+        acked.insert(4, AckedStep::Rollback(2));
+        steps.push((4, JournalStep::Rollback(2)));
+        steps.push((5, JournalStep::Event(event(SEED, 0, 3))));
+        let mut model = at_two;
+        apply(&mut model, &event(SEED, 0, 3));
+        let base = PcModel::new();
+        let expected = Expected {
+            seed: SEED,
+            start: 0,
+            base: &base,
+            acked: &acked,
+        };
+        let verdict = judge(&expected, outcome(5, &model, steps));
+        assert!(verdict.passed(), "{verdict:?}");
+        assert_eq!(verdict.beyond_acked, 1);
+    }
+
+    #[test]
+    fn failed_and_panicked_opens_are_told_apart() {
+        let (acked, _) = acked_run(1);
+        let base = PcModel::new();
+        let expected = Expected {
+            seed: SEED,
+            start: 0,
+            base: &base,
+            acked: &acked,
+        };
+        let failed = CheckOutcome {
+            open: Err("journal is corrupt".into()),
+            open_panic: None,
+            steps: Err("not read".into()),
+        };
+        let verdict = judge(&expected, failed);
+        assert_eq!(verdict.failed_open.as_deref(), Some("journal is corrupt"));
+        let panicked = CheckOutcome {
+            open: Err("the open panicked".into()),
+            open_panic: Some("tried to serialize Uninitialized".into()),
+            steps: Err("not read".into()),
+        };
+        let verdict = judge(&expected, panicked);
+        assert!(verdict.panicked_open.is_some() && verdict.failed_open.is_none());
+    }
+}
