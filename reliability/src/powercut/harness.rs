@@ -56,6 +56,9 @@ pub struct Config {
     pub depth: usize,
     /// The longest a random cut waits after the engine opened.
     pub max_delay: Duration,
+    /// Every cut is [`CutMode::KeepAll`] (a process crash, not a power
+    /// cut): the control run, in which nothing may be found lost.
+    pub control: bool,
 }
 
 impl Config {
@@ -68,6 +71,7 @@ impl Config {
             every_events: 2_000,
             depth: 512,
             max_delay: Duration::from_millis(1_200),
+            control: false,
         }
     }
 }
@@ -146,7 +150,8 @@ impl ModeFigures {
 pub struct Report {
     /// The run's seed.
     pub seed: u64,
-    /// Figures per cut mode: drop all, random subset, torn prefix.
+    /// Figures per cut mode: drop all, random subset, torn prefix, and the
+    /// control (keep all).
     pub modes: Vec<(&'static str, ModeFigures)>,
     /// The first few failures, each with its cycle, mode and what broke.
     pub failures: Vec<String>,
@@ -186,6 +191,7 @@ impl Report {
         for (name, m) in self
             .modes
             .iter()
+            .filter(|(_, m)| m.cycles > 0)
             .map(|(n, m)| (*n, m))
             .chain([("all", &total)])
         {
@@ -250,16 +256,18 @@ pub fn run(config: &Config) -> Result<Report, String> {
                 CutMode::TornPrefix { seed: 0 }.name(),
                 ModeFigures::default(),
             ),
+            (CutMode::KeepAll.name(), ModeFigures::default()),
         ],
         ..Report::default()
     };
     let mut carry: Option<Carry> = None;
     for n in 0..config.cycles {
         let mut rng = Rng::new(config.seed ^ (n + 1).wrapping_mul(0xA24B_AED4_963E_E407));
-        let mode = match n % 3 {
-            0 => CutMode::DropAll,
-            1 => CutMode::RandomSubset { seed: rng.bits() },
-            _ => CutMode::TornPrefix { seed: rng.bits() },
+        let (row, mode) = match n % 3 {
+            _ if config.control => (3, CutMode::KeepAll),
+            0 => (0, CutMode::DropAll),
+            1 => (1, CutMode::RandomSubset { seed: rng.bits() }),
+            _ => (2, CutMode::TornPrefix { seed: rng.bits() }),
         };
         let reuse = if n % 2 == 1 { carry.take() } else { None };
         let settings = Settings {
@@ -300,7 +308,7 @@ pub fn run(config: &Config) -> Result<Report, String> {
             v.recovered,
             if v.passed() { "ok" } else { "BROKEN" }
         );
-        report.modes[(n % 3) as usize].1.add(&result);
+        report.modes[row].1.add(&result);
         carry = next;
     }
     report.elapsed = started.elapsed();

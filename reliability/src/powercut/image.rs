@@ -162,6 +162,11 @@ impl Image {
 pub enum CutMode {
     /// Only durable state survives: the strictest disk.
     DropAll,
+    /// Everything survives, synced or not: what a process crash (SIGKILL)
+    /// leaves, since the page cache outlives the process. Not a power
+    /// cut: the harness's control, which shows that its checks find
+    /// nothing where nothing was lost.
+    KeepAll,
     /// Each unsynced write of each file survives with probability 1/2,
     /// applied in order onto the durable bytes: disks reorder writes.
     RandomSubset {
@@ -182,6 +187,7 @@ impl CutMode {
     pub fn name(&self) -> &'static str {
         match self {
             CutMode::DropAll => "drop all",
+            CutMode::KeepAll => "keep all (control)",
             CutMode::RandomSubset { .. } => "random subset",
             CutMode::TornPrefix { .. } => "torn prefix",
         }
@@ -209,9 +215,17 @@ impl Model {
     /// bytes with the unsynced writes that `mode` lets survive.
     pub fn cut(&mut self, mode: CutMode) -> (Image, CutStats) {
         self.freeze();
+        if mode == CutMode::KeepAll {
+            let stats = CutStats {
+                unsynced_ops: self.unsynced().0,
+                unsynced_bytes: self.unsynced().1,
+                ..CutStats::default()
+            };
+            return (self.current_image(), stats);
+        }
         let mut stats = CutStats::default();
         let mut rng = match mode {
-            CutMode::DropAll => Rng::new(0),
+            CutMode::DropAll | CutMode::KeepAll => Rng::new(0),
             CutMode::RandomSubset { seed } | CutMode::TornPrefix { seed } => Rng::new(seed),
         };
         // Decide per file, in inode order, so a seed gives one image.
@@ -248,11 +262,33 @@ impl Model {
     }
 }
 
+impl Model {
+    /// Unsynced write operations, and the bytes they carry.
+    fn unsynced(&self) -> (u64, u64) {
+        self.inodes
+            .values()
+            .filter_map(|inode| match &inode.body {
+                Body::File(file) => Some(&file.pending),
+                Body::Dir(_) => None,
+            })
+            .fold((0, 0), |(ops, bytes), pending| {
+                (
+                    ops + pending.len() as u64,
+                    bytes + pending.iter().map(Op::bytes).sum::<u64>(),
+                )
+            })
+    }
+}
+
 /// Applies the `pending` writes that `mode` keeps onto `bytes`; returns
 /// how many of their bytes were kept.
 fn apply_surviving(pending: &[Op], mode: CutMode, rng: &mut Rng, bytes: &mut Vec<u8>) -> u64 {
     match mode {
         CutMode::DropAll => 0,
+        CutMode::KeepAll => {
+            pending.iter().for_each(|op| op.apply(bytes, usize::MAX));
+            pending.iter().map(Op::bytes).sum()
+        }
         CutMode::RandomSubset { .. } => {
             let mut kept = 0;
             for op in pending {
