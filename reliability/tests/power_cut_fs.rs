@@ -282,3 +282,29 @@ fn flock_is_exclusive_across_processes_on_the_mount() {
         assert!(!busy.success(), "a second exclusive lock must fail");
     });
 }
+
+#[test]
+fn reads_see_every_write_and_create_truncates() {
+    with_mount(|_sim, root| {
+        let path = root.join("f");
+        fs::write(&path, b"abcdef").unwrap();
+        let f = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(&path)
+            .unwrap();
+        f.write_all_at(b"XY", 4).unwrap();
+        f.write_all_at(b"!", 10).unwrap();
+        assert_eq!(fs::read(&path).unwrap(), b"abcdXY\0\0\0\0!");
+        f.set_len(3).unwrap();
+        assert_eq!(fs::read(&path).unwrap(), b"abc");
+        drop(f);
+        fs::write(&path, b"z").unwrap();
+        assert_eq!(fs::read(&path).unwrap(), b"z");
+        let names: Vec<_> = fs::read_dir(root)
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(names, ["f"]);
+    });
+}

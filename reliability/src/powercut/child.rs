@@ -21,7 +21,8 @@ use std::process::ExitCode;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use solostate::persistence::journal::Step;
+use solostate::persistence::journal::{JournalError, Step};
+use solostate::persistence::recovery::ReplayError;
 use solostate::persistence::replay::Replay;
 use solostate::{CheckpointPolicy, Engine, Retention, RollbackError};
 
@@ -370,7 +371,19 @@ fn reopen(dir: &Path, settings: Settings) -> Result<Opened, String> {
 
 /// Every step after `from`, live and archived, in seq order.
 fn journaled_steps(dir: &Path, from: u64) -> Result<Vec<(u64, JournalStep)>, String> {
-    let replay = Replay::<PcEvent>::open_with_schema(dir, SCHEMA).map_err(|e| e.to_string())?;
+    // The engine just shut down; its sled threads may hold the lock a
+    // little longer than the journal's own patience.
+    let started = std::time::Instant::now();
+    let replay = loop {
+        match Replay::<PcEvent>::open_with_schema(dir, SCHEMA) {
+            Err(ReplayError::Journal(JournalError::AlreadyOpen { .. }))
+                if started.elapsed() < Duration::from_secs(10) =>
+            {
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            other => break other.map_err(|e| e.to_string())?,
+        }
+    };
     let mut steps = Vec::new();
     let live = replay.steps(from + 1..);
     let archived = replay.archived();

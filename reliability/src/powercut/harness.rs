@@ -35,8 +35,10 @@ use solostate::Retention;
 
 use super::check::{AckedStep, Expected, Verdict, judge};
 use super::child::{CHILD_COMMAND, CheckOutcome, Line, MAX_OUTCOME, Settings};
+use super::figures::CycleResult;
+pub use super::figures::{CutPoint, ModeFigures, Report};
 use super::fs::Simulator;
-use super::image::{CutMode, CutStats, Image};
+use super::image::{CutMode, Image};
 use super::model::Trigger;
 use super::workload::PcModel;
 use crate::workload::Rng;
@@ -76,156 +78,8 @@ impl Config {
     }
 }
 
-/// Where in the run a cut fell.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum CutPoint {
-    /// At a random moment.
-    Random,
-    /// While a checkpoint was being written.
-    Checkpoint,
-    /// While a rollback was being written.
-    Rollback,
-}
-
-/// The figures of one cut mode.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct ModeFigures {
-    /// Cycles (cuts) in this mode.
-    pub cycles: u64,
-    /// Events acknowledged before the cuts (rollbacks included).
-    pub acked: u64,
-    /// Acknowledged events missing, or different, after the reopen.
-    pub lost: u64,
-    /// Reopens that returned an error.
-    pub failed_opens: u64,
-    /// Reopens that panicked.
-    pub panicked_opens: u64,
-    /// Cycles with another broken promise (a state unlike the model, a
-    /// journal that does not read back, a step out of order).
-    pub other_failures: u64,
-    /// Steps recovered past the last printed ack.
-    pub beyond_acked: u64,
-    /// Cuts that fell during a checkpoint.
-    pub in_checkpoint: u64,
-    /// Cuts that fell during a rollback.
-    pub in_rollback: u64,
-    /// Cycles that reopened a directory a previous check had recovered.
-    pub reused: u64,
-    /// Unsynced bytes at the cuts.
-    pub unsynced_bytes: u64,
-    /// Unsynced bytes the cuts dropped.
-    pub dropped_bytes: u64,
-}
-
-impl ModeFigures {
-    fn add(&mut self, cycle: &CycleResult) {
-        let v = &cycle.verdict;
-        self.cycles += 1;
-        self.acked += cycle.acked;
-        self.lost += v.lost;
-        self.failed_opens += u64::from(v.failed_open.is_some());
-        self.panicked_opens += u64::from(v.panicked_open.is_some());
-        self.other_failures += u64::from(
-            v.failed_open.is_none() && v.panicked_open.is_none() && !v.problems.is_empty(),
-        );
-        self.beyond_acked += v.beyond_acked;
-        self.in_checkpoint += u64::from(cycle.point == CutPoint::Checkpoint);
-        self.in_rollback += u64::from(cycle.point == CutPoint::Rollback);
-        self.reused += u64::from(cycle.reused);
-        self.unsynced_bytes += cycle.stats.unsynced_bytes;
-        self.dropped_bytes += cycle.stats.dropped_bytes;
-    }
-
-    /// Whether every promise held.
-    pub fn passed(&self) -> bool {
-        self.lost == 0
-            && self.failed_opens == 0
-            && self.panicked_opens == 0
-            && self.other_failures == 0
-    }
-}
-
-/// What a run found.
-#[derive(Debug, Clone, Default)]
-pub struct Report {
-    /// The run's seed.
-    pub seed: u64,
-    /// Figures per cut mode: drop all, random subset, torn prefix, and the
-    /// control (keep all).
-    pub modes: Vec<(&'static str, ModeFigures)>,
-    /// The first few failures, each with its cycle, mode and what broke.
-    pub failures: Vec<String>,
-    /// How long the run took.
-    pub elapsed: Duration,
-}
-
-impl Report {
-    /// The figures of every mode added up.
-    pub fn total(&self) -> ModeFigures {
-        let mut t = ModeFigures::default();
-        for (_, m) in &self.modes {
-            t.cycles += m.cycles;
-            t.acked += m.acked;
-            t.lost += m.lost;
-            t.failed_opens += m.failed_opens;
-            t.panicked_opens += m.panicked_opens;
-            t.other_failures += m.other_failures;
-            t.beyond_acked += m.beyond_acked;
-            t.in_checkpoint += m.in_checkpoint;
-            t.in_rollback += m.in_rollback;
-            t.reused += m.reused;
-            t.unsynced_bytes += m.unsynced_bytes;
-            t.dropped_bytes += m.dropped_bytes;
-        }
-        t
-    }
-
-    /// The figures as a markdown table, one row per mode and a total.
-    pub fn table(&self) -> String {
-        let mut out = String::from(
-            "| cut mode | cuts | acked events | lost | failed opens | panicked opens | other \
-             failures | recovered beyond acked | cuts in a checkpoint | cuts in a rollback | \
-             reopened recovered dirs | unsynced MiB dropped |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n",
-        );
-        let total = self.total();
-        for (name, m) in self
-            .modes
-            .iter()
-            .filter(|(_, m)| m.cycles > 0)
-            .map(|(n, m)| (*n, m))
-            .chain([("all", &total)])
-        {
-            out.push_str(&format!(
-                "| {name} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {:.1} of {:.1} |\n",
-                m.cycles,
-                m.acked,
-                m.lost,
-                m.failed_opens,
-                m.panicked_opens,
-                m.other_failures,
-                m.beyond_acked,
-                m.in_checkpoint,
-                m.in_rollback,
-                m.reused,
-                m.dropped_bytes as f64 / (1 << 20) as f64,
-                m.unsynced_bytes as f64 / (1 << 20) as f64,
-            ));
-        }
-        out
-    }
-}
-
 /// How many failure texts a report keeps.
 const FAILURES_KEPT: usize = 8;
-
-/// What one cycle did.
-struct CycleResult {
-    acked: u64,
-    point: CutPoint,
-    reused: bool,
-    stats: CutStats,
-    verdict: Verdict,
-}
 
 /// What a passing cycle leaves for the next one on the same directory.
 struct Carry {
@@ -302,8 +156,13 @@ pub fn run(config: &Config) -> Result<Report, String> {
                 .push(format!("{where_}: {}", what.join("; ")));
         }
         eprintln!(
-            "power cut {where_}: {:?} cut, {} acked, recovered {:?}, {}",
+            "power cut {where_}: {:?} cut{}, {} acked, recovered {:?}, {}",
             result.point,
+            if result.drawn == result.point {
+                String::new()
+            } else {
+                format!(" (meant as {:?})", result.drawn)
+            },
             result.acked,
             v.recovered,
             if v.passed() { "ok" } else { "BROKEN" }
@@ -387,25 +246,30 @@ fn cycle(
     let printed = reader.join().map_err(|_| "the line reader panicked")?;
     drop(stderr);
     sim.unmount().map_err(|e| e.to_string())?;
+    let drawn = point;
     let point = if fired { point } else { CutPoint::Random };
 
     let (start, acked) = acked_steps(&printed)?;
-    if let Some(carried) = start_seq
-        && carried != start
-    {
-        return Err(format!(
-            "the writer opened the recovered directory at seq {start}, the check had recovered {carried}"
-        ));
-    }
     let sim = Simulator::mount(&mount, &cut_image).map_err(|e| e.to_string())?;
-    let outcome = check(config, scratch, &dir, settings, start)?;
-    let expected = Expected {
-        seed,
-        start,
-        base: &base,
-        acked: &acked,
+    let mut verdict = match start_seq {
+        Some(carried) if carried != start => Verdict {
+            problems: vec![format!(
+                "the writer opened the recovered directory at seq {start}, where the check had \
+                 recovered {carried}"
+            )],
+            ..Verdict::default()
+        },
+        _ => {
+            let outcome = check(config, scratch, &dir, settings, start)?;
+            let expected = Expected {
+                seed,
+                start,
+                base: &base,
+                acked: &acked,
+            };
+            judge(&expected, outcome)
+        }
     };
-    let mut verdict = judge(&expected, outcome);
     let after = sim.unmount().map_err(|e| e.to_string())?;
     let next = match (verdict.passed(), verdict.recovered, verdict.model.take()) {
         (true, Some(seq), Some(model)) => Some(Carry {
@@ -417,6 +281,7 @@ fn cycle(
     };
     let result = CycleResult {
         acked: acked.len() as u64,
+        drawn,
         point,
         reused,
         stats,
@@ -447,11 +312,10 @@ fn cut_when(
         _ => CutPoint::Rollback,
     };
     match point {
-        CutPoint::Random => {
-            let ms = rng.range(10, config.max_delay.as_millis().max(10) as u64);
-            std::thread::sleep(Duration::from_millis(ms));
-        }
+        CutPoint::Random => std::thread::sleep(random_delay(rng, config.max_delay)),
         CutPoint::Checkpoint => {
+            // Not always the first checkpoint: start watching a while in.
+            std::thread::sleep(random_delay(rng, config.max_delay / 2));
             sim.arm(Trigger::AfterCreate {
                 prefix: "ckpt-".into(),
                 suffix: ".tmp".into(),
@@ -460,6 +324,7 @@ fn cut_when(
             wait_frozen(sim, Duration::from_secs(10));
         }
         CutPoint::Rollback => {
+            std::thread::sleep(random_delay(rng, config.max_delay / 2));
             let rolling = wait_for(lines, writer, Duration::from_secs(5), |l| {
                 matches!(l, Line::RollingBack(_))
             })?;
@@ -470,6 +335,11 @@ fn cut_when(
         }
     }
     Ok(point)
+}
+
+/// A delay between 10 ms and `max` (at least 10 ms).
+fn random_delay(rng: &mut Rng, max: Duration) -> Duration {
+    Duration::from_millis(rng.range(10, (max.as_millis() as u64).max(10)))
 }
 
 /// Waits up to `limit` for a line matching `want`; false on timeout.

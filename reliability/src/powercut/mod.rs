@@ -69,6 +69,7 @@
 
 pub mod check;
 pub mod child;
+pub mod figures;
 pub mod fs;
 pub mod harness;
 pub mod image;

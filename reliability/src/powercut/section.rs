@@ -1,6 +1,7 @@
 //! The power-cut harness as a section of `RELIABILITY.md`.
 
 use std::path::Path;
+use std::time::Duration;
 
 use super::harness::{Config, Report, run};
 use crate::report::{Mode, Section};
@@ -46,7 +47,12 @@ pub fn section(mode: Mode, child: &Path) -> Result<Section, String> {
         Mode::Full => FULL_CYCLES,
     });
     let seed = env_u64(SEED_ENV).unwrap_or(SEED);
-    let report = run(&Config::new(cycles, seed, child.to_owned()))?;
+    let mut config = Config::new(cycles, seed, child.to_owned());
+    if mode == Mode::Full {
+        // Longer runs too: a journal of a few hundred thousand events.
+        config.max_delay = Duration::from_secs(2);
+    }
+    let report = run(&config)?;
     let total = report.total();
     if !total.passed() {
         return Err(format!(
