@@ -26,7 +26,7 @@ use solostate::persistence::recovery::ReplayError;
 use solostate::persistence::replay::Replay;
 use solostate::{CheckpointPolicy, Engine, Retention, RollbackError};
 
-use super::workload::{PcEvent, SCHEMA, WRITERS, event};
+use super::workload::{PcEvent, SCHEMA, WRITERS, digest, event, writer_of};
 use crate::workload::{Rng, runtime};
 
 /// The `reliability` bin's hidden subcommand for both children.
@@ -119,13 +119,32 @@ impl Settings {
     }
 }
 
-/// A journaled step as the check child reports it.
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+/// A journaled step as the check child reports it: an event by its
+/// writer and a digest rather than its bytes, because the parent can
+/// regenerate every event a writer sends, and the bytes (large values
+/// included) would make the outcome file as big as the journal.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum JournalStep {
     /// An event.
-    Event(PcEvent),
+    Event {
+        /// The writer its first key belongs to, if it is one the writers
+        /// could have sent.
+        writer: Option<u32>,
+        /// Its [`digest`].
+        digest: u64,
+    },
     /// A rollback to this seq.
     Rollback(u64),
+}
+
+impl JournalStep {
+    /// The step for a journaled `event`.
+    pub fn of(event: &PcEvent) -> Self {
+        JournalStep::Event {
+            writer: writer_of(event),
+            digest: digest(event),
+        }
+    }
 }
 
 /// What the reopened engine held.
@@ -390,7 +409,7 @@ fn journaled_steps(dir: &Path, from: u64) -> Result<Vec<(u64, JournalStep)>, Str
     for entry in live.chain(archived.filter(|e| e.as_ref().map_or(true, |e| e.seq > from))) {
         let entry = entry.map_err(|e| e.to_string())?;
         let step = match entry.step {
-            Step::Event(event) => JournalStep::Event(event),
+            Step::Event(event) => JournalStep::of(&event),
             Step::Rollback { target } => JournalStep::Rollback(target),
         };
         steps.push((entry.seq, step));

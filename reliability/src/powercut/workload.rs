@@ -109,6 +109,18 @@ pub fn writer_of(event: &PcEvent) -> Option<u32> {
     }
 }
 
+/// A 64-bit digest of an event's bincode encoding (FNV-1a), so that the
+/// check child can report a journaled event in a few bytes and the parent
+/// compare it with the event it regenerates. Not cryptographic: it guards
+/// against the harness's own mistakes and the engine's, not an adversary.
+pub fn digest(event: &PcEvent) -> u64 {
+    let bytes = bincode::serde::encode_to_vec(event, bincode::config::standard())
+        .expect("a StateEvent of integers and bytes always encodes");
+    bytes.iter().fold(0xCBF2_9CE4_8422_2325, |hash, &b| {
+        (hash ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01B3)
+    })
+}
+
 /// The index a value says it was written at, if it carries a header.
 pub fn index_of_value(value: &[u8]) -> Option<u64> {
     value
@@ -198,6 +210,20 @@ mod tests {
             .count();
         assert!(large > 0, "no large value in 3,000 events");
         assert!(large < 100, "{large} large values: too many");
+    }
+
+    #[test]
+    fn digests_tell_events_apart() {
+        assert_eq!(digest(&event(1, 2, 3)), digest(&event(1, 2, 3)));
+        // Deletes carry no index, so equal events repeat; every distinct
+        // event has a distinct digest.
+        let events: Vec<PcEvent> = (0..2_000).map(|i| event(1, 2, i)).collect();
+        let digests: std::collections::HashSet<u64> = events.iter().map(digest).collect();
+        let mut distinct = events.clone();
+        distinct.sort_by_key(|e| format!("{e:?}"));
+        distinct.dedup();
+        assert_eq!(digests.len(), distinct.len());
+        assert!(distinct.len() > 1_500);
     }
 
     #[test]
