@@ -100,7 +100,8 @@ pub struct Report {
     /// Figures per cut mode: drop all, random subset, torn prefix, and the
     /// control (keep all).
     pub modes: Vec<(&'static str, ModeFigures)>,
-    /// The first few failures, each with its cycle, mode and what broke.
+    /// The first few failures of each kind, each with its seed, cycle,
+    /// mode and what broke.
     pub failures: Vec<String>,
     /// How long the run took.
     pub elapsed: Duration,

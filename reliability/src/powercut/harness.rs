@@ -78,8 +78,10 @@ impl Config {
     }
 }
 
-/// How many failure texts a report keeps.
-const FAILURES_KEPT: usize = 8;
+/// How many failure texts a report keeps of each kind (lost acks, failed
+/// opens, panicked opens, other), so that one kind does not crowd out the
+/// first text of another.
+const FAILURES_KEPT: usize = 3;
 
 /// What a passing cycle leaves for the next one on the same directory.
 struct Carry {
@@ -115,6 +117,7 @@ pub fn run(config: &Config) -> Result<Report, String> {
         ..Report::default()
     };
     let mut carry: Option<Carry> = None;
+    let mut kept = [0usize; 4];
     for n in 0..config.cycles {
         let mut rng = Rng::new(config.seed ^ (n + 1).wrapping_mul(0xA24B_AED4_963E_E407));
         let (row, mode) = match n % 3 {
@@ -136,7 +139,17 @@ pub fn run(config: &Config) -> Result<Report, String> {
         let (result, next) = cycle(config, scratch.path(), &mut rng, mode, settings, reuse)
             .map_err(|e| format!("{where_}: {e}"))?;
         let v = &result.verdict;
-        if !v.passed() && report.failures.len() < FAILURES_KEPT {
+        let kind = if v.panicked_open.is_some() {
+            2
+        } else if v.failed_open.is_some() {
+            1
+        } else if v.lost > 0 {
+            0
+        } else {
+            3
+        };
+        if !v.passed() && kept[kind] < FAILURES_KEPT {
+            kept[kind] += 1;
             let mut what = Vec::new();
             if v.lost > 0 {
                 what.push(format!(

@@ -110,3 +110,44 @@ fn to_section(report: &Report) -> Section {
     );
     section
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::powercut::figures::ModeFigures;
+
+    #[test]
+    fn the_section_reports_cuts_acks_and_losses_by_mode() {
+        let mode = |cycles, acked| ModeFigures {
+            cycles,
+            acked,
+            in_checkpoint: 1,
+            ..ModeFigures::default()
+        };
+        let report = Report {
+            seed: SEED,
+            modes: vec![
+                ("drop all", mode(2, 100)),
+                ("random subset", mode(2, 50)),
+                ("torn prefix", mode(1, 7)),
+            ],
+            failures: Vec::new(),
+            elapsed: Duration::from_secs(3),
+        };
+        let section = to_section(&report);
+        let figure = |name: &str| {
+            section
+                .figures
+                .iter()
+                .find(|(m, _)| m.starts_with(name))
+                .map(|(_, v)| v.clone())
+        };
+        assert_eq!(figure("power cuts (seed 0x5eedc0de)").as_deref(), Some("5"));
+        assert_eq!(figure("acked events before").as_deref(), Some("157"));
+        assert_eq!(figure("acked events lost").as_deref(), Some("0"));
+        assert_eq!(figure("cuts during a checkpoint").as_deref(), Some("3"));
+        let table = &section.notes[0];
+        assert!(table.contains("| torn prefix | 1 | 7 | 0 |"), "{table}");
+        assert!(table.contains("| all | 5 | 157 | 0 |"), "{table}");
+    }
+}
