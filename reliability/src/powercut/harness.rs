@@ -38,7 +38,7 @@ use super::child::{CHILD_COMMAND, CheckOutcome, Line, MAX_OUTCOME, Settings};
 use super::figures::CycleResult;
 pub use super::figures::{CutPoint, ModeFigures, Report};
 use super::fs::Simulator;
-use super::image::{CutMode, Image};
+use super::image::{CutMode, CutStats, Image};
 use super::model::Trigger;
 use super::workload::PcModel;
 use crate::workload::Rng;
@@ -91,8 +91,9 @@ struct Carry {
 }
 
 /// Runs `config.cycles` cycles. `Err` only when the harness itself could
-/// not run (no mount, a child that would not start or died before the
-/// cut); broken promises are counted in the [`Report`].
+/// not run (no mount, a child that would not start); broken promises,
+/// a writer that fails before the cut included, are counted in the
+/// [`Report`].
 ///
 /// # Errors
 ///
@@ -246,10 +247,31 @@ fn cycle(
     let point = match cut_when(config, rng, &sim, &lines, &mut writer) {
         Ok(point) => point,
         Err(e) => {
+            // The writer failed on its own, before any cut: the engine
+            // could not open (a directory it, or a check, had recovered),
+            // or stopped under load. A broken promise of this cycle, not
+            // of the harness.
             let _ = writer.kill();
             let _ = writer.wait();
             let stderr = stderr.join().unwrap_or_default();
-            return Err(format!("{e}; its stderr: {}", tail(&stderr)));
+            let printed = reader.join().map_err(|_| "the line reader panicked")?;
+            let what = format!("{e}; its stderr: {}", tail(&stderr));
+            let opened = printed.iter().any(|l| matches!(l, Line::Open(_)));
+            let verdict = Verdict {
+                failed_open: (!opened).then(|| format!("the writer's open: {what}")),
+                problems: if opened { vec![what] } else { Vec::new() },
+                ..Verdict::default()
+            };
+            sim.unmount().map_err(|e| e.to_string())?;
+            let result = CycleResult {
+                acked: acked_steps(&printed).map_or(0, |(_, a)| a.len() as u64),
+                drawn: CutPoint::Random,
+                point: CutPoint::Random,
+                reused,
+                stats: CutStats::default(),
+                verdict,
+            };
+            return Ok((result, None));
         }
     };
     let fired = sim.model().trigger_fired();
