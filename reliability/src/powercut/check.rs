@@ -14,7 +14,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use super::child::{CheckOutcome, JournalStep};
-use super::workload::{PcModel, WRITERS, apply, diff, digest, event};
+use super::workload::{PcModel, WRITERS, apply, diff, digest, event, writer_of_key};
 
 /// A step the writer child acknowledged.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -124,9 +124,9 @@ pub fn judge(expected: &Expected<'_>, outcome: CheckOutcome) -> Verdict {
             ));
         }
     }
-    match history(expected, recovered, &journaled, &mut verdict) {
+    let state: PcModel = opened.state.into_iter().collect();
+    match history(expected, recovered, &journaled, &state, &mut verdict) {
         Some(model) => {
-            let state: PcModel = opened.state.into_iter().collect();
             if state == model {
                 verdict.model = Some(model);
             } else {
@@ -163,12 +163,19 @@ fn history(
     expected: &Expected<'_>,
     recovered: u64,
     journaled: &BTreeMap<u64, JournalStep>,
+    state: &PcModel,
     verdict: &mut Verdict,
 ) -> Option<PcModel> {
     let seed = expected.seed;
     let mut steps: Vec<(u64, Rebuilt)> = Vec::new();
+    // A gap whose events of some writers only the recovered state can
+    // count (see `gap_counts`): those writers and how many events they
+    // share. Their events go last, which is right because they have no
+    // later step, as long as no rollback follows.
+    let mut deferred: Option<(Vec<u32>, u64)> = None;
     let mut next = [0u64; WRITERS as usize];
-    for seq in expected.start + 1..=recovered {
+    let mut seq = expected.start + 1;
+    while seq <= recovered {
         let acked = expected.acked.get(&seq);
         let step = match (journaled.get(&seq), acked) {
             (Some(step), Some(acked)) if !same(seed, step, acked) => {
@@ -206,13 +213,49 @@ fn history(
                 Rebuilt::Event { writer, index }
             }
             (None, None) => {
-                verdict.problems.push(format!(
-                    "seq {seq} (recovered up to {recovered}) was neither acked nor found in the \
-                     journal (pruned before the ack was printed?)"
-                ));
-                return None;
+                // Pruned before its ack was printed: fill the whole run of
+                // such seqs from what the writers must have sent there.
+                let end = (seq..=recovered)
+                    .take_while(|s| !journaled.contains_key(s) && !expected.acked.contains_key(s))
+                    .last()
+                    .unwrap_or(seq);
+                match gap_counts(expected, journaled, &next, seq..=end, recovered) {
+                    Ok(_) if deferred.is_some() => {
+                        verdict.problems.push(format!(
+                            "seqs {seq}..={end}: a second gap that only the state could count"
+                        ));
+                        return None;
+                    }
+                    Ok((counts, open, rest)) => {
+                        if rest > 0 {
+                            deferred = Some((open, rest));
+                        }
+                        for (writer, count) in (0..WRITERS).zip(counts) {
+                            let first = next[writer as usize];
+                            for index in first..first + count {
+                                steps.push((end, Rebuilt::Event { writer, index }));
+                            }
+                            next[writer as usize] += count;
+                        }
+                    }
+                    Err(why) => {
+                        verdict.problems.push(format!(
+                            "seqs {seq}..={end} (recovered up to {recovered}) were neither acked \
+                             nor found in the journal, and {why}"
+                        ));
+                        return None;
+                    }
+                }
+                seq = end + 1;
+                continue;
             }
         };
+        if deferred.is_some() && matches!(step, Rebuilt::Rollback(_)) {
+            verdict.problems.push(format!(
+                "seq {seq} is a rollback after a gap that only the state could count"
+            ));
+            return None;
+        }
         if let Rebuilt::Event { writer, index } = step {
             let Some(expected_index) = next.get_mut(writer as usize) else {
                 verdict.problems.push(format!(
@@ -229,6 +272,7 @@ fn history(
             *expected_index += 1;
         }
         steps.push((seq, step));
+        seq += 1;
     }
     let targets: BTreeSet<u64> = steps
         .iter()
@@ -259,7 +303,152 @@ fn history(
             kept.insert(seq, model.clone());
         }
     }
+    if let Some((open, rest)) = deferred {
+        let Some(counts) = count_by_state(expected.seed, &model, state, &next, &open, rest) else {
+            verdict.problems.push(format!(
+                "no split of {rest} unseen events among writers {open:?} gives the recovered state"
+            ));
+            return None;
+        };
+        for (&writer, count) in open.iter().zip(counts) {
+            let first = next[writer as usize];
+            for index in first..first + count {
+                apply(&mut model, &event(expected.seed, writer, index));
+            }
+        }
+    }
     Some(model)
+}
+
+/// For a gap that the writers' later steps cannot count: how many of the
+/// `rest` unseen events each writer in `open` sent, such that each one's
+/// keys end as in the recovered `state`. Writers' keys are disjoint, so
+/// each writer is matched alone; then any split that adds up to `rest`
+/// will do (every such split gives the same state). `None` when there is
+/// none: then no history the writers could have made gives this state.
+fn count_by_state(
+    seed: u64,
+    model: &PcModel,
+    state: &PcModel,
+    next: &[u64; WRITERS as usize],
+    open: &[u32],
+    rest: u64,
+) -> Option<Vec<u64>> {
+    let of = |m: &PcModel, writer: u32| -> PcModel {
+        m.iter()
+            .filter(|(k, _)| writer_of_key(**k) == writer)
+            .map(|(k, v)| (*k, v.clone()))
+            .collect()
+    };
+    // For each writer, the counts whose state matches.
+    let mut candidates: Vec<Vec<u64>> = Vec::new();
+    for &writer in open {
+        let target = of(state, writer);
+        let mut mine = of(model, writer);
+        let mut fits = Vec::new();
+        for k in 0..=rest {
+            if k > 0 {
+                apply(
+                    &mut mine,
+                    &event(seed, writer, next[writer as usize] + k - 1),
+                );
+            }
+            if mine == target {
+                fits.push(k);
+            }
+        }
+        candidates.push(fits);
+    }
+    // A split adding up to `rest`: a search over the writers' candidates
+    // (a few writers, few candidates each).
+    fn split(candidates: &[Vec<u64>], rest: u64) -> Option<Vec<u64>> {
+        let Some((first, others)) = candidates.split_first() else {
+            return (rest == 0).then(Vec::new);
+        };
+        first.iter().filter(|&&k| k <= rest).find_map(|&k| {
+            split(others, rest - k).map(|mut tail| {
+                tail.insert(0, k);
+                tail
+            })
+        })
+    }
+    split(&candidates, rest)
+}
+
+/// How many events each writer sent in `gap`, a run of seqs that were
+/// neither printed as acked nor kept by the journal (a checkpoint covers
+/// them and the journal before it was pruned while the acks were still
+/// being printed).
+///
+/// Each writer's events are dense and in order, so a writer whose next
+/// known step after the gap is its event `j` sent `j - next` events in
+/// it (for a step known only from the journal, the index is found from
+/// its digest). One writer with no known step after the gap takes the
+/// rest. Which writer took which seq inside the gap is unknown, and does
+/// not matter: writers' keys are disjoint, so any order gives one state.
+/// When several writers have no known step after the gap, the split of
+/// the rest among them is left to the recovered state (the third value,
+/// the count to split, is then above 0; see `count_by_state`). A
+/// rollback inside the gap makes the counts disagree: the error says so.
+fn gap_counts(
+    expected: &Expected<'_>,
+    journaled: &BTreeMap<u64, JournalStep>,
+    next: &[u64; WRITERS as usize],
+    gap: std::ops::RangeInclusive<u64>,
+    recovered: u64,
+) -> Result<([u64; WRITERS as usize], Vec<u32>, u64), String> {
+    let len = gap.end() - gap.start() + 1;
+    let mut counts: [Option<u64>; WRITERS as usize] = [None; WRITERS as usize];
+    for writer in 0..WRITERS {
+        let w = writer as usize;
+        for s in gap.end() + 1..=recovered {
+            match (expected.acked.get(&s), journaled.get(&s)) {
+                (Some(&AckedStep::Event { writer: a, index }), _) if a == writer => {
+                    let count = index.checked_sub(next[w]).ok_or_else(|| {
+                        format!("writer {writer}'s event {index} at seq {s} comes too early")
+                    })?;
+                    counts[w] = Some(count);
+                    break;
+                }
+                (
+                    None,
+                    Some(&JournalStep::Event {
+                        writer: Some(j),
+                        digest: d,
+                    }),
+                ) if j == writer => {
+                    let count = (0..=len)
+                        .find(|k| digest(&event(expected.seed, writer, next[w] + k)) == d)
+                        .ok_or_else(|| {
+                            format!("seq {s} holds an event of writer {writer} it never sent there")
+                        })?;
+                    counts[w] = Some(count);
+                    break;
+                }
+                _ => {}
+            }
+        }
+    }
+    let known: u64 = counts.iter().flatten().sum();
+    let rest = len.checked_sub(known).ok_or_else(|| {
+        format!("the writers' later steps account for {known} events in it, over {len}")
+    })?;
+    let open: Vec<u32> = (0..WRITERS)
+        .filter(|&w| counts[w as usize].is_none())
+        .collect();
+    let fixed = counts.map(|c| c.unwrap_or(0));
+    match open.as_slice() {
+        [] if rest > 0 => Err(format!(
+            "the writers' later steps account for {known} events in it, not {len}"
+        )),
+        [] => Ok((fixed, Vec::new(), 0)),
+        &[w] => {
+            let mut fixed = fixed;
+            fixed[w as usize] = rest;
+            Ok((fixed, Vec::new(), 0))
+        }
+        _ => Ok((fixed, open, rest)),
+    }
 }
 
 fn same(seed: u64, step: &JournalStep, acked: &AckedStep) -> bool {
@@ -280,214 +469,4 @@ fn describe(step: &JournalStep) -> String {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::super::child::Opened;
-    use super::*;
-
-    const SEED: u64 = 42;
-
-    /// Writer 0's first `n` events, acked at seqs 1..=n, and the state
-    /// they make.
-    fn acked_run(n: u64) -> (BTreeMap<u64, AckedStep>, PcModel) {
-        let mut model = PcModel::new();
-        let mut acked = BTreeMap::new();
-        for i in 0..n {
-            apply(&mut model, &event(SEED, 0, i));
-            acked.insert(
-                i + 1,
-                AckedStep::Event {
-                    writer: 0,
-                    index: i,
-                },
-            );
-        }
-        (acked, model)
-    }
-
-    fn outcome(seq: u64, state: &PcModel, steps: Vec<(u64, JournalStep)>) -> CheckOutcome {
-        let mut state: Vec<(u64, Vec<u8>)> = state.iter().map(|(k, v)| (*k, v.clone())).collect();
-        state.sort();
-        CheckOutcome {
-            open: Ok(Opened {
-                seq,
-                state,
-                recovery: "test".into(),
-                shutdown: None,
-            }),
-            open_panic: None,
-            steps: Ok(steps),
-        }
-    }
-
-    fn journal(from: u64, through: u64) -> Vec<(u64, JournalStep)> {
-        (from..=through)
-            .map(|seq| (seq, JournalStep::of(&event(SEED, 0, seq - 1))))
-            .collect()
-    }
-
-    #[test]
-    fn a_complete_recovery_passes() {
-        let (acked, model) = acked_run(20);
-        let base = PcModel::new();
-        let expected = Expected {
-            seed: SEED,
-            start: 0,
-            base: &base,
-            acked: &acked,
-        };
-        let verdict = judge(&expected, outcome(20, &model, journal(1, 20)));
-        assert!(verdict.passed(), "{verdict:?}");
-        assert_eq!(verdict.beyond_acked, 0);
-        assert_eq!(verdict.model, Some(model));
-    }
-
-    #[test]
-    fn unacked_journaled_steps_count_as_beyond_acked() {
-        let (acked, _) = acked_run(10);
-        let (_, model) = acked_run(15);
-        let base = PcModel::new();
-        let expected = Expected {
-            seed: SEED,
-            start: 0,
-            base: &base,
-            acked: &acked,
-        };
-        let verdict = judge(&expected, outcome(15, &model, journal(1, 15)));
-        assert!(verdict.passed(), "{verdict:?}");
-        assert_eq!(verdict.beyond_acked, 5);
-    }
-
-    #[test]
-    fn a_recovery_short_of_the_acks_loses_them() {
-        let (acked, _) = acked_run(20);
-        let (_, model) = acked_run(12);
-        let base = PcModel::new();
-        let expected = Expected {
-            seed: SEED,
-            start: 0,
-            base: &base,
-            acked: &acked,
-        };
-        let verdict = judge(&expected, outcome(12, &model, journal(1, 12)));
-        assert_eq!(verdict.lost, 8);
-        assert!(!verdict.passed());
-    }
-
-    #[test]
-    fn a_different_event_at_an_acked_seq_is_lost() {
-        let (acked, model) = acked_run(5);
-        let mut steps = journal(1, 5);
-        steps[2].1 = JournalStep::of(&event(SEED, 0, 9));
-        let base = PcModel::new();
-        let expected = Expected {
-            seed: SEED,
-            start: 0,
-            base: &base,
-            acked: &acked,
-        };
-        let verdict = judge(&expected, outcome(5, &model, steps));
-        assert_eq!(verdict.lost, 1, "{verdict:?}");
-    }
-
-    #[test]
-    fn an_unacked_step_that_is_not_the_writers_next_is_a_problem() {
-        let (acked, _) = acked_run(3);
-        let mut steps = journal(1, 3);
-        steps.push((4, JournalStep::of(&event(SEED, 0, 4)))); // skips index 3
-        let base = PcModel::new();
-        let expected = Expected {
-            seed: SEED,
-            start: 0,
-            base: &base,
-            acked: &acked,
-        };
-        let verdict = judge(&expected, outcome(4, &PcModel::new(), steps));
-        assert!(verdict.problems[0].contains("not its next"), "{verdict:?}");
-    }
-
-    #[test]
-    fn acked_steps_pruned_from_the_journal_are_taken_from_the_acks() {
-        let (acked, model) = acked_run(10);
-        let base = PcModel::new();
-        let expected = Expected {
-            seed: SEED,
-            start: 0,
-            base: &base,
-            acked: &acked,
-        };
-        let verdict = judge(&expected, outcome(10, &model, journal(7, 10)));
-        assert!(verdict.passed(), "{verdict:?}");
-    }
-
-    #[test]
-    fn a_state_unlike_the_model_is_a_problem() {
-        let (acked, mut model) = acked_run(5);
-        model.insert(123, vec![1]);
-        let base = PcModel::new();
-        let expected = Expected {
-            seed: SEED,
-            start: 0,
-            base: &base,
-            acked: &acked,
-        };
-        let verdict = judge(&expected, outcome(5, &model, journal(1, 5)));
-        assert!(
-            verdict.problems[0].contains("not the model's"),
-            "{verdict:?}"
-        );
-    }
-
-    #[test]
-    fn a_rollback_resets_the_model_to_its_target() {
-        let (mut acked, at_two) = acked_run(2);
-        let mut steps = journal(1, 3);
-        acked.insert(
-            3,
-            AckedStep::Event {
-                writer: 0,
-                index: 2,
-            },
-        );
-        acked.insert(4, AckedStep::Rollback(2));
-        steps.push((4, JournalStep::Rollback(2)));
-        steps.push((5, JournalStep::of(&event(SEED, 0, 3))));
-        let mut model = at_two;
-        apply(&mut model, &event(SEED, 0, 3));
-        let base = PcModel::new();
-        let expected = Expected {
-            seed: SEED,
-            start: 0,
-            base: &base,
-            acked: &acked,
-        };
-        let verdict = judge(&expected, outcome(5, &model, steps));
-        assert!(verdict.passed(), "{verdict:?}");
-        assert_eq!(verdict.beyond_acked, 1);
-    }
-
-    #[test]
-    fn failed_and_panicked_opens_are_told_apart() {
-        let (acked, _) = acked_run(1);
-        let base = PcModel::new();
-        let expected = Expected {
-            seed: SEED,
-            start: 0,
-            base: &base,
-            acked: &acked,
-        };
-        let failed = CheckOutcome {
-            open: Err("journal is corrupt".into()),
-            open_panic: None,
-            steps: Err("not read".into()),
-        };
-        let verdict = judge(&expected, failed);
-        assert_eq!(verdict.failed_open.as_deref(), Some("journal is corrupt"));
-        let panicked = CheckOutcome {
-            open: Err("the open panicked".into()),
-            open_panic: Some("tried to serialize Uninitialized".into()),
-            steps: Err("not read".into()),
-        };
-        let verdict = judge(&expected, panicked);
-        assert!(verdict.panicked_open.is_some() && verdict.failed_open.is_none());
-    }
-}
+mod tests;

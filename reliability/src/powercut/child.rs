@@ -404,7 +404,10 @@ fn journaled_steps(dir: &Path, from: u64) -> Result<Vec<(u64, JournalStep)>, Str
         }
     };
     let mut steps = Vec::new();
-    let live = replay.steps(from + 1..);
+    // Under `SinceOldestCheckpoint` the journal's prefix may be pruned;
+    // those steps are the parent's to know from the acks.
+    let first = replay.journal().first_seq().map_err(|e| e.to_string())?;
+    let live = replay.steps(first.max(from + 1)..);
     let archived = replay.archived();
     for entry in live.chain(archived.filter(|e| e.as_ref().map_or(true, |e| e.seq > from))) {
         let entry = entry.map_err(|e| e.to_string())?;
