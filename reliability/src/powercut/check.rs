@@ -130,8 +130,16 @@ pub fn judge(expected: &Expected<'_>, outcome: CheckOutcome) -> Verdict {
             if state == model {
                 verdict.model = Some(model);
             } else {
+                let rollbacks: Vec<String> = journaled
+                    .iter()
+                    .filter_map(|(seq, step)| match step {
+                        JournalStep::Rollback(t) => Some(format!("{seq} -> {t}")),
+                        JournalStep::Event { .. } => None,
+                    })
+                    .collect();
                 verdict.problems.push(format!(
-                    "the state at seq {recovered} is not the model's: {} (recovery: {})",
+                    "the state at seq {recovered} is not the model's: {} (recovery: {}; the \
+                     journal's rollbacks this cycle: {rollbacks:?})",
                     diff(&state, &model),
                     opened.recovery
                 ));
