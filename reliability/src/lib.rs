@@ -32,7 +32,12 @@
 //!   under millions of overwrites with a pinned reader;
 //! * `overload`, [`overload`]: push-back from the bounded queue, with
 //!   producers at ten times what a journal with a slow flush (a
-//!   `FaultPlan::flush_delay`) absorbs.
+//!   `FaultPlan::flush_delay`) absorbs;
+//! * `power_cut`, [`powercut`]: a durable engine with the default settings
+//!   on a simulated disk (an in-memory FUSE filesystem that keeps only what
+//!   was fsynced), the power cut at random moments, during checkpoints and
+//!   during rollbacks, then reopened and checked against a model. Its tests
+//!   need FUSE; without it they skip, unless `SOLOSTATE_REQUIRE_FUSE=1`.
 //!
 //! The fault harnesses drive the engine through `Builder::faults`
 //! (solostate's `fault-injection` feature, which this crate turns on) and
@@ -55,6 +60,7 @@ pub mod fault_workload;
 pub mod memory;
 pub mod model_faults;
 pub mod overload;
+pub mod powercut;
 pub mod report;
 pub mod soak;
 pub mod workload;

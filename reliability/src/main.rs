@@ -23,7 +23,7 @@ use std::time::{Duration, Instant};
 
 use solostate::Durability;
 use solostate_reliability::report::{Chart, Mode, Report, Section, machine_description, today_utc};
-use solostate_reliability::{fault_sweep, model_faults, overload, soak};
+use solostate_reliability::{fault_sweep, model_faults, overload, powercut, soak};
 
 /// A harness: runs in the given mode and returns its section, or says
 /// which promise it found broken.
@@ -39,6 +39,7 @@ const HARNESSES: &[(&str, Harness)] = &[
     ("bad_input", solostate_reliability::bad_input::run),
     ("fault_sweep", fault_sweep::harness),
     ("model_faults", model_faults_harness),
+    ("power_cut", power_cut_harness),
 ];
 
 /// What a child process hands back: its section, or the broken promise.
@@ -54,10 +55,20 @@ fn model_faults_harness(mode: Mode) -> Result<Section, String> {
     model_faults::harness(mode, &me)
 }
 
+/// The power-cut harness, whose writer and checker children are this bin.
+fn power_cut_harness(mode: Mode) -> Result<Section, String> {
+    let me = std::env::current_exe().map_err(|e| format!("cannot find this bin: {e}"))?;
+    powercut::section::section(mode, &me)
+}
+
 fn main() -> ExitCode {
     // Not for people: the crash child that model_faults runs and kills.
     if std::env::args().nth(1).as_deref() == Some(model_faults::CHILD_COMMAND) {
         return model_faults::child_main(std::env::args().skip(2));
+    }
+    // Not for people either: the power-cut harness's writer and checker.
+    if std::env::args().nth(1).as_deref() == Some(powercut::child::CHILD_COMMAND) {
+        return powercut::child::child_main(std::env::args().skip(2));
     }
     let mut mode = Mode::Quick;
     let mut out = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../RELIABILITY.md");

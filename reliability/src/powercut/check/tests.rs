@@ -1,0 +1,326 @@
+//! The verdict on synthetic cycles.
+
+use super::super::child::Opened;
+use super::*;
+
+const SEED: u64 = 42;
+
+/// Writer 0's first `n` events, acked at seqs 1..=n, and the state
+/// they make.
+fn acked_run(n: u64) -> (BTreeMap<u64, AckedStep>, PcModel) {
+    let mut model = PcModel::new();
+    let mut acked = BTreeMap::new();
+    for i in 0..n {
+        apply(&mut model, &event(SEED, 0, i));
+        acked.insert(
+            i + 1,
+            AckedStep::Event {
+                writer: 0,
+                index: i,
+            },
+        );
+    }
+    (acked, model)
+}
+
+fn outcome(seq: u64, state: &PcModel, steps: Vec<(u64, JournalStep)>) -> CheckOutcome {
+    let mut state: Vec<(u64, Vec<u8>)> = state.iter().map(|(k, v)| (*k, v.clone())).collect();
+    state.sort();
+    CheckOutcome {
+        open: Ok(Opened {
+            seq,
+            state,
+            recovery: "test".into(),
+            shutdown: None,
+        }),
+        open_panic: None,
+        steps: Ok(steps),
+    }
+}
+
+fn journal(from: u64, through: u64) -> Vec<(u64, JournalStep)> {
+    (from..=through)
+        .map(|seq| (seq, JournalStep::of(&event(SEED, 0, seq - 1))))
+        .collect()
+}
+
+#[test]
+fn a_complete_recovery_passes() {
+    let (acked, model) = acked_run(20);
+    let base = PcModel::new();
+    let expected = Expected {
+        seed: SEED,
+        start: 0,
+        base: &base,
+        acked: &acked,
+    };
+    let verdict = judge(&expected, outcome(20, &model, journal(1, 20)));
+    assert!(verdict.passed(), "{verdict:?}");
+    assert_eq!(verdict.beyond_acked, 0);
+    assert_eq!(verdict.model, Some(model));
+}
+
+#[test]
+fn unacked_journaled_steps_count_as_beyond_acked() {
+    let (acked, _) = acked_run(10);
+    let (_, model) = acked_run(15);
+    let base = PcModel::new();
+    let expected = Expected {
+        seed: SEED,
+        start: 0,
+        base: &base,
+        acked: &acked,
+    };
+    let verdict = judge(&expected, outcome(15, &model, journal(1, 15)));
+    assert!(verdict.passed(), "{verdict:?}");
+    assert_eq!(verdict.beyond_acked, 5);
+}
+
+#[test]
+fn a_recovery_short_of_the_acks_loses_them() {
+    let (acked, _) = acked_run(20);
+    let (_, model) = acked_run(12);
+    let base = PcModel::new();
+    let expected = Expected {
+        seed: SEED,
+        start: 0,
+        base: &base,
+        acked: &acked,
+    };
+    let verdict = judge(&expected, outcome(12, &model, journal(1, 12)));
+    assert_eq!(verdict.lost, 8);
+    assert!(!verdict.passed());
+}
+
+#[test]
+fn a_different_event_at_an_acked_seq_is_lost() {
+    let (acked, model) = acked_run(5);
+    let mut steps = journal(1, 5);
+    steps[2].1 = JournalStep::of(&event(SEED, 0, 9));
+    let base = PcModel::new();
+    let expected = Expected {
+        seed: SEED,
+        start: 0,
+        base: &base,
+        acked: &acked,
+    };
+    let verdict = judge(&expected, outcome(5, &model, steps));
+    assert_eq!(verdict.lost, 1, "{verdict:?}");
+}
+
+#[test]
+fn an_unacked_step_that_is_not_the_writers_next_is_a_problem() {
+    let (acked, _) = acked_run(3);
+    let mut steps = journal(1, 3);
+    steps.push((4, JournalStep::of(&event(SEED, 0, 4)))); // skips index 3
+    let base = PcModel::new();
+    let expected = Expected {
+        seed: SEED,
+        start: 0,
+        base: &base,
+        acked: &acked,
+    };
+    let verdict = judge(&expected, outcome(4, &PcModel::new(), steps));
+    assert!(verdict.problems[0].contains("not its next"), "{verdict:?}");
+}
+
+#[test]
+fn acked_steps_pruned_from_the_journal_are_taken_from_the_acks() {
+    let (acked, model) = acked_run(10);
+    let base = PcModel::new();
+    let expected = Expected {
+        seed: SEED,
+        start: 0,
+        base: &base,
+        acked: &acked,
+    };
+    let verdict = judge(&expected, outcome(10, &model, journal(7, 10)));
+    assert!(verdict.passed(), "{verdict:?}");
+}
+
+#[test]
+fn a_state_unlike_the_model_is_a_problem() {
+    let (acked, mut model) = acked_run(5);
+    model.insert(123, vec![1]);
+    let base = PcModel::new();
+    let expected = Expected {
+        seed: SEED,
+        start: 0,
+        base: &base,
+        acked: &acked,
+    };
+    let verdict = judge(&expected, outcome(5, &model, journal(1, 5)));
+    assert!(
+        verdict.problems[0].contains("not the model's"),
+        "{verdict:?}"
+    );
+}
+
+#[test]
+fn a_rollback_resets_the_model_to_its_target() {
+    let (mut acked, at_two) = acked_run(2);
+    let mut steps = journal(1, 3);
+    acked.insert(
+        3,
+        AckedStep::Event {
+            writer: 0,
+            index: 2,
+        },
+    );
+    acked.insert(4, AckedStep::Rollback(2));
+    steps.push((4, JournalStep::Rollback(2)));
+    steps.push((5, JournalStep::of(&event(SEED, 0, 3))));
+    let mut model = at_two;
+    apply(&mut model, &event(SEED, 0, 3));
+    let base = PcModel::new();
+    let expected = Expected {
+        seed: SEED,
+        start: 0,
+        base: &base,
+        acked: &acked,
+    };
+    let verdict = judge(&expected, outcome(5, &model, steps));
+    assert!(verdict.passed(), "{verdict:?}");
+    assert_eq!(verdict.beyond_acked, 1);
+}
+
+#[test]
+fn failed_and_panicked_opens_are_told_apart() {
+    let (acked, _) = acked_run(1);
+    let base = PcModel::new();
+    let expected = Expected {
+        seed: SEED,
+        start: 0,
+        base: &base,
+        acked: &acked,
+    };
+    let failed = CheckOutcome {
+        open: Err("journal is corrupt".into()),
+        open_panic: None,
+        steps: Err("not read".into()),
+    };
+    let verdict = judge(&expected, failed);
+    assert_eq!(verdict.failed_open.as_deref(), Some("journal is corrupt"));
+    let panicked = CheckOutcome {
+        open: Err("the open panicked".into()),
+        open_panic: Some("tried to serialize Uninitialized".into()),
+        steps: Err("not read".into()),
+    };
+    let verdict = judge(&expected, panicked);
+    assert!(verdict.panicked_open.is_some() && verdict.failed_open.is_none());
+}
+
+/// Writers 0 and 1 alternating: seq `s` is writer `(s - 1) % 2`'s event
+/// `(s - 1) / 2`. Returns every step by seq and the state after `n`.
+fn alternating(n: u64) -> (BTreeMap<u64, AckedStep>, PcModel) {
+    let mut model = PcModel::new();
+    let mut steps = BTreeMap::new();
+    for seq in 1..=n {
+        let (writer, index) = (((seq - 1) % 2) as u32, (seq - 1) / 2);
+        apply(&mut model, &event(SEED, writer, index));
+        steps.insert(seq, AckedStep::Event { writer, index });
+    }
+    (steps, model)
+}
+
+fn journal_of(
+    steps: &BTreeMap<u64, AckedStep>,
+    seqs: std::ops::RangeInclusive<u64>,
+) -> Vec<(u64, JournalStep)> {
+    seqs.map(|seq| match steps[&seq] {
+        AckedStep::Event { writer, index } => (seq, JournalStep::of(&event(SEED, writer, index))),
+        AckedStep::Rollback(t) => (seq, JournalStep::Rollback(t)),
+    })
+    .collect()
+}
+
+#[test]
+fn a_pruned_run_of_unprinted_acks_is_filled_from_the_writers_later_steps() {
+    let (all, model) = alternating(12);
+    let acked: BTreeMap<u64, AckedStep> = all
+        .iter()
+        .filter(|(s, _)| **s <= 3 || **s >= 8)
+        .map(|(s, a)| (*s, *a))
+        .collect();
+    let base = PcModel::new();
+    let expected = Expected {
+        seed: SEED,
+        start: 0,
+        base: &base,
+        acked: &acked,
+    };
+    let verdict = judge(&expected, outcome(12, &model, journal_of(&all, 9..=12)));
+    assert!(verdict.passed(), "{verdict:?}");
+    assert_eq!(verdict.model, Some(model));
+}
+
+#[test]
+fn a_pruned_gap_up_to_the_end_is_counted_by_the_recovered_state() {
+    let (all, model) = alternating(10);
+    let acked: BTreeMap<u64, AckedStep> = all
+        .iter()
+        .filter(|(s, _)| **s <= 4)
+        .map(|(s, a)| (*s, *a))
+        .collect();
+    let base = PcModel::new();
+    let expected = Expected {
+        seed: SEED,
+        start: 0,
+        base: &base,
+        acked: &acked,
+    };
+    let verdict = judge(&expected, outcome(10, &model, Vec::new()));
+    assert!(verdict.passed(), "{verdict:?}");
+    assert_eq!(verdict.beyond_acked, 6);
+}
+
+#[test]
+fn a_gap_that_no_split_of_the_writers_explains_is_a_problem() {
+    let (all, mut model) = alternating(10);
+    model.insert(crate::powercut::workload::key(0, 1_000), vec![1]);
+    let acked: BTreeMap<u64, AckedStep> = all
+        .iter()
+        .filter(|(s, _)| **s <= 4)
+        .map(|(s, a)| (*s, *a))
+        .collect();
+    let base = PcModel::new();
+    let expected = Expected {
+        seed: SEED,
+        start: 0,
+        base: &base,
+        acked: &acked,
+    };
+    let verdict = judge(&expected, outcome(10, &model, Vec::new()));
+    assert!(
+        verdict.problems.iter().any(|p| p.contains("no split")),
+        "{verdict:?}"
+    );
+}
+
+#[test]
+fn a_gap_the_later_steps_overfill_is_a_problem() {
+    let (all, model) = alternating(12);
+    // Writer 0's event at seq 9 claims it sent 4 events before it, in a
+    // gap of 4 seqs that writer 1 also sent 2 in.
+    let mut acked: BTreeMap<u64, AckedStep> = all
+        .iter()
+        .filter(|(s, _)| **s <= 3 || **s >= 8)
+        .map(|(s, a)| (*s, *a))
+        .collect();
+    acked.insert(
+        9,
+        AckedStep::Event {
+            writer: 0,
+            index: 6,
+        },
+    );
+    let base = PcModel::new();
+    let expected = Expected {
+        seed: SEED,
+        start: 0,
+        base: &base,
+        acked: &acked,
+    };
+    let verdict = judge(&expected, outcome(12, &model, Vec::new()));
+    assert!(!verdict.passed(), "{verdict:?}");
+}

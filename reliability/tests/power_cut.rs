@@ -1,0 +1,99 @@
+//! The power-cut harness, short form (CI): a handful of cycles of a
+//! durable engine with the default settings under pipelined load, the
+//! power cut at a random moment, during a checkpoint or during a
+//! rollback, then remount, reopen and check against a model. The long
+//! form (at least 500 cuts) is `reliability --full --only power_cut`.
+//!
+//! `SOLOSTATE_POWERCUT_SEED` reruns a given seed (every report prints
+//! its seed) and `SOLOSTATE_POWERCUT_CYCLES` changes the count. Where
+//! FUSE is missing the test prints why and passes, unless
+//! `SOLOSTATE_REQUIRE_FUSE=1` (CI sets it).
+//!
+//! **Whether a broken promise fails the test** is
+//! `SOLOSTATE_POWERCUT_STRICT`: with `1`, any lost acked event, failed
+//! or panicked open, or state unlike the model fails it. Without it the
+//! harness still runs in full (the simulator, the children, the checks)
+//! and its report is printed, but only a harness that could not run
+//! fails: today's engine loses acked events under the simulator, which
+//! the rest of issue 11 fixes. Once that fix is merged, `.ci/run` sets
+//! `SOLOSTATE_POWERCUT_STRICT=1` (one line) and this is a gate.
+
+use solostate_reliability::powercut::harness::{Config, run};
+use solostate_reliability::powercut::section::{CYCLES_ENV, SEED, SEED_ENV, env_u64};
+use solostate_reliability::powercut::{Image, fuse_required, mount_or_skip};
+
+/// Cuts in CI's short form: two of each mode.
+const CYCLES: u64 = 6;
+
+/// Skips (or, under `SOLOSTATE_REQUIRE_FUSE=1`, fails) without FUSE.
+fn fuse_here() -> bool {
+    let probe = tempfile::tempdir().unwrap();
+    mount_or_skip(probe.path(), &Image::empty()).is_some()
+}
+
+/// The control: with every unsynced write kept (what SIGKILL leaves),
+/// the harness must find nothing lost, which shows its checks do not
+/// cry wolf. Enforced always: today's engine survives SIGKILL.
+#[test]
+fn the_harness_finds_nothing_lost_when_the_page_cache_survives() {
+    if !fuse_here() {
+        return;
+    }
+    let seed = env_u64(SEED_ENV).unwrap_or(SEED);
+    let mut config = Config::new(3, seed, env!("CARGO_BIN_EXE_reliability").into());
+    config.control = true;
+    let report = run(&config).unwrap_or_else(|e| panic!("the harness could not run: {e}"));
+    eprintln!("{}", report.table());
+    let total = report.total();
+    assert_eq!(total.cycles, 3);
+    assert!(
+        total.acked > 0,
+        "no event was acked: the control proved nothing"
+    );
+    assert!(
+        total.passed(),
+        "the control found losses where there were none:\n{}",
+        report.failures.join("\n")
+    );
+    assert!(total.reused > 0, "a recovered directory was reopened");
+}
+
+#[test]
+fn acked_events_survive_power_cuts_and_the_state_equals_the_model() {
+    if !fuse_here() {
+        return;
+    }
+    let seed = env_u64(SEED_ENV).unwrap_or(SEED);
+    let cycles = env_u64(CYCLES_ENV).unwrap_or(CYCLES);
+    let config = Config::new(cycles, seed, env!("CARGO_BIN_EXE_reliability").into());
+    let report = run(&config).unwrap_or_else(|e| panic!("the harness could not run: {e}"));
+    eprintln!(
+        "power cut, seed {seed:#x}, {cycles} cycles in {:.1} s:\n{}",
+        report.elapsed.as_secs_f64(),
+        report.table()
+    );
+    for failure in &report.failures {
+        eprintln!("  {failure}");
+    }
+    let total = report.total();
+    assert_eq!(total.cycles, cycles, "every cycle ran");
+    assert!(
+        total.acked > 0,
+        "no event was acked: the run proved nothing"
+    );
+    let strict = std::env::var("SOLOSTATE_POWERCUT_STRICT").as_deref() == Ok("1");
+    if strict {
+        assert!(
+            total.passed(),
+            "power cuts broke a promise (seed {seed:#x}; rerun with SOLOSTATE_POWERCUT_SEED):\n{}\n{}",
+            report.table(),
+            report.failures.join("\n")
+        );
+    } else if !total.passed() {
+        eprintln!(
+            "NOT ENFORCED (SOLOSTATE_POWERCUT_STRICT is not 1): the engine broke a promise \
+             under the simulator; fuse required: {}",
+            fuse_required()
+        );
+    }
+}
