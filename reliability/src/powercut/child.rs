@@ -394,7 +394,7 @@ fn journaled_steps(dir: &Path, from: u64) -> Result<Vec<(u64, JournalStep)>, Str
     // little longer than the journal's own patience.
     let started = std::time::Instant::now();
     let replay = loop {
-        match Replay::<PcEvent>::open_with_schema(dir, SCHEMA) {
+        match Replay::<PcEvent>::open(dir, SCHEMA) {
             Err(ReplayError::Journal(JournalError::AlreadyOpen { .. }))
                 if started.elapsed() < Duration::from_secs(10) =>
             {
