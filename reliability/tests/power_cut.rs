@@ -9,14 +9,13 @@
 //! FUSE is missing the test prints why and passes, unless
 //! `SOLOSTATE_REQUIRE_FUSE=1` (CI sets it).
 //!
-//! **Whether a broken promise fails the test** is
-//! `SOLOSTATE_POWERCUT_STRICT`: with `1`, any lost acked event, failed
-//! or panicked open, or state unlike the model fails it. Without it the
-//! harness still runs in full (the simulator, the children, the checks)
-//! and its report is printed, but only a harness that could not run
-//! fails: today's engine loses acked events under the simulator, which
-//! the rest of issue 11 fixes. Once that fix is merged, `.ci/run` sets
-//! `SOLOSTATE_POWERCUT_STRICT=1` (one line) and this is a gate.
+//! **What fails the test.** A lost acked event, or an open that fails or
+//! panics, always does. A recovered journal that is not a prefix of what
+//! the writers sent (a run of unacknowledged seqs missing before later
+//! ones, or a state unlike the model: "other failures" in the table) fails
+//! it only with `SOLOSTATE_POWERCUT_STRICT=1`: the sled journal still
+//! shows such cycles now and then in the debug build (README, Known
+//! limitations), and the report is printed either way.
 
 use solostate_reliability::powercut::harness::{Config, run};
 use solostate_reliability::powercut::section::{CYCLES_ENV, SEED, SEED_ENV, env_u64};
@@ -80,6 +79,15 @@ fn acked_events_survive_power_cuts_and_the_state_equals_the_model() {
     assert!(
         total.acked > 0,
         "no event was acked: the run proved nothing"
+    );
+    // The promise itself is always enforced: nothing acked is lost, and
+    // opening never fails or panics.
+    assert!(
+        total.lost == 0 && total.failed_opens == 0 && total.panicked_opens == 0,
+        "power cuts lost acked events or broke an open (seed {seed:#x}; rerun with \
+         SOLOSTATE_POWERCUT_SEED):\n{}\n{}",
+        report.table(),
+        report.failures.join("\n")
     );
     let strict = std::env::var("SOLOSTATE_POWERCUT_STRICT").as_deref() == Ok("1");
     if strict {
