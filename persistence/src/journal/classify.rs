@@ -4,29 +4,8 @@
 use std::path::Path;
 
 use super::JournalError;
+use super::error::codec_incompatible;
 use crate::codec::CodecError;
-
-/// How a record error reads: damaged, incompatible, or not written.
-pub(super) fn record_verdict(source: &CodecError) -> &'static str {
-    match source {
-        CodecError::Encode { .. } => "could not be written",
-        source if codec_incompatible(source) => "is incompatible with this build or event type",
-        _ => "is damaged",
-    }
-}
-
-/// Whether a codec error means intact bytes this build or event type
-/// cannot read, rather than bytes that changed: an unknown format version
-/// or record kind, or a payload that passed its checksum and still does
-/// not decode as the event type.
-fn codec_incompatible(source: &CodecError) -> bool {
-    matches!(
-        source,
-        CodecError::UnsupportedVersion { .. }
-            | CodecError::UnknownKind { .. }
-            | CodecError::Decode { .. }
-    )
-}
 
 impl JournalError {
     /// Whether the journal is intact but cannot be read by this build or
