@@ -33,7 +33,10 @@ fn main() -> Result<(), String> {
         return Err(format!("cp -a {}: {status}", dir.display()));
     }
     match Checkpoints::open(&root.join("checkpoints"), SCHEMA) {
-        Ok(store) => println!("checkpoints: {:?}", store.list().map_err(|e| e.to_string())?),
+        Ok(store) => println!(
+            "checkpoints: {:?}",
+            store.list().map_err(|e| e.to_string())?
+        ),
         Err(e) => println!("checkpoints: {e}"),
     }
     let replay = Replay::<PcEvent>::open(&root, SCHEMA).map_err(|e| e.to_string())?;
@@ -64,9 +67,13 @@ fn who(event: &PcEvent) -> (Option<u32>, Option<u64>) {
 fn print_runs(steps: impl Iterator<Item = Result<Entry<PcEvent>, JournalError>>) {
     let mut run: Option<(u64, u64)> = None;
     let mut by_writer: std::collections::BTreeMap<u32, (u64, u64)> = Default::default();
-    let flush = |run: &mut Option<(u64, u64)>, by: &mut std::collections::BTreeMap<u32, (u64, u64)>| {
+    let flush = |run: &mut Option<(u64, u64)>,
+                 by: &mut std::collections::BTreeMap<u32, (u64, u64)>| {
         if let Some((a, b)) = run.take() {
-            println!("  events {a}..={b} ({} seqs), writers' indexes: {by:?}", b - a + 1);
+            println!(
+                "  events {a}..={b} ({} seqs), writers' indexes: {by:?}",
+                b - a + 1
+            );
         }
         by.clear();
     };
