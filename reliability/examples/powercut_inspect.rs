@@ -2,7 +2,7 @@
 //! (`SOLOSTATE_POWERCUT_DUMP`): the checkpoints, the journal's first and
 //! last seqs, the live timeline as runs of seqs by writer (each event's
 //! writer and index read from its values' headers), the rollback markers
-//! and the archive.
+//! and the archive, then what a reopen recovers and its `Recovery`.
 //!
 //! Run: `cargo run -p solostate-reliability --example powercut_inspect --
 //! /tmp/pcdump/cycle-2/engine` (it works on a copy; the dump is left as
@@ -47,7 +47,26 @@ fn main() -> Result<(), String> {
     print_runs(replay.steps(first..));
     println!("archive:");
     print_runs(replay.archived());
-    Ok(())
+    drop(replay);
+    // What an engine makes of it (on the copy: an open may repair it).
+    solostate_reliability::workload::runtime()?.block_on(async {
+        match solostate::Engine::<PcEvent>::builder()
+            .path(&root)
+            .schema(SCHEMA)
+            .open()
+            .await
+        {
+            Ok(engine) => {
+                println!("reopened at seq {}", engine.reader().seq());
+                println!("recovery: {:?}", engine.recovery());
+                engine.shutdown().await.map_err(|e| e.to_string())
+            }
+            Err(e) => {
+                println!("reopen failed: {e}");
+                Ok(())
+            }
+        }
+    })
 }
 
 /// An event's writer and index, from its first put's value header.

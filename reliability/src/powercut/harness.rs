@@ -84,7 +84,7 @@ impl Config {
 const FAILURES_KEPT: usize = 3;
 
 /// When set to a directory, every failing cycle leaves there, under
-/// `cycle-N/`, a copy of its cut image's engine directory as the check
+/// `cycle-N/` (`control-cycle-N/` in a control run), a copy of its cut image's engine directory as the check
 /// child found it (before the reopen touched it: `engine/`) and the lines
 /// the writer printed (`writer.txt`), so that the journal can be
 /// inspected with `Replay` afterwards. A debugging aid; unset, nothing is
@@ -145,7 +145,10 @@ pub fn run(config: &Config) -> Result<Report, String> {
             every_events: config.every_events,
         };
         let where_ = format!("seed {:#x}, cycle {n} ({})", config.seed, mode.name());
-        let dump = std::env::var_os(DUMP_ENV).map(|d| PathBuf::from(d).join(format!("cycle-{n}")));
+        let dump = std::env::var_os(DUMP_ENV).map(|d| {
+            let kind = if config.control { "control-" } else { "" };
+            PathBuf::from(d).join(format!("{kind}cycle-{n}"))
+        });
         let (result, next) = cycle(
             config,
             scratch.path(),
