@@ -1,6 +1,7 @@
 //! Inspects an engine directory that the power-cut harness dumped
 //! (`SOLOSTATE_POWERCUT_DUMP`): the checkpoints, the journal's first and
-//! last seqs, the live timeline as runs of seqs by writer (each event's
+//! last seqs, sled's segment headers (is the unstable tail contiguous?),
+//! the live timeline as runs of seqs by writer (each event's
 //! writer and index read from its values' headers), the rollback markers
 //! and the archive, then what a reopen recovers and its `Recovery`.
 //!
@@ -39,6 +40,7 @@ fn main() -> Result<(), String> {
         ),
         Err(e) => println!("checkpoints: {e}"),
     }
+    segments(&root.join("journal"))?;
     let replay = Replay::<PcEvent>::open(&root, SCHEMA).map_err(|e| e.to_string())?;
     let first = replay.journal().first_seq().map_err(|e| e.to_string())?;
     let last = replay.last_seq().map_err(|e| e.to_string())?;
@@ -67,6 +69,59 @@ fn main() -> Result<(), String> {
             }
         }
     })
+}
+
+/// Prints sled's segment headers (sled 0.34.7, `pagecache/logger.rs`: a
+/// crc32 xor `!0`, then the segment's lsn and the highest stable lsn it
+/// saw, each a little-endian i64 xor `i64::MAX`): the newest few by lsn,
+/// and every lsn missing between the lowest segment of sled's "unstable
+/// tail" (the one holding the highest `max_stable_lsn`) and the newest.
+/// sled's recovery expects that tail to be contiguous.
+fn segments(journal: &std::path::Path) -> Result<(), String> {
+    // sled's conf is text followed by a binary crc.
+    let conf = std::fs::read(journal.join("conf")).map_err(|e| e.to_string())?;
+    let conf = String::from_utf8_lossy(&conf);
+    let size: i64 = conf
+        .lines()
+        .find_map(|l| l.strip_prefix("segment_size: "))
+        .and_then(|v| v.trim().parse().ok())
+        .ok_or("conf names no segment_size")?;
+    let db = std::fs::read(journal.join("db")).map_err(|e| e.to_string())?;
+    let word = |b: &[u8]| i64::from_le_bytes(b.try_into().expect("8 bytes")) ^ i64::MAX;
+    let mut by_lsn = std::collections::BTreeMap::new();
+    let mut max_stable = 0;
+    for (index, segment) in db.chunks_exact(size as usize).enumerate() {
+        let header = &segment[..20];
+        let crc = u32::from_le_bytes(header[..4].try_into().expect("4 bytes")) ^ u32::MAX;
+        if crc != crc32fast::hash(&header[4..20]) {
+            continue; // never written, or zeroed
+        }
+        let (lsn, stable) = (word(&header[4..12]), word(&header[12..20]));
+        max_stable = max_stable.max(stable);
+        by_lsn.insert(lsn, (index, stable));
+    }
+    println!(
+        "sled segments ({size} bytes each): {} with a valid header",
+        by_lsn.len()
+    );
+    for (lsn, (index, stable)) in by_lsn.iter().rev().take(6).rev() {
+        println!(
+            "  lsn {lsn:#x} (segment {}) at file offset {}: max_stable_lsn {stable:#x}",
+            lsn / size,
+            *index as i64 * size
+        );
+    }
+    let newest = by_lsn.keys().next_back().copied().unwrap_or(0);
+    let missing: Vec<String> = (max_stable / size..=newest / size)
+        .map(|n| n * size)
+        .filter(|lsn| !by_lsn.contains_key(lsn))
+        .map(|lsn| format!("{lsn:#x}"))
+        .collect();
+    println!(
+        "  highest max_stable_lsn {max_stable:#x}; segments missing from there to the newest: \
+         {missing:?}"
+    );
+    Ok(())
 }
 
 /// An event's writer and index, from its first put's value header.
