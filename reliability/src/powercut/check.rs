@@ -6,6 +6,9 @@
 //! step comes from the writer's ack lines when it was acked, and from the
 //! journal (read back with `Replay`) when it was not; where both exist
 //! they must agree, which is "every acked event is there at its seq".
+//! A seq that is neither (pruned from the journal before its ack was
+//! printed) is filled from what the writers must have sent there
+//! ([`unseen`]).
 //! Every event must be its writer's next one (per writer in order, no
 //! gaps, no duplicates), and the model state after the history (a plain
 //! `HashMap`, rollbacks resetting it to an earlier seq's) must equal the
