@@ -8,7 +8,7 @@
 //! they must agree, which is "every acked event is there at its seq".
 //! A seq that is neither (pruned from the journal before its ack was
 //! printed) is filled from what the writers must have sent there
-//! ([`unseen`]).
+//! (see the private `unseen` module).
 //! Every event must be its writer's next one (per writer in order, no
 //! gaps, no duplicates), and the model state after the history (a plain
 //! `HashMap`, rollbacks resetting it to an earlier seq's) must equal the
