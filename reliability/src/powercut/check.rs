@@ -6,15 +6,21 @@
 //! step comes from the writer's ack lines when it was acked, and from the
 //! journal (read back with `Replay`) when it was not; where both exist
 //! they must agree, which is "every acked event is there at its seq".
+//! A seq that is neither (pruned from the journal before its ack was
+//! printed) is filled from what the writers must have sent there
+//! (see the private `unseen` module).
 //! Every event must be its writer's next one (per writer in order, no
 //! gaps, no duplicates), and the model state after the history (a plain
 //! `HashMap`, rollbacks resetting it to an earlier seq's) must equal the
 //! engine's.
 
+mod unseen;
+
 use std::collections::{BTreeMap, BTreeSet};
 
 use super::child::{CheckOutcome, JournalStep};
 use super::workload::{PcModel, WRITERS, apply, diff, digest, event, writer_of_key};
+use unseen::{Deferred, Window};
 
 /// A step the writer child acknowledged.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -157,6 +163,7 @@ pub fn judge(expected: &Expected<'_>, outcome: CheckOutcome) -> Verdict {
 }
 
 /// A step of the rebuilt history.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Rebuilt {
     /// Writer `writer`'s `index`-th event.
     Event { writer: u32, index: u64 },
@@ -167,6 +174,14 @@ enum Rebuilt {
 /// Walks the steps `start + 1 ..= recovered`, checking each, and returns
 /// the model state after them (None when a step is missing or wrong; the
 /// reason is in the verdict).
+///
+/// A seq that is neither acked nor journaled is *unseen*: the journal's
+/// pruned prefix (a checkpoint covers it) holds acks the writer had not
+/// printed yet when it was pruned. Writers print their acks in order, a
+/// pipeline's depth behind, so one writer's unprinted events can be
+/// spread over several such runs with other writers' printed acks in
+/// between. Which events they were follows from each writer's known steps
+/// (see [`unseen::place`]).
 fn history(
     expected: &Expected<'_>,
     recovered: u64,
@@ -175,17 +190,16 @@ fn history(
     verdict: &mut Verdict,
 ) -> Option<PcModel> {
     let seed = expected.seed;
-    let mut steps: Vec<(u64, Rebuilt)> = Vec::new();
-    // A gap whose events of some writers only the recovered state can
-    // count (see `gap_counts`): those writers and how many events they
-    // share. Their events go last, which is right because they have no
-    // later step, as long as no rollback follows.
-    let mut deferred: Option<(Vec<u32>, u64)> = None;
+    let mut known: Vec<(u64, Rebuilt)> = Vec::new();
+    let mut unseen: Vec<u64> = Vec::new();
+    let mut windows: Vec<Vec<Window>> = (0..WRITERS).map(|_| Vec::new()).collect();
     let mut next = [0u64; WRITERS as usize];
-    let mut seq = expected.start + 1;
-    while seq <= recovered {
+    // Each writer's last known step, and how many seqs were unseen then.
+    let mut last = [expected.start; WRITERS as usize];
+    let mut unseen_at_last = [0usize; WRITERS as usize];
+    for seq in expected.start + 1..=recovered {
         let acked = expected.acked.get(&seq);
-        let step = match (journaled.get(&seq), acked) {
+        let (writer, index) = match (journaled.get(&seq), acked) {
             (Some(step), Some(acked)) if !same(seed, step, acked) => {
                 verdict.lost += 1;
                 verdict.problems.push(format!(
@@ -194,9 +208,20 @@ fn history(
                 ));
                 return None;
             }
-            (_, Some(&AckedStep::Event { writer, index })) => Rebuilt::Event { writer, index },
-            (_, Some(&AckedStep::Rollback(target))) => Rebuilt::Rollback(target),
-            (Some(&JournalStep::Rollback(target)), None) => Rebuilt::Rollback(target),
+            (_, Some(&AckedStep::Event { writer, index })) => {
+                if writer >= WRITERS {
+                    verdict.problems.push(format!(
+                        "seq {seq} was acked for writer {writer}, which does not exist"
+                    ));
+                    return None;
+                }
+                (writer, index)
+            }
+            (_, Some(&AckedStep::Rollback(target)))
+            | (Some(&JournalStep::Rollback(target)), None) => {
+                known.push((seq, Rebuilt::Rollback(target)));
+                continue;
+            }
             (
                 Some(&JournalStep::Event {
                     writer,
@@ -210,78 +235,95 @@ fn history(
                         .push(format!("seq {seq} holds an event no writer sent"));
                     return None;
                 };
-                let index = next[writer as usize];
-                if found != digest(&event(seed, writer, index)) {
+                let w = writer as usize;
+                // Its index: its next, or a later one when unseen seqs
+                // since its previous step can hold the ones between.
+                let room = (unseen.len() - unseen_at_last[w]) as u64;
+                let Some(k) =
+                    (0..=room).find(|k| digest(&event(seed, writer, next[w] + k)) == found)
+                else {
                     verdict.problems.push(format!(
                         "seq {seq} holds an event of writer {writer} that is not its next (index \
-                         {index}): a duplicate, a gap or a foreign event"
+                         {}) nor one of the {room} after it that unseen seqs could explain: a \
+                         duplicate, a gap or a foreign event",
+                        next[w]
                     ));
                     return None;
-                }
-                Rebuilt::Event { writer, index }
+                };
+                (writer, next[w] + k)
             }
             (None, None) => {
-                // Pruned before its ack was printed: fill the whole run of
-                // such seqs from what the writers must have sent there.
-                let end = (seq..=recovered)
-                    .take_while(|s| !journaled.contains_key(s) && !expected.acked.contains_key(s))
-                    .last()
-                    .unwrap_or(seq);
-                match gap_counts(expected, journaled, &next, seq..=end, recovered) {
-                    Ok(_) if deferred.is_some() => {
-                        verdict.problems.push(format!(
-                            "seqs {seq}..={end}: a second gap that only the state could count"
-                        ));
-                        return None;
-                    }
-                    Ok((counts, open, rest)) => {
-                        if rest > 0 {
-                            deferred = Some((open, rest));
-                        }
-                        for (writer, count) in (0..WRITERS).zip(counts) {
-                            let first = next[writer as usize];
-                            for index in first..first + count {
-                                steps.push((end, Rebuilt::Event { writer, index }));
-                            }
-                            next[writer as usize] += count;
-                        }
-                    }
-                    Err(why) => {
-                        verdict.problems.push(format!(
-                            "seqs {seq}..={end} (recovered up to {recovered}) were neither acked \
-                             nor found in the journal, and {why}"
-                        ));
-                        return None;
-                    }
-                }
-                seq = end + 1;
+                unseen.push(seq);
                 continue;
             }
         };
-        if deferred.is_some() && matches!(step, Rebuilt::Rollback(_)) {
+        let w = writer as usize;
+        if index < next[w] {
             verdict.problems.push(format!(
-                "seq {seq} is a rollback after a gap that only the state could count"
+                "seq {seq} is writer {writer}'s event {index}, where {} was next",
+                next[w]
             ));
             return None;
         }
-        if let Rebuilt::Event { writer, index } = step {
-            let Some(expected_index) = next.get_mut(writer as usize) else {
-                verdict.problems.push(format!(
-                    "seq {seq} was acked for writer {writer}, which does not exist"
-                ));
-                return None;
-            };
-            if index != *expected_index {
-                verdict.problems.push(format!(
-                    "seq {seq} is writer {writer}'s event {index}, where {expected_index} was next"
-                ));
-                return None;
-            }
-            *expected_index += 1;
+        let missing = index - next[w];
+        let room = (unseen.len() - unseen_at_last[w]) as u64;
+        if missing > room {
+            verdict.problems.push(format!(
+                "seq {seq} is writer {writer}'s event {index}, where {} was next, and only \
+                 {room} unseen seqs since its step at seq {} could hold the {missing} between",
+                next[w], last[w]
+            ));
+            return None;
         }
-        steps.push((seq, step));
-        seq += 1;
+        if missing > 0 {
+            windows[w].push(Window {
+                first: next[w],
+                count: missing,
+                after: last[w],
+                before: seq,
+            });
+        }
+        next[w] = index + 1;
+        last[w] = seq;
+        unseen_at_last[w] = unseen.len();
+        known.push((seq, Rebuilt::Event { writer, index }));
     }
+    let placed = match unseen::place(&unseen, &windows, &last, &mut next) {
+        Ok(placed) => placed,
+        Err(why) => {
+            verdict.problems.push(format!(
+                "{} seqs from {} (recovered up to {recovered}) were neither acked nor found in \
+                 the journal, and {why}",
+                unseen.len(),
+                unseen.first().copied().unwrap_or_default()
+            ));
+            return None;
+        }
+    };
+    // The state at a rollback's target, and the split of events before
+    // and after the rollback, must not depend on the placement.
+    for &(seq, step) in &known {
+        if let Rebuilt::Rollback(target) = step {
+            for at in [target, seq] {
+                if let Err(writers) = unseen::settled(at, &unseen, &windows, &last) {
+                    verdict.problems.push(format!(
+                        "seq {seq} rolls back to {target}, and the unseen seqs before {at} could \
+                         be the events of any of writers {writers:?}: the state there is not \
+                         determined"
+                    ));
+                    return None;
+                }
+            }
+        }
+    }
+    let mut steps = known;
+    steps.extend(
+        placed
+            .events
+            .iter()
+            .map(|&(seq, writer, index)| (seq, Rebuilt::Event { writer, index })),
+    );
+    steps.sort_by_key(|(seq, _)| *seq);
     let targets: BTreeSet<u64> = steps
         .iter()
         .filter_map(|(_, s)| match s {
@@ -311,36 +353,38 @@ fn history(
             kept.insert(seq, model.clone());
         }
     }
-    if let Some((open, rest)) = deferred {
-        let Some(counts) = count_by_state(expected.seed, &model, state, &next, &open, rest) else {
+    if let Some(deferred) = placed.deferred {
+        let Some(counts) = count_by_state(seed, &model, state, &next, &deferred) else {
             verdict.problems.push(format!(
-                "no split of {rest} unseen events among writers {open:?} gives the recovered state"
+                "no split of {} unseen events among writers {:?} gives the recovered state",
+                deferred.rest,
+                deferred.writers.iter().map(|(w, _)| *w).collect::<Vec<_>>()
             ));
             return None;
         };
-        for (&writer, count) in open.iter().zip(counts) {
+        for (&(writer, _), count) in deferred.writers.iter().zip(counts) {
             let first = next[writer as usize];
             for index in first..first + count {
-                apply(&mut model, &event(expected.seed, writer, index));
+                apply(&mut model, &event(seed, writer, index));
             }
         }
     }
     Some(model)
 }
 
-/// For a gap that the writers' later steps cannot count: how many of the
-/// `rest` unseen events each writer in `open` sent, such that each one's
-/// keys end as in the recovered `state`. Writers' keys are disjoint, so
-/// each writer is matched alone; then any split that adds up to `rest`
-/// will do (every such split gives the same state). `None` when there is
-/// none: then no history the writers could have made gives this state.
+/// For unseen seqs that only the recovered state can split among several
+/// writers (each past its last known step): how many each writer in
+/// `deferred` sent, such that each one's keys end as in the recovered
+/// `state`. Writers' keys are disjoint, so each writer is matched alone;
+/// then any split that adds up to the count will do (every such split
+/// gives the same state). `None` when there is none: then no history the
+/// writers could have made gives this state.
 fn count_by_state(
     seed: u64,
     model: &PcModel,
     state: &PcModel,
     next: &[u64; WRITERS as usize],
-    open: &[u32],
-    rest: u64,
+    deferred: &Deferred,
 ) -> Option<Vec<u64>> {
     let of = |m: &PcModel, writer: u32| -> PcModel {
         m.iter()
@@ -348,13 +392,14 @@ fn count_by_state(
             .map(|(k, v)| (*k, v.clone()))
             .collect()
     };
+    let rest = deferred.rest;
     // For each writer, the counts whose state matches.
     let mut candidates: Vec<Vec<u64>> = Vec::new();
-    for &writer in open {
+    for &(writer, most) in &deferred.writers {
         let target = of(state, writer);
         let mut mine = of(model, writer);
         let mut fits = Vec::new();
-        for k in 0..=rest {
+        for k in 0..=rest.min(most) {
             if k > 0 {
                 apply(
                     &mut mine,
@@ -381,82 +426,6 @@ fn count_by_state(
         })
     }
     split(&candidates, rest)
-}
-
-/// How many events each writer sent in `gap`, a run of seqs that were
-/// neither printed as acked nor kept by the journal (a checkpoint covers
-/// them and the journal before it was pruned while the acks were still
-/// being printed).
-///
-/// Each writer's events are dense and in order, so a writer whose next
-/// known step after the gap is its event `j` sent `j - next` events in
-/// it (for a step known only from the journal, the index is found from
-/// its digest). One writer with no known step after the gap takes the
-/// rest. Which writer took which seq inside the gap is unknown, and does
-/// not matter: writers' keys are disjoint, so any order gives one state.
-/// When several writers have no known step after the gap, the split of
-/// the rest among them is left to the recovered state (the third value,
-/// the count to split, is then above 0; see `count_by_state`). A
-/// rollback inside the gap makes the counts disagree: the error says so.
-fn gap_counts(
-    expected: &Expected<'_>,
-    journaled: &BTreeMap<u64, JournalStep>,
-    next: &[u64; WRITERS as usize],
-    gap: std::ops::RangeInclusive<u64>,
-    recovered: u64,
-) -> Result<([u64; WRITERS as usize], Vec<u32>, u64), String> {
-    let len = gap.end() - gap.start() + 1;
-    let mut counts: [Option<u64>; WRITERS as usize] = [None; WRITERS as usize];
-    for writer in 0..WRITERS {
-        let w = writer as usize;
-        for s in gap.end() + 1..=recovered {
-            match (expected.acked.get(&s), journaled.get(&s)) {
-                (Some(&AckedStep::Event { writer: a, index }), _) if a == writer => {
-                    let count = index.checked_sub(next[w]).ok_or_else(|| {
-                        format!("writer {writer}'s event {index} at seq {s} comes too early")
-                    })?;
-                    counts[w] = Some(count);
-                    break;
-                }
-                (
-                    None,
-                    Some(&JournalStep::Event {
-                        writer: Some(j),
-                        digest: d,
-                    }),
-                ) if j == writer => {
-                    let count = (0..=len)
-                        .find(|k| digest(&event(expected.seed, writer, next[w] + k)) == d)
-                        .ok_or_else(|| {
-                            format!("seq {s} holds an event of writer {writer} it never sent there")
-                        })?;
-                    counts[w] = Some(count);
-                    break;
-                }
-                _ => {}
-            }
-        }
-    }
-    let known: u64 = counts.iter().flatten().sum();
-    let rest = len.checked_sub(known).ok_or_else(|| {
-        format!("the writers' later steps account for {known} events in it, over {len}")
-    })?;
-    let open: Vec<u32> = (0..WRITERS)
-        .filter(|&w| counts[w as usize].is_none())
-        .collect();
-    let fixed = counts.map(|c| c.unwrap_or(0));
-    match open.as_slice() {
-        [] if rest > 0 => Err(format!(
-            "the writers' later steps account for {known} events in it, not {len}"
-        )),
-        [] => Ok((fixed, Vec::new(), 0)),
-        &[w] => {
-            let mut fixed = fixed;
-            fixed[w as usize] = rest;
-            Ok((fixed, Vec::new(), 0))
-        }
-        _ => Ok((fixed, open, rest)),
-    }
 }
 
 fn same(seed: u64, step: &JournalStep, acked: &AckedStep) -> bool {

@@ -83,6 +83,14 @@ impl Config {
 /// first text of another.
 const FAILURES_KEPT: usize = 3;
 
+/// When set to a directory, every failing cycle leaves there, under
+/// `cycle-N/` (`control-cycle-N/` in a control run), a copy of its cut image's engine directory as the check
+/// child found it (before the reopen touched it: `engine/`) and the lines
+/// the writer printed (`writer.txt`), so that the journal can be
+/// inspected with `Replay` afterwards. A debugging aid; unset, nothing is
+/// copied.
+pub const DUMP_ENV: &str = "SOLOSTATE_POWERCUT_DUMP";
+
 /// What a passing cycle leaves for the next one on the same directory.
 struct Carry {
     image: Image,
@@ -137,8 +145,20 @@ pub fn run(config: &Config) -> Result<Report, String> {
             every_events: config.every_events,
         };
         let where_ = format!("seed {:#x}, cycle {n} ({})", config.seed, mode.name());
-        let (result, next) = cycle(config, scratch.path(), &mut rng, mode, settings, reuse)
-            .map_err(|e| format!("{where_}: {e}"))?;
+        let dump = std::env::var_os(DUMP_ENV).map(|d| {
+            let kind = if config.control { "control-" } else { "" };
+            PathBuf::from(d).join(format!("{kind}cycle-{n}"))
+        });
+        let (result, next) = cycle(
+            config,
+            scratch.path(),
+            &mut rng,
+            mode,
+            settings,
+            reuse,
+            dump,
+        )
+        .map_err(|e| format!("{where_}: {e}"))?;
         let v = &result.verdict;
         let kind = if v.panicked_open.is_some() {
             2
@@ -200,6 +220,7 @@ fn cycle(
     mode: CutMode,
     settings: Settings,
     reuse: Option<Carry>,
+    dump: Option<PathBuf>,
 ) -> Result<(CycleResult, Option<Carry>), String> {
     let mount = scratch.join("mnt");
     std::fs::create_dir_all(&mount).map_err(|e| format!("{}: {e}", mount.display()))?;
@@ -286,6 +307,15 @@ fn cycle(
 
     let (start, acked) = acked_steps(&printed)?;
     let sim = Simulator::mount(&mount, &cut_image).map_err(|e| e.to_string())?;
+    if let Some(dump) = &dump {
+        let _ = std::fs::remove_dir_all(dump); // an earlier run's
+        copy_tree(&dir, &dump.join("engine"))
+            .and_then(|()| {
+                let text: String = printed.iter().map(|l| format!("{l:?}\n")).collect();
+                std::fs::write(dump.join("writer.txt"), text)
+            })
+            .map_err(|e| format!("dump to {}: {e}", dump.display()))?;
+    }
     let mut verdict = match start_seq {
         Some(carried) if carried != start => Verdict {
             problems: vec![format!(
@@ -306,6 +336,13 @@ fn cycle(
         }
     };
     let after = sim.unmount().map_err(|e| e.to_string())?;
+    if let Some(dump) = &dump {
+        if verdict.passed() {
+            let _ = std::fs::remove_dir_all(dump); // only failures are kept
+        } else {
+            eprintln!("power cut: the cut image is in {}", dump.display());
+        }
+    }
     let next = match (verdict.passed(), verdict.recovered, verdict.model.take()) {
         (true, Some(seq), Some(model)) => Some(Carry {
             image: after,
@@ -492,6 +529,25 @@ fn check(
             steps: Err("not read".into()),
         }),
     }
+}
+
+/// Copies the directory tree `from` to `to` (files and directories only:
+/// all the simulator has).
+fn copy_tree(from: &Path, to: &Path) -> std::io::Result<()> {
+    std::fs::create_dir_all(to)?;
+    if !from.exists() {
+        return Ok(()); // cut before the engine made it
+    }
+    for entry in std::fs::read_dir(from)? {
+        let entry = entry?;
+        let target = to.join(entry.file_name());
+        if entry.file_type()?.is_dir() {
+            copy_tree(&entry.path(), &target)?;
+        } else {
+            std::fs::copy(entry.path(), target)?;
+        }
+    }
+    Ok(())
 }
 
 /// Reads a child's stderr on a thread of its own, so it never blocks.
