@@ -10,12 +10,10 @@
 //! `SOLOSTATE_REQUIRE_FUSE=1` (CI sets it).
 //!
 //! **What fails the test.** A lost acked event, or an open that fails or
-//! panics, always does. A recovered journal that is not a prefix of what
-//! the writers sent (a run of unacknowledged seqs missing before later
-//! ones, or a state unlike the model: "other failures" in the table) fails
-//! it only with `SOLOSTATE_POWERCUT_STRICT=1`: the sled journal still
-//! shows such cycles now and then in the debug build (README, Known
-//! limitations), and the report is printed either way.
+//! panics, always does. A recovered journal that is not its writers'
+//! history, or a state unlike the model ("other failures" in the table),
+//! fails it with `SOLOSTATE_POWERCUT_STRICT=1`, which `.ci/run` sets; the
+//! report is printed either way.
 
 use solostate_reliability::powercut::harness::{Config, run};
 use solostate_reliability::powercut::section::{CYCLES_ENV, SEED, SEED_ENV, env_u64};
