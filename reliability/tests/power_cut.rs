@@ -9,11 +9,16 @@
 //! FUSE is missing the test prints why and passes, unless
 //! `SOLOSTATE_REQUIRE_FUSE=1` (CI sets it).
 //!
-//! **What fails the test.** A lost acked event, or an open that fails or
-//! panics, always does. A recovered journal that is not its writers'
-//! history, or a state unlike the model ("other failures" in the table),
-//! fails it with `SOLOSTATE_POWERCUT_STRICT=1`, which `.ci/run` sets; the
-//! report is printed either way.
+//! **What fails the test.** A lost acked event in any cut mode, a
+//! recovered journal that is not its writers' history or a state unlike
+//! the model ("other failures" in the table), and an open that fails or
+//! panics after a drop-all or torn-prefix cut. An open that fails after a
+//! random-subset cut is the known sled 0.34.7 failure (README, Known
+//! limitations: sled marks a buffer stable on `sync_file_range`, so a
+//! reordered cut can leave a segment gap its recovery refuses): it is
+//! printed, and fails the test only with `SOLOSTATE_POWERCUT_STRICT=1`.
+//! That exemption goes when the journal no longer depends on sled's
+//! recovery.
 
 use solostate_reliability::powercut::harness::{Config, run};
 use solostate_reliability::powercut::section::{CYCLES_ENV, SEED, SEED_ENV, env_u64};
@@ -78,15 +83,33 @@ fn acked_events_survive_power_cuts_and_the_state_equals_the_model() {
         total.acked > 0,
         "no event was acked: the run proved nothing"
     );
-    // The promise itself is always enforced: nothing acked is lost, and
-    // opening never fails or panics.
+    // Always enforced: nothing acked is lost in any mode, every recovered
+    // state is its writers' history and equals the model, and opening
+    // never fails or panics after a drop-all or torn-prefix cut.
+    let known = "random subset";
+    let mut broken: Vec<String> = Vec::new();
+    for (mode, figures) in &report.modes {
+        if figures.lost > 0 || figures.other_failures > 0 {
+            broken.push(format!(
+                "{mode}: {} lost, {} other",
+                figures.lost, figures.other_failures
+            ));
+        }
+        let opens = figures.failed_opens + figures.panicked_opens;
+        if opens > 0 && *mode != known {
+            broken.push(format!("{mode}: {opens} failed or panicked opens"));
+        }
+    }
     assert!(
-        total.lost == 0 && total.failed_opens == 0 && total.panicked_opens == 0,
-        "power cuts lost acked events or broke an open (seed {seed:#x}; rerun with \
-         SOLOSTATE_POWERCUT_SEED):\n{}\n{}",
+        broken.is_empty(),
+        "power cuts broke a promise ({}; seed {seed:#x}; rerun with SOLOSTATE_POWERCUT_SEED):\n{}\n{}",
+        broken.join("; "),
         report.table(),
         report.failures.join("\n")
     );
+    // The known sled failure (README, Known limitations): after a cut that
+    // keeps a random subset of the unsynced writes, sled 0.34.7 sometimes
+    // cannot open its log. Reported here; a failure only with STRICT.
     let strict = std::env::var("SOLOSTATE_POWERCUT_STRICT").as_deref() == Ok("1");
     if strict {
         assert!(
@@ -97,8 +120,8 @@ fn acked_events_survive_power_cuts_and_the_state_equals_the_model() {
         );
     } else if !total.passed() {
         eprintln!(
-            "NOT ENFORCED (SOLOSTATE_POWERCUT_STRICT is not 1): the engine broke a promise \
-             under the simulator; fuse required: {}",
+            "KNOWN, NOT ENFORCED without SOLOSTATE_POWERCUT_STRICT=1: sled could not open its \
+             log after a {known} cut (README, Known limitations); fuse required: {}",
             fuse_required()
         );
     }
