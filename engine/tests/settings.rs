@@ -2,7 +2,11 @@
 //! `OpenError::InvalidConfig` naming them, before anything touches the
 //! disk; and `Durability::Every` flushes on a runtime without timers.
 
+mod common;
+
 use std::time::Duration;
+
+use common::copy_dir;
 
 use solostate::persistence::replay::Replay;
 use solostate::{CheckpointPolicy, Durability, Engine, OpenError, StateEvent};
@@ -135,17 +139,4 @@ fn every_flushes_on_a_runtime_without_timers() {
         assert!(found, "the acked event never reached the journal file");
         engine.shutdown().await.unwrap();
     });
-}
-
-fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        let target = to.join(entry.file_name());
-        if entry.file_type().unwrap().is_dir() {
-            copy_dir(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), target).unwrap();
-        }
-    }
 }

@@ -321,7 +321,7 @@ impl Journal {
             seq: first_seq,
             source,
         })?;
-        self.insert_record(first_seq, record)
+        self.insert_record(first_seq, record, events.len() as u64)
     }
 
     /// Appends a batch whose events were encoded (and proved readable) one
@@ -347,16 +347,22 @@ impl Journal {
             seq: first_seq,
             source,
         })?;
-        self.insert_record(first_seq, record)
+        self.insert_record(first_seq, record, events.len() as u64)
     }
 
     /// Stores one framed record at key `first_seq` in the timeline and
     /// returns its size in bytes: the one place a batch's bytes enter
     /// sled, whatever built them. A record over [`CHUNK_BYTES`] is stored
     /// as a head and chunks in one transaction (the `chunks` module), so
-    /// that sled never writes a blob file. Not durable until
+    /// that sled never writes a blob file; `count`, its events, goes in the
+    /// head (the caller framed the record, so it knows). Not durable until
     /// [`Journal::flush`].
-    fn insert_record(&self, first_seq: u64, record: Vec<u8>) -> Result<usize, JournalError> {
+    fn insert_record(
+        &self,
+        first_seq: u64,
+        record: Vec<u8>,
+        count: u64,
+    ) -> Result<usize, JournalError> {
         let len = record.len();
         let key = first_seq.to_be_bytes();
         if len <= CHUNK_BYTES {
@@ -366,7 +372,7 @@ impl Journal {
                 .map_err(|source| self.storage(source))?;
             return Ok(len);
         }
-        let stored = self.to_store(first_seq, &record)?;
+        let stored = self.to_store_counted(&record, count)?;
         self.write(Write::Append)?;
         (&self.records, &self.chunks)
             .transaction(|(records, chunks)| stored.put(records, chunks, &key))

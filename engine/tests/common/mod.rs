@@ -5,6 +5,8 @@
 
 pub mod model;
 
+use std::path::Path;
+
 use serde::{Deserialize, Serialize};
 use solostate::{Event, StateEvent, StateRejection};
 
@@ -67,4 +69,20 @@ pub fn quiet_intentional_panics() {
             }
         }));
     });
+}
+
+/// Copies the directory `from` (files and subdirectories) to `to`: a
+/// snapshot of an engine's directory, taken while it runs or after a
+/// damage, to open elsewhere.
+pub fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), target).unwrap();
+        }
+    }
 }

@@ -8,19 +8,7 @@ use solostate::persistence::journal::Journal;
 
 use crate::{Ev, SCHEMA, value};
 
-/// Copies the directory `from` (files and subdirectories) to `to`.
-pub fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        let target = to.join(entry.file_name());
-        if entry.file_type().unwrap().is_dir() {
-            copy_dir(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), target).unwrap();
-        }
-    }
-}
+pub use crate::common::copy_dir;
 
 /// The entries of the engine's directory whose names start with `prefix`.
 pub fn entries_named(dir: &Path, prefix: &str) -> Vec<PathBuf> {

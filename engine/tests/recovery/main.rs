@@ -5,6 +5,8 @@
 //! errors say incompatible or damaged, with a cause a caller can match;
 //! and whatever opening decides on its own is in `Recovery`.
 
+#[path = "../common/mod.rs"]
+mod common;
 mod damage;
 
 use std::path::Path;

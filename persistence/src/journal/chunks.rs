@@ -152,6 +152,20 @@ impl Journal {
                 ));
             }
         };
+        self.to_store_counted(record, count)
+    }
+
+    /// [`Journal::to_store`] for a record of `count` events that this
+    /// build just framed: it need not be verified again to learn the
+    /// count (a crc over the whole record, on the owner's path).
+    pub(super) fn to_store_counted<'a>(
+        &self,
+        record: &'a [u8],
+        count: u64,
+    ) -> Result<Stored<'a>, JournalError> {
+        if record.len() <= CHUNK_BYTES {
+            return Ok(Stored::Whole(record));
+        }
         let chunks: Vec<&[u8]> = record.chunks(CHUNK_BYTES).collect();
         let id = self
             .db
