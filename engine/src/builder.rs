@@ -4,6 +4,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use solostate_commands::{Event, State};
+use solostate_persistence::journal::Backend as JournalBackend;
 use solostate_queries::{Publisher, Snapshot};
 
 use crate::checkpointer::Checkpointer;
@@ -42,6 +43,7 @@ pub struct Builder<E: Event> {
     durability: Durability,
     schema: Option<String>,
     journal_cache_bytes: u64,
+    journal_backend: JournalBackend,
     checkpoints: CheckpointPolicy,
     retention: Retention,
     as_of_window: u64,
@@ -109,6 +111,7 @@ impl<E: Event> Builder<E> {
             durability: Durability::default(),
             schema: None,
             journal_cache_bytes: Self::DEFAULT_JOURNAL_CACHE_BYTES,
+            journal_backend: JournalBackend::default(),
             checkpoints: CheckpointPolicy::default(),
             retention: Retention::default(),
             as_of_window: Self::DEFAULT_AS_OF_WINDOW,
@@ -155,12 +158,24 @@ impl<E: Event> Builder<E> {
         self
     }
 
-    /// sled's page cache size in bytes, set explicitly because sled's own
-    /// default (1 GiB) is rarely right for an embedded journal. At least
+    /// sled's page cache size in bytes, for a journal on
+    /// [`JournalBackend::Sled`] (the segment log keeps only an index in
+    /// memory), set explicitly because sled's own default (1 GiB) is
+    /// rarely right for an embedded journal. At least
     /// 256 bytes (sled's floor; it panics below it), or `open` fails with
     /// [`OpenError::InvalidConfig`].
     pub fn journal_cache_bytes(mut self, bytes: u64) -> Self {
         self.journal_cache_bytes = bytes;
+        self
+    }
+
+    /// What a new journal is stored on; see [`JournalBackend`]. The
+    /// default is the segment log, solostate's own. An existing journal is
+    /// always opened on the backend its files are for, whatever this says,
+    /// so an engine keeps reading the journals it wrote before. Only
+    /// matters with a path.
+    pub fn journal_backend(mut self, backend: JournalBackend) -> Self {
+        self.journal_backend = backend;
         self
     }
 
@@ -361,6 +376,7 @@ impl<E: Event> Builder<E> {
                 let schema = self.schema.clone().unwrap_or_default();
                 let options = recovery::Options {
                     cache_bytes: self.journal_cache_bytes,
+                    backend: self.journal_backend,
                     recover_to_prefix: self.recover_to_prefix,
                     on_damaged_journal: self.on_damaged_journal,
                 };

@@ -122,6 +122,9 @@ mod recovery;
 mod stats;
 
 pub use builder::Builder;
+/// What a durable engine's journal is stored on (see
+/// [`Builder::journal_backend`]).
+pub use solostate_persistence::journal::{Backend as JournalBackend, TornTail};
 pub use durability::Durability;
 pub use error::{
     AckError, AsOfError, OpenCause, OpenError, Refusal, RollbackError, SendError, ShutdownError,

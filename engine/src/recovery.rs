@@ -17,7 +17,7 @@ use std::path::Path;
 use solostate_commands::{Event, State};
 use solostate_persistence::aside;
 use solostate_persistence::checkpoint::{CheckpointError, Checkpoints};
-use solostate_persistence::journal::{self, Journal, JournalError};
+use solostate_persistence::journal::{self, Backend as JournalBackend, Journal, JournalError};
 use solostate_persistence::recovery::{self, ReplayError};
 use solostate_persistence::replay::Layout;
 use solostate_persistence::sync::sync_dir;
@@ -54,6 +54,8 @@ pub struct ReplayProgress {
 pub(crate) struct Options {
     /// sled's page cache, in bytes.
     pub(crate) cache_bytes: u64,
+    /// [`Builder::journal_backend`](crate::Builder::journal_backend).
+    pub(crate) backend: JournalBackend,
     /// [`Builder::recover_to_prefix`](crate::Builder::recover_to_prefix).
     pub(crate) recover_to_prefix: bool,
     /// [`Builder::on_damaged_journal`](crate::Builder::on_damaged_journal).
@@ -82,7 +84,7 @@ pub(crate) fn open<E: Event>(
     // directory, and until that is known nothing else is touched (opening
     // the checkpoints removes stray temporary files, which would be a
     // running engine's checkpoint in progress).
-    let scanned = match scan::<E>(&layout.journal, schema, options.cache_bytes) {
+    let scanned = match scan::<E>(&layout.journal, schema, options) {
         Err(error) if !movable(journal_cause(&error)) => return Err(journal_error(error)),
         scanned => scanned,
     };
@@ -100,6 +102,16 @@ pub(crate) fn open<E: Event>(
 
     let (journal, journal_last) = match scanned {
         Ok((journal, torn, last)) => {
+            if let Some(cut) = journal.torn_tail() {
+                tracing::warn!(
+                    segment = %cut.segment.display(),
+                    offset = cut.offset,
+                    dropped_bytes = cut.dropped_bytes,
+                    nonzero = cut.nonzero,
+                    "cut the end of the journal's last segment: a write that never finished syncing (a crash or power cut in the middle of it), so never acknowledged under Durability::Always"
+                );
+                report.cut_segment_tail = Some(cut.clone());
+            }
             if let Some(torn) = torn {
                 tracing::warn!(
                     seq = torn.seq,
@@ -291,10 +303,10 @@ pub(crate) fn open<E: Event>(
 fn scan<E: Event>(
     path: &Path,
     schema: &str,
-    cache_bytes: u64,
+    options: &Options,
 ) -> Result<(Journal, Option<journal::TornRecord>, u64), JournalError> {
     journal::catch_sled(path, "recovering the journal", || {
-        let journal = Journal::open(path, schema, cache_bytes)?;
+        let journal = Journal::open_with(path, schema, options.cache_bytes, options.backend)?;
         let torn = journal.repair_tail()?;
         let last = journal.last_seq::<E>()?;
         Ok((journal, torn, last))
@@ -321,8 +333,13 @@ fn move_aside_and_resume(
             &error,
         )
     })?;
-    let journal =
-        Journal::open(&layout.journal, schema, options.cache_bytes).map_err(journal_error)?;
+    let journal = Journal::open_with(
+        &layout.journal,
+        schema,
+        options.cache_bytes,
+        options.backend,
+    )
+    .map_err(journal_error)?;
     journal
         .resume_after(checkpoint, &to)
         .map_err(journal_error)?;

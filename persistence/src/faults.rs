@@ -32,7 +32,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use crate::journal::storage::{Sled, Storage, Sync, Write};
+use crate::journal::storage::{Os, Storage, Sync, Write};
 
 /// Which writes and flushes to fail, and how slow flushes are. Counting
 /// starts when the plan is handed to a journal (or an engine, after it
@@ -211,46 +211,44 @@ impl FaultPlan {
     }
 
     /// Counts a flush, and fails it if it is the chosen one.
-    fn before_flush(&self) -> sled::Result<()> {
+    fn count_flush(&self) -> io::Result<()> {
         let n = self.seen.flushes.fetch_add(1, Ordering::Relaxed) + 1;
         if self.fail_flush == Some(n) {
             self.seen.injected_flushes.fetch_add(1, Ordering::Relaxed);
-            return Err(sled::Error::Io(io::Error::other(format!(
-                "injected i/o error at flush {n}"
-            ))));
+            return Err(io::Error::other(format!("injected i/o error at flush {n}")));
         }
         Ok(())
     }
 }
 
 impl Storage for FaultPlan {
-    fn write(&self, what: Write) -> sled::Result<()> {
+    fn write(&self, what: Write) -> io::Result<()> {
         if what == Write::Discard {
             return Ok(());
         }
         let n = self.seen.writes.fetch_add(1, Ordering::Relaxed) + 1;
         if self.disk_full_at_write.is_some_and(|full| n >= full) {
             self.seen.injected_disk_full.fetch_add(1, Ordering::Relaxed);
-            return Err(sled::Error::Io(io::Error::new(
+            return Err(io::Error::new(
                 io::ErrorKind::StorageFull,
                 format!("no space left on device (injected at write {n})"),
-            )));
+            ));
         }
         if self.fail_write == Some(n) {
             self.seen.injected_writes.fetch_add(1, Ordering::Relaxed);
-            return Err(sled::Error::Io(io::Error::other(format!(
+            return Err(io::Error::other(format!(
                 "injected i/o error at write {n}"
-            ))));
+            )));
         }
         Ok(())
     }
 
-    fn flush(&self, db: &sled::Db) -> sled::Result<()> {
-        self.before_flush()?;
+    fn before_flush(&self) -> io::Result<()> {
+        self.count_flush()?;
         if !self.flush_delay.is_zero() {
             std::thread::sleep(self.flush_delay);
         }
-        db.flush().map(drop)
+        Ok(())
     }
 
     fn sync(&self, what: Sync<'_>) -> io::Result<()> {
@@ -259,7 +257,7 @@ impl Storage for FaultPlan {
             self.seen.injected_syncs.fetch_add(1, Ordering::Relaxed);
             return Err(io::Error::other(format!("injected i/o error at sync {n}")));
         }
-        Sled.sync(what)
+        Os.sync(what)
     }
 }
 

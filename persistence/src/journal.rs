@@ -41,24 +41,24 @@
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
 
-use sled::Transactional;
-
 use serde::Serialize;
 
 use crate::codec::{self, CodecError};
 use flush_thread::FlushThread;
 use storage::{Storage, Write};
+use store::{Op, Store, Tree};
 
 mod checks;
 mod chunks;
 mod classify;
-mod durable;
+pub(crate) mod durable;
 mod error;
 mod flush_thread;
 mod maintenance;
 mod read;
 mod rollback;
 pub(crate) mod storage;
+mod store;
 
 pub use chunks::CHUNK_BYTES;
 pub use classify::catch_sled;
@@ -66,52 +66,34 @@ pub(crate) use classify::panic_message;
 pub use error::JournalError;
 pub use maintenance::Resumed;
 pub use rollback::{RollbackRefusal, RollbackReport};
+pub use store::{Backend, TornTail};
 
-/// The tree holding the records.
-const RECORDS: &str = "journal";
-/// The tree holding records that rollbacks moved out of the timeline.
-const ARCHIVE: &str = "archive";
-/// The tree holding records set aside by [`Journal::quarantine_from`].
-const QUARANTINE: &str = "quarantine";
-/// The tree holding the determinism guard's state hashes, keyed by the
-/// seq each checks.
-const STATE_HASHES: &str = "state_hashes";
-/// The tree holding the header and the pruned-through mark.
-const META: &str = "meta";
-/// The header's key in [`META`].
+/// The header's key in the meta tree.
 const HEADER_KEY: &[u8] = b"header";
-/// The key in [`META`] of the last seq [`Journal::prune_through`] removed
-/// (u64 big-endian; absent = nothing pruned).
+/// The key in the meta tree of the last seq [`Journal::prune_through`]
+/// removed (u64 big-endian; absent = nothing pruned).
 const PRUNED_KEY: &[u8] = b"pruned_through";
 
-/// A journal of committed batches in a sled database.
+/// A journal of committed batches, in the segment log or in sled (see
+/// [`Backend`]).
 #[derive(Debug)]
 pub struct Journal {
-    /// The timeline: batches and rollback markers.
-    records: sled::Tree,
-    /// Records rolled back out of the timeline, under their original keys:
-    /// kept so a rollback loses nothing anyone can audit.
-    archive: sled::Tree,
-    /// Records set aside raw by [`Journal::quarantine_from`], keyed by a
-    /// quarantine id and their original key (see there).
-    quarantine: sled::Tree,
-    /// State hashes recorded by [`Journal::record_state_hash`], keyed by
-    /// the seq they check: outside the timeline so seqs stay dense.
-    state_hashes: sled::Tree,
-    /// The header and the pruned-through mark.
-    meta: sled::Tree,
-    /// The chunks of records too large for one sled value, keyed by the
-    /// chunk id in their head and their index (see the `chunks` module).
-    chunks: sled::Tree,
-    db: sled::Db,
+    /// The trees: the timeline (batches and rollback markers), the
+    /// archive of rolled-back records, quarantined records, the state
+    /// hashes (outside the timeline so seqs stay dense), the header and
+    /// marks, and the chunks of records too large for one sled value.
+    /// Shared with flushes on the flush thread.
+    store: Arc<Store>,
     path: PathBuf,
-    /// Where writes, flushes and syncs go: sled and the operating system,
-    /// or a fault plan in tests. Shared with flushes on the flush thread.
+    /// Where writes, flushes and syncs go: the backend and the operating
+    /// system, or a fault plan in tests. Shared with flushes on the flush
+    /// thread.
     storage: Arc<dyn Storage>,
-    /// The handles that make a flush durable (`fdatasync` of sled's log).
-    files: Arc<durable::Files>,
     /// Where [`Journal::flush_async`] runs; started by the first one.
     flush_thread: OnceLock<FlushThread>,
+    /// What the segment log cut off its last segment when this journal was
+    /// opened (never-synced bytes), for recovery to report.
+    torn_tail: Option<TornTail>,
 }
 
 /// One step of the timeline read back from the journal: an event, or a
@@ -158,6 +140,8 @@ pub struct TornRecord {
 impl Journal {
     /// Opens the journal in `path`, creating it if needed, for events of
     /// `schema` (the event type's name or a fingerprint the user chose).
+    /// An existing journal is opened on the backend its files are for; a
+    /// new one is created on the default, [`Backend::Segments`].
     /// `cache_bytes` is sled's page cache size, set explicitly because
     /// sled's default (1 GiB) is rarely what an embedded engine wants.
     ///
@@ -167,11 +151,31 @@ impl Journal {
     /// [`JournalError::SchemaMismatch`] or [`JournalError::UnsupportedFormat`]
     /// for a journal of another schema or record format (incompatible);
     /// [`JournalError::BadHeader`] for a damaged header;
+    /// [`JournalError::BadSegment`] for a damaged segment file;
     /// [`JournalError::SledPanicked`] when sled panics on its own files
-    /// (caught: this never panics); and [`JournalError::Storage`] for I/O
-    /// errors and for the corruption sled itself reports.
+    /// (caught: this never panics); and [`JournalError::Storage`] or
+    /// [`JournalError::Io`] for I/O errors (and for the corruption sled
+    /// itself reports).
     pub fn open(path: &Path, schema: &str, cache_bytes: u64) -> Result<Journal, JournalError> {
-        Self::open_inner(path, schema, cache_bytes, true)
+        Self::open_with(path, schema, cache_bytes, Backend::default())
+    }
+
+    /// [`Journal::open`], creating a new journal on `backend`. An
+    /// existing journal is still opened on the backend its files are for:
+    /// the files say what they are, and an engine configured for one
+    /// backend keeps reading the journals it wrote on the other.
+    ///
+    /// # Errors
+    ///
+    /// Those of [`Journal::open`].
+    pub fn open_with(
+        path: &Path,
+        schema: &str,
+        cache_bytes: u64,
+        backend: Backend,
+    ) -> Result<Journal, JournalError> {
+        let backend = Backend::detect(path).unwrap_or(backend);
+        Self::open_inner(path, schema, cache_bytes, backend, true)
     }
 
     /// Opens the journal in `path` like [`Journal::open`], but never
@@ -188,27 +192,33 @@ impl Journal {
         schema: &str,
         cache_bytes: u64,
     ) -> Result<Journal, JournalError> {
-        // sled keeps its config and its log in these two files; without
-        // them, opening would create a database.
-        if !path.join("conf").is_file() || !path.join("db").is_file() {
+        // Without a backend's files, opening would create a database.
+        let Some(backend) = Backend::detect(path) else {
+            return Err(JournalError::NotFound {
+                path: path.to_path_buf(),
+            });
+        };
+        if backend == Backend::Sled && !(path.join("conf").is_file() && path.join("db").is_file())
+        {
             return Err(JournalError::NotFound {
                 path: path.to_path_buf(),
             });
         }
-        Self::open_inner(path, schema, cache_bytes, false)
+        Self::open_inner(path, schema, cache_bytes, backend, false)
     }
 
-    /// Opens sled and checks the header, with sled's panics caught (see
-    /// [`JournalError::SledPanicked`]): a damaged journal is an error to
-    /// report, never a reason to take the process down.
+    /// Opens the store and checks the header, with sled's panics caught
+    /// (see [`JournalError::SledPanicked`]): a damaged journal is an error
+    /// to report, never a reason to take the process down.
     fn open_inner(
         path: &Path,
         schema: &str,
         cache_bytes: u64,
+        backend: Backend,
         create: bool,
     ) -> Result<Journal, JournalError> {
         catch_sled(path, "opening the database", || {
-            Self::open_unguarded(path, schema, cache_bytes, create)
+            Self::open_unguarded(path, schema, cache_bytes, backend, create)
         })
     }
 
@@ -216,67 +226,52 @@ impl Journal {
         path: &Path,
         schema: &str,
         cache_bytes: u64,
+        backend: Backend,
         create: bool,
     ) -> Result<Journal, JournalError> {
         let path = path.to_path_buf();
         if create {
-            // sled would create the directory, but never sync its parent.
+            // Neither backend syncs the parent of a directory it creates.
             crate::sync::create_dir_all(&path).map_err(|source| JournalError::Sync {
                 path: crate::sync::parent_of(&path).to_path_buf(),
                 source,
             })?;
         }
-        // sled's log file has bytes only once something was flushed to it,
-        // and the header is flushed as soon as a journal is created; so a
-        // log with bytes but no header is a journal sled lost (damaged),
-        // not a new one, and must not silently become an empty journal.
-        let had_data = path.join("db").metadata().is_ok_and(|meta| meta.len() > 0);
-        let db = open_db(&path, cache_bytes)?;
-        let files = durable::Files::open(&path, &storage::Sled)?;
-        let storage = |source| JournalError::Storage {
-            path: path.clone(),
-            source,
-        };
-        let meta = db.open_tree(META).map_err(storage)?;
+        let opened = Store::open(&path, backend, cache_bytes, create)?;
+        let store = opened.store;
         let expected = header(schema);
         let mut created = false;
-        match meta.get(HEADER_KEY).map_err(storage)? {
-            None if had_data => {
+        match store.get(Tree::Meta, HEADER_KEY)? {
+            // A backend's files hold data only once something was flushed
+            // to them, and the header is flushed as soon as a journal is
+            // created; so data but no header is a journal the backend
+            // lost (damaged), not a new one, and must not silently become
+            // an empty journal.
+            None if opened.had_data => {
                 return Err(JournalError::BadHeader {
                     path,
-                    reason: "sled's log holds data but no journal header: sled could not recover \
-                             the journal from its files, or this directory is not a solostate journal"
+                    reason: "the journal's files hold data but no journal header: the backend could \
+                             not recover the journal from its files, or this directory is not a \
+                             solostate journal"
                         .into(),
                 });
             }
             None if create => {
-                meta.insert(HEADER_KEY, expected.as_slice())
-                    .map_err(storage)?;
+                store.apply(&[Op::Insert(Tree::Meta, HEADER_KEY, &expected)])?;
                 created = true;
             }
-            // An empty sled database (one whose creation never got as far
-            // as its header).
+            // An empty database (one whose creation never got as far as
+            // its header).
             None => return Err(JournalError::NotFound { path }),
             Some(found) if found.as_ref() == expected.as_slice() => {}
             Some(found) => return Err(header_mismatch(&path, &found, schema)),
         }
-        let records = db.open_tree(RECORDS).map_err(storage)?;
-        let archive = db.open_tree(ARCHIVE).map_err(storage)?;
-        let quarantine = db.open_tree(QUARANTINE).map_err(storage)?;
-        let state_hashes = db.open_tree(STATE_HASHES).map_err(storage)?;
-        let chunks = db.open_tree(chunks::CHUNKS).map_err(storage)?;
         let journal = Journal {
-            records,
-            archive,
-            quarantine,
-            state_hashes,
-            meta,
-            chunks,
-            db,
+            store: Arc::new(store),
             path,
-            storage: Arc::new(storage::Sled),
-            files: Arc::new(files),
+            storage: Arc::new(storage::Os),
             flush_thread: OnceLock::new(),
+            torn_tail: opened.torn_tail,
         };
         if created {
             // The header reaches the disk before anything relies on it
@@ -291,16 +286,28 @@ impl Journal {
         &self.path
     }
 
-    /// The bytes sled uses on disk for this database, including space it
-    /// has reserved but not filled yet. For measuring journal overhead.
+    /// The backend this journal is stored on.
+    pub fn backend(&self) -> Backend {
+        self.store.backend()
+    }
+
+    /// What opening this journal cut off the end of its last segment: a
+    /// write that never finished syncing (so nothing in it was
+    /// acknowledged), left by a crash or a power cut. `None` when nothing
+    /// was cut, and always for sled, whose recovery does not say.
+    pub fn torn_tail(&self) -> Option<&TornTail> {
+        self.torn_tail.as_ref()
+    }
+
+    /// The bytes the journal's files use on disk, including space the
+    /// backend has reserved but not filled yet. For measuring journal
+    /// overhead.
     ///
     /// # Errors
     ///
     /// [`JournalError::Storage`] for I/O errors.
     pub fn size_on_disk(&self) -> Result<u64, JournalError> {
-        self.db
-            .size_on_disk()
-            .map_err(|source| self.storage(source))
+        self.store.size_on_disk()
     }
 
     /// Appends one committed batch whose first event has `first_seq`.
@@ -365,33 +372,18 @@ impl Journal {
     ) -> Result<usize, JournalError> {
         let len = record.len();
         let key = first_seq.to_be_bytes();
-        if len <= CHUNK_BYTES {
-            self.write(Write::Append)?;
-            self.records
-                .insert(key, record)
-                .map_err(|source| self.storage(source))?;
-            return Ok(len);
-        }
         let stored = self.to_store_counted(&record, count)?;
         self.write(Write::Append)?;
-        (&self.records, &self.chunks)
-            .transaction(|(records, chunks)| stored.put(records, chunks, &key))
-            .map_err(|error| self.never_aborts(error))?;
+        self.store.apply(&stored.ops(Tree::Records, &key))?;
         Ok(len)
-    }
-
-    fn storage(&self, source: sled::Error) -> JournalError {
-        JournalError::Storage {
-            path: self.path.clone(),
-            source,
-        }
     }
 
     /// Asks the storage whether a write of kind `what` may go ahead.
     fn write(&self, what: Write) -> Result<(), JournalError> {
-        self.storage
-            .write(what)
-            .map_err(|source| self.storage(source))
+        self.storage.write(what).map_err(|source| JournalError::Io {
+            path: self.path.clone(),
+            source,
+        })
     }
 
     /// The seq of a record key, or [`JournalError::BadKey`].
@@ -467,52 +459,6 @@ fn header_mismatch(path: &Path, found: &[u8], schema: &str) -> JournalError {
     }
 }
 
-/// How long [`open_db`] keeps trying a locked directory.
-const LOCK_PATIENCE: std::time::Duration = std::time::Duration::from_millis(300);
-
-/// Opens sled's database in `path`. A handle that was just dropped can
-/// still hold the directory's lock for a few milliseconds, because sled's
-/// I/O threads finish their queued writes with their own references to the
-/// file; so a locked directory is retried for [`LOCK_PATIENCE`] before it
-/// is reported as [`JournalError::AlreadyOpen`]. A directory another
-/// process really holds therefore fails after that long, not at once.
-fn open_db(path: &Path, cache_bytes: u64) -> Result<sled::Db, JournalError> {
-    let started = std::time::Instant::now();
-    loop {
-        let opened = sled::Config::new()
-            .path(path)
-            .cache_capacity(cache_bytes)
-            // The owner decides when to flush (its durability setting).
-            // sled's own background flush, every 500 ms by default, would
-            // make `Never` flush twice a second and add flushes that
-            // compete with `Always`'s per-batch ones.
-            .flush_every_ms(None)
-            .open();
-        match opened.map_err(|source| open_error(path, source)) {
-            Err(JournalError::AlreadyOpen { .. }) if started.elapsed() < LOCK_PATIENCE => {
-                std::thread::sleep(std::time::Duration::from_millis(5));
-            }
-            other => return other,
-        }
-    }
-}
-
-/// sled reports a held directory lock as a generic I/O error whose message
-/// says so; turn that into [`JournalError::AlreadyOpen`].
-fn open_error(path: &Path, source: sled::Error) -> JournalError {
-    match &source {
-        sled::Error::Io(io) if io.to_string().contains("could not acquire lock") => {
-            JournalError::AlreadyOpen {
-                path: path.to_path_buf(),
-            }
-        }
-        _ => JournalError::Storage {
-            path: path.to_path_buf(),
-            source,
-        },
-    }
-}
-
 #[cfg(test)]
 mod tests;
 #[cfg(test)]
@@ -525,3 +471,5 @@ mod tests_maintenance;
 mod tests_open;
 #[cfg(test)]
 mod tests_rollback;
+#[cfg(test)]
+mod tests_support;

@@ -3,6 +3,8 @@
 
 use std::path::PathBuf;
 
+use solostate_persistence::journal::TornTail;
+
 use crate::error::OpenCause;
 
 /// What opening a persistent engine found and did, from
@@ -26,6 +28,12 @@ pub struct Recovery {
     /// The first seq of a torn last record that was removed: a write cut
     /// short by a crash, never acknowledged under `Durability::Always`.
     pub torn_tail: Option<u64>,
+    /// What the segment log cut off the end of its last segment: bytes
+    /// after the last whole, verifying frame, that is, a write that never
+    /// finished syncing (a crash or power cut in the middle of it), so
+    /// nothing in it was acknowledged under `Durability::Always`. Always
+    /// `None` on [`JournalBackend::Sled`](crate::JournalBackend::Sled).
+    pub cut_segment_tail: Option<TornTail>,
     /// Checkpoints that failed to verify and were passed over (newest
     /// first), with why. They stay where they are, unless they are also
     /// in [`Recovery::checkpoints_set_aside`].
@@ -55,12 +63,14 @@ pub struct Recovery {
 }
 
 impl Recovery {
-    /// Whether opening had nothing to decide: no torn tail, no checkpoint
+    /// Whether opening had nothing to decide: no torn tail or cut segment
+    /// tail, no checkpoint
     /// passed over or set aside, no quarantine, no journal moved aside, no
     /// stray file or state hash removed. A monitoring hook can alert on
     /// `!is_clean()`.
     pub fn is_clean(&self) -> bool {
         self.torn_tail.is_none()
+            && self.cut_segment_tail.is_none()
             && self.skipped_checkpoints.is_empty()
             && self.quarantined_from.is_none()
             && self.journal_moved_aside.is_none()

@@ -2,8 +2,9 @@
 //! seq, recorded while the engine runs and checked when the journal is
 //! replayed.
 
-use std::ops::RangeInclusive;
+use std::ops::{Bound, RangeInclusive};
 
+use super::store::{Op, Tree};
 use super::{Journal, JournalError};
 use crate::codec;
 
@@ -18,10 +19,8 @@ impl Journal {
     pub fn record_state_hash(&self, seq: u64, hash: u64) -> Result<(), JournalError> {
         let record = codec::encode_state_hash(hash).map_err(|source| self.corrupt(seq, source))?;
         self.write(super::Write::StateHash)?;
-        self.state_hashes
-            .insert(seq.to_be_bytes(), record)
-            .map_err(|source| self.storage(source))?;
-        Ok(())
+        self.store
+            .apply(&[Op::Insert(Tree::StateHashes, &seq.to_be_bytes(), &record)])
     }
 
     /// The recorded state hashes with seqs in `seqs`, in seq order, as
@@ -36,10 +35,14 @@ impl Journal {
         if from > through {
             return Ok(Vec::new());
         }
-        self.state_hashes
-            .range(from.to_be_bytes()..=through.to_be_bytes())
+        self.store
+            .range(
+                Tree::StateHashes,
+                Bound::Included(&from.to_be_bytes()),
+                Bound::Included(&through.to_be_bytes()),
+            )
             .map(|item| {
-                let (key, value) = item.map_err(|source| self.storage(source))?;
+                let (key, value) = item?;
                 let seq = self.seq_of(&key)?;
                 let hash =
                     codec::decode_state_hash(&value).map_err(|source| self.corrupt(seq, source))?;
@@ -62,18 +65,17 @@ impl Journal {
         let Some(from) = seq.checked_add(1) else {
             return Ok(0);
         };
-        let mut removed = 0;
-        for key in self.state_hashes.range(from.to_be_bytes()..).keys() {
-            let key = key.map_err(|source| self.storage(source))?;
-            self.state_hashes
-                .remove(key)
-                .map_err(|source| self.storage(source))?;
-            removed += 1;
+        let doomed = self.state_hash_keys(from, u64::MAX)?;
+        if doomed.is_empty() {
+            return Ok(0);
         }
-        if removed > 0 {
-            self.flush()?;
-        }
-        Ok(removed)
+        let ops: Vec<Op<'_>> = doomed
+            .iter()
+            .map(|key| Op::Remove(Tree::StateHashes, key))
+            .collect();
+        self.store.apply(&ops)?;
+        self.flush()?;
+        Ok(doomed.len() as u64)
     }
 
     /// The keys of the state hashes with seqs in `from..=through`, for the
@@ -86,10 +88,10 @@ impl Journal {
         if from > through {
             return Ok(Vec::new());
         }
-        self.state_hashes
-            .range(from.to_be_bytes()..=through.to_be_bytes())
-            .keys()
-            .collect::<Result<_, _>>()
-            .map_err(|source| self.storage(source))
+        self.store.keys_between(
+            Tree::StateHashes,
+            &from.to_be_bytes(),
+            &through.to_be_bytes(),
+        )
     }
 }

@@ -34,7 +34,7 @@
 //! the limit, pruned, rolled back and quarantined): sled writes blobs
 //! with an 8 KiB limit (17 values fill a leaf) and none with 6 KiB. A record longer than that is
 //! stored as a [`ChunkHead`] under the record's key and
-//! its bytes in `ceil(len / CHUNK_BYTES)` chunks in the [`CHUNKS`] tree,
+//! its bytes in `ceil(len / CHUNK_BYTES)` chunks in the chunks tree,
 //! keyed by the head's id (fresh from sled's id generator, never reused)
 //! and the chunk's index, both big-endian so a record's chunks sort
 //! together and in order. Head and chunks are written in one sled
@@ -51,23 +51,16 @@
 
 use std::borrow::Cow;
 
-use std::convert::Infallible;
+use sled::IVec;
 
-use sled::transaction::{
-    ConflictableTransactionError, ConflictableTransactionResult, TransactionalTree,
-};
-use sled::{IVec, Transactional};
-
+use super::store::{Op, Tree};
 use super::{Journal, JournalError};
 use crate::codec::{self, ChunkHead, ChunkProblem, CodecError, RecordKind};
 
-/// The tree holding the chunks of every chunked record, wherever its
-/// head is (timeline, archive or quarantine).
-pub(super) const CHUNKS: &str = "chunks";
-
 /// The largest value the journal stores in sled, and the size of every
 /// chunk but a record's last: 4 KiB. See the module docs for why this
-/// keeps sled from writing blob files.
+/// keeps sled from writing blob files. (The segment log stores every
+/// record whole.)
 pub const CHUNK_BYTES: usize = 4096;
 
 /// A record ready to be written: as it is, or as a head and its chunks.
@@ -78,38 +71,23 @@ pub(super) enum Stored<'a> {
     Chunked {
         /// The encoded [`ChunkHead`].
         head: Vec<u8>,
-        /// Its id.
-        id: u64,
-        /// The record's bytes, [`CHUNK_BYTES`] at a time.
-        chunks: Vec<&'a [u8]>,
+        /// The chunks' keys and bytes, [`CHUNK_BYTES`] at a time.
+        chunks: Vec<([u8; 12], &'a [u8])>,
     },
 }
 
 impl Stored<'_> {
-    /// Writes the record at `key` of `tree` (and its chunks), inside a
-    /// transaction over `tree` and the chunks tree.
-    pub(super) fn put<A>(
-        &self,
-        tree: &TransactionalTree,
-        chunks: &TransactionalTree,
-        key: &[u8],
-    ) -> ConflictableTransactionResult<(), A> {
+    /// The writes that put the record at `key` of `tree` (and its chunks
+    /// in the chunks tree), for one atomic batch.
+    pub(super) fn ops<'k>(&'k self, tree: Tree, key: &'k [u8]) -> Vec<Op<'k>> {
         match self {
-            Stored::Whole(record) => {
-                tree.insert(key, *record)?;
-            }
-            Stored::Chunked {
-                head,
-                id,
-                chunks: parts,
-            } => {
-                for (index, part) in (0u32..).zip(parts) {
-                    chunks.insert(&chunk_key(*id, index), *part)?;
-                }
-                tree.insert(key, head.as_slice())?;
-            }
+            Stored::Whole(record) => vec![Op::Insert(tree, key, record)],
+            Stored::Chunked { head, chunks } => chunks
+                .iter()
+                .map(|(chunk_key, part)| Op::Insert(Tree::Chunks, chunk_key, part))
+                .chain([Op::Insert(tree, key, head)])
+                .collect(),
         }
-        Ok(())
     }
 }
 
@@ -137,7 +115,7 @@ impl Journal {
         seq: u64,
         record: &'a [u8],
     ) -> Result<Stored<'a>, JournalError> {
-        if record.len() <= CHUNK_BYTES {
+        if record.len() <= self.store.chunk_limit() {
             return Ok(Stored::Whole(record));
         }
         let count = match codec::peek(record).map_err(|source| self.corrupt(seq, source))? {
@@ -163,14 +141,14 @@ impl Journal {
         record: &'a [u8],
         count: u64,
     ) -> Result<Stored<'a>, JournalError> {
-        if record.len() <= CHUNK_BYTES {
+        if record.len() <= self.store.chunk_limit() {
             return Ok(Stored::Whole(record));
         }
-        let chunks: Vec<&[u8]> = record.chunks(CHUNK_BYTES).collect();
-        let id = self
-            .db
-            .generate_id()
-            .map_err(|source| self.storage(source))?;
+        let id = self.store.generate_id()?;
+        let chunks: Vec<([u8; 12], &[u8])> = (0u32..)
+            .zip(record.chunks(CHUNK_BYTES))
+            .map(|(index, part)| (chunk_key(id, index), part))
+            .collect();
         let head = ChunkHead {
             id,
             chunks: u32::try_from(chunks.len()).expect("a record is at most 256 MiB"),
@@ -179,7 +157,6 @@ impl Journal {
         };
         Ok(Stored::Chunked {
             head: codec::encode_chunk_head(&head),
-            id,
             chunks,
         })
     }
@@ -221,8 +198,9 @@ impl Journal {
             })?;
         let mut record = Vec::with_capacity(capacity);
         let mut next = 0u32;
-        for item in self.chunks.scan_prefix(head.id.to_be_bytes()) {
-            let (key, part) = item.map_err(|source| self.storage(source))?;
+        let prefix = head.id.to_be_bytes();
+        for item in self.store.scan_prefix(Tree::Chunks, &prefix) {
+            let (key, part) = item?;
             let index = key
                 .get(8..)
                 .and_then(|index| <[u8; 4]>::try_from(index).ok())
@@ -281,37 +259,27 @@ impl Journal {
         let Ok(Some(head)) = codec::chunk_head(value) else {
             return Ok(Vec::new());
         };
-        self.chunks
-            .scan_prefix(head.id.to_be_bytes())
-            .keys()
-            .collect::<Result<_, _>>()
-            .map_err(|source| self.storage(source))
+        let prefix = head.id.to_be_bytes();
+        self.store
+            .scan_prefix(Tree::Chunks, &prefix)
+            .map(|item| item.map(|(key, _)| key))
+            .collect()
     }
 }
 
 impl Journal {
     /// Removes the record at `key` of the timeline and the chunks with
-    /// `chunk_keys`, in one transaction (a plain removal when there are
-    /// no chunks).
+    /// `chunk_keys`, in one atomic batch.
     pub(super) fn remove_with_chunks(
         &self,
         key: &[u8],
         chunk_keys: &[IVec],
     ) -> Result<(), JournalError> {
-        if chunk_keys.is_empty() {
-            self.records
-                .remove(key)
-                .map_err(|source| self.storage(source))?;
-            return Ok(());
-        }
-        (&self.records, &self.chunks)
-            .transaction(|(records, chunks)| {
-                records.remove(key)?;
-                for chunk in chunk_keys {
-                    chunks.remove(chunk)?;
-                }
-                Ok::<_, ConflictableTransactionError<Infallible>>(())
-            })
-            .map_err(|error| self.never_aborts(error))
+        let ops: Vec<Op<'_>> = chunk_keys
+            .iter()
+            .map(|chunk| Op::Remove(Tree::Chunks, chunk))
+            .chain([Op::Remove(Tree::Records, key)])
+            .collect();
+        self.store.apply(&ops)
     }
 }

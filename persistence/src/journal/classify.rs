@@ -40,6 +40,7 @@ impl JournalError {
             JournalError::Gap { expected, .. } => Some(Some(*expected)),
             JournalError::BadHeader { .. }
             | JournalError::BadKey { .. }
+            | JournalError::BadSegment { .. }
             | JournalError::SledPanicked { .. }
             | JournalError::Storage {
                 source:

@@ -49,7 +49,7 @@ use super::{Journal, JournalError};
 #[derive(Debug)]
 pub(super) struct Files {
     /// The journal's directory.
-    dir: PathBuf,
+    pub(super) dir: PathBuf,
     /// sled's log, opened read-only: fsyncing it syncs sled's writes.
     db: File,
     /// sled's blob directory.
@@ -162,38 +162,22 @@ fn sync(storage: &dyn Storage, what: Sync<'_>, path: &Path) -> Result<(), Journa
     })
 }
 
-/// sled's flush and then the syncs that make it durable: the one
-/// definition of a durable flush, for [`Journal::flush`] on the calling
-/// thread and [`Journal::flush_async`] on the flush thread.
-///
-/// [`Journal::flush`]: super::Journal::flush
-/// [`Journal::flush_async`]: super::Journal::flush_async
-pub(super) fn flush(
-    db: &sled::Db,
-    files: &Files,
-    storage: &dyn Storage,
-) -> Result<(), JournalError> {
-    storage.flush(db).map_err(|source| JournalError::Storage {
-        path: files.dir.clone(),
-        source,
-    })?;
-    files.sync(storage)
-}
-
 impl Journal {
     /// Makes every write so far durable through a power cut, blocking the
-    /// calling thread: sled's flush (its buffers written, then
-    /// `sync_file_range` on its log, which commits neither the log's grown
-    /// size nor the device's cache), then `fdatasync` of the log through
-    /// the journal's own handle, then any blob file sled wrote (it should
-    /// write none; see the module docs).
+    /// calling thread. On the segment log: `fdatasync` of the active
+    /// segment (earlier ones were synced when the log moved past them).
+    /// On sled: sled's flush (its buffers written, then `sync_file_range`
+    /// on its log, which commits neither the log's grown size nor the
+    /// device's cache), then `fdatasync` of the log through the journal's
+    /// own handle, then any blob file sled wrote (it should write none;
+    /// see the module docs).
     ///
     /// # Errors
     ///
     /// [`JournalError::Storage`] when sled cannot write, and
     /// [`JournalError::Sync`] when a sync fails.
     pub fn flush(&self) -> Result<(), JournalError> {
-        flush(&self.db, &self.files, &*self.storage)
+        self.store.flush(&*self.storage)
     }
 
     /// [`Journal::flush`] without blocking the calling thread: the flush
@@ -223,13 +207,9 @@ impl Journal {
                 self.flush_thread.get().expect("just set")
             }
         };
-        let (db, files, storage) = (
-            self.db.clone(),
-            Arc::clone(&self.files),
-            Arc::clone(&self.storage),
-        );
+        let (store, storage) = (Arc::clone(&self.store), Arc::clone(&self.storage));
         thread
-            .run(move || flush(&db, &files, &*storage))
+            .run(move || store.flush(&*storage))
             .await
             .ok_or_else(|| stopped("the journal's flush panicked; its writes may not be durable"))?
     }
@@ -246,7 +226,8 @@ impl Journal {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::journal::storage::Sled;
+    use crate::journal::storage::{Os, Write};
+    use crate::journal::{Backend, store::Store};
 
     /// Removes a blob file just before syncing it: sled removing a blob
     /// from another thread between the directory listing and the sync.
@@ -254,11 +235,11 @@ mod tests {
     struct RemovesBlobs;
 
     impl Storage for RemovesBlobs {
-        fn write(&self, what: crate::journal::storage::Write) -> sled::Result<()> {
-            Sled.write(what)
+        fn write(&self, what: Write) -> std::io::Result<()> {
+            Os.write(what)
         }
-        fn flush(&self, db: &sled::Db) -> sled::Result<()> {
-            Sled.flush(db)
+        fn before_flush(&self) -> std::io::Result<()> {
+            Os.before_flush()
         }
         fn sync(&self, what: Sync<'_>) -> std::io::Result<()> {
             match what {
@@ -267,20 +248,21 @@ mod tests {
                 }
                 _ => {}
             }
-            Sled.sync(what)
+            Os.sync(what)
         }
     }
 
     #[test]
     fn a_blob_removed_by_sled_while_it_is_synced_is_not_an_error() {
         let dir = tempfile::tempdir().unwrap();
-        let journal = Journal::open(dir.path(), "strings", 1 << 20).unwrap();
+        let opened = Store::open(dir.path(), Backend::Sled, 1 << 20, true).unwrap();
+        let files = opened.store.sled_files().unwrap();
         std::fs::write(dir.path().join("blobs").join("12345"), b"blob").unwrap();
-        journal.files.sync(&RemovesBlobs).unwrap();
+        files.sync(&RemovesBlobs).unwrap();
         // A blob still there is synced, and only once.
         std::fs::write(dir.path().join("blobs").join("12346"), b"blob").unwrap();
-        journal.files.sync(&Sled).unwrap();
-        journal.files.sync(&RemovesBlobs).unwrap();
+        files.sync(&Os).unwrap();
+        files.sync(&RemovesBlobs).unwrap();
         assert!(dir.path().join("blobs").join("12346").exists());
     }
 }

@@ -13,7 +13,7 @@ use crate::codec::CodecError;
 #[non_exhaustive]
 pub enum JournalError {
     /// Another process (or another handle in this one) has the journal
-    /// open. sled holds an exclusive lock on its directory.
+    /// open: both backends hold an exclusive lock on their directory.
     #[error("journal {path} is already open by another process or handle")]
     AlreadyOpen {
         /// The journal directory.
@@ -152,6 +152,31 @@ pub enum JournalError {
         /// sled's error.
         source: sled::Error,
     },
+    /// The segment log failed to read or write one of its files (the
+    /// error kind is the operating system's: a full disk is
+    /// [`std::io::ErrorKind::StorageFull`]), or refused a write because an
+    /// earlier write or sync failed and its files may no longer be what
+    /// it wrote. Also a write that a fault plan failed, on either backend.
+    #[error("journal {path}: i/o error: {source}")]
+    Io {
+        /// The file or directory, or the journal directory.
+        path: PathBuf,
+        /// The operating system's error.
+        source: std::io::Error,
+    },
+    /// A segment file of the segment log is damaged where no torn write
+    /// can be (a frame that does not verify before the last segment's
+    /// end, or a bad segment header): its bytes changed after they were
+    /// synced. Nothing was cut or skipped.
+    #[error("journal segment {path} is damaged at offset {offset}: {reason}")]
+    BadSegment {
+        /// The segment file.
+        path: PathBuf,
+        /// Where in it the bad frame or header starts.
+        offset: u64,
+        /// What is wrong with it.
+        reason: String,
+    },
     /// A file or directory of the journal could not be made durable
     /// (`fdatasync` or a directory `fsync` failed, or the journal's flush
     /// thread stopped). What was written since the last good flush may or
@@ -177,6 +202,7 @@ impl JournalError {
                 source: sled::Error::Io(error),
                 ..
             }
+            | JournalError::Io { source: error, .. }
             | JournalError::Sync { source: error, .. } => Some(error.kind()),
             _ => None,
         }

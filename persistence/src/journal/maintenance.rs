@@ -2,12 +2,9 @@
 //! checkpoint, taking back a record whose flush failed, cutting a torn
 //! tail) or for inspection (quarantining a corrupt suffix).
 
-use std::convert::Infallible;
 use std::path::{Path, PathBuf};
 
-use sled::Transactional;
-use sled::transaction::{ConflictableTransactionError, TransactionError};
-
+use super::store::{Op, Tree};
 use super::{Journal, JournalError, PRUNED_KEY, TornRecord, Write};
 use crate::codec::{self, CodecError};
 
@@ -42,10 +39,7 @@ impl Journal {
     pub fn discard(&self, first_seq: u64) -> Result<(), JournalError> {
         let key = first_seq.to_be_bytes();
         self.write(Write::Discard)?;
-        let value = self
-            .records
-            .get(key)
-            .map_err(|source| self.storage(source))?;
+        let value = self.store.get(Tree::Records, &key)?;
         let chunk_keys = match &value {
             Some(value) => self.chunk_keys(value)?,
             None => Vec::new(),
@@ -75,7 +69,7 @@ impl Journal {
     /// version (not a tear: a newer build wrote it) or chunks beyond its
     /// head's count, and [`JournalError::Storage`] for I/O errors.
     pub fn repair_tail(&self) -> Result<Option<TornRecord>, JournalError> {
-        let Some((key, value)) = self.records.last().map_err(|source| self.storage(source))? else {
+        let Some((key, value)) = self.store.last(Tree::Records)? else {
             return Ok(None);
         };
         let seq = self.seq_of(&key)?;
@@ -130,8 +124,8 @@ impl Journal {
         let mut doomed = Vec::new();
         let mut doomed_chunks = Vec::new();
         let mut pruned = self.pruned_through()?;
-        for item in self.records.iter() {
-            let (key, value) = item.map_err(|source| self.storage(source))?;
+        for item in self.store.iter(Tree::Records) {
+            let (key, value) = item?;
             let first = self.seq_of(&key)?;
             if first > seq {
                 break;
@@ -149,21 +143,15 @@ impl Journal {
         }
         let doomed_hashes = self.state_hash_keys(0, pruned)?;
         self.write(Write::Prune)?;
-        (&self.records, &self.meta, &self.state_hashes, &self.chunks)
-            .transaction(|(records, meta, state_hashes, chunks)| {
-                for key in &doomed {
-                    records.remove(key)?;
-                }
-                for key in &doomed_chunks {
-                    chunks.remove(key)?;
-                }
-                for key in &doomed_hashes {
-                    state_hashes.remove(key)?;
-                }
-                meta.insert(PRUNED_KEY, &pruned.to_be_bytes())?;
-                Ok::<_, ConflictableTransactionError<Infallible>>(())
-            })
-            .map_err(|error| self.never_aborts(error))?;
+        let pruned_bytes = pruned.to_be_bytes();
+        let ops: Vec<Op<'_>> = doomed
+            .iter()
+            .map(|key| Op::Remove(Tree::Records, key))
+            .chain(doomed_chunks.iter().map(|key| Op::Remove(Tree::Chunks, key)))
+            .chain(doomed_hashes.iter().map(|key| Op::Remove(Tree::StateHashes, key)))
+            .chain([Op::Insert(Tree::Meta, PRUNED_KEY, &pruned_bytes)])
+            .collect();
+        self.store.apply(&ops)?;
         Ok(doomed.len() as u64)
     }
 
@@ -184,11 +172,7 @@ impl Journal {
     /// seqs would not follow `seq`; nothing is written), and
     /// [`JournalError::Storage`].
     pub fn resume_after(&self, seq: u64, predecessor: &Path) -> Result<(), JournalError> {
-        if let Some((key, _)) = self
-            .records
-            .first()
-            .map_err(|source| self.storage(source))?
-        {
+        if let Some((key, _)) = self.store.first(Tree::Records)? {
             return Err(JournalError::Gap {
                 path: self.path.clone(),
                 expected: seq + 1,
@@ -198,13 +182,10 @@ impl Journal {
         let mut resumed = seq.to_be_bytes().to_vec();
         resumed.extend_from_slice(predecessor.to_string_lossy().as_bytes());
         self.write(Write::Prune)?;
-        self.meta
-            .transaction(|meta| {
-                meta.insert(PRUNED_KEY, &seq.to_be_bytes())?;
-                meta.insert(RESUMED_KEY, resumed.as_slice())?;
-                Ok::<_, ConflictableTransactionError<Infallible>>(())
-            })
-            .map_err(|error| self.never_aborts(error))?;
+        self.store.apply(&[
+            Op::Insert(Tree::Meta, PRUNED_KEY, &seq.to_be_bytes()),
+            Op::Insert(Tree::Meta, RESUMED_KEY, &resumed),
+        ])?;
         self.flush()
     }
 
@@ -218,11 +199,7 @@ impl Journal {
     /// [`JournalError::BadHeader`] for a damaged mark, and
     /// [`JournalError::Storage`].
     pub fn resumed(&self) -> Result<Option<Resumed>, JournalError> {
-        let Some(bytes) = self
-            .meta
-            .get(RESUMED_KEY)
-            .map_err(|source| self.storage(source))?
-        else {
+        let Some(bytes) = self.store.get(Tree::Meta, RESUMED_KEY)? else {
             return Ok(None);
         };
         let Some((seq, path)) = bytes.split_first_chunk::<8>() else {
@@ -256,45 +233,30 @@ impl Journal {
     /// [`JournalError::Storage`]. Nothing is moved on error.
     pub fn quarantine_from(&self, seq: u64) -> Result<u64, JournalError> {
         let moves = self
-            .records
-            .range(seq.to_be_bytes()..)
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(|source| self.storage(source))?;
+            .store
+            .range_from(Tree::Records, &seq.to_be_bytes())
+            .collect::<Result<Vec<_>, _>>()?;
         if moves.is_empty() {
             return Ok(0);
         }
-        let id = self
-            .db
-            .generate_id()
-            .map_err(|source| self.storage(source))?;
+        let id = self.store.generate_id()?;
         let doomed_hashes = self.state_hash_keys(seq, u64::MAX)?;
         self.write(Write::Quarantine)?;
-        (&self.records, &self.quarantine, &self.state_hashes)
-            .transaction(|(records, quarantine, state_hashes)| {
-                for (key, value) in &moves {
-                    let mut quarantine_key = id.to_be_bytes().to_vec();
-                    quarantine_key.extend_from_slice(key);
-                    quarantine.insert(quarantine_key, value)?;
-                    records.remove(key)?;
-                }
-                // The seqs are written again from here on: their old state
-                // hashes would check the new events against the old ones.
-                for key in &doomed_hashes {
-                    state_hashes.remove(key)?;
-                }
-                Ok::<_, ConflictableTransactionError<Infallible>>(())
-            })
-            .map_err(|error| self.never_aborts(error))?;
+        let quarantine_keys: Vec<Vec<u8>> = moves
+            .iter()
+            .map(|(key, _)| [id.to_be_bytes().as_slice(), key].concat())
+            .collect();
+        let mut ops: Vec<Op<'_>> = Vec::new();
+        for ((key, value), quarantine_key) in moves.iter().zip(&quarantine_keys) {
+            ops.push(Op::Insert(Tree::Quarantine, quarantine_key, value));
+            ops.push(Op::Remove(Tree::Records, key));
+        }
+        // The seqs are written again from here on: their old state hashes
+        // would check the new events against the old ones.
+        ops.extend(doomed_hashes.iter().map(|key| Op::Remove(Tree::StateHashes, key)));
+        self.store.apply(&ops)?;
         self.flush()?;
         Ok(moves.len() as u64)
-    }
-
-    /// The error of a transaction that cannot abort: sled's.
-    pub(super) fn never_aborts(&self, error: TransactionError<Infallible>) -> JournalError {
-        match error {
-            TransactionError::Abort(never) => match never {},
-            TransactionError::Storage(source) => self.storage(source),
-        }
     }
 
     /// The records [`Journal::quarantine_from`] set aside, raw, in the
@@ -307,10 +269,10 @@ impl Journal {
     /// [`JournalError::BadKey`] for a key that is not 16 bytes, and
     /// [`JournalError::Storage`].
     pub fn quarantined(&self) -> Result<Vec<(u64, u64, Vec<u8>)>, JournalError> {
-        self.quarantine
-            .iter()
+        self.store
+            .iter(Tree::Quarantine)
             .map(|item| {
-                let (key, value) = item.map_err(|source| self.storage(source))?;
+                let (key, value) = item?;
                 let bad_key = || JournalError::BadKey {
                     path: self.path.clone(),
                     len: key.len(),

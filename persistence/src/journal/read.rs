@@ -3,6 +3,7 @@
 
 use serde::de::DeserializeOwned;
 
+use super::store::{Iter, Tree};
 use super::{Entry, Journal, JournalError, PRUNED_KEY, Step};
 use crate::codec::{self, Record, RecordKind};
 
@@ -24,7 +25,7 @@ enum Continuity {
 /// first error.
 struct Steps<'a, E> {
     journal: &'a Journal,
-    records: sled::Iter,
+    records: Iter<'a>,
     /// The decoded steps of the current record not yet yielded.
     pending: std::vec::IntoIter<Entry<E>>,
     /// Steps before `from` are skipped (the start record may begin
@@ -43,7 +44,7 @@ impl<E: DeserializeOwned> Steps<'_, E> {
             return Ok(false);
         };
         let journal = self.journal;
-        let (key, value) = item.map_err(|source| journal.storage(source))?;
+        let (key, value) = item?;
         let first = journal.seq_of(&key)?;
         let value = journal.resolve(first, &value)?;
         let record =
@@ -152,7 +153,7 @@ impl Journal {
         };
         Steps {
             journal: self,
-            records: self.records.range(start.to_be_bytes()..),
+            records: self.store.range_from(Tree::Records, &start.to_be_bytes()),
             pending: Vec::new().into_iter(),
             from,
             continuity: Continuity::Start { from },
@@ -173,12 +174,7 @@ impl Journal {
                 first,
             });
         }
-        let before = self
-            .records
-            .range(..=from.to_be_bytes())
-            .next_back()
-            .transpose()
-            .map_err(|source| self.storage(source))?;
+        let before = self.store.floor(Tree::Records, &from.to_be_bytes())?;
         if let Some((key, value)) = before {
             let seq = self.seq_of(&key)?;
             let (_, end) = self.extent(seq, &value)?;
@@ -204,7 +200,7 @@ impl Journal {
     ) -> impl Iterator<Item = Result<Entry<E>, JournalError>> + '_ {
         Steps {
             journal: self,
-            records: self.archive.iter(),
+            records: self.store.iter(Tree::Archive),
             pending: Vec::new().into_iter(),
             from: 0,
             continuity: Continuity::Off,
@@ -225,7 +221,7 @@ impl Journal {
     /// mark, and [`JournalError::Storage`].
     pub fn last_seq<E: DeserializeOwned>(&self) -> Result<u64, JournalError> {
         let pruned = self.pruned_through()?;
-        let Some((key, value)) = self.records.last().map_err(|source| self.storage(source))? else {
+        let Some((key, value)) = self.store.last(Tree::Records)? else {
             return Ok(pruned);
         };
         let first = self.seq_of(&key)?;
@@ -256,11 +252,7 @@ impl Journal {
 
     /// The last seq pruned, 0 if none.
     pub(super) fn pruned_through(&self) -> Result<u64, JournalError> {
-        let Some(bytes) = self
-            .meta
-            .get(PRUNED_KEY)
-            .map_err(|source| self.storage(source))?
-        else {
+        let Some(bytes) = self.store.get(Tree::Meta, PRUNED_KEY)? else {
             return Ok(0);
         };
         let bytes: [u8; 8] = bytes
@@ -278,11 +270,10 @@ impl Journal {
     /// Only the record at or after `seq` needs reading.
     pub(crate) fn rolled_back_at(&self, seq: u64) -> Result<Option<(u64, u64)>, JournalError> {
         let at_or_after = self
-            .records
-            .range(seq.to_be_bytes()..)
+            .store
+            .range_from(Tree::Records, &seq.to_be_bytes())
             .next()
-            .transpose()
-            .map_err(|source| self.storage(source))?;
+            .transpose()?;
         let Some((key, value)) = at_or_after else {
             return Ok(None);
         };

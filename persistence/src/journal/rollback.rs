@@ -4,10 +4,9 @@
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
-use sled::Transactional;
-use sled::transaction::{ConflictableTransactionError, TransactionError};
+use sled::IVec;
 
-use super::chunks::Stored;
+use super::store::{Op, Tree};
 use super::{Journal, JournalError};
 use crate::codec::{self, RecordKind};
 
@@ -65,7 +64,7 @@ struct Split {
     archived: u64,
     /// The chunks of the batch as it was, if it was chunked: the prefix
     /// and suffix are stored anew.
-    old_chunks: Vec<sled::IVec>,
+    old_chunks: Vec<IVec>,
 }
 
 impl Journal {
@@ -121,8 +120,11 @@ impl Journal {
             report.records_archived += 1;
         }
         let mut moves = Vec::new();
-        for item in self.records.range((target + 1).to_be_bytes()..) {
-            let (key, value) = item.map_err(|source| self.storage(source))?;
+        for item in self
+            .store
+            .range_from(Tree::Records, &(target + 1).to_be_bytes())
+        {
+            let (key, value) = item?;
             let seq = self.seq_of(&key)?;
             match self.extent(seq, &value)?.0 {
                 RecordKind::Rollback { target: earlier } if earlier < target => {
@@ -157,44 +159,42 @@ impl Journal {
         // would only take space.
         let undone_hashes = self.state_hash_keys(target + 1, u64::MAX)?;
 
-        self.write(super::Write::Rollback)?;
-        (
-            &self.records,
-            &self.archive,
-            &self.state_hashes,
-            &self.chunks,
-        )
-            .transaction(|(records, archive, state_hashes, chunks)| {
-                let archive_put = |seq: u64, stored: &Stored<'_>| {
-                    if archive.get(seq.to_be_bytes())?.is_some() {
-                        return Err(ConflictableTransactionError::Abort(seq));
-                    }
-                    stored.put(archive, chunks, &seq.to_be_bytes())
-                };
-                if let (Some(split), Some((prefix, suffix))) = (&split, &split_stored) {
-                    for key in &split.old_chunks {
-                        chunks.remove(key)?;
-                    }
-                    prefix.put(records, chunks, &split.key.to_be_bytes())?;
-                    archive_put(split.suffix_key, suffix)?;
-                }
-                for (seq, stored) in &moves {
-                    archive_put(*seq, stored)?;
-                    records.remove(&seq.to_be_bytes())?;
-                }
-                for key in &undone_hashes {
-                    state_hashes.remove(key)?;
-                }
-                records.insert(&marker_seq.to_be_bytes(), marker.as_slice())?;
-                Ok(())
-            })
-            .map_err(|error| match error {
-                TransactionError::Abort(seq) => JournalError::Collision {
+        // Nothing is moved onto a record the archive holds (one writer:
+        // nothing can come between this check and the write).
+        let archived_keys: Vec<u64> = split
+            .iter()
+            .map(|split| split.suffix_key)
+            .chain(moves.iter().map(|(seq, _)| *seq))
+            .collect();
+        for &seq in &archived_keys {
+            if self.store.get(Tree::Archive, &seq.to_be_bytes())?.is_some() {
+                return Err(JournalError::Collision {
                     path: self.path.clone(),
                     seq,
-                },
-                TransactionError::Storage(source) => self.storage(source),
-            })?;
+                });
+            }
+        }
+        let keys: Vec<[u8; 8]> = moves.iter().map(|(seq, _)| seq.to_be_bytes()).collect();
+        let split_keys = split
+            .as_ref()
+            .map(|split| (split.key.to_be_bytes(), split.suffix_key.to_be_bytes()));
+        let marker_key = marker_seq.to_be_bytes();
+        let mut ops: Vec<Op<'_>> = Vec::new();
+        if let (Some(split), Some((prefix, suffix)), Some((key, suffix_key))) =
+            (&split, &split_stored, &split_keys)
+        {
+            ops.extend(split.old_chunks.iter().map(|key| Op::Remove(Tree::Chunks, key)));
+            ops.extend(prefix.ops(Tree::Records, key));
+            ops.extend(suffix.ops(Tree::Archive, suffix_key));
+        }
+        for ((_, stored), key) in moves.iter().zip(&keys) {
+            ops.extend(stored.ops(Tree::Archive, key));
+            ops.push(Op::Remove(Tree::Records, key));
+        }
+        ops.extend(undone_hashes.iter().map(|key| Op::Remove(Tree::StateHashes, key)));
+        ops.push(Op::Insert(Tree::Records, &marker_key, &marker));
+        self.write(super::Write::Rollback)?;
+        self.store.apply(&ops)?;
         self.flush()?;
         Ok(report)
     }
@@ -204,12 +204,7 @@ impl Journal {
         &self,
         target: u64,
     ) -> Result<Option<Split>, JournalError> {
-        let holding = self
-            .records
-            .range(..=target.to_be_bytes())
-            .next_back()
-            .transpose()
-            .map_err(|source| self.storage(source))?;
+        let holding = self.store.floor(Tree::Records, &target.to_be_bytes())?;
         let Some((key, value)) = holding else {
             return Ok(None);
         };

@@ -1,9 +1,10 @@
 //! The seam between the journal and the disk: every write the journal
-//! makes to sled (an insert, a removal, a transaction) is announced to a
-//! [`Storage`] first, and every flush and every `fsync` goes through it.
+//! makes to its store (an insert, a removal, an atomic batch) is announced
+//! to a [`Storage`] first, and so is every flush, and every `fsync` goes
+//! through it.
 //!
-//! Production uses [`Sled`], which announces nothing, flushes sled
-//! directly and syncs with the operating system's calls: one virtual call
+//! Production uses [`Os`], which announces nothing and syncs with the
+//! operating system's calls: one virtual call
 //! per write, flush or sync beside the real work (an insert costs
 //! microseconds, a flush tens to hundreds, an `fdatasync` up to
 //! milliseconds). With the `fault-injection` feature a
@@ -48,8 +49,8 @@ pub(crate) enum Write {
 /// What one sync makes durable.
 #[derive(Debug, Clone, Copy)]
 pub(crate) enum Sync<'a> {
-    /// The data of an open file (`fdatasync`): sled's log, through the
-    /// journal's own handle on it.
+    /// The data of an open file (`fdatasync`): the segment log's active
+    /// segment, or sled's log through the journal's own handle on it.
     Data(&'a File),
     /// The data of the file at a path (`fdatasync`): sled's `conf`, or a
     /// blob file.
@@ -61,31 +62,31 @@ pub(crate) enum Sync<'a> {
 /// Where the journal's writes, flushes and syncs go.
 pub(crate) trait Storage: Send + std::marker::Sync + fmt::Debug {
     /// Asked before each write of kind `what`; an error stops the write
-    /// before sled sees it, and is reported as the write's.
-    fn write(&self, what: Write) -> sled::Result<()>;
+    /// before the store sees it, and is reported as the write's.
+    fn write(&self, what: Write) -> io::Result<()>;
 
-    /// Flushes `db` (sled's own flush: its buffers written, and
-    /// `sync_file_range` on its log, which is not durable on its own),
-    /// blocking the calling thread.
-    fn flush(&self, db: &sled::Db) -> sled::Result<()>;
+    /// Asked before each flush, on the thread that flushes; an error stops
+    /// the flush, and is reported as its error.
+    fn before_flush(&self) -> io::Result<()>;
 
     /// Makes `what` durable, blocking the calling thread.
     fn sync(&self, what: Sync<'_>) -> io::Result<()>;
 }
 
-/// sled and the operating system themselves: everything goes straight
-/// through.
+/// The store and the operating system themselves: everything goes
+/// straight through.
 #[derive(Debug, Clone, Copy, Default)]
-pub(crate) struct Sled;
+pub(crate) struct Os;
 
-impl Storage for Sled {
+impl Storage for Os {
     #[inline]
-    fn write(&self, _: Write) -> sled::Result<()> {
+    fn write(&self, _: Write) -> io::Result<()> {
         Ok(())
     }
 
-    fn flush(&self, db: &sled::Db) -> sled::Result<()> {
-        db.flush().map(drop)
+    #[inline]
+    fn before_flush(&self) -> io::Result<()> {
+        Ok(())
     }
 
     fn sync(&self, what: Sync<'_>) -> io::Result<()> {

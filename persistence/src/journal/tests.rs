@@ -109,7 +109,7 @@ fn a_corrupt_record_in_the_middle_names_its_seq_and_path() {
         .to_vec();
     let last = record.len() - 1;
     record[last] ^= 0x01;
-    journal.records.insert(2u64.to_be_bytes(), record).unwrap();
+    journal.raw(Tree::Records).insert(2u64.to_be_bytes(), record).unwrap();
 
     let results: Vec<_> = journal.read_from::<String>(1).collect();
     assert_eq!(
@@ -171,7 +171,7 @@ fn a_bit_flip_in_the_last_record_is_repaired_but_not_one_before_it() {
             .to_vec();
         let last = record.len() - 1;
         record[last] ^= 0x80;
-        journal.records.insert(seq.to_be_bytes(), record).unwrap();
+        journal.raw(Tree::Records).insert(seq.to_be_bytes(), record).unwrap();
     };
     flip(1);
     assert_eq!(

@@ -89,13 +89,13 @@ fn damaged_through_sled(dir: &Path, at: prop::sample::Index, damage: &Damage) ->
     let journal = Journal::open(dir, SCHEMA, CACHE).unwrap();
     let (firsts, last) = write(&journal);
     let key = firsts[at.index(firsts.len())].to_be_bytes();
-    let record = journal.records.get(key).unwrap().unwrap().to_vec();
+    let record = journal.raw(Tree::Records).get(key).unwrap().unwrap().to_vec();
     match damage {
         Damage::Flip { bit } => {
             let mut record = record.clone();
             let bit = bit % (record.len() * 8);
             record[bit / 8] ^= 1 << (bit % 8);
-            journal.records.insert(key, record).unwrap();
+            journal.raw(Tree::Records).insert(key, record).unwrap();
         }
         Damage::Truncate { len } => {
             journal
@@ -104,13 +104,13 @@ fn damaged_through_sled(dir: &Path, at: prop::sample::Index, damage: &Damage) ->
                 .unwrap();
         }
         Damage::Replace(bytes) => {
-            journal.records.insert(key, bytes.as_slice()).unwrap();
+            journal.raw(Tree::Records).insert(key, bytes.as_slice()).unwrap();
         }
         Damage::Remove => {
-            journal.records.remove(key).unwrap();
+            journal.raw(Tree::Records).remove(key).unwrap();
         }
         Damage::BadKey(bad) => {
-            journal.records.insert(bad.as_slice(), record).unwrap();
+            journal.raw(Tree::Records).insert(bad.as_slice(), record).unwrap();
         }
     }
     journal.flush().unwrap();

@@ -8,7 +8,8 @@ use crate::codec::{ChunkHead, ChunkProblem};
 const CACHE: u64 = 8 << 20;
 
 fn open(dir: &Path) -> Journal {
-    Journal::open(dir, "strings", CACHE).unwrap()
+    // Chunks are sled's: the segment log stores every record whole.
+    Journal::open_with(dir, "strings", CACHE, Backend::Sled).unwrap()
 }
 
 /// `count` events of `len` bytes each, starting with `tag`.
@@ -52,7 +53,7 @@ fn heads(tree: &sled::Tree) -> Vec<(Vec<u8>, ChunkHead)> {
 /// nothing lost. Returns the number of chunks.
 fn assert_chunks_accounted_for(journal: &Journal) -> usize {
     let mut expected: Vec<(u64, u32)> = Vec::new();
-    for tree in [&journal.records, &journal.archive, &journal.quarantine] {
+    for tree in [&journal.raw(Tree::Records), &journal.raw(Tree::Archive), &journal.raw(Tree::Quarantine)] {
         for (_, head) in heads(tree) {
             expected.extend((0..head.chunks).map(|index| (head.id, index)));
         }
@@ -76,7 +77,7 @@ fn assert_chunks_accounted_for(journal: &Journal) -> usize {
 
 /// The chunk keys of the head at `seq` in the timeline.
 fn chunk_keys_at(journal: &Journal, seq: u64) -> Vec<sled::IVec> {
-    let value = journal.records.get(seq.to_be_bytes()).unwrap().unwrap();
+    let value = journal.raw(Tree::Records).get(seq.to_be_bytes()).unwrap().unwrap();
     let keys = journal.chunk_keys(&value).unwrap();
     assert!(!keys.is_empty(), "the record at seq {seq} is not chunked");
     keys
@@ -94,7 +95,7 @@ fn a_chunked_record_round_trips_through_a_reopen_and_small_ones_stay_whole() {
         assert!(len > 30 * CHUNK_BYTES, "{len}");
         journal.flush().unwrap();
         // The small record is stored exactly as before chunking.
-        let stored = journal.records.get(1u64.to_be_bytes()).unwrap().unwrap();
+        let stored = journal.raw(Tree::Records).get(1u64.to_be_bytes()).unwrap().unwrap();
         assert_eq!(stored.as_ref(), codec::encode_batch(&small).unwrap());
         assert_eq!(
             assert_chunks_accounted_for(&journal),
@@ -149,7 +150,7 @@ fn rollback_before_a_chunked_record_archives_it_whole() {
     let chunks = assert_chunks_accounted_for(&journal);
     assert!(chunks > 10);
     assert_eq!(
-        heads(&journal.archive).len(),
+        heads(&journal.raw(Tree::Archive)).len(),
         1,
         "the head moved to the archive"
     );
@@ -176,12 +177,12 @@ fn rollback_into_a_chunked_record_splits_it_and_removes_its_old_chunks() {
         let old = chunk_keys_at(&journal, 1);
         journal.rollback::<String>(600, 1001).unwrap();
         // Both halves are over the limit, so both are chunked anew.
-        assert_eq!(heads(&journal.records).len(), 1);
-        assert_eq!(heads(&journal.archive).len(), 1);
+        assert_eq!(heads(&journal.raw(Tree::Records)).len(), 1);
+        assert_eq!(heads(&journal.raw(Tree::Archive)).len(), 1);
         assert_chunks_accounted_for(&journal);
         for key in old {
             assert_eq!(
-                journal.chunks.get(&key).unwrap(),
+                journal.raw(Tree::Chunks).get(&key).unwrap(),
                 None,
                 "an old chunk is left"
             );
@@ -253,7 +254,7 @@ fn a_missing_chunk_is_reported_as_corrupt_with_the_records_seq() {
     journal.append(1, &events("a", 500, 64)).unwrap();
     journal.append(501, &events("b", 3, 10)).unwrap();
     let keys = chunk_keys_at(&journal, 1);
-    journal.chunks.remove(&keys[2]).unwrap();
+    journal.raw(Tree::Chunks).remove(&keys[2]).unwrap();
     let error = read(&journal, 1).unwrap_err();
     match &error {
         JournalError::Corrupt {
@@ -279,9 +280,9 @@ fn a_damaged_chunk_fails_the_records_checksum_with_its_seq() {
     journal.append(1, &events("a", 3, 10)).unwrap();
     journal.append(4, &events("b", 500, 64)).unwrap();
     let keys = chunk_keys_at(&journal, 4);
-    let mut chunk = journal.chunks.get(&keys[1]).unwrap().unwrap().to_vec();
+    let mut chunk = journal.raw(Tree::Chunks).get(&keys[1]).unwrap().unwrap().to_vec();
     chunk[100] ^= 0x01;
-    journal.chunks.insert(&keys[1], chunk).unwrap();
+    journal.raw(Tree::Chunks).insert(&keys[1], chunk).unwrap();
     match read(&journal, 1).unwrap_err() {
         JournalError::Corrupt {
             seq: 4,
@@ -304,7 +305,7 @@ fn a_chunk_beyond_the_heads_count_is_corrupt_and_not_taken_for_a_tear() {
     let keys = chunk_keys_at(&journal, 1);
     let mut extra = keys.last().unwrap().to_vec();
     extra[11] += 1;
-    journal.chunks.insert(extra, &b"more"[..]).unwrap();
+    journal.raw(Tree::Chunks).insert(extra, &b"more"[..]).unwrap();
     match journal.repair_tail().unwrap_err() {
         JournalError::Corrupt {
             seq: 1,
@@ -329,7 +330,7 @@ fn a_torn_chunked_tail_is_removed_with_its_chunks() {
         // The last chunk cut short, as a write cut off by a crash.
         let keys = chunk_keys_at(&journal, 4);
         let last = keys.last().unwrap();
-        let chunk = journal.chunks.get(last).unwrap().unwrap();
+        let chunk = journal.raw(Tree::Chunks).get(last).unwrap().unwrap();
         journal
             .chunks
             .insert(last, &chunk[..chunk.len() / 2])
@@ -361,7 +362,7 @@ fn a_chunked_tail_missing_its_last_chunks_is_torn() {
     journal.append(4, &events("b", 500, 64)).unwrap();
     let keys = chunk_keys_at(&journal, 4);
     for key in &keys[keys.len() - 2..] {
-        journal.chunks.remove(key).unwrap();
+        journal.raw(Tree::Chunks).remove(key).unwrap();
     }
     let torn = journal.repair_tail().unwrap().expect("a torn tail");
     assert_eq!(torn.seq, 4);
