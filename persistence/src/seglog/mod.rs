@@ -115,6 +115,7 @@
 #![cfg_attr(not(test), allow(dead_code))]
 
 mod compact;
+mod error;
 mod format;
 mod index;
 mod replay;
@@ -126,12 +127,13 @@ mod tests_damage;
 mod tests_model;
 
 use std::fs::File;
-use std::io;
 use std::ops::Bound;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
+pub(crate) use error::SegError;
+use error::io_error;
 use index::{Index, Loc, Segment};
 
 /// A key and its value, as reads return them.
@@ -208,62 +210,6 @@ pub(crate) struct TailCut {
     pub header_torn: bool,
 }
 
-/// Why a log operation failed.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub(crate) enum SegError {
-    /// Another `SegLog` (in this process or another) holds the directory.
-    #[error("segment log {} is already open", path.display())]
-    AlreadyOpen {
-        /// The log's directory.
-        path: PathBuf,
-    },
-    /// The operating system failed a read, write, sync, create or delete;
-    /// `source` keeps its kind (`StorageFull` stays `StorageFull`).
-    #[error("segment log i/o error on {}: {source}", path.display())]
-    Io {
-        /// The file or directory.
-        path: PathBuf,
-        /// The operating system's error.
-        source: io::Error,
-    },
-    /// A frame or header that does not verify anywhere but the torn tail
-    /// of the last segment: damage, never skipped.
-    #[error("segment {} is corrupt at offset {offset}: {reason}", path.display())]
-    Corrupt {
-        /// The segment file.
-        path: PathBuf,
-        /// Where the bad frame or header starts.
-        offset: u64,
-        /// What did not verify.
-        reason: String,
-    },
-    /// Open without create found no segment in the directory.
-    #[error("no segment log in {}", path.display())]
-    NotFound {
-        /// The directory.
-        path: PathBuf,
-    },
-    /// A write or sync failed earlier in a way that may have lost data
-    /// (a failed `fdatasync`, or a failed write that could not be cut
-    /// back): further writes and syncs are refused until reopened.
-    #[error("segment log {} is poisoned by an earlier failed write or sync", path.display())]
-    Poisoned {
-        /// The log's directory.
-        path: PathBuf,
-    },
-    /// A batch whose frame payload exceeds what a frame can carry.
-    #[error("a write batch of {bytes} bytes exceeds the segment log's frame limit of {limit} bytes in {}", path.display())]
-    TooLarge {
-        /// The log's directory.
-        path: PathBuf,
-        /// The batch's payload bytes.
-        bytes: u64,
-        /// The limit.
-        limit: u64,
-    },
-}
-
 /// The writer's side: the active segment and where the next frame goes.
 /// Behind one mutex, so `apply` and `compact` serialise.
 struct Writer {
@@ -320,14 +266,6 @@ impl std::fmt::Debug for SegLog {
 /// leaves its data consistent (or sets our own `poisoned` flag).
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(PoisonError::into_inner)
-}
-
-/// Maps an I/O error to [`SegError::Io`] on `path`.
-fn io_error(path: &Path) -> impl FnOnce(io::Error) -> SegError + '_ {
-    move |source| SegError::Io {
-        path: path.to_path_buf(),
-        source,
-    }
 }
 
 impl SegLog {

@@ -56,8 +56,7 @@ pub(super) fn assert_matches(log: &SegLog, model: &Model, trees: u8) {
         let first = in_tree.next().map(|((_, k), v)| (k.clone(), v.clone()));
         let last = model
             .iter()
-            .filter(|((t, _), _)| *t == tree)
-            .next_back()
+            .rfind(|((t, _), _)| *t == tree)
             .map(|((_, k), v)| (k.clone(), v.clone()));
         assert_eq!(log.first(tree).unwrap(), first, "first of tree {tree}");
         assert_eq!(log.last(tree).unwrap(), last, "last of tree {tree}");
