@@ -124,6 +124,8 @@ mod tests;
 #[cfg(test)]
 mod tests_damage;
 #[cfg(test)]
+mod tests_full;
+#[cfg(test)]
 mod tests_model;
 
 use std::fs::File;
