@@ -31,7 +31,11 @@
 //!   ([`SegError::TooLarge`] beyond), which holds a 256 MiB record with
 //!   room to spare.
 //!
-//! One frame is one [`SegLog::apply`]: it is the unit of atomicity.
+//! One frame is one [`SegLog::apply`]: it is the unit of atomicity. Its
+//! ops take effect in order, so a later op on the same key wins. Frame
+//! numbers start at 1 in a new log, so a zero-filled region (what a power
+//! cut leaves of pages that were never written back) can never pass for a
+//! frame: its number would read 0.
 //!
 //! # What is durable, and why recovery yields a prefix
 //!
