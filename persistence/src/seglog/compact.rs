@@ -2,6 +2,7 @@
 //! one at a time, each deletion durable before the next is considered.
 //! The module docs give the argument for why that order is safe.
 
+use super::trace::Step;
 use super::{Op, SegError, SegLog, io_error, lock};
 
 /// The most value bytes one copy frame carries; a segment with more live
@@ -64,6 +65,7 @@ pub(super) fn compact(log: &SegLog) -> Result<u64, SegError> {
                 source,
             });
         }
+        log.record(Step::SyncFile(writer.segment));
         log.write_index().segments.remove(&oldest);
         std::fs::remove_file(&path).map_err(|source| {
             log.poison();
@@ -72,10 +74,12 @@ pub(super) fn compact(log: &SegLog) -> Result<u64, SegError> {
                 source,
             }
         })?;
+        log.record(Step::Removed(oldest));
         crate::sync::sync_dir(&log.dir).map_err(|error| {
             log.poison();
             io_error(&log.dir)(error)
         })?;
+        log.record(Step::SyncDir);
         tracing::debug!(path = %path.display(), bytes = len, "compacted a segment");
         reclaimed += len;
     }

@@ -131,6 +131,9 @@ mod tests_damage;
 mod tests_full;
 #[cfg(test)]
 mod tests_model;
+#[cfg(test)]
+mod tests_order;
+mod trace;
 
 use std::fs::File;
 use std::ops::Bound;
@@ -235,6 +238,8 @@ struct Writer {
 /// lock of its own that is held only to clone it: a flush thread never
 /// waits for the writer, and never makes it wait.
 struct Active {
+    /// The segment's number.
+    segment: u64,
     /// The file.
     file: Arc<File>,
     /// Its path, for errors.
@@ -258,6 +263,9 @@ pub(crate) struct SegLog {
     poisoned: AtomicBool,
     /// The held `lock` file: dropping it releases the directory.
     _lock: File,
+    /// The durability steps taken, in order, for tests of that order.
+    #[cfg(test)]
+    steps: Mutex<Vec<trace::Step>>,
 }
 
 impl std::fmt::Debug for SegLog {
@@ -369,14 +377,20 @@ impl SegLog {
     /// dropped the dirty pages, so no later sync could vouch for them.
     pub(crate) fn sync(&self) -> Result<(), SegError> {
         self.check_poisoned()?;
-        let (file, path) = {
+        let (segment, file, path) = {
             let active = lock(&self.active);
-            (Arc::clone(&active.file), active.path.clone())
+            (
+                active.segment,
+                Arc::clone(&active.file),
+                active.path.clone(),
+            )
         };
         file.sync_data().map_err(|source| {
             self.poison();
             SegError::Io { path, source }
-        })
+        })?;
+        self.record(trace::Step::SyncFile(segment));
+        Ok(())
     }
 
     /// Compacts from the oldest segment on; see the module docs. Returns
@@ -470,6 +484,7 @@ impl SegLog {
         }
         writer.end = start + frame.bytes.len() as u64;
         writer.next_frame += 1;
+        self.record(trace::Step::Write(writer.segment));
         let mut index = self.write_index();
         for (op, value) in ops.iter().zip(frame.values) {
             match (op, value) {
@@ -505,9 +520,12 @@ impl SegLog {
             .file
             .sync_data()
             .map_err(io_error(&writer.path))
-            .and_then(|()| replay::create_segment(&self.dir, number, writer.next_frame))
-            .and_then(|created| {
+            .and_then(|()| {
+                self.record(trace::Step::SyncFile(writer.segment));
+                let created = replay::create_segment(&self.dir, number, writer.next_frame)?;
+                self.record(trace::Step::Created(number));
                 crate::sync::sync_dir(&self.dir).map_err(io_error(&self.dir))?;
+                self.record(trace::Step::SyncDir);
                 Ok(created)
             });
         let (file, path) = rolled.inspect_err(|_| self.poison())?;
@@ -522,6 +540,7 @@ impl SegLog {
             },
         );
         *lock(&self.active) = Active {
+            segment: number,
             file: Arc::clone(&file),
             path: path.clone(),
         };

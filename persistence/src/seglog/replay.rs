@@ -88,9 +88,15 @@ pub(super) fn open(dir: &Path, create: bool, options: Options) -> Result<Opened,
             next_frame: next_frame.unwrap_or(1),
         }),
         index: RwLock::new(index),
-        active: Mutex::new(Active { file, path }),
+        active: Mutex::new(Active {
+            segment: active,
+            file,
+            path,
+        }),
         poisoned: AtomicBool::new(false),
         _lock: lock,
+        #[cfg(test)]
+        steps: Mutex::default(),
     };
     Ok(Opened { log, created, tail })
 }
