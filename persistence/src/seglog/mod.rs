@@ -122,6 +122,7 @@ mod compact;
 mod error;
 mod format;
 mod index;
+mod range;
 mod replay;
 #[cfg(test)]
 mod tests;
@@ -144,6 +145,7 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock, RwLockReadGuard, Rw
 pub(crate) use error::SegError;
 use error::io_error;
 use index::{Index, Loc, Segment};
+pub(crate) use range::Range;
 
 /// A key and its value, as reads return them.
 pub(crate) type Entry = (Vec<u8>, Vec<u8>);
@@ -552,48 +554,5 @@ impl SegLog {
             next_frame: writer.next_frame,
         };
         Ok(())
-    }
-}
-
-/// The entries of one tree within bounds, ascending; see
-/// [`SegLog::range`].
-pub(crate) struct Range<'a> {
-    /// The log.
-    log: &'a SegLog,
-    /// The tree.
-    tree: u8,
-    /// The lower bound: after the first step, just past the key last
-    /// returned.
-    from: Bound<Vec<u8>>,
-    /// The upper bound.
-    to: Bound<Vec<u8>>,
-    /// Set at the end, or after an error.
-    done: bool,
-}
-
-impl Iterator for Range<'_> {
-    type Item = Result<Entry, SegError>;
-
-    fn next(&mut self) -> Option<Self::Item> {
-        if self.done {
-            return None;
-        }
-        let found = self.log.read_index().next_in(
-            self.tree,
-            self.from.as_ref().map(Vec::as_slice),
-            self.to.as_ref().map(Vec::as_slice),
-        );
-        let Some((key, loc, file)) = found else {
-            self.done = true;
-            return None;
-        };
-        self.from = Bound::Excluded(key.clone());
-        match self.log.read_value(&file, loc) {
-            Ok(value) => Some(Ok((key, value))),
-            Err(error) => {
-                self.done = true;
-                Some(Err(error))
-            }
-        }
     }
 }
