@@ -122,9 +122,6 @@ mod recovery;
 mod stats;
 
 pub use builder::Builder;
-/// What a durable engine's journal is stored on (see
-/// [`Builder::journal_backend`]).
-pub use solostate_persistence::journal::{Backend as JournalBackend, TornTail};
 pub use durability::Durability;
 pub use error::{
     AckError, AsOfError, OpenCause, OpenError, Refusal, RollbackError, SendError, ShutdownError,
@@ -136,6 +133,9 @@ pub use recovery::{
     DamagedJournal, JournalUnusable, MovedJournal, Recovery, ReplayProgress, SetAsideCheckpoint,
     SetAsideWhy, SkippedCheckpoint,
 };
+/// What a durable engine's journal is stored on (see
+/// [`Builder::journal_backend`]).
+pub use solostate_persistence::journal::{Backend as JournalBackend, TornTail};
 pub use stats::Stats;
 
 /// The fault plan for [`Builder::faults`] (feature `fault-injection`).

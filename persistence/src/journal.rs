@@ -198,8 +198,7 @@ impl Journal {
                 path: path.to_path_buf(),
             });
         };
-        if backend == Backend::Sled && !(path.join("conf").is_file() && path.join("db").is_file())
-        {
+        if backend == Backend::Sled && !(path.join("conf").is_file() && path.join("db").is_file()) {
             return Err(JournalError::NotFound {
                 path: path.to_path_buf(),
             });
@@ -250,10 +249,11 @@ impl Journal {
             None if opened.had_data => {
                 return Err(JournalError::BadHeader {
                     path,
-                    reason: "the journal's files hold data but no journal header: the backend could \
+                    reason:
+                        "the journal's files hold data but no journal header: the backend could \
                              not recover the journal from its files, or this directory is not a \
                              solostate journal"
-                        .into(),
+                            .into(),
                 });
             }
             None if create => {

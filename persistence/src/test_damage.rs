@@ -5,7 +5,7 @@ use std::path::Path;
 
 use solostate_commands::StateEvent;
 
-use crate::journal::Journal;
+use crate::journal::{Backend, Journal};
 
 /// The event type of the fixtures.
 pub(crate) type Ev = StateEvent<u64, String>;
@@ -14,7 +14,7 @@ pub(crate) type Ev = StateEvent<u64, String>;
 /// puts of 200-byte values: several of sled's 512 KiB segments) under
 /// `schema`, flushing every 50 batches, and returns its last seq.
 pub(crate) fn write_journal(dir: &Path, schema: &str, batches: u64) -> u64 {
-    let journal = Journal::open(dir, schema, 1 << 20).unwrap();
+    let journal = Journal::open_with(dir, schema, 1 << 20, Backend::Sled).unwrap();
     let mut seq = 1;
     for i in 0..batches {
         let events: Vec<Ev> = (0..i % 7 + 1)

@@ -110,7 +110,8 @@ impl Journal {
     /// transaction as the removal, so reads below it report
     /// [`JournalError::Pruned`], after a reopen too; the state hashes of
     /// the removed seqs go in the same transaction. Returns the number of
-    /// records removed. Not durable until [`Journal::flush`].
+    /// records removed. Not durable until [`Journal::flush`] (unless the
+    /// segment log compacted, which syncs).
     ///
     /// The deletion is one transaction, held in memory until it commits:
     /// prune at each checkpoint, not once after years.
@@ -147,11 +148,23 @@ impl Journal {
         let ops: Vec<Op<'_>> = doomed
             .iter()
             .map(|key| Op::Remove(Tree::Records, key))
-            .chain(doomed_chunks.iter().map(|key| Op::Remove(Tree::Chunks, key)))
-            .chain(doomed_hashes.iter().map(|key| Op::Remove(Tree::StateHashes, key)))
+            .chain(
+                doomed_chunks
+                    .iter()
+                    .map(|key| Op::Remove(Tree::Chunks, key)),
+            )
+            .chain(
+                doomed_hashes
+                    .iter()
+                    .map(|key| Op::Remove(Tree::StateHashes, key)),
+            )
             .chain([Op::Insert(Tree::Meta, PRUNED_KEY, &pruned_bytes)])
             .collect();
         self.store.apply(&ops)?;
+        // The segment log can now delete old segments that held mostly
+        // the pruned records (it syncs what it copies forward first, and
+        // with it this removal).
+        self.store.compact()?;
         Ok(doomed.len() as u64)
     }
 
@@ -253,7 +266,11 @@ impl Journal {
         }
         // The seqs are written again from here on: their old state hashes
         // would check the new events against the old ones.
-        ops.extend(doomed_hashes.iter().map(|key| Op::Remove(Tree::StateHashes, key)));
+        ops.extend(
+            doomed_hashes
+                .iter()
+                .map(|key| Op::Remove(Tree::StateHashes, key)),
+        );
         self.store.apply(&ops)?;
         self.flush()?;
         Ok(moves.len() as u64)

@@ -183,7 +183,12 @@ impl Journal {
         if let (Some(split), Some((prefix, suffix)), Some((key, suffix_key))) =
             (&split, &split_stored, &split_keys)
         {
-            ops.extend(split.old_chunks.iter().map(|key| Op::Remove(Tree::Chunks, key)));
+            ops.extend(
+                split
+                    .old_chunks
+                    .iter()
+                    .map(|key| Op::Remove(Tree::Chunks, key)),
+            );
             ops.extend(prefix.ops(Tree::Records, key));
             ops.extend(suffix.ops(Tree::Archive, suffix_key));
         }
@@ -191,7 +196,11 @@ impl Journal {
             ops.extend(stored.ops(Tree::Archive, key));
             ops.push(Op::Remove(Tree::Records, key));
         }
-        ops.extend(undone_hashes.iter().map(|key| Op::Remove(Tree::StateHashes, key)));
+        ops.extend(
+            undone_hashes
+                .iter()
+                .map(|key| Op::Remove(Tree::StateHashes, key)),
+        );
         ops.push(Op::Insert(Tree::Records, &marker_key, &marker));
         self.write(super::Write::Rollback)?;
         self.store.apply(&ops)?;

@@ -295,7 +295,11 @@ impl Store {
     }
 
     /// The entry with the greatest key at or before `key` in `tree`.
-    pub(super) fn floor(&self, tree: Tree, key: &[u8]) -> Result<Option<(IVec, IVec)>, JournalError> {
+    pub(super) fn floor(
+        &self,
+        tree: Tree,
+        key: &[u8],
+    ) -> Result<Option<(IVec, IVec)>, JournalError> {
         match &self.backend {
             Inner::Sled(store) => store.floor(tree, key),
             Inner::Segments(store) => store.floor(tree, key),

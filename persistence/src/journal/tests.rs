@@ -102,14 +102,17 @@ fn a_corrupt_record_in_the_middle_names_its_seq_and_path() {
     journal.append(4, &strings(&["d"])).unwrap();
     // Flip one payload bit of the middle record.
     let mut record = journal
-        .records
+        .raw(Tree::Records)
         .get(2u64.to_be_bytes())
         .unwrap()
         .unwrap()
         .to_vec();
     let last = record.len() - 1;
     record[last] ^= 0x01;
-    journal.raw(Tree::Records).insert(2u64.to_be_bytes(), record).unwrap();
+    journal
+        .raw(Tree::Records)
+        .insert(2u64.to_be_bytes(), record)
+        .unwrap();
 
     let results: Vec<_> = journal.read_from::<String>(1).collect();
     assert_eq!(
@@ -136,7 +139,7 @@ fn a_torn_last_record_is_removed_at_every_cut() {
     let last = codec::encode_batch(&strings(&["c", "d"])).unwrap();
     for cut in 0..last.len() {
         journal
-            .records
+            .raw(Tree::Records)
             .insert(3u64.to_be_bytes(), &last[..cut])
             .unwrap();
         let torn = journal.repair_tail().unwrap().expect("torn record found");
@@ -164,14 +167,17 @@ fn a_bit_flip_in_the_last_record_is_repaired_but_not_one_before_it() {
     journal.append(2, &strings(&["b"])).unwrap();
     let flip = |seq: u64| {
         let mut record = journal
-            .records
+            .raw(Tree::Records)
             .get(seq.to_be_bytes())
             .unwrap()
             .unwrap()
             .to_vec();
         let last = record.len() - 1;
         record[last] ^= 0x80;
-        journal.raw(Tree::Records).insert(seq.to_be_bytes(), record).unwrap();
+        journal
+            .raw(Tree::Records)
+            .insert(seq.to_be_bytes(), record)
+            .unwrap();
     };
     flip(1);
     assert_eq!(

@@ -89,7 +89,12 @@ fn damaged_through_sled(dir: &Path, at: prop::sample::Index, damage: &Damage) ->
     let journal = Journal::open(dir, SCHEMA, CACHE).unwrap();
     let (firsts, last) = write(&journal);
     let key = firsts[at.index(firsts.len())].to_be_bytes();
-    let record = journal.raw(Tree::Records).get(key).unwrap().unwrap().to_vec();
+    let record = journal
+        .raw(Tree::Records)
+        .get(key)
+        .unwrap()
+        .unwrap()
+        .to_vec();
     match damage {
         Damage::Flip { bit } => {
             let mut record = record.clone();
@@ -99,18 +104,24 @@ fn damaged_through_sled(dir: &Path, at: prop::sample::Index, damage: &Damage) ->
         }
         Damage::Truncate { len } => {
             journal
-                .records
+                .raw(Tree::Records)
                 .insert(key, &record[..len % record.len()])
                 .unwrap();
         }
         Damage::Replace(bytes) => {
-            journal.raw(Tree::Records).insert(key, bytes.as_slice()).unwrap();
+            journal
+                .raw(Tree::Records)
+                .insert(key, bytes.as_slice())
+                .unwrap();
         }
         Damage::Remove => {
             journal.raw(Tree::Records).remove(key).unwrap();
         }
         Damage::BadKey(bad) => {
-            journal.raw(Tree::Records).insert(bad.as_slice(), record).unwrap();
+            journal
+                .raw(Tree::Records)
+                .insert(bad.as_slice(), record)
+                .unwrap();
         }
     }
     journal.flush().unwrap();
@@ -153,7 +164,7 @@ proptest! {
     ) {
         let dir = tempfile::tempdir().unwrap();
         {
-            let journal = Journal::open(dir.path(), SCHEMA, CACHE).unwrap();
+            let journal = Journal::open_with(dir.path(), SCHEMA, CACHE, Backend::Sled).unwrap();
             write(&journal);
         }
         let db = dir.path().join("db");

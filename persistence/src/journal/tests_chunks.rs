@@ -41,9 +41,9 @@ fn numbered(first: u64, events: &[String]) -> Vec<(u64, String)> {
 }
 
 /// The chunk heads in `tree`, by key.
-fn heads(tree: &sled::Tree) -> Vec<(Vec<u8>, ChunkHead)> {
-    tree.iter()
-        .map(Result::unwrap)
+fn heads(tree: &tests_support::RawTree<'_>) -> Vec<(Vec<u8>, ChunkHead)> {
+    tree.entries()
+        .into_iter()
         .filter_map(|(key, value)| Some((key.to_vec(), codec::chunk_head(&value).ok()??)))
         .collect()
 }
@@ -53,18 +53,21 @@ fn heads(tree: &sled::Tree) -> Vec<(Vec<u8>, ChunkHead)> {
 /// nothing lost. Returns the number of chunks.
 fn assert_chunks_accounted_for(journal: &Journal) -> usize {
     let mut expected: Vec<(u64, u32)> = Vec::new();
-    for tree in [&journal.raw(Tree::Records), &journal.raw(Tree::Archive), &journal.raw(Tree::Quarantine)] {
+    for tree in [
+        &journal.raw(Tree::Records),
+        &journal.raw(Tree::Archive),
+        &journal.raw(Tree::Quarantine),
+    ] {
         for (_, head) in heads(tree) {
             expected.extend((0..head.chunks).map(|index| (head.id, index)));
         }
     }
     expected.sort_unstable();
     let found: Vec<(u64, u32)> = journal
-        .chunks
-        .iter()
-        .keys()
-        .map(|key| {
-            let key = key.unwrap();
+        .raw(Tree::Chunks)
+        .entries()
+        .into_iter()
+        .map(|(key, _)| {
             (
                 u64::from_be_bytes(key[..8].try_into().unwrap()),
                 u32::from_be_bytes(key[8..].try_into().unwrap()),
@@ -77,7 +80,11 @@ fn assert_chunks_accounted_for(journal: &Journal) -> usize {
 
 /// The chunk keys of the head at `seq` in the timeline.
 fn chunk_keys_at(journal: &Journal, seq: u64) -> Vec<sled::IVec> {
-    let value = journal.raw(Tree::Records).get(seq.to_be_bytes()).unwrap().unwrap();
+    let value = journal
+        .raw(Tree::Records)
+        .get(seq.to_be_bytes())
+        .unwrap()
+        .unwrap();
     let keys = journal.chunk_keys(&value).unwrap();
     assert!(!keys.is_empty(), "the record at seq {seq} is not chunked");
     keys
@@ -95,7 +102,11 @@ fn a_chunked_record_round_trips_through_a_reopen_and_small_ones_stay_whole() {
         assert!(len > 30 * CHUNK_BYTES, "{len}");
         journal.flush().unwrap();
         // The small record is stored exactly as before chunking.
-        let stored = journal.raw(Tree::Records).get(1u64.to_be_bytes()).unwrap().unwrap();
+        let stored = journal
+            .raw(Tree::Records)
+            .get(1u64.to_be_bytes())
+            .unwrap()
+            .unwrap();
         assert_eq!(stored.as_ref(), codec::encode_batch(&small).unwrap());
         assert_eq!(
             assert_chunks_accounted_for(&journal),
@@ -103,10 +114,10 @@ fn a_chunked_record_round_trips_through_a_reopen_and_small_ones_stay_whole() {
         );
         assert!(
             journal
-                .chunks
+                .raw(Tree::Chunks)
+                .entries()
                 .iter()
-                .values()
-                .all(|v| v.unwrap().len() <= CHUNK_BYTES),
+                .all(|(_, v)| v.len() <= CHUNK_BYTES),
             "a chunk over the limit"
         );
     }
@@ -280,7 +291,12 @@ fn a_damaged_chunk_fails_the_records_checksum_with_its_seq() {
     journal.append(1, &events("a", 3, 10)).unwrap();
     journal.append(4, &events("b", 500, 64)).unwrap();
     let keys = chunk_keys_at(&journal, 4);
-    let mut chunk = journal.raw(Tree::Chunks).get(&keys[1]).unwrap().unwrap().to_vec();
+    let mut chunk = journal
+        .raw(Tree::Chunks)
+        .get(&keys[1])
+        .unwrap()
+        .unwrap()
+        .to_vec();
     chunk[100] ^= 0x01;
     journal.raw(Tree::Chunks).insert(&keys[1], chunk).unwrap();
     match read(&journal, 1).unwrap_err() {
@@ -305,7 +321,10 @@ fn a_chunk_beyond_the_heads_count_is_corrupt_and_not_taken_for_a_tear() {
     let keys = chunk_keys_at(&journal, 1);
     let mut extra = keys.last().unwrap().to_vec();
     extra[11] += 1;
-    journal.raw(Tree::Chunks).insert(extra, &b"more"[..]).unwrap();
+    journal
+        .raw(Tree::Chunks)
+        .insert(extra, &b"more"[..])
+        .unwrap();
     match journal.repair_tail().unwrap_err() {
         JournalError::Corrupt {
             seq: 1,
@@ -332,7 +351,7 @@ fn a_torn_chunked_tail_is_removed_with_its_chunks() {
         let last = keys.last().unwrap();
         let chunk = journal.raw(Tree::Chunks).get(last).unwrap().unwrap();
         journal
-            .chunks
+            .raw(Tree::Chunks)
             .insert(last, &chunk[..chunk.len() / 2])
             .unwrap();
         let torn = journal.repair_tail().unwrap().expect("a torn tail");

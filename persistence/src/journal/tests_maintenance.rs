@@ -104,7 +104,7 @@ fn a_pruned_prefix_with_a_corrupt_record_is_not_pruned_past_it() {
     append(&journal, 1, &["a"]);
     append(&journal, 2, &["b"]);
     journal
-        .records
+        .raw(Tree::Records)
         .insert(2u64.to_be_bytes(), &b"junk"[..])
         .unwrap();
     assert!(matches!(
@@ -123,7 +123,7 @@ fn quarantine_leaves_a_clean_prefix_and_keeps_the_suffix_raw() {
     append(&journal, 4, &["d"]);
     append(&journal, 5, &["e"]);
     let mut corrupt = journal
-        .records
+        .raw(Tree::Records)
         .get(4u64.to_be_bytes())
         .unwrap()
         .unwrap()
@@ -131,7 +131,7 @@ fn quarantine_leaves_a_clean_prefix_and_keeps_the_suffix_raw() {
     let last = corrupt.len() - 1;
     corrupt[last] ^= 0x01;
     journal
-        .records
+        .raw(Tree::Records)
         .insert(4u64.to_be_bytes(), corrupt.clone())
         .unwrap();
     assert!(matches!(

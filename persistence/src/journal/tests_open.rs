@@ -8,12 +8,13 @@ use crate::test_damage::{self, Ev};
 
 const CACHE: u64 = 1 << 20;
 
-/// Replaces a key of the journal's meta tree (or a record) through sled,
-/// as another build, or damage, would have left it.
-fn poke(dir: &Path, tree: &str, key: &[u8], value: &[u8]) {
-    let db = sled::open(dir).unwrap();
-    db.open_tree(tree).unwrap().insert(key, value).unwrap();
-    db.flush().unwrap();
+/// Replaces a key of the journal's meta tree (or a record) through the
+/// store underneath, as another build, or damage, would have left it.
+fn poke(dir: &Path, tree: Tree, key: &[u8], value: &[u8]) {
+    let backend = Backend::detect(dir).unwrap();
+    let opened = Store::open(dir, backend, CACHE, false).unwrap();
+    opened.store.apply(&[Op::Insert(tree, key, value)]).unwrap();
+    opened.store.flush(&storage::Os).unwrap();
 }
 
 #[test]
@@ -39,7 +40,7 @@ fn a_header_of_another_format_version_is_incompatible_not_a_corrupt_header() {
     drop(Journal::open(dir.path(), "bank-v1", CACHE).unwrap());
     let mut newer = header("bank-v1");
     newer[0] = codec::FORMAT_VERSION + 1;
-    poke(dir.path(), META, HEADER_KEY, &newer);
+    poke(dir.path(), Tree::Meta, HEADER_KEY, &newer);
     let error = Journal::open(dir.path(), "bank-v1", CACHE).unwrap_err();
     assert!(
         matches!(
@@ -64,7 +65,7 @@ fn a_record_of_another_format_version_is_incompatible_not_corrupt() {
     drop(journal);
     let mut newer = codec::encode_batch(&["b".to_owned()]).unwrap();
     newer[0] = codec::FORMAT_VERSION + 1;
-    poke(dir.path(), RECORDS, &2u64.to_be_bytes(), &newer);
+    poke(dir.path(), Tree::Records, &2u64.to_be_bytes(), &newer);
     let journal = Journal::open(dir.path(), "strings", CACHE).unwrap();
     let error = journal.repair_tail().unwrap_err();
     assert!(error.is_incompatible(), "{error}");
@@ -87,7 +88,7 @@ fn a_flipped_record_byte_is_damage_with_its_seq() {
     let mut damaged = codec::encode_batch(&["event 2".to_owned()]).unwrap();
     let last = damaged.len() - 1;
     damaged[last] ^= 0x40;
-    poke(dir.path(), RECORDS, &2u64.to_be_bytes(), &damaged);
+    poke(dir.path(), Tree::Records, &2u64.to_be_bytes(), &damaged);
     let journal = Journal::open(dir.path(), "strings", CACHE).unwrap();
     let error = journal
         .read_from::<String>(1)

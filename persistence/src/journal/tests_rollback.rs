@@ -79,7 +79,13 @@ fn a_rollback_inside_a_batch_splits_it_and_archives_the_rest() {
     assert_eq!(seqs, vec![5, 6, 7, 8, 9, 10], "original seqs are kept");
     assert_eq!(archived[0], ev(5, "5"));
     // The split suffix is its own record under its first archived seq.
-    assert!(journal.raw(Tree::Archive).get(5u64.to_be_bytes()).unwrap().is_some());
+    assert!(
+        journal
+            .raw(Tree::Archive)
+            .get(5u64.to_be_bytes())
+            .unwrap()
+            .is_some()
+    );
     assert_eq!(journal.last_seq::<String>().unwrap(), 11);
     append(&journal, 12, &["12"]);
     assert_eq!(steps(&journal, 11), vec![rb(11, 4), ev(12, "12")]);
@@ -233,7 +239,10 @@ fn an_archive_collision_aborts_the_whole_rollback() {
     let journal = open(dir.path());
     ten(&journal);
     let planted = codec::encode_batch(&["planted".to_string()]).unwrap();
-    journal.raw(Tree::Archive).insert(7u64.to_be_bytes(), planted).unwrap();
+    journal
+        .raw(Tree::Archive)
+        .insert(7u64.to_be_bytes(), planted)
+        .unwrap();
     let before = steps(&journal, 1);
     let err = journal.rollback::<String>(4, 11).unwrap_err();
     assert!(
@@ -274,7 +283,10 @@ fn a_marker_whose_target_is_not_the_previous_end_is_a_gap() {
     let journal = open(dir.path());
     append(&journal, 1, &["1", "2", "3"]);
     let marker = codec::encode_rollback(2).unwrap();
-    journal.raw(Tree::Records).insert(5u64.to_be_bytes(), marker).unwrap();
+    journal
+        .raw(Tree::Records)
+        .insert(5u64.to_be_bytes(), marker)
+        .unwrap();
     let err = journal
         .read_from::<String>(1)
         .collect::<Result<Vec<_>, _>>()
@@ -297,7 +309,11 @@ fn decode_record_of_a_marker_is_not_a_batch() {
     let dir = tempfile::tempdir().unwrap();
     let journal = open(dir.path());
     journal.rollback::<String>(0, 1).unwrap();
-    let record = journal.raw(Tree::Records).get(1u64.to_be_bytes()).unwrap().unwrap();
+    let record = journal
+        .raw(Tree::Records)
+        .get(1u64.to_be_bytes())
+        .unwrap()
+        .unwrap();
     assert!(matches!(
         codec::decode_batch::<String>(&record).unwrap_err(),
         CodecError::WrongKind { .. }

@@ -135,7 +135,12 @@ fn pruning_and_quarantine_take_their_seqs_checks() {
 #[test]
 fn a_corrupt_check_is_named_by_its_seq() {
     let dir = tempfile::tempdir().unwrap();
-    append(&open(dir.path()), 1, 4);
+    let sled = crate::journal::Backend::Sled;
+    append(
+        &Journal::open_with(dir.path(), "kv", 8 << 20, sled).unwrap(),
+        1,
+        4,
+    );
     // Through sled itself, as damage on disk would be.
     let db = sled::open(dir.path()).unwrap();
     let tree = db.open_tree("state_hashes").unwrap();

@@ -127,6 +127,16 @@ impl Index {
         Some((key.clone(), *loc, self.file(loc.segment)?))
     }
 
+    /// The greatest live key of `tree` at or before `key`, with its
+    /// location.
+    pub(super) fn floor(&self, tree: u8, key: &[u8]) -> Option<(Vec<u8>, Loc, Arc<File>)> {
+        let keys = self.trees.get(&tree)?;
+        let (key, loc) = keys
+            .range::<[u8], _>((Bound::Unbounded, Bound::Included(key)))
+            .next_back()?;
+        Some((key.clone(), *loc, self.file(loc.segment)?))
+    }
+
     /// The first or last live key of `tree`, with its location.
     pub(super) fn edge(&self, tree: u8, last: bool) -> Option<(Vec<u8>, Loc, Arc<File>)> {
         let keys = self.trees.get(&tree)?;

@@ -150,6 +150,23 @@ pub(crate) use range::Range;
 /// A key and its value, as reads return them.
 pub(crate) type Entry = (Vec<u8>, Vec<u8>);
 
+/// Whether `dir` holds a segment log: its `lock` file or a segment. For
+/// telling a journal's backend from its files before opening it.
+pub(crate) fn holds_log(dir: &Path) -> bool {
+    if dir.join("lock").is_file() {
+        return true;
+    }
+    std::fs::read_dir(dir).is_ok_and(|entries| {
+        entries.flatten().any(|entry| {
+            entry
+                .file_name()
+                .to_str()
+                .and_then(format::parse_segment_name)
+                .is_some()
+        })
+    })
+}
+
 /// How a log is laid out.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Options {
@@ -351,6 +368,19 @@ impl SegLog {
         self.edge(tree, false)
     }
 
+    /// The entry of `tree` with the greatest key at or before `key`.
+    ///
+    /// # Errors
+    ///
+    /// [`SegError::Io`] reading the value.
+    pub(crate) fn floor(&self, tree: u8, key: &[u8]) -> Result<Option<Entry>, SegError> {
+        let found = self.read_index().floor(tree, key);
+        match found {
+            None => Ok(None),
+            Some((key, loc, file)) => Ok(Some((key, self.read_value(&file, loc)?))),
+        }
+    }
+
     /// The entry of `tree` with the largest key.
     ///
     /// # Errors
@@ -366,6 +396,13 @@ impl SegLog {
     /// to sync without going through [`SegLog::sync`].
     pub(crate) fn active_file(&self) -> Arc<File> {
         Arc::clone(&lock(&self.active).file)
+    }
+
+    /// [`SegLog::active_file`] with its path, for a caller that syncs it
+    /// itself and must name the file when that fails.
+    pub(crate) fn active_segment(&self) -> (Arc<File>, PathBuf) {
+        let active = lock(&self.active);
+        (Arc::clone(&active.file), active.path.clone())
     }
 
     /// Makes every frame applied before the call durable

@@ -45,6 +45,16 @@ pub(super) fn error(source: SegError) -> JournalError {
             offset,
             reason,
         },
+        SegError::TooLarge { path, bytes, limit } => JournalError::Io {
+            path,
+            source: std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                format!(
+                    "one atomic write of {bytes} bytes is over the segment log's {limit}-byte frame \
+                     limit (nothing was written)"
+                ),
+            ),
+        },
         SegError::Poisoned { path } => JournalError::Io {
             path,
             source: std::io::Error::other(
@@ -104,7 +114,11 @@ impl SegStore {
         Ok(self.log.last(tree.id()).map_err(error)?.map(pair))
     }
 
-    pub(super) fn floor(&self, tree: Tree, key: &[u8]) -> Result<Option<(IVec, IVec)>, JournalError> {
+    pub(super) fn floor(
+        &self,
+        tree: Tree,
+        key: &[u8],
+    ) -> Result<Option<(IVec, IVec)>, JournalError> {
         Ok(self.log.floor(tree.id(), key).map_err(error)?.map(pair))
     }
 
@@ -138,13 +152,10 @@ impl SegStore {
             path: self.path.clone(),
             source,
         })?;
-        let file = self.log.active_file();
+        let (file, path) = self.log.active_segment();
         storage
             .sync(Sync::Data(&file))
-            .map_err(|source| JournalError::Sync {
-                path: self.path.clone(),
-                source,
-            })
+            .map_err(|source| JournalError::Sync { path, source })
     }
 
     pub(super) fn compact(&self) -> Result<u64, JournalError> {

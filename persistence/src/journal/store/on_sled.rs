@@ -7,8 +7,8 @@ use std::ops::Bound;
 use std::path::{Path, PathBuf};
 
 use sled::IVec;
-use sled::transaction::{ConflictableTransactionError, TransactionError};
 use sled::Transactional;
+use sled::transaction::{ConflictableTransactionError, TransactionError};
 
 use super::{Op, Tree};
 use crate::journal::JournalError;
@@ -78,7 +78,11 @@ impl SledStore {
         self.tree(tree).last().map_err(|e| self.error(e))
     }
 
-    pub(super) fn floor(&self, tree: Tree, key: &[u8]) -> Result<Option<(IVec, IVec)>, JournalError> {
+    pub(super) fn floor(
+        &self,
+        tree: Tree,
+        key: &[u8],
+    ) -> Result<Option<(IVec, IVec)>, JournalError> {
         self.tree(tree)
             .range(..=key)
             .next_back()
@@ -103,8 +107,16 @@ impl SledStore {
                 touched.push(tree);
             }
         }
-        let trees: Vec<sled::Tree> = touched.iter().map(|&tree| self.tree(tree).clone()).collect();
-        let view = |tree: Tree| touched.iter().position(|&t| t == tree).expect("listed above");
+        let trees: Vec<sled::Tree> = touched
+            .iter()
+            .map(|&tree| self.tree(tree).clone())
+            .collect();
+        let view = |tree: Tree| {
+            touched
+                .iter()
+                .position(|&t| t == tree)
+                .expect("listed above")
+        };
         trees
             .as_slice()
             .transaction(|views| {
@@ -134,10 +146,12 @@ impl SledStore {
     /// log, which is not durable on its own), then the syncs that make it
     /// durable (`durable::Files::sync`).
     pub(super) fn flush(&self, storage: &dyn Storage) -> Result<(), JournalError> {
-        storage.before_flush().map_err(|source| JournalError::Storage {
-            path: self.path.clone(),
-            source: sled::Error::Io(source),
-        })?;
+        storage
+            .before_flush()
+            .map_err(|source| JournalError::Storage {
+                path: self.path.clone(),
+                source: sled::Error::Io(source),
+            })?;
         self.db.flush().map_err(|e| self.error(e))?;
         self.files.sync(storage)
     }
