@@ -8,8 +8,8 @@ use std::sync::{Arc, Mutex};
 
 use solostate::persistence::hash::state_hash;
 use solostate::{
-    AsOfError, CheckpointPolicy, Durability, Engine, OpenError, ReplayProgress, Retention,
-    RollbackError, StateEvent,
+    AsOfError, CheckpointPolicy, Durability, Engine, JournalBackend, OpenError, ReplayProgress,
+    Retention, RollbackError, StateEvent,
 };
 
 type Ev = StateEvent<u64, u64>;
@@ -189,6 +189,7 @@ fn corrupt_record(dir: &Path, seq: u64) {
 async fn a_corrupt_record_fails_the_open_unless_recovering_to_the_prefix() {
     let dir = tempfile::tempdir().unwrap();
     let engine = builder(dir.path())
+        .journal_backend(JournalBackend::Sled)
         .checkpoints(CheckpointPolicy::never())
         .open()
         .await

@@ -8,16 +8,18 @@
 
 use std::path::Path;
 
-use solostate::{Engine, StateEvent};
+use solostate::{Engine, JournalBackend, StateEvent};
 
 type Ev = StateEvent<u64, Vec<u8>>;
 
 const SCHEMA: &str = "solostate-tests/no-blobs";
 
 async fn open(dir: &Path) -> Engine<Ev> {
+    // Blob files are sled's: the segment log has none.
     Engine::<Ev>::builder()
         .path(dir)
         .schema(SCHEMA)
+        .journal_backend(JournalBackend::Sled)
         .open()
         .await
         .unwrap()

@@ -37,7 +37,7 @@ use std::path::Path;
 
 use solostate::persistence::checkpoint::{CheckpointError, Checkpoints};
 use solostate::persistence::codec::{self, CodecError, Record, RecordKind};
-use solostate::persistence::journal::{Journal, JournalError, Step};
+use solostate::persistence::journal::{Backend, Journal, JournalError, Step};
 use solostate::{State, StateEvent};
 
 use crate::report::{Mode, Section};
@@ -296,8 +296,8 @@ fn checkpoints(rng: &mut Rng, tally: &mut Tally, count: u64, dir: &Path) -> Resu
 
 /// Writes the template journal; returns the first seq of every batch and
 /// the last seq.
-fn template(dir: &Path) -> Result<(Vec<u64>, u64), String> {
-    let journal = Journal::open(dir, SCHEMA, CACHE).map_err(|e| e.to_string())?;
+fn template(dir: &Path, backend: Backend) -> Result<(Vec<u64>, u64), String> {
+    let journal = Journal::open_with(dir, SCHEMA, CACHE, backend).map_err(|e| e.to_string())?;
     let mut firsts = Vec::new();
     let mut seq = 1;
     for batch in 0..BATCHES {
@@ -366,7 +366,9 @@ fn read_damaged(dir: &Path, last: u64) -> Outcome {
 
 fn journals(rng: &mut Rng, tally: &mut Tally, count: u64, dir: &Path) -> Result<(), String> {
     let template_dir = dir.join("template");
-    let (firsts, last) = template(&template_dir)?;
+    let (firsts, last) = template(&template_dir, Backend::Sled)?;
+    let segments_dir = dir.join("template-segments");
+    let (_, segments_last) = template(&segments_dir, Backend::Segments)?;
     let io = |e: std::io::Error| e.to_string();
     for case in 0..count {
         // Through sled's API.
@@ -403,33 +405,46 @@ fn journals(rng: &mut Rng, tally: &mut Tally, count: u64, dir: &Path) -> Result<
         });
         std::fs::remove_dir_all(&case_dir).map_err(io)?;
 
-        // On disk.
-        let case_dir = dir.join(format!("disk-{case}"));
-        copy_dir(&template_dir, &case_dir).map_err(io)?;
-        let targets = files(&case_dir).map_err(io)?;
-        let target = &targets[rng.below(targets.len())];
-        let mut bytes = std::fs::read(target).map_err(io)?;
-        if !bytes.is_empty() {
-            match rng.below(3) {
-                0 => damage(rng, &mut bytes),
-                1 => {
-                    let at = rng.below(bytes.len());
-                    let len = rng.below(4096).min(bytes.len() - at);
-                    bytes[at..at + len].fill(0);
-                }
-                _ => {
-                    let at = rng.below(bytes.len());
-                    bytes[at] = rng.bits() as u8;
-                }
-            }
+        // On disk, both backends.
+        for (template, last, kind) in [
+            (&template_dir, last, "journal: damaged sled files"),
+            (
+                &segments_dir,
+                segments_last,
+                "journal: damaged segment files",
+            ),
+        ] {
+            let case_dir = dir.join(format!("disk-{case}"));
+            copy_dir(template, &case_dir).map_err(io)?;
+            damage_a_file(rng, &case_dir).map_err(io)?;
+            tally.run(kind, || read_damaged(&case_dir, last));
+            std::fs::remove_dir_all(&case_dir).map_err(io)?;
         }
-        std::fs::write(target, &bytes).map_err(io)?;
-        tally.run("journal: damaged sled files", || {
-            read_damaged(&case_dir, last)
-        });
-        std::fs::remove_dir_all(&case_dir).map_err(io)?;
     }
     Ok(())
+}
+
+/// Damages one file of the journal in `dir`, chosen at random: a byte
+/// range damaged, 4 KiB or less zeroed, or one byte replaced.
+fn damage_a_file(rng: &mut Rng, dir: &Path) -> std::io::Result<()> {
+    let targets = files(dir)?;
+    let target = &targets[rng.below(targets.len())];
+    let mut bytes = std::fs::read(target)?;
+    if !bytes.is_empty() {
+        match rng.below(3) {
+            0 => damage(rng, &mut bytes),
+            1 => {
+                let at = rng.below(bytes.len());
+                let len = rng.below(4096).min(bytes.len() - at);
+                bytes[at..at + len].fill(0);
+            }
+            _ => {
+                let at = rng.below(bytes.len());
+                bytes[at] = rng.bits() as u8;
+            }
+        }
+    }
+    std::fs::write(target, &bytes)
 }
 
 /// Runs the sweep. Fails (the promise is broken) on any panic, any wrong

@@ -26,6 +26,7 @@ fn hostile_inputs_get_typed_errors_never_panics_or_wrong_data() {
         "checkpoint: damaged",
         "journal: damaged through sled",
         "journal: damaged sled files",
+        "journal: damaged segment files",
     ] {
         let tried = figure(&format!("inputs tried: {kind}"));
         assert!(

@@ -3,6 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
+use solostate::JournalBackend;
 use solostate::persistence::checkpoint::Checkpoints;
 use solostate::persistence::journal::Journal;
 
@@ -31,7 +32,9 @@ pub fn entries_named(dir: &Path, prefix: &str) -> Vec<PathBuf> {
 /// batch `i` holds `i % 7 + 1` events of [`write`]'s kind, with 200-byte
 /// values. Returns the last seq.
 pub fn write_big_journal(dir: &Path) -> u64 {
-    let journal = Journal::open(&dir.join("journal"), SCHEMA, 1 << 20).unwrap();
+    // On sled: the fixtures below damage sled's files.
+    let journal =
+        Journal::open_with(&dir.join("journal"), SCHEMA, 1 << 20, JournalBackend::Sled).unwrap();
     let mut seq = 1;
     for i in 0..3_000u64 {
         let events: Vec<Ev> = (seq..seq + i % 7 + 1)

@@ -18,8 +18,8 @@ use damage::{
 use solostate::persistence::checkpoint::Checkpoints;
 use solostate::persistence::journal::{Journal, Resumed};
 use solostate::{
-    AsOfError, CheckpointPolicy, DamagedJournal, Durability, Engine, JournalUnusable, OpenCause,
-    OpenError, SetAsideWhy, State, StateEvent,
+    AsOfError, CheckpointPolicy, DamagedJournal, Durability, Engine, JournalBackend,
+    JournalUnusable, OpenCause, OpenError, SetAsideWhy, State, StateEvent,
 };
 
 type Ev = StateEvent<u64, String>;
@@ -228,7 +228,11 @@ async fn a_journal_sled_cannot_open_is_moved_aside_when_asked() {
 
     // Without the option: a typed error naming the path and the option,
     // and nothing changed.
-    let error = builder(dir.path()).open().await.unwrap_err();
+    let error = builder(dir.path())
+        .journal_backend(JournalBackend::Sled)
+        .open()
+        .await
+        .unwrap_err();
     assert_eq!(
         error.cause(),
         Some(OpenCause::Damaged { seq: None }),
@@ -296,6 +300,7 @@ async fn a_journal_sled_cannot_open_is_moved_aside_when_asked() {
 async fn a_journal_sled_lost_is_refused_not_restarted_at_seq_0() {
     let dir = tempfile::tempdir().unwrap();
     let engine = builder(dir.path())
+        .journal_backend(JournalBackend::Sled)
         .checkpoints(CheckpointPolicy::never())
         .open()
         .await
@@ -385,7 +390,11 @@ async fn a_journal_another_engine_holds_is_already_open_not_damaged() {
 #[tokio::test]
 async fn a_quarantine_sets_later_checkpoints_aside_and_never_deletes_them() {
     let dir = tempfile::tempdir().unwrap();
-    let engine = builder(dir.path()).open().await.unwrap();
+    let engine = builder(dir.path())
+        .journal_backend(JournalBackend::Sled)
+        .open()
+        .await
+        .unwrap();
     write(&engine, 1, 250).await;
     engine.shutdown().await.unwrap();
     write_checkpoints(dir.path(), &[100, 200]);
@@ -577,7 +586,11 @@ async fn a_flipped_checkpoint_header_byte_is_damage_not_a_version() {
 #[tokio::test]
 async fn a_journal_sled_reports_damaged_is_moved_aside_when_asked() {
     let dir = tempfile::tempdir().unwrap();
-    let engine = builder(dir.path()).open().await.unwrap();
+    let engine = builder(dir.path())
+        .journal_backend(JournalBackend::Sled)
+        .open()
+        .await
+        .unwrap();
     write(&engine, 1, 30).await;
     engine.shutdown().await.unwrap();
     write_checkpoints(dir.path(), &[10, 20]);
