@@ -190,6 +190,7 @@ async fn open(
                 .on_shutdown(on_shutdown),
         )
         .retention(settings.retention)
+        .journal_backend(super::section::backend())
         .open()
         .await
         .map_err(|e| format!("{e}"))

@@ -12,6 +12,25 @@ pub const CYCLES_ENV: &str = "SOLOSTATE_POWERCUT_CYCLES";
 /// Overrides the run's seed.
 pub const SEED_ENV: &str = "SOLOSTATE_POWERCUT_SEED";
 
+/// Chooses the journal backend the writer creates: `sled` or `segments`
+/// (the default, the engine's). The children inherit it from the harness,
+/// so one variable switches a whole run.
+pub const BACKEND_ENV: &str = "SOLOSTATE_POWERCUT_BACKEND";
+
+/// The backend [`BACKEND_ENV`] names, or the engine's default.
+///
+/// # Panics
+///
+/// On a value that names neither, so a typo never silently tests the
+/// default.
+pub fn backend() -> solostate::JournalBackend {
+    match std::env::var(BACKEND_ENV).as_deref() {
+        Err(_) | Ok("segments") => solostate::JournalBackend::Segments,
+        Ok("sled") => solostate::JournalBackend::Sled,
+        Ok(other) => panic!("{BACKEND_ENV}={other:?}: expected \"sled\" or \"segments\""),
+    }
+}
+
 /// The seed of the published run.
 pub const SEED: u64 = 0x5EED_C0DE;
 
