@@ -1,38 +1,41 @@
-//! Durable engine against raw sled, side by side in one process: what the
-//! engine's journal costs on top of the sled writes it is built from.
+//! Durable engine against the raw journal it writes to, side by side in
+//! one process, on both journal backends: what the engine costs on top of
+//! its journal, and what the segment log (the default) costs next to sled.
 //!
 //! Four groups, on the same event type ([`Ev`]: a `u64` key and a
 //! [`Value64`] value) and the same machine:
 //!
 //! * `durable_throughput`: events/s of a journaling engine with
 //!   [`WRITERS`] pipelining writers (each keeps up to [`IN_FLIGHT`] acks
-//!   outstanding) under `Durability::Always`, `Every(1s)` and `Never`;
-//!   beside it, raw sled through the persistence `Journal`: one packed
-//!   record per batch of 1024 or 2048 events and one flush per batch (the
-//!   engine's own group commit, minus the engine), with a blocking
-//!   `flush` and with `flush_async` (what the owner task awaits).
+//!   outstanding) under `Durability::Always` on the segment log
+//!   (`engine/always`) and on sled (`engine/always_sled`), and under
+//!   `Every(1s)` and `Never`; beside it, the raw `Journal` on each backend
+//!   (`raw_segments/...`, `raw_sled/...`): one packed record per batch of
+//!   1024 or 2048 events and one flush per batch (the engine's own group
+//!   commit, minus the engine), with a blocking `flush` and with
+//!   `flush_async` (what the owner task awaits).
 //! * `ack_latency`: one writer, submit then await, one event at a time:
-//!   the engine in memory, under `Never` and under `Always` (on the
-//!   2-worker runtime, where the owner flushes in place, and on a
-//!   current-thread runtime, where it awaits `flush_async`); beside it raw
-//!   sled `append` + `flush` of a one-event record, `append` +
-//!   `flush_async`, `append` + `flush` on tokio's `spawn_blocking`, and
-//!   `flush_async` with nothing to write (the bare hop to the flushing
-//!   thread). Each row also prints context switches per operation:
-//!   the thread hand-offs it took. Criterion gives the median; a separate run
-//!   of up to [`HDR_ITERS`] iterations (or [`HDR_BUDGET`], whichever ends
-//!   first) prints p50/p99/p99.9 to stderr. The differences between the
-//!   rows say where the engine's extra latency goes.
-//! * `replay`: a journal of [`REPLAY_EVENTS`] events in records of 1024:
-//!   reopening an engine over it (sled open, read, decode, apply), and the
-//!   parts: sled open alone, reading and decoding every record through
-//!   `Journal::read_from`, and `codec::decode_batch` alone on records
-//!   already in memory.
+//!   the engine in memory, under `Never` and under `Always` (on both
+//!   backends on the 2-worker runtime, where the owner flushes in place,
+//!   and on a current-thread runtime, where it awaits `flush_async`);
+//!   beside it a raw `append` + `flush` of a one-event record on each
+//!   backend, and on sled `append` + `flush_async`, `append` + `flush` on
+//!   tokio's `spawn_blocking`, and `flush_async` with nothing to write
+//!   (the bare hop to the flushing thread). Each row also prints context
+//!   switches per operation: the thread hand-offs it took. Criterion gives
+//!   the median; a separate run of up to [`HDR_ITERS`] iterations (or
+//!   [`HDR_BUDGET`], whichever ends first) prints p50/p99/p99.9 to stderr.
+//! * `replay`: a journal (segment log) of [`REPLAY_EVENTS`] events in
+//!   records of 1024: reopening an engine over it (open, read, decode,
+//!   apply), and the parts: the journal's open alone, reading and decoding
+//!   every record through `Journal::read_from`, and `codec::decode_batch`
+//!   alone on records already in memory.
 //! * `open`: opening an engine from a checkpoint of [`CHECKPOINT_KEYS`]
 //!   distinct keys with nothing after it to replay (the checkpoint load:
 //!   read, verify, decode, build the map).
 //! * Journal bytes per event, printed once: framed record bytes, bare
-//!   per-event payload bytes, and sled's `size_on_disk`, each per event.
+//!   per-event payload bytes, and the journal's `size_on_disk`, each per
+//!   event.
 //!
 //! Values are full 64-bit words (not small numbers), so bincode's varint
 //! encoding cannot shrink them: each `u64` takes 9 bytes, 72 per value.
@@ -59,7 +62,7 @@ use criterion::{
     BenchmarkGroup, Criterion, SamplingMode, Throughput, criterion_group, criterion_main,
 };
 use hdrhistogram::Histogram;
-use solostate::{CheckpointPolicy, Durability, Engine, Pending, StateEvent};
+use solostate::{CheckpointPolicy, Durability, Engine, JournalBackend, Pending, StateEvent};
 use solostate_persistence::journal::Journal;
 use tokio::runtime::Runtime;
 
@@ -129,17 +132,24 @@ fn puts(seed: u64, len: usize) -> Vec<Ev> {
         .collect()
 }
 
-async fn open_engine(dir: Option<&Path>, durability: Durability) -> Engine<Ev> {
-    open_with(dir, durability, CheckpointPolicy::default()).await
-}
-
-/// As [`open_engine`], with a checkpoint policy.
+/// An engine in `dir` (in memory when `None`) on the default backend.
 async fn open_with(
     dir: Option<&Path>,
     durability: Durability,
     checkpoints: CheckpointPolicy,
 ) -> Engine<Ev> {
+    open_on(dir, durability, checkpoints, JournalBackend::default()).await
+}
+
+/// As [`open_with`], on a journal backend.
+async fn open_on(
+    dir: Option<&Path>,
+    durability: Durability,
+    checkpoints: CheckpointPolicy,
+    backend: JournalBackend,
+) -> Engine<Ev> {
     let builder = Engine::<Ev>::builder()
+        .journal_backend(backend)
         .checkpoints(checkpoints)
         .channel_capacity(CHANNEL_CAPACITY)
         .durability(durability)
@@ -181,12 +191,15 @@ fn engine_throughput(
     rt: &Runtime,
     name: &str,
     durability: Option<Durability>,
+    backend: JournalBackend,
 ) {
     let dir = tempfile::tempdir().expect("temp dir");
-    let engine = match durability {
-        Some(durability) => rt.block_on(open_engine(Some(dir.path()), durability)),
-        None => rt.block_on(open_engine(None, Durability::Never)),
+    let (dir_used, durability) = match durability {
+        Some(durability) => (Some(dir.path()), durability),
+        None => (None, Durability::Never),
     };
+    let checkpoints = CheckpointPolicy::default();
+    let engine = rt.block_on(open_on(dir_used, durability, checkpoints, backend));
     // Fill every key first (as events: a journaled engine takes no initial
     // state), so the map is at its steady size when measuring starts.
     let all: Arc<Vec<u64>> = Arc::new((0..KEYS).collect());
@@ -224,25 +237,37 @@ fn engine_throughput(
         stats.batches,
         stats.applied as f64 / stats.batches.max(1) as f64,
         stats.largest_batch,
-        blob_files(dir.path()),
+        blob_files(&dir.path().join("journal")),
     );
     rt.block_on(engine.shutdown()).expect("clean shutdown");
 }
 
-/// Raw sled: one packed record of `batch` events and one flush per batch.
+/// The rows' prefix for raw journal writes on `backend`.
+fn raw(backend: JournalBackend) -> &'static str {
+    match backend {
+        JournalBackend::Sled => "raw_sled",
+        _ => "raw_segments",
+    }
+}
+
+/// A raw journal on `backend`: one packed record of `batch` events and
+/// one flush per batch.
 fn raw_throughput(
     group: &mut BenchmarkGroup<'_, WallTime>,
     rt: &Runtime,
     batch: usize,
     async_flush: bool,
+    backend: JournalBackend,
 ) {
     let dir = tempfile::tempdir().expect("temp dir");
-    let journal = Journal::open(dir.path(), SCHEMA, CACHE_BYTES).expect("open the journal");
+    let journal =
+        Journal::open_with(dir.path(), SCHEMA, CACHE_BYTES, backend).expect("open the journal");
     let events = puts(0xBA7C4, batch);
     let flush = if async_flush { "flush_async" } else { "flush" };
     let mut seq = 1;
+    let raw = raw(backend);
     group.throughput(Throughput::Elements(batch as u64));
-    group.bench_function(format!("raw_sled/packed{batch}+{flush}"), |b| {
+    group.bench_function(format!("{raw}/packed{batch}+{flush}"), |b| {
         b.iter(|| {
             journal.append(seq, &events).expect("append");
             if async_flush {
@@ -254,7 +279,7 @@ fn raw_throughput(
         })
     });
     eprintln!(
-        "raw_sled/packed{batch}+{flush}: {} records, sled blob files {}",
+        "{raw}/packed{batch}+{flush}: {} records, sled blob files {}",
         (seq - 1) / batch as u64,
         blob_files(dir.path()),
     );
@@ -282,14 +307,25 @@ fn durable_throughput(c: &mut Criterion) {
         .warm_up_time(Duration::from_millis(700))
         .measurement_time(Duration::from_secs(3));
     let every = Durability::Every(Duration::from_secs(1));
-    engine_throughput(&mut group, &rt, "engine/always", Some(Durability::Always));
-    engine_throughput(&mut group, &rt, "engine/every_1s", Some(every));
-    engine_throughput(&mut group, &rt, "engine/never", Some(Durability::Never));
+    let (segments, sled) = (JournalBackend::Segments, JournalBackend::Sled);
+    let always = Some(Durability::Always);
+    engine_throughput(&mut group, &rt, "engine/always", always, segments);
+    engine_throughput(&mut group, &rt, "engine/always_sled", always, sled);
+    engine_throughput(&mut group, &rt, "engine/every_1s", Some(every), segments);
+    engine_throughput(
+        &mut group,
+        &rt,
+        "engine/never",
+        Some(Durability::Never),
+        segments,
+    );
     // The control: the same writers and map with no journal at all.
-    engine_throughput(&mut group, &rt, "engine/in_memory", None);
-    raw_throughput(&mut group, &rt, 1024, false);
-    raw_throughput(&mut group, &rt, 2048, false);
-    raw_throughput(&mut group, &rt, 1024, true);
+    engine_throughput(&mut group, &rt, "engine/in_memory", None, segments);
+    for backend in [segments, sled] {
+        raw_throughput(&mut group, &rt, 1024, false, backend);
+        raw_throughput(&mut group, &rt, 2048, false, backend);
+        raw_throughput(&mut group, &rt, 1024, true, backend);
+    }
     group.finish();
 }
 
@@ -371,8 +407,10 @@ fn engine_latency(
     name: &str,
     dir: Option<&Path>,
     durability: Durability,
+    backend: JournalBackend,
 ) {
-    let engine = rt.block_on(open_engine(dir, durability));
+    let checkpoints = CheckpointPolicy::default();
+    let engine = rt.block_on(open_on(dir, durability, checkpoints, backend));
     let mut key = 0u64;
     let value = value(1);
     latency(group, rt, name, async || {
@@ -393,12 +431,14 @@ fn ack_latency(c: &mut Criterion) {
         .sample_size(10)
         .warm_up_time(Duration::from_millis(300))
         .measurement_time(Duration::from_secs(2));
-    let dirs: Vec<_> = (0..3).map(|_| tempfile::tempdir().expect("dir")).collect();
-    engine_latency(&mut group, &rt, "engine/in_memory", None, Durability::Never);
-    let never = Some(dirs[0].path());
-    engine_latency(&mut group, &rt, "engine/never", never, Durability::Never);
-    let always = Some(dirs[1].path());
-    engine_latency(&mut group, &rt, "engine/always", always, Durability::Always);
+    let dirs: Vec<_> = (0..6).map(|_| tempfile::tempdir().expect("dir")).collect();
+    let (segments, sled) = (JournalBackend::Segments, JournalBackend::Sled);
+    let (never, always) = (Durability::Never, Durability::Always);
+    engine_latency(&mut group, &rt, "engine/in_memory", None, never, segments);
+    let at = |i: usize| Some(dirs[i].path());
+    engine_latency(&mut group, &rt, "engine/never", at(0), never, segments);
+    engine_latency(&mut group, &rt, "engine/always", at(1), always, segments);
+    engine_latency(&mut group, &rt, "engine/always_sled", at(3), always, sled);
     // The owner on a current-thread runtime cannot block its thread on
     // the disk, so it awaits `Journal::flush_async` instead of flushing in
     // place: the hop to the flushing thread and back is in this row.
@@ -413,11 +453,21 @@ fn ack_latency(c: &mut Criterion) {
         "engine/always_current_thread",
         Some(always_current.path()),
         Durability::Always,
+        segments,
     );
 
-    let journal = Journal::open(dirs[2].path(), SCHEMA, CACHE_BYTES).expect("open the journal");
-    let journal = Arc::new(journal);
     let event = puts(0x1A7, 1);
+    let on_segments = Journal::open_with(dirs[4].path(), SCHEMA, CACHE_BYTES, segments)
+        .expect("open the journal");
+    let mut seq = 1u64;
+    latency(&mut group, &rt, "raw_segments/insert+flush", async || {
+        on_segments.append(seq, &event).expect("append");
+        on_segments.flush().expect("flush");
+        seq += 1;
+    });
+    let journal =
+        Journal::open_with(dirs[2].path(), SCHEMA, CACHE_BYTES, sled).expect("open the journal");
+    let journal = Arc::new(journal);
     let mut seq = 1u64;
     latency(&mut group, &rt, "raw_sled/insert+flush", async || {
         journal.append(seq, &event).expect("append");

@@ -1,15 +1,22 @@
-//! The sled journal: one record per committed batch, keyed by the batch's
-//! first sequence number (big-endian, so sled's key order is seq order).
+//! The journal: one record per committed batch, keyed by the batch's first
+//! sequence number (big-endian, so key order is seq order), on one of two
+//! backends ([`Backend`]): solostate's own segment log (the default) or
+//! sled 0.34.7.
 //!
 //! The journal only stores and reads records. It does not decide when to
 //! flush; the engine's durability setting does. Writes are durable, through
 //! a power cut, only after [`Journal::flush`] (or [`Journal::flush_async`])
-//! returns: sled's own flush is followed by an `fdatasync` of sled's log
-//! file, and the directories whose entries sled or the journal changed are
-//! synced when they change (the `durable` module says what sled writes and
-//! why each is covered). Every sled value is kept under the size at which
-//! sled would write a blob file that it never syncs: larger records are
-//! stored in chunks (the `chunks` module).
+//! returns. On the segment log a flush is one `fdatasync` of the active
+//! segment; each write is one crc-framed frame, and opening keeps the
+//! longest prefix of frames that verifies (the `seglog` module argues why
+//! that holds every synced frame). On sled, sled's own flush is followed by
+//! an `fdatasync` of sled's log file, and the directories whose entries
+//! sled or the journal changed are synced when they change (the `durable`
+//! module says what sled writes and why each is covered); every sled value
+//! is kept under the size at which sled would write a blob file that it
+//! never syncs, larger records being stored in chunks (the `chunks`
+//! module). Both backends hold the same trees (the `store` module), and
+//! every operation below is the same on either.
 //!
 //! # Rollback, pruning and quarantine
 //!
@@ -31,11 +38,12 @@
 //! their own tree, keyed by the seq they check, so they take no seq in the
 //! timeline and readers of the timeline never meet them. Rollback and
 //! quarantine remove the checks of the seqs they take out of the timeline
-//! and pruning those of the prefix, each in its own transaction.
+//! and pruning those of the prefix, each in its own atomic write.
 //!
 //! The code lives in the submodules `error`, `read`, `rollback`,
-//! `maintenance`, `checks`, `chunks` (records over [`CHUNK_BYTES`]) and `durable` (what
-//! makes a flush survive a power cut), with `flush_thread` and `storage`
+//! `maintenance`, `checks`, `chunks` (records over [`CHUNK_BYTES`] on
+//! sled), `store` (the trees on either backend) and `durable` (what makes
+//! a sled flush survive a power cut), with `flush_thread` and `storage`
 //! (the seam a fault plan stands in for) beside them.
 
 use std::path::{Path, PathBuf};

@@ -5,19 +5,21 @@
 //! * [`codec`]: the record framing (format version, payload length, crc32)
 //!   around a bincode payload, decoded only after the frame verifies and
 //!   always with a size limit;
-//! * [`journal`]: a sled journal with one record per committed batch, a
-//!   header naming the format and the event schema, explicit flushes that
-//!   are durable through a power cut (sled's flush, then an `fdatasync` of
-//!   its log; directories synced when their entries change), records over
-//!   [`journal::CHUNK_BYTES`] stored in chunks so that sled never writes
-//!   the blob files it would never sync, and
-//!   reads that verify every record and report corruption or gaps with the
-//!   seq and the path, and removal of a torn last record; rollback (the
-//!   undone records move to an archive tree and a marker takes the next
-//!   seq, so seqs are never reused), pruning of a prefix behind a
-//!   checkpoint, and quarantine of a corrupt suffix; and the determinism
-//!   guard's state hashes, kept beside the timeline, keyed by the seq they
-//!   check;
+//! * [`journal`]: a journal with one record per committed batch, a header
+//!   naming the format and the event schema, explicit flushes that are
+//!   durable through a power cut, and reads that verify every record and
+//!   report corruption or gaps with the seq and the path, and removal of a
+//!   torn last record; rollback (the undone records move to an archive
+//!   tree and a marker takes the next seq, so seqs are never reused),
+//!   pruning of a prefix behind a checkpoint, and quarantine of a corrupt
+//!   suffix; and the determinism guard's state hashes, kept beside the
+//!   timeline, keyed by the seq they check. It is stored on one of two
+//!   backends ([`journal::Backend`]): our own segment log (the default:
+//!   append-only segment files of crc-framed atomic writes, one
+//!   `fdatasync` per flush, recovered as the longest verifying prefix), or
+//!   sled 0.34.7 (sled's flush, then an `fdatasync` of its log, records
+//!   over [`journal::CHUNK_BYTES`] in chunks so that sled never writes the
+//!   blob files it would never sync);
 //! * [`recovery`]: replaying the journal, or a seq range of it, into a
 //!   state, checking every recorded state hash it passes
 //!   ([`recovery::ReplayError::Diverged`]);

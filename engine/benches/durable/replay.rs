@@ -55,7 +55,7 @@ fn write_replay_journal() -> ReplayJournal {
     eprintln!(
         "journal bytes per event ({REPLAY_EVENTS} events, records of {REPLAY_BATCH}; \
          value 64 bytes, key u64): record {:.2}, bare payload {:.2} (record/payload {:.3}), \
-         sled size_on_disk {:.2} (size_on_disk/record {:.3}, size_on_disk/64-byte value {:.2})",
+         size_on_disk {:.2} (size_on_disk/record {:.3}, size_on_disk/64-byte value {:.2})",
         record_bytes as f64 / n,
         payload_bytes as f64 / n,
         record_bytes as f64 / payload_bytes as f64,
@@ -81,7 +81,7 @@ pub(super) fn replay(c: &mut Criterion) {
         .sample_size(10)
         .warm_up_time(Duration::from_millis(200))
         .measurement_time(Duration::from_secs(2));
-    // Every timed part leaves closing (joining sled's threads) untimed.
+    // Every timed part leaves closing untimed.
     group.bench_function("engine_reopen", |b| {
         // No checkpoints: every reopen replays the whole journal.
         b.iter_custom(|iters| {
@@ -90,7 +90,7 @@ pub(super) fn replay(c: &mut Criterion) {
             })
         })
     });
-    group.bench_function("sled_open", |b| {
+    group.bench_function("journal_open", |b| {
         b.iter_custom(|iters| {
             let mut total = Duration::ZERO;
             for _ in 0..iters {

@@ -19,7 +19,7 @@ pub enum JournalError {
         /// The journal directory.
         path: PathBuf,
     },
-    /// [`Journal::open_existing`] found no journal in the directory.
+    /// [`Journal::open_existing`](super::Journal::open_existing) found no journal in the directory.
     #[error("no journal at {path}")]
     NotFound {
         /// The directory that was expected to hold a journal.
@@ -127,7 +127,7 @@ pub enum JournalError {
     },
     /// A rollback was about to move a record to the archive under a key
     /// that already holds one. Rollbacks never reuse seqs, but recovering
-    /// to a prefix ([`Journal::quarantine_from`]) does, so a rolled-back
+    /// to a prefix ([`Journal::quarantine_from`](super::Journal::quarantine_from)) does, so a rolled-back
     /// seq can come round again. Nothing was written.
     #[error("journal {path}: the archive already holds a record at seq {seq}")]
     Collision {
