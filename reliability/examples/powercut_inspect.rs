@@ -1,6 +1,7 @@
 //! Inspects an engine directory that the power-cut harness dumped
 //! (`SOLOSTATE_POWERCUT_DUMP`): the checkpoints, the journal's first and
-//! last seqs, sled's segment headers (is the unstable tail contiguous?),
+//! last seqs, its files (on the segment log: each segment's length; on
+//! sled: sled's segment headers, is the unstable tail contiguous?),
 //! the live timeline as runs of seqs by writer (each event's
 //! writer and index read from its values' headers), the rollback markers
 //! and the archive, then what a reopen recovers and its `Recovery`.
@@ -13,7 +14,7 @@ use std::path::PathBuf;
 
 use solostate::StateEvent;
 use solostate::persistence::checkpoint::Checkpoints;
-use solostate::persistence::journal::{Entry, JournalError, Step};
+use solostate::persistence::journal::{Backend, Entry, JournalError, Step};
 use solostate::persistence::replay::Replay;
 use solostate_reliability::powercut::workload::{PcEvent, SCHEMA, index_of_value, writer_of};
 
@@ -40,7 +41,11 @@ fn main() -> Result<(), String> {
         ),
         Err(e) => println!("checkpoints: {e}"),
     }
-    segments(&root.join("journal"))?;
+    let journal = root.join("journal");
+    match Backend::detect(&journal) {
+        Some(Backend::Sled) => sled_segments(&journal)?,
+        _ => log_segments(&journal)?,
+    }
     let replay = Replay::<PcEvent>::open(&root, SCHEMA).map_err(|e| e.to_string())?;
     let first = replay.journal().first_seq().map_err(|e| e.to_string())?;
     let last = replay.last_seq().map_err(|e| e.to_string())?;
@@ -71,13 +76,29 @@ fn main() -> Result<(), String> {
     })
 }
 
+/// Prints the segment log's files and their lengths, in name order (the
+/// log's order).
+fn log_segments(journal: &std::path::Path) -> Result<(), String> {
+    let mut files: Vec<(String, u64)> = std::fs::read_dir(journal)
+        .map_err(|e| e.to_string())?
+        .flatten()
+        .map(|entry| {
+            let len = entry.metadata().map_or(0, |meta| meta.len());
+            (entry.file_name().to_string_lossy().into_owned(), len)
+        })
+        .collect();
+    files.sort();
+    println!("segment log files: {files:?}");
+    Ok(())
+}
+
 /// Prints sled's segment headers (sled 0.34.7, `pagecache/logger.rs`: a
 /// crc32 xor `!0`, then the segment's lsn and the highest stable lsn it
 /// saw, each a little-endian i64 xor `i64::MAX`): the newest few by lsn,
 /// and every lsn missing between the lowest segment of sled's "unstable
 /// tail" (the one holding the highest `max_stable_lsn`) and the newest.
 /// sled's recovery expects that tail to be contiguous.
-fn segments(journal: &std::path::Path) -> Result<(), String> {
+fn sled_segments(journal: &std::path::Path) -> Result<(), String> {
     // sled's conf is text followed by a binary crc.
     let conf = std::fs::read(journal.join("conf")).map_err(|e| e.to_string())?;
     let conf = String::from_utf8_lossy(&conf);

@@ -7,7 +7,7 @@ use proptest::prelude::*;
 use solostate_commands::{Event, State, StateEvent};
 
 use super::*;
-use crate::journal::{Entry, Journal, JournalError, Step};
+use crate::journal::{Backend, Entry, Journal, JournalError, Step};
 
 pub(super) type Ev = StateEvent<u64, u64>;
 
@@ -362,12 +362,16 @@ fn check(journal: &Journal, model: &Model) -> Result<(), TestCaseError> {
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(64))]
 
+    /// On both backends: the journal's logic is the same on either, and
+    /// this checks that each store keeps what it is given.
     #[test]
     fn random_appends_rollbacks_and_prunes_match_a_vec_model(
-        ops in proptest::collection::vec(op(), 1..24)
+        ops in proptest::collection::vec(op(), 1..24),
+        sled in any::<bool>(),
     ) {
         let dir = tempfile::tempdir().unwrap();
-        let mut journal = open(dir.path());
+        let backend = if sled { Backend::Sled } else { Backend::Segments };
+        let mut journal = Journal::open_with(dir.path(), "kv", CACHE, backend).unwrap();
         let mut model = Model::default();
         for op in ops {
             match op {
@@ -400,6 +404,7 @@ proptest! {
                     journal.flush().unwrap();
                     drop(journal);
                     journal = open(dir.path());
+                    prop_assert_eq!(journal.backend(), backend);
                 }
             }
             check(&journal, &model)?;
