@@ -378,3 +378,60 @@ fn a_batch_over_the_frame_limit_is_refused_before_anything_is_written() {
     assert!(log.get(0, b"k").unwrap().is_none());
     log.apply(&[put(0, b"k", b"v")]).unwrap();
 }
+
+#[test]
+fn readers_on_other_threads_see_whole_values_while_the_writer_applies_and_compacts() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = open(dir.path(), 8192).log;
+    let stop = std::sync::atomic::AtomicBool::new(false);
+    let mut reclaimed = 0;
+    // Each value is its version repeated: a torn or misplaced read shows.
+    let check = |key: &[u8], value: &[u8]| {
+        assert_eq!(value.len(), 200 + key[0] as usize * 10, "key {key:?}");
+        assert!(
+            value.iter().all(|b| *b == value[0]),
+            "a torn value for {key:?}"
+        );
+    };
+    std::thread::scope(|scope| {
+        for reader in 0..2 {
+            let (log, stop) = (&log, &stop);
+            scope.spawn(move || {
+                let mut reads = 0u64;
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) || reads == 0 {
+                    for key in 0..16u8 {
+                        if let Some(value) = log.get(0, &[key]).unwrap() {
+                            check(&[key], &value);
+                        }
+                    }
+                    for entry in log.range(0, Bound::Unbounded, Bound::Unbounded) {
+                        let (key, value) = entry.unwrap();
+                        check(&key, &value);
+                    }
+                    if let Some((key, value)) = log.last(0).unwrap() {
+                        check(&key, &value);
+                    }
+                    reads += 1;
+                }
+                assert!(reads > 0, "reader {reader} never read");
+            });
+        }
+        for round in 0..600u32 {
+            let key = [(round % 16) as u8];
+            let value = vec![round as u8; 200 + key[0] as usize * 10];
+            if round % 7 == 3 {
+                log.apply(&[Op::Remove { tree: 0, key: &key }]).unwrap();
+            } else {
+                log.apply(&[put(0, &key, &value)]).unwrap();
+            }
+            if round % 50 == 49 {
+                reclaimed += log.compact().unwrap();
+            }
+        }
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    });
+    assert!(
+        segments(dir.path()).len() < 600 * 300 / 8192,
+        "compaction never ran"
+    );
+}
