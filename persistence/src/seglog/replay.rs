@@ -60,8 +60,12 @@ pub(super) fn open(dir: &Path, create: bool, options: Options) -> Result<Opened,
     let mut index = Index::default();
     let mut next_frame = None;
     let mut end = HEADER_LEN;
+    // After a torn header was removed, the segment before it is the last
+    // one, but it was synced in full before the rollover began: a bad
+    // frame in it is damage, not a torn tail.
+    let header_removed = tail.is_some();
     for (i, &number) in numbers.iter().enumerate() {
-        let last = i + 1 == numbers.len();
+        let last = i + 1 == numbers.len() && !header_removed;
         let scanned = scan_segment(dir, number, last, next_frame, &mut index)?;
         next_frame = Some(scanned.next_frame);
         end = scanned.end;
@@ -198,6 +202,11 @@ pub(super) fn create_segment(
 /// file with a bad header is left for the scan to report as corrupt.
 fn remove_if_header_torn(dir: &Path, number: u64) -> Result<Option<TailCut>, SegError> {
     let path = dir.join(format::segment_name(number));
+    let len = std::fs::metadata(&path).map_err(io_error(&path))?.len();
+    if len > HEADER_LEN {
+        // Checked first, so that open never reads a whole segment here.
+        return Ok(None);
+    }
     let bytes = std::fs::read(&path).map_err(io_error(&path))?;
     if bytes.len() as u64 > HEADER_LEN || format::decode_header(&bytes).is_ok() {
         return Ok(None);
