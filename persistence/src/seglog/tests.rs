@@ -241,10 +241,14 @@ fn sync_from_another_thread_while_applying_neither_deadlocks_nor_loses_frames() 
     let log = open(dir.path(), 16 << 10).log;
     let mut model = Model::new();
     let stop = std::sync::atomic::AtomicBool::new(false);
+    let started = std::sync::atomic::AtomicBool::new(false);
     let syncs = std::thread::scope(|scope| {
         let syncer = scope.spawn(|| {
             let mut syncs = 0u64;
             while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                if syncs == 1 {
+                    started.store(true, std::sync::atomic::Ordering::Relaxed);
+                }
                 // Both ways a flush thread can sync: through the log, and
                 // through the handle it hands out.
                 if syncs % 2 == 0 {
@@ -256,6 +260,10 @@ fn sync_from_another_thread_while_applying_neither_deadlocks_nor_loses_frames() 
             }
             syncs
         });
+        // Start writing once the syncer runs, so the two overlap.
+        while !started.load(std::sync::atomic::Ordering::Relaxed) {
+            std::thread::yield_now();
+        }
         for i in 0..400u32 {
             let key = (i % 64).to_be_bytes();
             apply(
@@ -377,4 +385,69 @@ fn a_batch_over_the_frame_limit_is_refused_before_anything_is_written() {
     assert_eq!(log.size_on_disk(), size);
     assert!(log.get(0, b"k").unwrap().is_none());
     log.apply(&[put(0, b"k", b"v")]).unwrap();
+}
+
+#[test]
+fn readers_on_other_threads_see_whole_values_while_the_writer_applies_and_compacts() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = open(dir.path(), 8192).log;
+    let stop = std::sync::atomic::AtomicBool::new(false);
+    let mut reclaimed = 0;
+    // Each value is its version repeated: a torn or misplaced read shows.
+    let check = |key: &[u8], value: &[u8]| {
+        assert_eq!(value.len(), 200 + key[0] as usize * 10, "key {key:?}");
+        assert!(
+            value.iter().all(|b| *b == value[0]),
+            "a torn value for {key:?}"
+        );
+    };
+    let started = std::sync::atomic::AtomicU32::new(0);
+    std::thread::scope(|scope| {
+        for reader in 0..2 {
+            let (log, stop, started) = (&log, &stop, &started);
+            scope.spawn(move || {
+                let mut reads = 0u64;
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) || reads == 0 {
+                    for key in 0..16u8 {
+                        if let Some(value) = log.get(0, &[key]).unwrap() {
+                            check(&[key], &value);
+                        }
+                    }
+                    for entry in log.range(0, Bound::Unbounded, Bound::Unbounded) {
+                        let (key, value) = entry.unwrap();
+                        check(&key, &value);
+                    }
+                    if let Some((key, value)) = log.last(0).unwrap() {
+                        check(&key, &value);
+                    }
+                    if reads == 0 {
+                        started.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    }
+                    reads += 1;
+                }
+                assert!(reads > 0, "reader {reader} never read");
+            });
+        }
+        // Start writing once both readers run, so they overlap.
+        while started.load(std::sync::atomic::Ordering::Relaxed) < 2 {
+            std::thread::yield_now();
+        }
+        for round in 0..600u32 {
+            let key = [(round % 16) as u8];
+            let value = vec![round as u8; 200 + key[0] as usize * 10];
+            if round % 7 == 3 {
+                log.apply(&[Op::Remove { tree: 0, key: &key }]).unwrap();
+            } else {
+                log.apply(&[put(0, &key, &value)]).unwrap();
+            }
+            if round % 50 == 49 {
+                reclaimed += log.compact().unwrap();
+            }
+        }
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    });
+    assert!(
+        segments(dir.path()).len() < 600 * 300 / 8192,
+        "compaction never ran"
+    );
 }

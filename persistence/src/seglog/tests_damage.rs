@@ -372,3 +372,23 @@ proptest! {
         prop_assert_eq!(&contents(&open(dir.path(), 16 << 10).log, 2), &model);
     }
 }
+
+#[test]
+fn a_bad_frame_before_a_torn_header_is_corrupt_not_a_torn_tail() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = open(dir.path(), 4096).log;
+    let mut i = 0u32;
+    while segments(dir.path()).len() < 2 {
+        log.apply(&[put(0, &i.to_be_bytes(), &[1; 700])]).unwrap();
+        i += 1;
+    }
+    drop(log);
+    let files = segments(dir.path());
+    std::fs::write(&files[1], b"SSEG").unwrap();
+    // The first segment was synced in full before the rollover began, so
+    // damage to its last frame is damage, whatever happened after it.
+    let frame_len = format::FRAME_HEADER_LEN + format::INSERT_OVERHEAD + 4 + 700;
+    let last_frame = format::HEADER_LEN + (u64::from(i) - 1) * frame_len;
+    flip(&files[0], last_frame + format::FRAME_HEADER_LEN + 30);
+    expect_corrupt(dir.path(), &files[0], last_frame);
+}
