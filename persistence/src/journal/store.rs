@@ -142,6 +142,10 @@ pub struct TornTail {
     /// Whether any of them was not zero (a zero-filled tail is what a
     /// filesystem leaves of a write whose data never arrived).
     pub nonzero: bool,
+    /// The segment's own header was torn (a power cut while the log moved
+    /// on to a new segment, before it held any frame), so the file was
+    /// removed: `offset` is then 0.
+    pub header_torn: bool,
 }
 
 /// The journal's storage: one of the backends, behind one set of calls.
@@ -283,7 +287,10 @@ impl Store {
 
     /// The entry with the first key of `tree`.
     pub(super) fn first(&self, tree: Tree) -> Result<Option<(IVec, IVec)>, JournalError> {
-        self.iter(tree).next().transpose()
+        match &self.backend {
+            Inner::Sled(_) => self.iter(tree).next().transpose(),
+            Inner::Segments(store) => store.first(tree),
+        }
     }
 
     /// The entry with the last key of `tree`.

@@ -114,10 +114,6 @@
 //! This targets Unix: a reader may still read from a segment compaction
 //! has just unlinked, through its open handle.
 
-// The journal's store abstraction is being built on top of this in
-// parallel; until it lands only this module's tests call it.
-#![cfg_attr(not(test), allow(dead_code))]
-
 mod compact;
 mod error;
 mod format;
@@ -211,7 +207,10 @@ pub(crate) enum Op<'a> {
 pub(crate) struct Opened {
     /// The open log.
     pub log: SegLog,
-    /// Whether open created the log (there was no segment yet).
+    /// Whether open created the log (there was no segment yet). The
+    /// journal tells a new journal by its missing header instead (a log
+    /// can exist and still hold nothing); the tests read this.
+    #[cfg_attr(not(test), allow(dead_code))]
     pub created: bool,
     /// What open cut off the end of the last segment, if anything: the
     /// caller reports it (invariant: anything decided at open is
@@ -395,15 +394,10 @@ impl SegLog {
     /// applied before this call durable: earlier segments were synced
     /// when the log rolled over from them. For a flush thread that wants
     /// to sync without going through [`SegLog::sync`].
+    /// (Tests only: the journal syncs through [`SegLog::sync_with`].)
+    #[cfg(test)]
     pub(crate) fn active_file(&self) -> Arc<File> {
         Arc::clone(&lock(&self.active).file)
-    }
-
-    /// [`SegLog::active_file`] with its path, for a caller that syncs it
-    /// itself and must name the file when that fails.
-    pub(crate) fn active_segment(&self) -> (Arc<File>, PathBuf) {
-        let active = lock(&self.active);
-        (Arc::clone(&active.file), active.path.clone())
     }
 
     /// Makes every frame applied before the call durable
@@ -415,7 +409,24 @@ impl SegLog {
     /// [`SegError::Poisoned`]; [`SegError::Io`] when the sync fails, which
     /// poisons the log: after a failed `fdatasync` the kernel may have
     /// dropped the dirty pages, so no later sync could vouch for them.
+    /// (Tests only: the journal syncs through [`SegLog::sync_with`].)
+    #[cfg(test)]
     pub(crate) fn sync(&self) -> Result<(), SegError> {
+        self.sync_with(File::sync_data)
+    }
+
+    /// [`SegLog::sync`] with `sync` doing the `fdatasync` of the active
+    /// segment's file: for a caller that routes its syncs through a seam
+    /// of its own (the journal's fault plan). A failure poisons the log
+    /// just the same, and names the segment.
+    ///
+    /// # Errors
+    ///
+    /// Those of [`SegLog::sync`].
+    pub(crate) fn sync_with(
+        &self,
+        sync: impl FnOnce(&File) -> std::io::Result<()>,
+    ) -> Result<(), SegError> {
         self.check_poisoned()?;
         let (segment, file, path) = {
             let active = lock(&self.active);
@@ -425,7 +436,7 @@ impl SegLog {
                 active.path.clone(),
             )
         };
-        file.sync_data().map_err(|source| {
+        sync(&file).map_err(|source| {
             self.poison();
             SegError::Io { path, source }
         })?;
@@ -455,6 +466,7 @@ impl SegLog {
     }
 
     /// The log's directory.
+    #[cfg(test)]
     pub(crate) fn path(&self) -> &Path {
         &self.dir
     }

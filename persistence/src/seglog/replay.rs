@@ -115,9 +115,8 @@ fn take_lock(dir: &Path) -> Result<File, SegError> {
         .truncate(false)
         .open(&path)
         .map_err(io_error(&path))?;
-    // `File::try_lock` is stable since Rust 1.89, newer than the
-    // workspace's declared rust-version; the brief asks for it (no unsafe,
-    // no extra crate).
+    // `File::try_lock` (Rust 1.89, the workspace's rust-version): an
+    // exclusive lock with no unsafe code and no extra crate.
     //
     // A lock can outlive its holder's `close` for an instant: it belongs
     // to the open file description, and a child that another thread of
@@ -130,7 +129,6 @@ fn take_lock(dir: &Path) -> Result<File, SegError> {
     // for a short while before it is reported as another owner.
     let mut attempts = 0;
     loop {
-        #[allow(clippy::incompatible_msrv)]
         match file.try_lock() {
             Ok(()) => return Ok(file),
             Err(TryLockError::WouldBlock) if attempts < LOCK_ATTEMPTS => {

@@ -80,6 +80,7 @@ impl SegStore {
             offset: tail.offset,
             dropped_bytes: tail.dropped_bytes,
             nonzero: tail.nonzero,
+            header_torn: tail.header_torn,
         });
         let mut next_id = 1;
         for tree in [Tree::Chunks, Tree::Quarantine] {
@@ -108,6 +109,10 @@ impl SegStore {
                 .log
                 .range(tree.id(), from.map(<[u8]>::to_vec), to.map(<[u8]>::to_vec)),
         }
+    }
+
+    pub(super) fn first(&self, tree: Tree) -> Result<Option<(IVec, IVec)>, JournalError> {
+        Ok(self.log.first(tree.id()).map_err(error)?.map(pair))
     }
 
     pub(super) fn last(&self, tree: Tree) -> Result<Option<(IVec, IVec)>, JournalError> {
@@ -152,10 +157,12 @@ impl SegStore {
             path: self.path.clone(),
             source,
         })?;
-        let (file, path) = self.log.active_segment();
-        storage
-            .sync(Sync::Data(&file))
-            .map_err(|source| JournalError::Sync { path, source })
+        self.log
+            .sync_with(|file| storage.sync(Sync::Data(file)))
+            .map_err(|error| match error {
+                SegError::Io { path, source } => JournalError::Sync { path, source },
+                other => self::error(other),
+            })
     }
 
     pub(super) fn compact(&self) -> Result<u64, JournalError> {
