@@ -90,10 +90,10 @@ async fn write(engine: &Engine<Ev>, range: std::ops::RangeInclusive<u64>) -> Res
         Ok(())
     };
     for i in range {
-        if in_flight.len() == IN_FLIGHT {
-            if let Some((j, pending)) = in_flight.pop_front() {
-                settle(j, pending.await?)?;
-            }
+        if in_flight.len() == IN_FLIGHT
+            && let Some((j, pending)) = in_flight.pop_front()
+        {
+            settle(j, pending.await?)?;
         }
         in_flight.push_back((i, engine.send(put(i)).await?));
     }

@@ -94,10 +94,10 @@ async fn writer(engine: Engine<Bank>, seed: u64) -> Result<WriterTally, BoxError
         // Any account but `from`: an offset of 1..ACCOUNTS, wrapped.
         let to = (from + 1 + rng.below(u64::from(ACCOUNTS) - 1) as AccountId) % ACCOUNTS;
         let amount = 1 + rng.below(OPENING_BALANCE);
-        if in_flight.len() == IN_FLIGHT {
-            if let Some(oldest) = in_flight.pop_front() {
-                tally.record(oldest.await)?;
-            }
+        if in_flight.len() == IN_FLIGHT
+            && let Some(oldest) = in_flight.pop_front()
+        {
+            tally.record(oldest.await)?;
         }
         in_flight.push_back(engine.send(Bank::transfer(from, to, amount)).await?);
     }

@@ -252,10 +252,10 @@ pub fn run(set: &Set, mode: Mode) -> SetResult {
                         config.label()
                     ));
                 }
-                if *config == headline {
-                    if let Some(staleness) = contender.take_staleness() {
-                        result.staleness.push((name, staleness));
-                    }
+                if *config == headline
+                    && let Some(staleness) = contender.take_staleness()
+                {
+                    result.staleness.push((name, staleness));
                 }
                 result.rows.push(Row {
                     config: *config,

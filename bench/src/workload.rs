@@ -113,7 +113,7 @@ impl Zipf {
 /// does not divide `n` permutes the residues mod `n`.
 pub fn scramble(rank: u64, n: u64) -> u64 {
     const PRIME: u64 = 1_000_000_007;
-    debug_assert!(n % PRIME != 0);
+    debug_assert!(!n.is_multiple_of(PRIME));
     ((rank as u128 * PRIME as u128) % n as u128) as u64
 }
 

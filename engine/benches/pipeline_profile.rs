@@ -128,10 +128,10 @@ fn engine() {
 /// Times `f` over `n` events and prints ns/event. `PROFILE_STAGE=text`
 /// runs only the stages whose name contains `text`.
 fn stage(name: &str, n: usize, f: impl FnOnce()) {
-    if let Ok(only) = std::env::var("PROFILE_STAGE") {
-        if !name.contains(only.as_str()) {
-            return;
-        }
+    if let Ok(only) = std::env::var("PROFILE_STAGE")
+        && !name.contains(only.as_str())
+    {
+        return;
     }
     let start = Instant::now();
     f();

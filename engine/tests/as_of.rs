@@ -10,7 +10,7 @@ type Ev = StateEvent<u64, u64>;
 
 /// The event with seq `seq` in these tests (every one applies).
 fn event(seq: u64) -> Ev {
-    if seq % 5 == 0 {
+    if seq.is_multiple_of(5) {
         Ev::delete(seq % 7)
     } else {
         Ev::put(seq % 7, seq)

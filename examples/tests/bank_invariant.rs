@@ -85,10 +85,10 @@ async fn send_transfers(
         let from = rng.below(u64::from(ACCOUNTS)) as AccountId;
         let to = (from + 1 + rng.below(u64::from(ACCOUNTS) - 1) as AccountId) % ACCOUNTS;
         let amount = 1 + rng.below(OPENING_BALANCE);
-        if in_flight.len() == IN_FLIGHT {
-            if let Some(oldest) = in_flight.pop_front() {
-                tally.record(oldest.await);
-            }
+        if in_flight.len() == IN_FLIGHT
+            && let Some(oldest) = in_flight.pop_front()
+        {
+            tally.record(oldest.await);
         }
         match engine.send(Bank::transfer(from, to, amount)).await {
             Ok(pending) => in_flight.push_back(pending),

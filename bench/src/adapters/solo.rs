@@ -223,7 +223,7 @@ struct SoloSession<'a> {
 impl Session for SoloSession<'_> {
     fn read(&mut self, key: u64) {
         self.reads += 1;
-        if self.reads % STALENESS_EVERY == 0 {
+        if self.reads.is_multiple_of(STALENESS_EVERY) {
             // Writers' progress first, then the snapshot: the gap is how
             // many sent events the snapshot does not show yet.
             let reached = self.solo.base + self.solo.sent.load(Ordering::Relaxed);

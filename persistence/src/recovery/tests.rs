@@ -20,7 +20,7 @@ pub(super) fn open(dir: &Path) -> Journal {
 /// The event journaled at `seq`: a function of the seq, so the model only
 /// needs seqs.
 fn event(seq: u64) -> Ev {
-    if seq % 3 == 0 {
+    if seq.is_multiple_of(3) {
         StateEvent::Delete { key: seq % 5 }
     } else {
         StateEvent::Put {

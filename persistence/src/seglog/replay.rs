@@ -27,11 +27,11 @@ pub(super) fn open(dir: &Path, create: bool, options: Options) -> Result<Opened,
     let lock = take_lock(dir)?;
     let mut numbers = list_segments(dir)?;
     let mut tail = None;
-    if let Some(&last) = numbers.last() {
-        if let Some(cut) = remove_if_header_torn(dir, last)? {
-            numbers.pop();
-            tail = Some(cut);
-        }
+    if let Some(&last) = numbers.last()
+        && let Some(cut) = remove_if_header_torn(dir, last)?
+    {
+        numbers.pop();
+        tail = Some(cut);
     }
     let mut created = false;
     if numbers.is_empty() {

@@ -251,7 +251,7 @@ fn sync_from_another_thread_while_applying_neither_deadlocks_nor_loses_frames() 
                 }
                 // Both ways a flush thread can sync: through the log, and
                 // through the handle it hands out.
-                if syncs % 2 == 0 {
+                if syncs.is_multiple_of(2) {
                     log.sync().unwrap();
                 } else {
                     log.active_file().sync_data().unwrap();

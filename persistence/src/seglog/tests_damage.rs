@@ -350,7 +350,7 @@ proptest! {
         let mut rng = Rng(seed | 1);
         let mut cut = vec![0u8; len];
         for (page, chunk) in cut.chunks_mut(4096).enumerate() {
-            let from = if rng.next() % 2 == 0 { &new } else { &old };
+            let from = if rng.next().is_multiple_of(2) { &new } else { &old };
             for (i, byte) in chunk.iter_mut().enumerate() {
                 *byte = from.get(page * 4096 + i).copied().unwrap_or(0);
             }

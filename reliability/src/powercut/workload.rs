@@ -72,7 +72,7 @@ pub fn event(seed: u64, writer: u32, index: u64) -> PcEvent {
             ^ index.wrapping_mul(0xD6E8_FEB8_6659_FD93),
     );
     let put = |rng: &mut Rng| {
-        let len = if rng.bits() % LARGE_ONE_IN == 0 {
+        let len = if rng.bits().is_multiple_of(LARGE_ONE_IN) {
             LARGE_VALUE + rng.below(1024)
         } else {
             rng.range(4, 64) as usize

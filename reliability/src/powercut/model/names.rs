@@ -93,10 +93,11 @@ impl Model {
             .inodes
             .get(&ino)
             .is_some_and(|i| ino != ROOT && i.nlink == 0 && i.durable_links == 0 && i.opens == 0);
-        if unused && let Some(inode) = self.inodes.remove(&ino) {
-            if let Body::Dir(dir) = inode.body {
-                self.drop_durable_links(dir.durable.into_values());
-            }
+        if unused
+            && let Some(inode) = self.inodes.remove(&ino)
+            && let Body::Dir(dir) = inode.body
+        {
+            self.drop_durable_links(dir.durable.into_values());
         }
     }
 
