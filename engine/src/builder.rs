@@ -125,7 +125,8 @@ impl<E: Event> Builder<E> {
     }
 
     /// Keeps the engine's state in the directory `dir` (created if
-    /// missing): a sled journal of every committed batch in `dir/journal`
+    /// missing): a journal of every committed batch in `dir/journal` (see
+    /// [`Builder::journal_backend`])
     /// and checkpoints in `dir/checkpoints`. On open, the state is rebuilt
     /// from the newest checkpoint that verifies plus the journal after it.
     /// Without a path the engine is in memory only. An empty path is

@@ -10,11 +10,11 @@ pub enum Durability {
     /// Journal and flush each batch before publishing it and acking its
     /// events (group commit: one record and one flush per batch). An ack
     /// means durable through a power cut, and no reader sees state a crash
-    /// could take back: the flush is sled's own (which only calls
-    /// `sync_file_range`, not enough on its own) followed by an
-    /// `fdatasync` of sled's log file, and the journal keeps every sled
-    /// value small enough that sled never writes the blob files it would
-    /// not sync.
+    /// could take back: the flush is an `fdatasync` of the segment log's
+    /// active segment (on sled: sled's own flush, which only calls
+    /// `sync_file_range`, not enough on its own, followed by an
+    /// `fdatasync` of sled's log file, with every sled value kept small
+    /// enough that sled never writes the blob files it would not sync).
     #[default]
     Always,
     /// Journal each batch and ack at once; a background task flushes every

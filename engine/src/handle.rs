@@ -488,7 +488,7 @@ impl<E: Event> Engine<E> {
     /// Sequence numbers are never reused. The rollback is itself one step,
     /// with the next seq `R`: the snapshot at `R` equals the one at
     /// `target`, and new events continue at `R + 1`. The events after
-    /// `target` are moved to the journal's archive (a separate sled tree;
+    /// `target` are moved to the journal's archive (a separate tree;
     /// nothing is deleted) and checkpoints after `target` are deleted; the
     /// change is flushed before the new state is published, so a restart
     /// after the ack opens the rolled-back state.

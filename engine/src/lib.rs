@@ -44,9 +44,12 @@
 //! * Snapshots are versions of a persistent map: an O(1) clone to publish,
 //!   and a write copies only the nodes on its path. Readers holding old
 //!   snapshots keep those replaced nodes alive.
-//! * With [`Builder::path`], every committed batch is one sled record and,
-//!   under the default [`Durability::Always`], one flush (sled's, then an
-//!   `fdatasync` of its log) before the batch is published and acked: an
+//! * With [`Builder::path`], every committed batch is one record in the
+//!   journal (a frame of its segment log by default, or a sled record:
+//!   [`Builder::journal_backend`]) and, under the default
+//!   [`Durability::Always`], one flush (an `fdatasync` of the segment, or
+//!   sled's flush and then an `fdatasync` of its log) before the batch is
+//!   published and acked: an
 //!   ack means durable through a power cut, and the ack waits for the
 //!   disk. Opening loads the newest checkpoint that verifies and replays the
 //!   journal after it; it never deletes a checkpoint because the journal
