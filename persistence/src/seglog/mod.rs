@@ -120,6 +120,7 @@ mod format;
 mod index;
 mod range;
 mod replay;
+pub(crate) use replay::holds_log;
 #[cfg(test)]
 mod tests;
 #[cfg(test)]
@@ -145,23 +146,6 @@ pub(crate) use range::Range;
 
 /// A key and its value, as reads return them.
 pub(crate) type Entry = (Vec<u8>, Vec<u8>);
-
-/// Whether `dir` holds a segment log: its `lock` file or a segment. For
-/// telling a journal's backend from its files before opening it.
-pub(crate) fn holds_log(dir: &Path) -> bool {
-    if dir.join("lock").is_file() {
-        return true;
-    }
-    std::fs::read_dir(dir).is_ok_and(|entries| {
-        entries.flatten().any(|entry| {
-            entry
-                .file_name()
-                .to_str()
-                .and_then(format::parse_segment_name)
-                .is_some()
-        })
-    })
-}
 
 /// How a log is laid out.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -391,3 +391,20 @@ fn any_nonzero(file: &File, from: u64, to: u64) -> io::Result<bool> {
     }
     Ok(false)
 }
+
+/// Whether `dir` holds a segment log: its `lock` file or a segment. For
+/// telling a journal's backend from its files before opening it.
+pub(crate) fn holds_log(dir: &Path) -> bool {
+    if dir.join("lock").is_file() {
+        return true;
+    }
+    std::fs::read_dir(dir).is_ok_and(|entries| {
+        entries.flatten().any(|entry| {
+            entry
+                .file_name()
+                .to_str()
+                .and_then(format::parse_segment_name)
+                .is_some()
+        })
+    })
+}

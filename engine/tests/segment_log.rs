@@ -1,0 +1,135 @@
+//! The engine on its default journal backend, the segment log: what
+//! opening cuts off the end of the last segment is reported in
+//! `Recovery::cut_segment_tail` (never acknowledged, never silent), damage
+//! before the log's end fails the open naming the segment, and a journal
+//! written on sled keeps opening on sled whatever the builder says.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use solostate::{
+    CheckpointPolicy, Durability, Engine, JournalBackend, OpenCause, OpenError, StateEvent,
+};
+
+type Ev = StateEvent<u64, u64>;
+
+const SCHEMA: &str = "engine-tests/segment-log";
+
+fn builder(dir: &Path) -> solostate::Builder<Ev> {
+    Engine::<Ev>::builder()
+        .path(dir)
+        .schema(SCHEMA)
+        .durability(Durability::Always)
+        .checkpoints(CheckpointPolicy::never())
+}
+
+/// Writes puts `1..=count` (key = seq) and shuts down.
+async fn write(dir: &Path, count: u64) {
+    let engine = builder(dir).open().await.unwrap();
+    for key in 1..=count {
+        engine.submit(Ev::put(key, key * 10)).await.unwrap();
+    }
+    engine.shutdown().await.unwrap();
+}
+
+/// The journal's segment files, in order.
+fn segments(dir: &Path) -> Vec<PathBuf> {
+    let mut found: Vec<PathBuf> = std::fs::read_dir(dir.join("journal"))
+        .unwrap()
+        .map(|entry| entry.unwrap().path())
+        .filter(|path| path.extension().is_some_and(|ext| ext == "seg"))
+        .collect();
+    found.sort();
+    found
+}
+
+#[tokio::test]
+async fn a_torn_write_at_the_end_of_the_log_is_cut_and_reported() {
+    let dir = tempfile::tempdir().unwrap();
+    write(dir.path(), 20).await;
+    let last = segments(dir.path()).pop().expect("a segment");
+    let end = std::fs::metadata(&last).unwrap().len();
+    // What a crash in the middle of a frame's write leaves: part of a
+    // frame header and some payload, never synced, never acknowledged.
+    let torn = [7u8, 0, 0, 0, 0xAB, 0xCD, 0xEF, 0x01, 0x15, 0, 0];
+    std::fs::OpenOptions::new()
+        .append(true)
+        .open(&last)
+        .unwrap()
+        .write_all(&torn)
+        .unwrap();
+
+    let engine = builder(dir.path()).open().await.unwrap();
+    let recovery = engine.recovery().clone();
+    let cut = recovery
+        .cut_segment_tail
+        .as_ref()
+        .expect("the cut is reported");
+    assert_eq!(cut.segment, last);
+    assert_eq!(cut.offset, end);
+    assert_eq!(cut.dropped_bytes, torn.len() as u64);
+    assert!(cut.nonzero && !cut.header_torn);
+    assert!(!recovery.is_clean());
+    assert_eq!(recovery.last_seq, 20);
+    assert_eq!(std::fs::metadata(&last).unwrap().len(), end, "cut off");
+    let snapshot = engine.reader().snapshot();
+    assert_eq!(snapshot.len(), 20);
+    assert_eq!(snapshot.get(&20), Some(&200));
+    // The next event follows, and a clean reopen has nothing to report.
+    assert_eq!(engine.submit(Ev::put(21, 210)).await.unwrap().seq, 21);
+    engine.shutdown().await.unwrap();
+    let engine = builder(dir.path()).open().await.unwrap();
+    assert!(engine.recovery().is_clean(), "{:?}", engine.recovery());
+    assert_eq!(engine.reader().seq(), 21);
+    engine.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn damage_before_the_end_of_the_log_fails_the_open_naming_the_segment() {
+    let dir = tempfile::tempdir().unwrap();
+    write(dir.path(), 20).await;
+    let segment = segments(dir.path()).pop().expect("a segment");
+    let mut bytes = std::fs::read(&segment).unwrap();
+    // A byte in the middle of the synced frames (past the 28-byte header),
+    // with whole frames after it: not a torn write.
+    let at = bytes.len() / 2;
+    bytes[at] ^= 0x40;
+    std::fs::write(&segment, &bytes).unwrap();
+
+    let error = builder(dir.path()).open().await.unwrap_err();
+    assert!(
+        matches!(error, OpenError::Journal { .. }),
+        "expected a journal error, got {error}"
+    );
+    assert_eq!(error.cause(), Some(OpenCause::Damaged { seq: None }));
+    let message = error.to_string();
+    assert!(
+        message.contains(&segment.display().to_string()),
+        "{message}"
+    );
+    assert!(message.contains("damaged at offset"), "{message}");
+    // Nothing was cut: the damaged file is as it was left.
+    assert_eq!(std::fs::read(&segment).unwrap(), bytes);
+}
+
+#[tokio::test]
+async fn a_journal_written_on_sled_keeps_opening_on_sled() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = builder(dir.path())
+        .journal_backend(JournalBackend::Sled)
+        .open()
+        .await
+        .unwrap();
+    engine.submit(Ev::put(1, 10)).await.unwrap();
+    engine.shutdown().await.unwrap();
+    // The builder's default is the segment log; the files say sled.
+    let engine = builder(dir.path()).open().await.unwrap();
+    assert_eq!(engine.reader().seq(), 1);
+    engine.submit(Ev::put(2, 20)).await.unwrap();
+    engine.shutdown().await.unwrap();
+    assert!(dir.path().join("journal").join("conf").is_file());
+    assert!(
+        segments(dir.path()).is_empty(),
+        "no segment log was created"
+    );
+}
