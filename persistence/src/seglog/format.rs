@@ -255,6 +255,57 @@ pub(super) struct RawFrame {
     pub(super) total_len: u64,
 }
 
+/// How many bytes [`ReadAhead`] reads at a time.
+const READ_AHEAD: usize = 4 << 20;
+
+/// Reads a file front to back in [`READ_AHEAD`]-byte pieces, for the scan
+/// at open: a log of small frames would otherwise cost two `pread`s per
+/// frame (its header, then its payload), which made reopening a journal
+/// of a few hundred thousand frames take a second. Reads larger than the
+/// buffer go straight to the file.
+pub(super) struct ReadAhead<'a> {
+    file: &'a File,
+    /// The file's length: never read past it.
+    file_len: u64,
+    /// The bytes of the file from `start` on.
+    buf: Vec<u8>,
+    start: u64,
+}
+
+impl<'a> ReadAhead<'a> {
+    /// A reader of `file`, which is `file_len` bytes long.
+    pub(super) fn new(file: &'a File, file_len: u64) -> ReadAhead<'a> {
+        ReadAhead {
+            file,
+            file_len,
+            buf: Vec::new(),
+            start: 0,
+        }
+    }
+
+    /// Fills `out` with the file's bytes at `offset`.
+    fn read(&mut self, out: &mut [u8], offset: u64) -> io::Result<()> {
+        let end = offset + out.len() as u64;
+        let buffered = self.start..self.start + self.buf.len() as u64;
+        if offset >= buffered.start && end <= buffered.end {
+            let at = (offset - self.start) as usize;
+            out.copy_from_slice(&self.buf[at..at + out.len()]);
+            return Ok(());
+        }
+        if out.len() >= READ_AHEAD {
+            return read_at(self.file, out, offset);
+        }
+        let want = (self.file_len.saturating_sub(offset) as usize)
+            .min(READ_AHEAD)
+            .max(out.len());
+        self.buf.resize(want, 0);
+        read_at(self.file, &mut self.buf, offset)?;
+        self.start = offset;
+        out.copy_from_slice(&self.buf[..out.len()]);
+        Ok(())
+    }
+}
+
 /// Reads and verifies the frame at `offset`, which must carry frame number
 /// `expected`, in a file of `file_len` bytes.
 ///
@@ -264,7 +315,7 @@ pub(super) struct RawFrame {
 /// length past the end of the file, a wrong number, a bad crc); `Err` for
 /// an I/O error reading them.
 pub(super) fn read_frame(
-    file: &File,
+    file: &mut ReadAhead<'_>,
     offset: u64,
     file_len: u64,
     expected: u64,
@@ -276,7 +327,7 @@ pub(super) fn read_frame(
         )));
     }
     let mut head = [0u8; FRAME_HEADER_LEN as usize];
-    read_at(file, &mut head, offset)?;
+    file.read(&mut head, offset)?;
     let len = u64::from(u32::from_le_bytes(le4(&head[0..4])));
     let crc = u32::from_le_bytes(le4(&head[4..8]));
     let frame_no = u64::from_le_bytes(le8(&head[8..16]));
@@ -290,7 +341,7 @@ pub(super) fn read_frame(
         return Ok(Err(format!("frame number {frame_no}, expected {expected}")));
     }
     let mut payload = vec![0u8; len as usize];
-    read_at(file, &mut payload, offset + FRAME_HEADER_LEN)?;
+    file.read(&mut payload, offset + FRAME_HEADER_LEN)?;
     if frame_crc(frame_no, &payload) != crc {
         return Ok(Err(format!("frame {frame_no} crc does not match")));
     }

@@ -286,8 +286,9 @@ fn scan_segment(
     );
     let mut next = header.first_frame;
     let mut offset = HEADER_LEN;
+    let mut ahead = format::ReadAhead::new(&file, len);
     while offset < len {
-        let checked = format::read_frame(&file, offset, len, next)
+        let checked = format::read_frame(&mut ahead, offset, len, next)
             .map_err(io_error(&path))?
             .and_then(|frame| {
                 let ops = format::decode_ops(&frame.payload)
