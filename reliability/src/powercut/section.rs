@@ -13,7 +13,7 @@ pub const CYCLES_ENV: &str = "SOLOSTATE_POWERCUT_CYCLES";
 pub const SEED_ENV: &str = "SOLOSTATE_POWERCUT_SEED";
 
 /// Chooses the journal backend the writer creates: `sled` or `segments`
-/// (the default, the engine's). The children inherit it from the harness,
+/// (unset: the engine's default). The children inherit it from the harness,
 /// so one variable switches a whole run.
 pub const BACKEND_ENV: &str = "SOLOSTATE_POWERCUT_BACKEND";
 
@@ -25,7 +25,8 @@ pub const BACKEND_ENV: &str = "SOLOSTATE_POWERCUT_BACKEND";
 /// default.
 pub fn backend() -> solostate::JournalBackend {
     match std::env::var(BACKEND_ENV).as_deref() {
-        Err(_) | Ok("segments") => solostate::JournalBackend::Segments,
+        Err(_) => solostate::JournalBackend::default(),
+        Ok("segments") => solostate::JournalBackend::Segments,
         Ok("sled") => solostate::JournalBackend::Sled,
         Ok(other) => panic!("{BACKEND_ENV}={other:?}: expected \"sled\" or \"segments\""),
     }
