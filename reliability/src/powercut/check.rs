@@ -14,13 +14,15 @@
 //! `HashMap`, rollbacks resetting it to an earlier seq's) must equal the
 //! engine's.
 
+mod order;
 mod unseen;
 
 use std::collections::{BTreeMap, BTreeSet};
 
 use super::child::{CheckOutcome, JournalStep};
 use super::workload::{PcModel, WRITERS, apply, diff, digest, event, writer_of_key};
-use unseen::{Deferred, Window};
+use order::Writers;
+use unseen::Deferred;
 
 /// A step the writer child acknowledged.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -181,7 +183,9 @@ enum Rebuilt {
 /// pipeline's depth behind, so one writer's unprinted events can be
 /// spread over several such runs with other writers' printed acks in
 /// between. Which events they were follows from each writer's known steps
-/// (see [`unseen::place`]).
+/// (see [`unseen::place`]), and which index a journaled step is, when its
+/// digest matches several, from the writer's neighbouring steps (see
+/// [`order::Writers`]).
 fn history(
     expected: &Expected<'_>,
     recovered: u64,
@@ -190,16 +194,12 @@ fn history(
     verdict: &mut Verdict,
 ) -> Option<PcModel> {
     let seed = expected.seed;
-    let mut known: Vec<(u64, Rebuilt)> = Vec::new();
+    let mut rollbacks: Vec<(u64, Rebuilt)> = Vec::new();
     let mut unseen: Vec<u64> = Vec::new();
-    let mut windows: Vec<Vec<Window>> = (0..WRITERS).map(|_| Vec::new()).collect();
-    let mut next = [0u64; WRITERS as usize];
-    // Each writer's last known step, and how many seqs were unseen then.
-    let mut last = [expected.start; WRITERS as usize];
-    let mut unseen_at_last = [0usize; WRITERS as usize];
+    let mut writers = Writers::new(seed, expected.start);
     for seq in expected.start + 1..=recovered {
         let acked = expected.acked.get(&seq);
-        let (writer, index) = match (journaled.get(&seq), acked) {
+        let settled = match (journaled.get(&seq), acked) {
             (Some(step), Some(acked)) if !same(seed, step, acked) => {
                 verdict.lost += 1;
                 verdict.problems.push(format!(
@@ -215,11 +215,11 @@ fn history(
                     ));
                     return None;
                 }
-                (writer, index)
+                writers.determined(writer, seq, index, unseen.len())
             }
             (_, Some(&AckedStep::Rollback(target)))
             | (Some(&JournalStep::Rollback(target)), None) => {
-                known.push((seq, Rebuilt::Rollback(target)));
+                rollbacks.push((seq, Rebuilt::Rollback(target)));
                 continue;
             }
             (
@@ -235,69 +235,85 @@ fn history(
                         .push(format!("seq {seq} holds an event no writer sent"));
                     return None;
                 };
-                let w = writer as usize;
-                // Its index: its next, or a later one when unseen seqs
-                // since its previous step can hold the ones between.
-                let room = (unseen.len() - unseen_at_last[w]) as u64;
-                let Some(k) =
-                    (0..=room).find(|k| digest(&event(seed, writer, next[w] + k)) == found)
-                else {
-                    verdict.problems.push(format!(
-                        "seq {seq} holds an event of writer {writer} that is not its next (index \
-                         {}) nor one of the {room} after it that unseen seqs could explain: a \
-                         duplicate, a gap or a foreign event",
-                        next[w]
-                    ));
-                    return None;
-                };
-                (writer, next[w] + k)
+                writers.journaled(writer, seq, found, unseen.len())
             }
             (None, None) => {
                 unseen.push(seq);
                 continue;
             }
         };
-        let w = writer as usize;
-        if index < next[w] {
-            verdict.problems.push(format!(
-                "seq {seq} is writer {writer}'s event {index}, where {} was next",
-                next[w]
-            ));
+        if let Err(problem) = settled {
+            verdict.problems.push(problem);
             return None;
         }
-        let missing = index - next[w];
-        let room = (unseen.len() - unseen_at_last[w]) as u64;
-        if missing > room {
-            verdict.problems.push(format!(
-                "seq {seq} is writer {writer}'s event {index}, where {} was next, and only \
-                 {room} unseen seqs since its step at seq {} could hold the {missing} between",
-                next[w], last[w]
-            ));
-            return None;
-        }
-        if missing > 0 {
-            windows[w].push(Window {
-                first: next[w],
-                count: missing,
-                after: last[w],
-                before: seq,
-            });
-        }
-        next[w] = index + 1;
-        last[w] = seq;
-        unseen_at_last[w] = unseen.len();
-        known.push((seq, Rebuilt::Event { writer, index }));
     }
-    let placed = match unseen::place(&unseen, &windows, &last, &mut next) {
+    let alternatives = match writers.settle_tails(TAIL_ALTERNATIVES) {
+        Ok(alternatives) => alternatives,
+        Err(problem) => {
+            verdict.problems.push(problem);
+            return None;
+        }
+    };
+    // The first alternative that explains the recovered state; failing
+    // that, what the first one found.
+    let mut first = None;
+    for writers in alternatives {
+        let rebuilt = rebuild(expected, recovered, writers, &rollbacks, &unseen, state);
+        if rebuilt.as_ref().is_ok_and(|model| model == state) {
+            return rebuilt.ok();
+        }
+        first.get_or_insert(rebuilt);
+    }
+    match first.expect("settle_tails returns at least one alternative") {
+        Ok(model) => Some(model),
+        Err(problem) => {
+            verdict.problems.push(problem);
+            None
+        }
+    }
+}
+
+/// How many ways to settle writers' ambiguous last steps are tried
+/// against the recovered state: a writer's repeated `Delete` rarely has
+/// more than a few candidate indexes, and rarely more than one writer
+/// ends on one.
+const TAIL_ALTERNATIVES: usize = 256;
+
+/// The rest of [`history`] for one way of settling the writers' steps:
+/// places the unseen seqs, checks that no rollback depends on the
+/// placement, and replays the steps (`rollbacks` and the writers' known
+/// events, then the placed ones) into the model state.
+fn rebuild(
+    expected: &Expected<'_>,
+    recovered: u64,
+    writers: Writers,
+    rollbacks: &[(u64, Rebuilt)],
+    unseen: &[u64],
+    state: &PcModel,
+) -> Result<PcModel, String> {
+    let seed = expected.seed;
+    let mut known = rollbacks.to_vec();
+    known.extend(
+        writers
+            .events
+            .iter()
+            .map(|&(seq, writer, index)| (seq, Rebuilt::Event { writer, index })),
+    );
+    let Writers {
+        mut next,
+        last,
+        windows,
+        ..
+    } = writers;
+    let placed = match unseen::place(unseen, &windows, &last, &mut next) {
         Ok(placed) => placed,
         Err(why) => {
-            verdict.problems.push(format!(
+            return Err(format!(
                 "{} seqs from {} (recovered up to {recovered}) were neither acked nor found in \
                  the journal, and {why}",
                 unseen.len(),
                 unseen.first().copied().unwrap_or_default()
             ));
-            return None;
         }
     };
     // The state at a rollback's target, and the split of events before
@@ -305,13 +321,12 @@ fn history(
     for &(seq, step) in &known {
         if let Rebuilt::Rollback(target) = step {
             for at in [target, seq] {
-                if let Err(writers) = unseen::settled(at, &unseen, &windows, &last) {
-                    verdict.problems.push(format!(
+                if let Err(writers) = unseen::settled(at, unseen, &windows, &last) {
+                    return Err(format!(
                         "seq {seq} rolls back to {target}, and the unseen seqs before {at} could \
                          be the events of any of writers {writers:?}: the state there is not \
                          determined"
                     ));
-                    return None;
                 }
             }
         }
@@ -342,10 +357,9 @@ fn history(
             Rebuilt::Rollback(target) => match kept.get(&target) {
                 Some(state) => model = state.clone(),
                 None => {
-                    verdict.problems.push(format!(
+                    return Err(format!(
                         "seq {seq} rolls back to {target}, outside this cycle's history"
                     ));
-                    return None;
                 }
             },
         }
@@ -355,12 +369,11 @@ fn history(
     }
     if let Some(deferred) = placed.deferred {
         let Some(counts) = count_by_state(seed, &model, state, &next, &deferred) else {
-            verdict.problems.push(format!(
+            return Err(format!(
                 "no split of {} unseen events among writers {:?} gives the recovered state",
                 deferred.rest,
                 deferred.writers.iter().map(|(w, _)| *w).collect::<Vec<_>>()
             ));
-            return None;
         };
         for (&(writer, _), count) in deferred.writers.iter().zip(counts) {
             let first = next[writer as usize];
@@ -369,7 +382,7 @@ fn history(
             }
         }
     }
-    Some(model)
+    Ok(model)
 }
 
 /// For unseen seqs that only the recovered state can split among several

@@ -419,3 +419,94 @@ fn a_rollback_after_unseen_seqs_of_two_writers_is_not_guessed() {
         "{verdict:?}"
     );
 }
+
+/// Writer 0's first pair of indexes `a < b`, `a > 0`, whose events are
+/// the same (a pure `Delete` of one key: it carries no index).
+fn same_event_twice() -> (u64, u64) {
+    (2..5_000)
+        .find_map(|b| {
+            let later = event(SEED, 0, b);
+            (1..b).find(|&a| event(SEED, 0, a) == later).map(|a| (a, b))
+        })
+        .expect("a writer deletes its 48 keys again and again")
+}
+
+/// What `seed 0x5eedc0de, cycle 2` of the power-cut run on the segment
+/// log left: writer 1's first journaled step after the pruned prefix was
+/// a `Delete` of a key it had also deleted hundreds of events earlier,
+/// and the check took the earlier index, then found its next journaled
+/// event "not its next".
+#[test]
+fn a_journaled_delete_after_unseen_seqs_matches_the_index_its_successor_leaves() {
+    let (a, b) = same_event_twice();
+    let n = b + 5;
+    let (all, model) = acked_run(n);
+    // Index 0 printed; indexes 1..b unseen (pruned, unprinted); b.. in
+    // the journal, the first of them the repeated event.
+    let acked: BTreeMap<u64, AckedStep> = all.range(..=1).map(|(s, x)| (*s, *x)).collect();
+    let base = PcModel::new();
+    let expected = Expected {
+        seed: SEED,
+        start: 0,
+        base: &base,
+        acked: &acked,
+    };
+    assert!(a < b);
+    let verdict = judge(&expected, outcome(n, &model, journal(b + 1, n)));
+    assert!(verdict.passed(), "{verdict:?}");
+    assert_eq!(verdict.model, Some(model));
+}
+
+/// The same repeated event as the last step recovered: no step follows
+/// it, so the unseen seqs before it decide which index it is.
+#[test]
+fn a_journaled_delete_at_the_end_matches_the_index_the_unseen_seqs_leave() {
+    let (_, b) = same_event_twice();
+    let n = b + 1;
+    let (all, model) = acked_run(n);
+    let acked: BTreeMap<u64, AckedStep> = all.range(..=1).map(|(s, x)| (*s, *x)).collect();
+    let base = PcModel::new();
+    let expected = Expected {
+        seed: SEED,
+        start: 0,
+        base: &base,
+        acked: &acked,
+    };
+    let verdict = judge(&expected, outcome(n, &model, journal(n, n)));
+    assert!(verdict.passed(), "{verdict:?}");
+    assert_eq!(verdict.model, Some(model));
+}
+
+/// A repeated event whose successor leaves it no index it matches is
+/// still a problem: here the successor is an earlier event than either.
+#[test]
+fn a_journaled_delete_its_successor_rules_out_is_a_problem() {
+    let (a, b) = same_event_twice();
+    let (all, model) = acked_run(b + 1);
+    let acked: BTreeMap<u64, AckedStep> = all.range(..=1).map(|(s, x)| (*s, *x)).collect();
+    let base = PcModel::new();
+    let expected = Expected {
+        seed: SEED,
+        start: 0,
+        base: &base,
+        acked: &acked,
+    };
+    // An event between the two that no other index repeats, journaled
+    // right after the repeated one: it leaves the repeated one only the
+    // index just below it.
+    let successor = (a + 2..b)
+        .find(|&j| (0..=b).all(|i| i == j || event(SEED, 0, i) != event(SEED, 0, j)))
+        .expect("most events carry their index");
+    let steps = vec![
+        (b + 1, JournalStep::of(&event(SEED, 0, b))),
+        (b + 2, JournalStep::of(&event(SEED, 0, successor))),
+    ];
+    let verdict = judge(&expected, outcome(b + 2, &model, steps));
+    assert!(
+        verdict
+            .problems
+            .iter()
+            .any(|p| p.contains(&format!("seq {} ", b + 1)) && p.contains("none of the indexes")),
+        "{verdict:?}"
+    );
+}
