@@ -16,16 +16,11 @@ use std::sync::Arc;
 use solostate_commands::{Event, State};
 use solostate_persistence::codec::EncodedEvent;
 use solostate_queries::{CommittedBatch, Publisher};
-use tokio::sync::oneshot;
 
 use crate::error::AckError;
-use crate::handle::Ack;
-use crate::owner::JournalFailure;
+use crate::message::{Ack, Reply};
+use crate::shared::JournalFailure;
 use crate::stats::Counters;
-
-/// Where the owner sends an event's outcome. The submitter may have
-/// dropped its receiver; that is normal, so send results are ignored.
-pub(crate) type Reply<E> = oneshot::Sender<Result<Ack, AckError<<E as Event>::Rejection>>>;
 
 /// Events accepted in the current batch, with their replies, and what is
 /// needed to undo a failure.

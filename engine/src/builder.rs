@@ -11,11 +11,12 @@ use crate::checkpointer::Checkpointer;
 use crate::durability::Durability;
 use crate::error::{OpenCause, OpenError};
 use crate::flusher;
-use crate::handle::{Engine, Shared};
+use crate::handle::Engine;
 use crate::history::{Disk, History};
 use crate::owner::{self, OwnerConfig};
 use crate::policy::{CheckpointPolicy, Retention};
 use crate::recovery::{self, DamagedJournal, Progress, Recovery, ReplayProgress};
+use crate::shared::Shared;
 
 mod check;
 
@@ -461,5 +462,12 @@ impl<E: Event> Builder<E> {
             config,
         ));
         Ok(Engine::from_parts(tx, shared, reader, history))
+    }
+}
+
+impl<E: Event> Engine<E> {
+    /// Starts configuring an engine. See [`Builder`].
+    pub fn builder() -> Builder<E> {
+        Builder::new()
     }
 }

@@ -8,8 +8,8 @@ use solostate_persistence::checkpoint::Checkpoints;
 use solostate_persistence::journal::Journal;
 use tokio::task::JoinHandle;
 
-use crate::handle::Shared;
 use crate::policy::{CheckpointPolicy, Retention};
+use crate::shared::Shared;
 
 /// Checkpoint bookkeeping. It lives inside the owner's working state.
 pub(crate) struct Checkpointer {

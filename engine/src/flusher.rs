@@ -12,8 +12,8 @@ use std::time::Duration;
 
 use solostate_persistence::journal::Journal;
 
-use crate::handle::Shared;
-use crate::owner::JournalFailure;
+use crate::shared::JournalFailure;
+use crate::shared::Shared;
 
 /// The running flusher. Dropping it stops the thread at once (it is
 /// waiting on the other end of `stop`), so an engine with a long interval

@@ -2,8 +2,8 @@
 
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::task::{Context, Poll};
 
 use solostate_commands::Event;
@@ -11,25 +11,15 @@ use solostate_persistence::codec::{self, EncodedEvent};
 use solostate_queries::{Reader, SnapshotOf};
 use tokio::sync::oneshot;
 
-use crate::builder::Builder;
 use crate::error::{
     AckError, AsOfError, Refusal, RollbackError, SendError, ShutdownError, SubmitError,
     TrySubmitError,
 };
-use crate::gate::Gate;
 use crate::history::History;
-use crate::owner::{Command, JournalFailure};
+use crate::message::{Ack, Command};
 use crate::recovery::Recovery;
-use crate::stats::{Counters, Stats};
-
-/// The acknowledgement of an applied event.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-#[non_exhaustive]
-pub struct Ack {
-    /// The event's sequence number: dense, starting at 1, one per applied
-    /// event. Pass it to [`Reader::wait_for`] to read your own write.
-    pub seq: u64,
-}
+use crate::shared::Shared;
+use crate::stats::Stats;
 
 /// Why [`Engine::admit`] did not let an event through; each hands it back.
 enum Admission<E> {
@@ -41,31 +31,6 @@ fn send_error<E>(refused: Admission<E>) -> SendError<E> {
     match refused {
         Admission::Closed(event) => SendError::Closed(event),
         Admission::Refused(event, reason) => SendError::Refused { event, reason },
-    }
-}
-
-/// What the handles share with the owner task: no state, only the intake
-/// gate, the counters and how the owner ended.
-#[derive(Debug, Default)]
-pub(crate) struct Shared {
-    pub(crate) gate: Gate,
-    pub(crate) counters: Counters,
-    /// Set by the owner when it returns normally, so that `shutdown` can
-    /// tell a clean stop from a task that was torn down.
-    pub(crate) clean_exit: AtomicBool,
-    /// Why the owner stopped early: a journal write or flush failed.
-    pub(crate) failure: OnceLock<JournalFailure>,
-    /// What opening found and did.
-    pub(crate) recovery: Recovery,
-}
-
-impl Shared {
-    pub(crate) fn starting_at(last_seq: u64, recovery: Recovery) -> Self {
-        Shared {
-            counters: Counters::starting_at(last_seq),
-            recovery,
-            ..Shared::default()
-        }
     }
 }
 
@@ -90,7 +55,7 @@ impl Shared {
 ///
 /// # What a durable engine refuses
 ///
-/// With a [`path`](Builder::path), every way to submit first encodes the
+/// With a [`path`](crate::Builder::path), every way to submit first encodes the
 /// event as the journal stores it (bincode 2 through serde) and decodes it
 /// back, on the caller's thread, before anything is queued. An event that
 /// fails is handed back in a `Refused` error with its [`Refusal`], takes
@@ -110,7 +75,7 @@ impl Shared {
 /// An in-memory engine journals nothing and checks nothing.
 ///
 /// Batches are capped by bytes as well as by
-/// [`max_batch`](Builder::max_batch): a record of several events holds at
+/// [`max_batch`](crate::Builder::max_batch): a record of several events holds at
 /// most 16 MiB of them, and a bigger event is journaled in a record of its
 /// own, so batching never builds a record the journal cannot read back.
 pub struct Engine<E: Event> {
@@ -258,11 +223,6 @@ impl<E: Event> Engine<E> {
     /// record's kind byte and its event count). A bigger event is refused
     /// with [`Refusal::TooLarge`]. In-memory engines have no limit.
     pub const MAX_EVENT_BYTES: usize = codec::MAX_EVENT;
-
-    /// Starts configuring an engine. See [`Builder`].
-    pub fn builder() -> Builder<E> {
-        Builder::new()
-    }
 
     pub(crate) fn from_parts(
         tx: flume::Sender<Command<E>>,
@@ -465,7 +425,7 @@ impl<E: Event> Engine<E> {
 
     /// The exact state at `seq`, which may be any past seq still in the
     /// history: recent ones come from an in-memory window of snapshots
-    /// ([`Builder::as_of_window`]), older ones are rebuilt from the newest
+    /// ([`Builder::as_of_window`](crate::Builder::as_of_window)), older ones are rebuilt from the newest
     /// checkpoint at or before `seq` plus the journal, on a blocking thread
     /// (neither this task's runtime worker nor the owner waits on disk).
     ///

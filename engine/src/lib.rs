@@ -119,9 +119,11 @@ mod gate;
 mod guard;
 mod handle;
 mod history;
+mod message;
 mod owner;
 mod policy;
 mod recovery;
+mod shared;
 mod stats;
 
 pub use builder::Builder;
@@ -130,7 +132,8 @@ pub use error::{
     AckError, AsOfError, OpenCause, OpenError, Refusal, RollbackError, SendError, ShutdownError,
     SubmitError, TrySubmitError,
 };
-pub use handle::{Ack, Engine, Pending};
+pub use handle::{Engine, Pending};
+pub use message::Ack;
 pub use policy::{CheckpointPolicy, Retention};
 pub use recovery::{
     DamagedJournal, JournalUnusable, MovedJournal, Recovery, ReplayProgress, SetAsideCheckpoint,

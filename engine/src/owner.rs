@@ -5,51 +5,18 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use solostate_commands::{Event, State};
-use solostate_persistence::codec::{self, EncodedEvent};
+use solostate_persistence::codec;
 use solostate_persistence::journal::{Journal, JournalError};
 use solostate_queries::{CommittedBatch, Publisher};
-use tokio::sync::oneshot;
 
-use crate::batch::{Batch, Reply};
+use crate::batch::Batch;
 use crate::checkpointer::Checkpointer;
 use crate::durability::Durability;
-use crate::error::{AckError, AsOfError, RollbackError};
+use crate::error::{AsOfError, RollbackError};
 use crate::guard::HashGuard;
-use crate::handle::{Ack, Shared};
 use crate::history::History;
-
-/// A message to the owner task.
-pub(crate) enum Command<E: Event> {
-    /// Apply `event` and answer on `reply`. A durable engine's handle
-    /// sends the event's journal bytes too, checked and encoded on the
-    /// submitter's thread (`None` in memory), and the owner builds the
-    /// batch's record from them.
-    Submit {
-        event: E,
-        encoded: Option<EncodedEvent>,
-        reply: Reply<E>,
-    },
-    /// Restore the state at `target` as a new step, and answer on `reply`.
-    Rollback {
-        target: u64,
-        reply: oneshot::Sender<Result<Ack, RollbackError>>,
-    },
-    /// Wake up: the gate is closed, finish and stop. The gate's flag is the
-    /// real signal; this only interrupts the wait for the next command.
-    Wake,
-}
-
-impl<E: Event> Command<E> {
-    /// The event inside a command that could not be sent.
-    pub(crate) fn into_event(self) -> E {
-        match self {
-            Command::Submit { event, .. } => event,
-            Command::Wake | Command::Rollback { .. } => {
-                unreachable!("only Submit commands carry events back")
-            }
-        }
-    }
-}
+use crate::message::{Ack, Command};
+use crate::shared::{JournalFailure, Shared};
 
 /// Tuning that the owner loop needs.
 #[derive(Debug, Clone, Copy)]
@@ -268,40 +235,6 @@ struct Working<E: Event> {
     /// Set when a journal write failed: from then on every command is
     /// answered with that error and the owner stops.
     failed: Option<JournalFailure>,
-}
-
-/// Why the owner stopped: a journal write or flush failed. Kept so that
-/// every later command, and `shutdown`, gets the same answer.
-#[derive(Debug, Clone)]
-pub(crate) struct JournalFailure {
-    /// What was being written (the seqs) and the journal's error (with
-    /// its path).
-    pub(crate) message: String,
-    /// The I/O error's kind, when the failure was one.
-    pub(crate) io: Option<std::io::ErrorKind>,
-}
-
-impl JournalFailure {
-    pub(crate) fn new(what: impl std::fmt::Display, error: &JournalError) -> Self {
-        JournalFailure {
-            message: format!("{what}: {error}"),
-            io: error.io_kind(),
-        }
-    }
-
-    pub(crate) fn ack_error<R>(&self) -> AckError<R> {
-        AckError::Journal {
-            message: self.message.clone(),
-            io: self.io,
-        }
-    }
-
-    fn rollback_error(&self) -> RollbackError {
-        RollbackError::Journal {
-            message: self.message.clone(),
-            io: self.io,
-        }
-    }
 }
 
 impl<E: Event> Working<E> {

@@ -1,0 +1,56 @@
+//! The messages between the handles and the owner task: what a handle
+//! sends ([`Command`]) and what the owner answers ([`Ack`], on a
+//! [`Reply`]). They sit below both, so that the handle, the owner and the
+//! batch import them and not each other.
+
+use solostate_commands::Event;
+use solostate_persistence::codec::EncodedEvent;
+use tokio::sync::oneshot;
+
+use crate::error::{AckError, RollbackError};
+
+/// The acknowledgement of an applied event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[non_exhaustive]
+pub struct Ack {
+    /// The event's sequence number: dense, starting at 1, one per applied
+    /// event. Pass it to [`Reader::wait_for`](solostate_queries::Reader::wait_for) to read your own write.
+    pub seq: u64,
+}
+
+/// Where the owner sends an event's outcome. The submitter may have
+/// dropped its receiver; that is normal, so send results are ignored.
+pub(crate) type Reply<E> = oneshot::Sender<Result<Ack, AckError<<E as Event>::Rejection>>>;
+
+/// A message to the owner task.
+pub(crate) enum Command<E: Event> {
+    /// Apply `event` and answer on `reply`. A durable engine's handle
+    /// sends the event's journal bytes too, checked and encoded on the
+    /// submitter's thread (`None` in memory), and the owner builds the
+    /// batch's record from them.
+    Submit {
+        event: E,
+        encoded: Option<EncodedEvent>,
+        reply: Reply<E>,
+    },
+    /// Restore the state at `target` as a new step, and answer on `reply`.
+    Rollback {
+        target: u64,
+        reply: oneshot::Sender<Result<Ack, RollbackError>>,
+    },
+    /// Wake up: the gate is closed, finish and stop. The gate's flag is the
+    /// real signal; this only interrupts the wait for the next command.
+    Wake,
+}
+
+impl<E: Event> Command<E> {
+    /// The event inside a command that could not be sent.
+    pub(crate) fn into_event(self) -> E {
+        match self {
+            Command::Submit { event, .. } => event,
+            Command::Wake | Command::Rollback { .. } => {
+                unreachable!("only Submit commands carry events back")
+            }
+        }
+    }
+}
