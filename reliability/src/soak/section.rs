@@ -144,8 +144,8 @@ fn describe(o: &SoakOutcome) -> Section {
          flume's growth of waiter hooks when one receive future or `RecvStream` is polled \
          repeatedly without completing (zesterer/flume#88) cannot happen there; its inbox \
          `Vec` keeps the capacity of its largest drain, at most the queue's capacity; the \
-         periodic flush of `Durability::Every` is a `tokio::time::interval` in a task of its \
-         own. The flat unpinned phase above is the measurement that backs this reading.",
+         periodic flush of `Durability::Every` runs on a thread of its own \
+         (`engine/src/flusher.rs`), waiting on a channel with a timeout. The flat unpinned phase above is the measurement that backs this reading.",
     );
     if c.durability.is_some() {
         s.note(
