@@ -140,8 +140,10 @@ pub struct TornTail {
     pub offset: u64,
     /// How many bytes were cut off.
     pub dropped_bytes: u64,
-    /// Whether any of them was not zero (a zero-filled tail is what a
-    /// filesystem leaves of a write whose data never arrived).
+    /// Whether any of them was not zero. Always true when a frame was
+    /// cut: a tail of zeros only is the log's preallocated free space (or
+    /// a write whose data never arrived), which open keeps and does not
+    /// report. It can be false only for a removed torn header.
     pub nonzero: bool,
     /// The segment's own header was torn (a power cut while the log moved
     /// on to a new segment, before it held any frame), so the file was

@@ -53,7 +53,8 @@
 //! a length past the end of the file, a frame number that is not the
 //! previous one plus one, a bad crc, ops that do not decode) ends the log:
 //! everything from there is cut off (`set_len` + `fdatasync`) and reported
-//! in [`TailCut`]. A frame verifies only if every one of its bytes is the
+//! in [`TailCut`], unless it is all zeros (free space: see
+//! Preallocation). A frame verifies only if every one of its bytes is the
 //! bytes we wrote for that frame number (up to crc32's odds), and frame
 //! numbers rise by one, so what survives is frames 1..=k exactly as they
 //! were applied: a **prefix** of the applied frames. Every frame applied
@@ -76,6 +77,22 @@
 //! power went while rolling over to it, before it held any frame, so it is
 //! removed (the directory synced) and reported as a [`TailCut`] with
 //! `header_torn`.
+//!
+//! # Preallocation
+//!
+//! The active segment is zero-filled [`Options::preallocate_bytes`]
+//! (1 MiB) past its last frame whenever its frames reach the end of what
+//! was filled before, never past `segment_bytes`. So most frames overwrite
+//! blocks that already exist, and the `fdatasync` after them has data to
+//! write but no new file length to commit; the one that reaches the end
+//! carries the next fill with it. Zeros are safe to leave behind: no frame
+//! is all zeros (its number is at least 1), so open treats zeros from the
+//! first invalid frame to the end of the last segment as free space,
+//! neither cut nor reported, and appends over them. Anything non-zero
+//! there is a torn frame and is cut as below. A segment the log rolls over
+//! from is first truncated to its last frame, in the same `fdatasync` that
+//! makes it whole, so every segment but the last still ends exactly at a
+//! frame.
 //!
 //! # Compaction
 //!
@@ -117,6 +134,7 @@
 mod compact;
 mod error;
 mod format;
+mod grow;
 mod index;
 mod range;
 mod replay;
@@ -141,7 +159,7 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock, RwLockReadGuard, Rw
 
 pub(crate) use error::SegError;
 use error::io_error;
-use index::{Index, Loc, Segment};
+use index::{Index, Loc};
 pub(crate) use range::Range;
 
 /// A key and its value, as reads return them.
@@ -154,13 +172,18 @@ pub(crate) struct Options {
     /// many bytes. Smaller segments let compaction reclaim a pruned prefix
     /// sooner; each rollover costs two `fdatasync`s and a directory fsync.
     pub segment_bytes: u64,
+    /// How far past its last frame the active segment is zero-filled
+    /// ahead of the frames (0: never). See the module docs, on
+    /// preallocation.
+    pub preallocate_bytes: u64,
 }
 
 impl Default for Options {
-    /// 64 MiB segments.
+    /// 64 MiB segments, preallocated 1 MiB at a time.
     fn default() -> Self {
         Options {
             segment_bytes: 64 << 20,
+            preallocate_bytes: 1 << 20,
         }
     }
 }
@@ -211,9 +234,9 @@ pub(crate) struct TailCut {
     pub offset: u64,
     /// How many bytes were dropped.
     pub dropped_bytes: u64,
-    /// Whether any dropped byte was non-zero: a zero-filled tail is what a
-    /// power cut leaves of pages never written back, so it is not damage;
-    /// non-zero bytes are a torn or corrupt frame.
+    /// Whether any dropped byte was non-zero: always, for a cut frame (a
+    /// tail of zeros only is preallocated free space, neither cut nor
+    /// reported); a removed torn header may have been zeros.
     pub nonzero: bool,
     /// The segment's own header was torn (a power cut while rolling over
     /// to it, before it held any frame), so the file was removed and the
@@ -230,8 +253,10 @@ struct Writer {
     file: Arc<File>,
     /// Its path.
     path: PathBuf,
-    /// Its length: where the next frame starts.
+    /// Where its frames end: where the next frame starts.
     end: u64,
+    /// The file's length: `end` plus the zeros preallocated past it.
+    allocated: u64,
     /// The next frame's number.
     next_frame: u64,
 }
@@ -513,6 +538,7 @@ impl SegLog {
             if writer.file.set_len(start).is_err() {
                 self.poison();
             }
+            writer.allocated = start;
             return Err(SegError::Io {
                 path: writer.path.clone(),
                 source,
@@ -521,6 +547,7 @@ impl SegLog {
         writer.end = start + frame.bytes.len() as u64;
         writer.next_frame += 1;
         self.record(trace::Step::Write(writer.segment));
+        self.preallocate(writer);
         let mut index = self.write_index();
         for (op, value) in ops.iter().zip(frame.values) {
             match (op, value) {
@@ -537,56 +564,8 @@ impl SegLog {
             }
         }
         if let Some(segment) = index.segments.get_mut(&writer.segment) {
-            segment.len = writer.end;
+            segment.len = writer.allocated;
         }
-        Ok(())
-    }
-
-    /// Rolls over to a new segment once the active one exceeds
-    /// `segment_bytes`: `fdatasync` the old one, create the next (header
-    /// written and `fdatasync`ed), fsync the directory, then switch. Any
-    /// failure poisons the log: the order is what the tail-cut argument
-    /// rests on.
-    fn roll_if_full(&self, writer: &mut Writer) -> Result<(), SegError> {
-        if writer.end <= self.options.segment_bytes {
-            return Ok(());
-        }
-        let number = writer.segment + 1;
-        let rolled = writer
-            .file
-            .sync_data()
-            .map_err(io_error(&writer.path))
-            .and_then(|()| {
-                self.record(trace::Step::SyncFile(writer.segment));
-                let created = replay::create_segment(&self.dir, number, writer.next_frame)?;
-                self.record(trace::Step::Created(number));
-                crate::sync::sync_dir(&self.dir).map_err(io_error(&self.dir))?;
-                self.record(trace::Step::SyncDir);
-                Ok(created)
-            });
-        let (file, path) = rolled.inspect_err(|_| self.poison())?;
-        let file = Arc::new(file);
-        self.write_index().segments.insert(
-            number,
-            Segment {
-                file: Arc::clone(&file),
-                path: path.clone(),
-                len: format::HEADER_LEN,
-                live: 0,
-            },
-        );
-        *lock(&self.active) = Active {
-            segment: number,
-            file: Arc::clone(&file),
-            path: path.clone(),
-        };
-        *writer = Writer {
-            segment: number,
-            file,
-            path,
-            end: format::HEADER_LEN,
-            next_frame: writer.next_frame,
-        };
         Ok(())
     }
 }

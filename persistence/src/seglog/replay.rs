@@ -60,6 +60,7 @@ pub(super) fn open(dir: &Path, create: bool, options: Options) -> Result<Opened,
     let mut index = Index::default();
     let mut next_frame = None;
     let mut end = HEADER_LEN;
+    let mut allocated = HEADER_LEN;
     // After a torn header was removed, the segment before it is the last
     // one, but it was synced in full before the rollover began: a bad
     // frame in it is damage, not a torn tail.
@@ -69,6 +70,7 @@ pub(super) fn open(dir: &Path, create: bool, options: Options) -> Result<Opened,
         let scanned = scan_segment(dir, number, last, next_frame, &mut index)?;
         next_frame = Some(scanned.next_frame);
         end = scanned.end;
+        allocated = scanned.allocated;
         if scanned.tail.is_some() {
             tail = scanned.tail;
         }
@@ -89,6 +91,7 @@ pub(super) fn open(dir: &Path, create: bool, options: Options) -> Result<Opened,
             file: Arc::clone(&file),
             path: path.clone(),
             end,
+            allocated,
             next_frame: next_frame.unwrap_or(1),
         }),
         index: RwLock::new(index),
@@ -225,8 +228,11 @@ fn remove_if_header_torn(dir: &Path, number: u64) -> Result<Option<TailCut>, Seg
 struct Scanned {
     /// The frame number after its last frame.
     next_frame: u64,
-    /// Its length after any cut: where the next frame goes.
+    /// Where its frames end: where the next frame goes.
     end: u64,
+    /// The file's length after any cut: `end` plus a preallocated tail of
+    /// zeros, if the segment is the last and has one.
+    allocated: u64,
     /// What was cut off, if this is the last segment and it had a torn
     /// tail.
     tail: Option<TailCut>,
@@ -302,6 +308,18 @@ fn scan_segment(
                 next += 1;
             }
             Err(reason) if last => {
+                // Zeros to the end are the preallocated tail (or pages a
+                // power cut never wrote back): no frame of ours is ever
+                // all zeros, so nothing is dropped, and no stale frame can
+                // hide there. Anything else is cut.
+                if !any_nonzero(&file, offset, len).map_err(io_error(&path))? {
+                    return Ok(Scanned {
+                        next_frame: next,
+                        end: offset,
+                        allocated: len,
+                        tail: None,
+                    });
+                }
                 let tail = cut_tail(&file, &path, offset, len, &reason)?;
                 if let Some(segment) = index.segments.get_mut(&number) {
                     segment.len = offset;
@@ -309,6 +327,7 @@ fn scan_segment(
                 return Ok(Scanned {
                     next_frame: next,
                     end: offset,
+                    allocated: offset,
                     tail: Some(tail),
                 });
             }
@@ -318,6 +337,7 @@ fn scan_segment(
     Ok(Scanned {
         next_frame: next,
         end: offset,
+        allocated: offset,
         tail: None,
     })
 }
@@ -347,8 +367,9 @@ fn replay_ops(index: &mut Index, number: u64, payload_at: u64, ops: Vec<DecodedO
 }
 
 /// Cuts the last segment back to `offset` (the end of its last valid
-/// frame) and makes the cut durable before anything is appended, so a
-/// stale frame past it can never be resurrected behind new ones.
+/// frame), dropping non-zero bytes past it, and makes the cut durable
+/// before anything is appended, so a stale frame past it can never be
+/// resurrected behind new ones.
 fn cut_tail(
     file: &File,
     path: &Path,
@@ -356,7 +377,7 @@ fn cut_tail(
     len: u64,
     reason: &str,
 ) -> Result<TailCut, SegError> {
-    let nonzero = any_nonzero(file, offset, len).map_err(io_error(path))?;
+    let nonzero = true;
     file.set_len(offset)
         .and_then(|()| file.sync_data())
         .map_err(io_error(path))?;
