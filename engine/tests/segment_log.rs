@@ -4,7 +4,7 @@
 //! damage it cannot tell from one, never read), and a journal written on
 //! sled keeps opening on sled whatever the builder says.
 
-use std::io::Write;
+use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
 use solostate::{CheckpointPolicy, Durability, Engine, JournalBackend, StateEvent};
@@ -42,20 +42,36 @@ fn segments(dir: &Path) -> Vec<PathBuf> {
     found
 }
 
+/// Where a segment's frames end: past its 28-byte header, each frame is
+/// a `len: u32`, a crc, a `frame_no: u64` that is never 0, and `len`
+/// bytes; after the last come the preallocated zeros.
+fn frames_end(segment: &Path) -> u64 {
+    let bytes = std::fs::read(segment).unwrap();
+    let mut at = 28;
+    while at + 16 <= bytes.len() && bytes[at + 8..at + 16] != [0; 8] {
+        let len = u32::from_le_bytes(bytes[at..at + 4].try_into().unwrap());
+        at += 16 + len as usize;
+    }
+    at as u64
+}
+
 #[tokio::test]
 async fn a_torn_write_at_the_end_of_the_log_is_cut_and_reported() {
     let dir = tempfile::tempdir().unwrap();
     write(dir.path(), 20).await;
     let last = segments(dir.path()).pop().expect("a segment");
-    let end = std::fs::metadata(&last).unwrap().len();
+    let len = std::fs::metadata(&last).unwrap().len();
+    let end = frames_end(&last);
+    assert!(end < len, "the segment is preallocated past its frames");
     // What a crash in the middle of a frame's write leaves: part of a
-    // frame header and some payload, never synced, never acknowledged.
+    // frame header and some payload, never synced, never acknowledged,
+    // where the next frame would go (over the preallocated zeros).
     let torn = [7u8, 0, 0, 0, 0xAB, 0xCD, 0xEF, 0x01, 0x15, 0, 0];
     std::fs::OpenOptions::new()
-        .append(true)
+        .write(true)
         .open(&last)
         .unwrap()
-        .write_all(&torn)
+        .write_all_at(&torn, end)
         .unwrap();
 
     let engine = builder(dir.path()).open().await.unwrap();
@@ -66,7 +82,11 @@ async fn a_torn_write_at_the_end_of_the_log_is_cut_and_reported() {
         .expect("the cut is reported");
     assert_eq!(cut.segment, last);
     assert_eq!(cut.offset, end);
-    assert_eq!(cut.dropped_bytes, torn.len() as u64);
+    assert_eq!(
+        cut.dropped_bytes,
+        len - end,
+        "the torn bytes and the zeros after them"
+    );
     assert!(cut.nonzero && !cut.header_torn);
     assert!(!recovery.is_clean());
     assert_eq!(recovery.last_seq, 20);
@@ -96,8 +116,9 @@ async fn damage_in_the_last_segment_is_cut_there_and_reported_never_read() {
     let segment = segments(dir.path()).pop().expect("a segment");
     let mut bytes = std::fs::read(&segment).unwrap();
     let len = bytes.len() as u64;
-    // A byte in the middle of the synced frames (past the 28-byte header).
-    let at = bytes.len() / 2;
+    // A byte in the middle of the synced frames (past the 28-byte header),
+    // not of the zeros preallocated after them.
+    let at = frames_end(&segment) as usize / 2;
     bytes[at] ^= 0x40;
     std::fs::write(&segment, &bytes).unwrap();
 
