@@ -26,9 +26,14 @@ pub enum AckError<R> {
         message: String,
     },
     /// The event applied once, but when the engine re-applied it to the
-    /// same state (to undo another event's failed `apply` in the same
-    /// batch) it was rejected or panicked. `apply` is not deterministic.
-    /// The event was not applied.
+    /// same state it was rejected or panicked: `apply` is not
+    /// deterministic, and the event was not applied.
+    ///
+    /// The engine no longer produces it. It used to re-apply a batch's
+    /// accepted events to undo a later failure, and this is what a second
+    /// run that failed gave; a failure is now undone from its own write set
+    /// and nothing is re-applied. The variant stays so that matching on it
+    /// keeps compiling.
     #[error(
         "event rejected: apply is not deterministic (it applied once, then failed on the same state: {message})"
     )]

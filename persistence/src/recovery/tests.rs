@@ -38,7 +38,7 @@ pub(super) fn append(journal: &Journal, first: u64, count: u64) {
 pub(super) fn state_of(seqs: impl IntoIterator<Item = u64>) -> State<Ev> {
     let mut state = State::<Ev>::new();
     for seq in seqs {
-        event(seq).apply(&mut state).unwrap();
+        event(seq).apply_to(&mut state).unwrap();
     }
     state
 }
@@ -328,7 +328,7 @@ impl Model {
         let mut state = State::<Ev>::new();
         for entry in self.steps().filter(|e| e.seq <= through) {
             if let Step::Event(event) = &entry.step {
-                event.apply(&mut state).unwrap();
+                event.apply_to(&mut state).unwrap();
             }
         }
         state
