@@ -258,3 +258,66 @@ async fn a_panic_after_several_writes_mid_batch_is_undone_and_later_events_apply
     assert_eq!(entries, vec![(1, 1), (2, 2), (3, 33), (4, 4)]);
     engine.shutdown().await.unwrap();
 }
+
+/// A value whose first drop of a 13, once armed, panics: a `Drop` of the
+/// user's value type that fails while the engine settles a write set.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+struct Bomb(u8);
+
+static BOMB_ARMED: AtomicBool = AtomicBool::new(false);
+
+impl Drop for Bomb {
+    fn drop(&mut self) {
+        if self.0 == 13 && BOMB_ARMED.swap(false, Ordering::SeqCst) {
+            panic!("dropping 13 on purpose");
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_panic_while_settling_a_write_set_refuses_the_batch_so_far_and_keeps_serving() {
+    quiet_intentional_panics();
+    BOMB_ARMED.store(true, Ordering::SeqCst);
+    let engine = Engine::<StateEvent<u8, Bomb>>::builder()
+        .max_batch(64)
+        .open()
+        .await
+        .unwrap();
+    let reader = engine.reader();
+    // One batch. The third event replaces the 13, which lands in its write
+    // set; clearing that after the event applied drops it, and the drop
+    // panics. The working map can then not be trusted, so it goes back to
+    // the published (empty) one and the batch so far is refused.
+    let events = [
+        StateEvent::put(1, Bomb(1)),
+        StateEvent::put(2, Bomb(13)),
+        StateEvent::put(2, Bomb(5)),
+        StateEvent::put(3, Bomb(3)),
+    ];
+    let pending: Vec<_> = events
+        .into_iter()
+        .map(|event| engine.try_submit(event).unwrap())
+        .collect();
+    let mut outcomes = Vec::new();
+    for ack in pending {
+        outcomes.push(ack.await.map(|ack| ack.seq));
+    }
+    for refused in &outcomes[..2] {
+        assert!(
+            matches!(refused, Err(AckError::Panicked { message }) if message.contains("not applied") && message.contains("dropping 13 on purpose")),
+            "{refused:?}"
+        );
+    }
+    assert!(
+        matches!(&outcomes[2], Err(AckError::Panicked { message }) if message.contains("dropping 13 on purpose")),
+        "{:?}",
+        outcomes[2]
+    );
+    assert_eq!(outcomes[3], Ok(1), "the engine keeps serving, seqs dense");
+    assert_eq!(engine.stats().batches, 1, "all four were one batch");
+
+    let snapshot = reader.wait_for(1).await.unwrap();
+    let entries: Vec<_> = snapshot.iter().map(|(k, v)| (*k, v.0)).collect();
+    assert_eq!(entries, vec![(3, 3)], "nothing of the refused events");
+    engine.shutdown().await.unwrap();
+}
