@@ -242,9 +242,7 @@ fn apply_step<E: Event>(
     };
     // Replay stops here either way; a panic while undoing only leaves
     // `state` part-restored, which the error's seq already says is wrong.
-    let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        undo_writes(state, writes)
-    }));
+    let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| undo_writes(state, writes)));
     writes.clear();
     Err(ReplayError::Apply {
         seq: entry.seq,
