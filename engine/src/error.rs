@@ -19,7 +19,15 @@ pub enum AckError<R> {
     #[error("event rejected: {0}")]
     Rejected(R),
     /// The event's `apply` panicked. The state is as it was before the
-    /// event, and the engine keeps serving.
+    /// event (its writes were undone from its write set), and the engine
+    /// keeps serving.
+    ///
+    /// Also, rarely, the answer to events that applied but were not yet
+    /// committed when restoring the state after a later event in their
+    /// batch panicked (a `Hash`, `Eq`, `Clone` or `Drop` of the key or
+    /// value type panicking while its write set was undone or dropped):
+    /// the engine then goes back to the last published state, and the
+    /// message says "not applied". Nothing of theirs was published.
     #[error("event rejected: apply panicked: {message}")]
     Panicked {
         /// The panic message.
