@@ -162,6 +162,17 @@ fn undo_from<K, V>(store: &mut dyn Store<K, V>, writes: &mut Vec<Write<K, V>>, f
 /// transaction began, so one buffer can also serve transactions in turn
 /// without being cleared between them.
 ///
+/// # Panics inside `apply`
+///
+/// A panic anywhere in an event's `apply` leaves the buffer holding every
+/// write the store made before it, so the engine can undo them after
+/// catching the panic. Each write clones its key and reserves room in the
+/// buffer *before* the store writes, and pushes the record right after,
+/// with nothing that can panic in between. A panicking `K::clone` (or an
+/// `update` closure) therefore fails before anything is written, and a
+/// `Hash`, `Eq` or `Clone` panicking inside the store's own write leaves
+/// the store unchanged, as the [`Store`] contract requires.
+///
 /// # Example
 ///
 /// ```
