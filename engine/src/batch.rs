@@ -22,6 +22,10 @@ use crate::message::{Ack, Reply};
 use crate::shared::JournalFailure;
 use crate::stats::Counters;
 
+/// The write-set capacity kept between events, in writes. Events that write
+/// more allocate for themselves; the buffer goes back to this afterwards.
+const WRITES_KEPT: usize = 1024;
+
 /// Events accepted in the current batch, with their replies, and the write
 /// set buffer that undoes a failure.
 pub(crate) struct Batch<E: Event> {
@@ -32,9 +36,9 @@ pub(crate) struct Batch<E: Event> {
     /// The sum of `encoded`'s lengths: what caps a batch by bytes.
     bytes: usize,
     replies: Vec<Reply<E>>,
-    /// The write set of the event being applied. Empty between events; one
-    /// allocation for the engine's life, so an accepted event costs one
-    /// push per write and no allocation.
+    /// The write set of the event being applied. Empty between events, and
+    /// its allocation reused (up to [`WRITES_KEPT`] writes), so an accepted
+    /// event costs one push per write and no allocation.
     writes: Vec<Write<E::Key, E::Value>>,
 }
 
@@ -74,6 +78,11 @@ impl<E: Event> Batch<E> {
             Ok(()) => guarded(|| writes.clear()),
             Err(_) => guarded(|| undo_writes(map, writes)),
         };
+        // An event that wrote a lot (a `Clear` of a big map) must not pin
+        // its write set's allocation for the engine's life.
+        if self.writes.capacity() > WRITES_KEPT {
+            self.writes.shrink_to(WRITES_KEPT);
+        }
         let outcome = match settled {
             Ok(()) => outcome,
             Err(message) => {
