@@ -29,7 +29,7 @@
 use std::fmt;
 
 use serde::{Deserialize, Serialize};
-use solostate::{ChangeError, Engine, Event, OpenError, Reader, State, SubmitError};
+use solostate::{ChangeError, Engine, Event, OpenError, Reader, SubmitError, Txn};
 
 /// A stock-keeping unit: the key of the map.
 type Sku = String;
@@ -97,14 +97,14 @@ impl Event for Inventory {
     type Value = Stock;
     type Rejection = InventoryRejection;
 
-    fn apply(&self, map: &mut State<Self>) -> Result<(), InventoryRejection> {
+    fn apply(&self, tx: &mut Txn<'_, Sku, Stock>) -> Result<(), InventoryRejection> {
         let sku = match self {
             Inventory::Restock { sku, .. }
             | Inventory::Reserve { sku, .. }
             | Inventory::Release { sku, .. }
             | Inventory::Ship { sku, .. } => sku,
         };
-        let current = match (self, map.get(sku)) {
+        let current = match (self, tx.get(sku)) {
             (_, Some(stock)) => *stock,
             (Inventory::Restock { .. }, None) => Stock::default(),
             (_, None) => return Err(InventoryRejection::UnknownSku { sku: sku.clone() }),
@@ -151,7 +151,7 @@ impl Event for Inventory {
                 ..current
             },
         };
-        map.insert(sku.clone(), next);
+        tx.insert(sku.clone(), next);
         Ok(())
     }
 }

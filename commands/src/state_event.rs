@@ -6,7 +6,7 @@ use std::hash::Hash;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
-use crate::Event;
+use crate::{Event, Txn};
 
 /// The built-in events of a key-value store.
 ///
@@ -15,7 +15,10 @@ use crate::Event;
 /// be expressed generically over `V`; write a domain event for them (see
 /// [`Event`]'s bank example) or use [`StateEvent::CompareAndSwap`].
 ///
-/// Every variant is atomic: it applies fully or not at all.
+/// Every variant is atomic: it applies fully or not at all. (A rejected
+/// [`StateEvent::Batch`] returns `Err` with its earlier members' writes
+/// still in the transaction; the engine and [`Event::apply_to`] undo them
+/// from the write set.)
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum StateEvent<K, V> {
     /// Set `key` to `value`, whether or not it was present. Never rejected.
@@ -163,47 +166,48 @@ where
     type Value = V;
     type Rejection = StateRejection<K>;
 
-    fn apply(&self, map: &mut imbl::HashMap<K, V>) -> Result<(), StateRejection<K>> {
+    fn apply(&self, tx: &mut Txn<'_, K, V>) -> Result<(), StateRejection<K>> {
         match self {
-            StateEvent::Put { key, value } => {
-                map.insert(key.clone(), value.clone());
-            }
+            StateEvent::Put { key, value } => tx.insert(key.clone(), value.clone()),
             StateEvent::Delete { key } => {
-                map.remove(key);
+                tx.remove(key);
             }
             StateEvent::Insert { key, value } => {
-                if map.contains_key(key) {
+                if tx.contains_key(key) {
                     return Err(StateRejection::AlreadyExists { key: key.clone() });
                 }
-                map.insert(key.clone(), value.clone());
+                tx.insert(key.clone(), value.clone());
             }
-            StateEvent::Update { key, value } => match map.get_mut(key) {
-                Some(slot) => *slot = value.clone(),
-                None => return Err(StateRejection::Missing { key: key.clone() }),
-            },
+            StateEvent::Update { key, value } => {
+                if !tx.contains_key(key) {
+                    return Err(StateRejection::Missing { key: key.clone() });
+                }
+                tx.insert(key.clone(), value.clone());
+            }
             StateEvent::CompareAndSwap { key, expected, new } => {
-                if map.get(key) != expected.as_ref() {
+                if tx.get(key) != expected.as_ref() {
                     return Err(StateRejection::Mismatch { key: key.clone() });
                 }
                 match new {
-                    Some(value) => map.insert(key.clone(), value.clone()),
-                    None => map.remove(key),
-                };
-            }
-            StateEvent::Clear => map.clear(),
-            StateEvent::Batch(events) => {
-                // Work on an O(1) clone so that a failure part-way leaves
-                // `map` untouched, even when applied outside an engine.
-                let mut scratch = map.clone();
-                for (index, event) in events.iter().enumerate() {
-                    event
-                        .apply(&mut scratch)
-                        .map_err(|cause| StateRejection::InBatch {
-                            index,
-                            cause: Box::new(cause),
-                        })?;
+                    Some(value) => tx.insert(key.clone(), value.clone()),
+                    None => {
+                        tx.remove(key);
+                    }
                 }
-                *map = scratch;
+            }
+            StateEvent::Clear => tx.clear(),
+            StateEvent::Batch(events) => {
+                // Straight through the same transaction: a failure part-way
+                // returns `Err`, and whoever runs the transaction undoes
+                // every write of the batch from the write set (the engine
+                // does, and so does `apply_to`), so no scratch copy is
+                // needed.
+                for (index, event) in events.iter().enumerate() {
+                    event.apply(tx).map_err(|cause| StateRejection::InBatch {
+                        index,
+                        cause: Box::new(cause),
+                    })?;
+                }
             }
         }
         Ok(())
@@ -224,24 +228,24 @@ mod tests {
     #[test]
     fn put_inserts_and_overwrites() {
         let mut map = Map::new();
-        Ev::put('a', 1).apply(&mut map).unwrap();
-        Ev::put('a', 2).apply(&mut map).unwrap();
+        Ev::put('a', 1).apply_to(&mut map).unwrap();
+        Ev::put('a', 2).apply_to(&mut map).unwrap();
         assert_eq!(map, map_of(&[('a', 2)]));
     }
 
     #[test]
     fn delete_removes_and_is_idempotent() {
         let mut map = map_of(&[('a', 1), ('b', 2)]);
-        Ev::delete('a').apply(&mut map).unwrap();
-        Ev::delete('a').apply(&mut map).unwrap();
+        Ev::delete('a').apply_to(&mut map).unwrap();
+        Ev::delete('a').apply_to(&mut map).unwrap();
         assert_eq!(map, map_of(&[('b', 2)]));
     }
 
     #[test]
     fn insert_rejects_existing_key_without_writing() {
         let mut map = map_of(&[('a', 1)]);
-        Ev::insert('b', 2).apply(&mut map).unwrap();
-        let err = Ev::insert('a', 9).apply(&mut map).unwrap_err();
+        Ev::insert('b', 2).apply_to(&mut map).unwrap();
+        let err = Ev::insert('a', 9).apply_to(&mut map).unwrap_err();
         assert_eq!(err, StateRejection::AlreadyExists { key: 'a' });
         assert_eq!(map, map_of(&[('a', 1), ('b', 2)]));
     }
@@ -249,8 +253,8 @@ mod tests {
     #[test]
     fn update_rejects_missing_key_without_writing() {
         let mut map = map_of(&[('a', 1)]);
-        Ev::update('a', 5).apply(&mut map).unwrap();
-        let err = Ev::update('z', 9).apply(&mut map).unwrap_err();
+        Ev::update('a', 5).apply_to(&mut map).unwrap();
+        let err = Ev::update('z', 9).apply_to(&mut map).unwrap_err();
         assert_eq!(err, StateRejection::Missing { key: 'z' });
         assert_eq!(map, map_of(&[('a', 5)]));
     }
@@ -259,13 +263,13 @@ mod tests {
     fn compare_and_swap_applies_on_match() {
         let mut map = map_of(&[('a', 1)]);
         Ev::compare_and_swap('a', Some(1), Some(2))
-            .apply(&mut map)
+            .apply_to(&mut map)
             .unwrap();
         Ev::compare_and_swap('b', None, Some(7))
-            .apply(&mut map)
+            .apply_to(&mut map)
             .unwrap();
         Ev::compare_and_swap('a', Some(2), None)
-            .apply(&mut map)
+            .apply_to(&mut map)
             .unwrap();
         assert_eq!(map, map_of(&[('b', 7)]));
     }
@@ -283,7 +287,10 @@ mod tests {
                 StateEvent::CompareAndSwap { key, .. } => *key,
                 _ => unreachable!(),
             };
-            assert_eq!(event.apply(&mut map), Err(StateRejection::Mismatch { key }));
+            assert_eq!(
+                event.apply_to(&mut map),
+                Err(StateRejection::Mismatch { key })
+            );
         }
         assert_eq!(map, before);
     }
@@ -291,7 +298,7 @@ mod tests {
     #[test]
     fn clear_empties_the_map() {
         let mut map = map_of(&[('a', 1), ('b', 2)]);
-        Ev::Clear.apply(&mut map).unwrap();
+        Ev::Clear.apply_to(&mut map).unwrap();
         assert!(map.is_empty());
     }
 
@@ -304,7 +311,7 @@ mod tests {
             Ev::insert('b', 3),
             Ev::delete('b'),
         ])
-        .apply(&mut map)
+        .apply_to(&mut map)
         .unwrap();
         assert_eq!(map, map_of(&[('a', 2)]));
     }
@@ -319,7 +326,7 @@ mod tests {
             Ev::update('a', 5), // 'a' was deleted by the previous event
             Ev::put('y', 11),
         ])
-        .apply(&mut map)
+        .apply_to(&mut map)
         .unwrap_err();
         assert_eq!(
             err,
@@ -338,7 +345,7 @@ mod tests {
             Ev::put('a', 1),
             Ev::batch([Ev::put('b', 2), Ev::insert('a', 3)]),
         ])
-        .apply(&mut map)
+        .apply_to(&mut map)
         .unwrap_err();
         assert_eq!(
             err.to_string(),
@@ -351,7 +358,7 @@ mod tests {
     #[test]
     fn empty_batch_is_a_no_op() {
         let mut map = map_of(&[('a', 1)]);
-        Ev::batch([]).apply(&mut map).unwrap();
+        Ev::batch([]).apply_to(&mut map).unwrap();
         assert_eq!(map, map_of(&[('a', 1)]));
     }
 }

@@ -1,19 +1,19 @@
 //! One batch on the owner task: apply events, undo failures, commit.
 //!
-//! The fast path applies each event straight to the working map, with no
-//! copy. When an event fails (rejected or panicked) its `apply` may have
-//! written part of its change, so the map is rebuilt: from a checkpoint (an
-//! O(1) clone of the persistent map taken at the start of the batch or
-//! after the last failure) plus the events accepted since. Each accepted
-//! event is re-applied at most once per failure after it, and a batch with
-//! no failures pays nothing. This is what lets `Event::apply` skip undo
-//! logic of its own.
+//! Each event is applied straight to the working map through a [`Txn`]
+//! whose write set is one buffer, reused across every event and batch.
+//! After an accepted event the buffer is cleared (one push per write was
+//! the whole cost); after a rejected or panicking one its writes are undone
+//! from it, newest first, so the map is exactly as it was before the event,
+//! at a cost proportional to what the event wrote. The events accepted
+//! before it are never re-applied. This is what lets `Event::apply` skip
+//! undo logic of its own.
 
 use std::any::Any;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
 
-use solostate_commands::{Event, State};
+use solostate_commands::{Event, State, Txn, Write, undo_writes};
 use solostate_persistence::codec::EncodedEvent;
 use solostate_queries::{CommittedBatch, Publisher};
 
@@ -22,8 +22,12 @@ use crate::message::{Ack, Reply};
 use crate::shared::JournalFailure;
 use crate::stats::Counters;
 
-/// Events accepted in the current batch, with their replies, and what is
-/// needed to undo a failure.
+/// The write-set capacity kept between events, in writes. Events that write
+/// more allocate for themselves; the buffer goes back to this afterwards.
+const WRITES_KEPT: usize = 1024;
+
+/// Events accepted in the current batch, with their replies, and the write
+/// set buffer that undoes a failure.
 pub(crate) struct Batch<E: Event> {
     events: Vec<E>,
     /// The journal bytes of `events`, one for one, from the submitters (a
@@ -32,9 +36,10 @@ pub(crate) struct Batch<E: Event> {
     /// The sum of `encoded`'s lengths: what caps a batch by bytes.
     bytes: usize,
     replies: Vec<Reply<E>>,
-    /// The map before `events[since..]` were applied.
-    checkpoint: Option<State<E>>,
-    since: usize,
+    /// The write set of the event being applied. Empty between events, and
+    /// its allocation reused (up to [`WRITES_KEPT`] writes), so an accepted
+    /// event costs one push per write and no allocation.
+    writes: Vec<Write<E::Key, E::Value>>,
 }
 
 impl<E: Event> Batch<E> {
@@ -44,27 +49,50 @@ impl<E: Event> Batch<E> {
             encoded: Vec::new(),
             bytes: 0,
             replies: Vec::with_capacity(capacity),
-            checkpoint: None,
-            since: 0,
+            writes: Vec::new(),
         }
     }
 
     /// Applies `event` to `map`. An accepted event waits for `commit`
     /// (with its journal bytes, if any); a failed one is answered now and
     /// leaves `map` as it was.
+    ///
+    /// `publisher` holds the last published snapshot, whose map the working
+    /// map equals before this batch's events; it is read only if the write
+    /// set cannot be settled (see [`Batch::reset`]).
     pub(crate) fn offer(
         &mut self,
         map: &mut State<E>,
         event: E,
         encoded: Option<EncodedEvent>,
         reply: Reply<E>,
+        publisher: &Publisher<E>,
         counters: &Counters,
     ) {
-        if self.checkpoint.is_none() {
-            self.checkpoint = Some(map.clone());
-            self.since = self.events.len();
+        let outcome = apply_guarded(&event, map, &mut self.writes);
+        // Forget the write set after success, undo it after a failure. The
+        // user's code runs here too (dropping replaced values; `Hash` and
+        // `Eq` of the keys while undoing), so it is guarded as well.
+        let writes = &mut self.writes;
+        let settled = match &outcome {
+            Ok(()) => guarded(|| writes.clear()),
+            Err(_) => guarded(|| undo_writes(map, writes)),
+        };
+        // An event that wrote a lot (a `Clear` of a big map) must not pin
+        // its write set's allocation for the engine's life.
+        if self.writes.capacity() > WRITES_KEPT {
+            self.writes.shrink_to(WRITES_KEPT);
         }
-        match apply_guarded(&event, map) {
+        let outcome = match settled {
+            Ok(()) => outcome,
+            Err(message) => {
+                self.reset(map, publisher, &message, counters);
+                outcome.and(Err(AckError::Panicked {
+                    message: format!("restoring the state after this event panicked: {message}"),
+                }))
+            }
+        };
+        match outcome {
             Ok(()) => {
                 self.events.push(event);
                 if let Some(encoded) = encoded {
@@ -74,7 +102,6 @@ impl<E: Event> Batch<E> {
                 self.replies.push(reply);
             }
             Err(error) => {
-                self.restore(map, counters);
                 counters.record_refusal(&error);
                 // The submitter may be gone; its outcome needs no audience.
                 let _ = reply.send(Err(error));
@@ -82,41 +109,37 @@ impl<E: Event> Batch<E> {
         }
     }
 
-    /// Rebuilds `map` as checkpoint + accepted events since, dropping any
-    /// event that fails on re-application (a non-deterministic `apply`).
-    fn restore(&mut self, map: &mut State<E>, counters: &Counters) {
-        let checkpoint = self
-            .checkpoint
-            .take()
-            .expect("offer sets a checkpoint first");
-        loop {
-            let mut rebuilt = checkpoint.clone();
-            let failed = self.events[self.since..]
-                .iter()
-                .enumerate()
-                .find_map(|(i, event)| apply_guarded(event, &mut rebuilt).err().map(|e| (i, e)));
-            let Some((offset, error)) = failed else {
-                *map = rebuilt;
-                break;
+    /// The way out when the write set could not be settled: undoing it, or
+    /// dropping the values it held, panicked (a `Hash`, `Eq`, `Clone` or
+    /// `Drop` of the key or value type), so the working map can no longer
+    /// be trusted. It goes back to the published map, and the events this
+    /// batch accepted so far, which were in it, are refused: none was
+    /// acked, published or journaled, so nobody was told of them.
+    fn reset(
+        &mut self,
+        map: &mut State<E>,
+        publisher: &Publisher<E>,
+        message: &str,
+        counters: &Counters,
+    ) {
+        tracing::error!(%message, refused = self.events.len(), "restoring the state after a failed event panicked; the batch so far is refused");
+        // The buffer may hold part of a write set; its values are dropped
+        // under the same guard.
+        let writes = &mut self.writes;
+        let _ = guarded(|| writes.clear());
+        *map = publisher.snapshot().map().clone();
+        self.events.clear();
+        self.clear_encoded();
+        for reply in self.replies.drain(..) {
+            let error = AckError::Panicked {
+                message: format!(
+                    "not applied: restoring the state after a later event in its batch panicked: {message}"
+                ),
             };
-            let index = self.since + offset;
-            self.events.remove(index);
-            if index < self.encoded.len() {
-                self.bytes -= self.encoded.remove(index).len();
-            }
-            let reply = self.replies.remove(index);
-            let message = match error {
-                AckError::Panicked { message } => format!("panicked: {message}"),
-                other => other.to_string(),
-            };
-            tracing::error!(%message, "apply is not deterministic: an accepted event failed when re-applied");
-            let error = AckError::Diverged { message };
             counters.record_refusal(&error);
+            // The submitter may be gone; nothing else to do.
             let _ = reply.send(Err(error));
         }
-        // The rebuilt map is the new undo point.
-        self.checkpoint = Some(map.clone());
-        self.since = self.events.len();
     }
 
     /// The events accepted so far in this batch, in order.
@@ -149,7 +172,6 @@ impl<E: Event> Batch<E> {
     /// Gives up on the batch: every accepted event is answered with
     /// `AckError::Journal`. The caller restores the map.
     pub(crate) fn abort(&mut self, failure: &JournalFailure) {
-        self.checkpoint = None;
         self.events.clear();
         self.clear_encoded();
         for reply in self.replies.drain(..) {
@@ -170,7 +192,6 @@ impl<E: Event> Batch<E> {
         publisher: &Publisher<E>,
         counters: &Counters,
     ) -> Option<Arc<CommittedBatch<E>>> {
-        self.checkpoint = None;
         self.clear_encoded();
         let count = self.events.len() as u64;
         let first_seq = *last_seq + 1;
@@ -199,16 +220,26 @@ impl<E: Event> Batch<E> {
     }
 }
 
-/// Runs `apply`, turning a panic into an error. The map may be half-written
-/// after an `Err`; the caller restores it.
-fn apply_guarded<E: Event>(event: &E, map: &mut State<E>) -> Result<(), AckError<E::Rejection>> {
-    match catch_unwind(AssertUnwindSafe(|| event.apply(map))) {
+/// Runs `apply` through a transaction over `map` that records its writes
+/// in `writes`, turning a panic into an error. After an `Err` the map may
+/// be half-written, and `writes` holds every write made before the failure
+/// (a `Txn` records each write as the store makes it); the caller undoes
+/// them.
+fn apply_guarded<E: Event>(
+    event: &E,
+    map: &mut State<E>,
+    writes: &mut Vec<Write<E::Key, E::Value>>,
+) -> Result<(), AckError<E::Rejection>> {
+    match guarded(|| event.apply(&mut Txn::new(map, writes))) {
         Ok(Ok(())) => Ok(()),
         Ok(Err(reason)) => Err(AckError::Rejected(reason)),
-        Err(payload) => Err(AckError::Panicked {
-            message: panic_message(payload.as_ref()),
-        }),
+        Err(message) => Err(AckError::Panicked { message }),
     }
+}
+
+/// Runs `f`, turning a panic into its message.
+fn guarded<T>(f: impl FnOnce() -> T) -> Result<T, String> {
+    catch_unwind(AssertUnwindSafe(f)).map_err(|payload| panic_message(payload.as_ref()))
 }
 
 fn panic_message(payload: &(dyn Any + Send)) -> String {

@@ -19,16 +19,29 @@ pub enum AckError<R> {
     #[error("event rejected: {0}")]
     Rejected(R),
     /// The event's `apply` panicked. The state is as it was before the
-    /// event, and the engine keeps serving.
+    /// event (its writes were undone from its write set), and the engine
+    /// keeps serving.
+    ///
+    /// Also, rarely, the answer to events that applied but were not yet
+    /// committed when restoring the state after a later event in their
+    /// batch panicked (a `Hash`, `Eq`, `Clone` or `Drop` of the key or
+    /// value type panicking while its write set was undone or dropped):
+    /// the engine then goes back to the last published state, and the
+    /// message says "not applied". Nothing of theirs was published.
     #[error("event rejected: apply panicked: {message}")]
     Panicked {
         /// The panic message.
         message: String,
     },
     /// The event applied once, but when the engine re-applied it to the
-    /// same state (to undo another event's failed `apply` in the same
-    /// batch) it was rejected or panicked. `apply` is not deterministic.
-    /// The event was not applied.
+    /// same state it was rejected or panicked: `apply` is not
+    /// deterministic, and the event was not applied.
+    ///
+    /// The engine no longer produces it. It used to re-apply a batch's
+    /// accepted events to undo a later failure, and this is what a second
+    /// run that failed gave; a failure is now undone from its own write set
+    /// and nothing is re-applied. The variant stays so that matching on it
+    /// keeps compiling.
     #[error(
         "event rejected: apply is not deterministic (it applied once, then failed on the same state: {message})"
     )]

@@ -4,12 +4,14 @@
 //! diverging `apply` from a faithful one.
 //!
 //! Why a full hash off the owner rather than an incremental one: the state
-//! hash is a sum over entries and could follow each change, but nothing
-//! tells the owner which entries an event changed (`Event::apply` takes the
-//! whole map), and `imbl::HashMap` (7.0.2) has no diff that skips shared
-//! subtrees (only `OrdMap` has one), so finding them costs as much as
-//! hashing everything. Hashing a clone on a blocking thread keeps that cost
-//! off the writers; the owner pays one clone per check.
+//! hash is a sum over entries and could follow each change. Each event's
+//! write set (the `Txn` it applies through) now names the entries it
+//! changed, but the owner does not yet keep it past the event, so the
+//! incremental hash is later work (issue 12); `imbl::HashMap` (7.0.2) has
+//! no diff that skips shared subtrees (only `OrdMap` has one), so finding
+//! the changes afterwards costs as much as hashing everything. Hashing a
+//! clone on a blocking thread keeps that cost off the writers; the owner
+//! pays one clone per check.
 
 use std::sync::Arc;
 

@@ -155,7 +155,7 @@ impl<E: Event> History<E> {
         let upto = (seq - batch.first_seq() + 1) as usize;
         for (offset, event) in batch.events()[..upto].iter().enumerate() {
             let applied = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                event.apply(&mut map).map_err(|e| e.to_string())
+                event.apply_to(&mut map).map_err(|e| e.to_string())
             }));
             if let Err(message) = applied.unwrap_or_else(|_| Err("apply panicked".into())) {
                 return Some(Err(AsOfError::Rebuild {

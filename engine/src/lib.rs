@@ -27,9 +27,11 @@
 //! * The owner task is the only code that holds the working map. There is
 //!   no lock on the state anywhere. Sequence numbers are dense: +1 per
 //!   applied event.
-//! * A rejected event is answered with its reason and changes nothing. A
-//!   panicking `apply` rejects only its own command: the engine restores the
-//!   previous version of the persistent map and keeps serving.
+//! * `apply` reads and writes the state through a [`Txn`] that records the
+//!   event's write set. A rejected event is answered with its reason and
+//!   changes nothing: the engine undoes its writes from the write set. A
+//!   panicking `apply` rejects only its own command the same way, and the
+//!   engine keeps serving.
 //! * [`Engine::shutdown`] stops intake, applies and acks everything already
 //!   queued, publishes, and returns. Dropping every handle stops the engine
 //!   the same way.
@@ -148,7 +150,9 @@ pub use stats::Stats;
 #[cfg(feature = "fault-injection")]
 pub use solostate_persistence::faults::{FaultPlan, Injected};
 
-pub use solostate_commands::{Event, State, StateEvent, StateRejection};
+pub use solostate_commands::{
+    Event, State, StateEvent, StateRejection, Store, Txn, Write, undo_writes,
+};
 pub use solostate_queries::{
     Change, ChangeError, ChangeFeed, CommittedBatch, Reader, Snapshot, SnapshotOf, WaitError,
 };

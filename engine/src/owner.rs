@@ -274,8 +274,14 @@ impl<E: Event> Working<E> {
                 self.commit(shared).await;
                 in_batch = 0;
             }
-            self.batch
-                .offer(&mut self.map, event, encoded, reply, &shared.counters);
+            self.batch.offer(
+                &mut self.map,
+                event,
+                encoded,
+                reply,
+                &self.publisher,
+                &shared.counters,
+            );
             in_batch += 1;
             if in_batch == self.config.max_batch {
                 self.commit(shared).await;

@@ -16,9 +16,13 @@ pub struct Stats {
     pub applied: u64,
     /// Events rejected by their own `apply` returning `Err`.
     pub rejected: u64,
-    /// Events whose `apply` panicked.
+    /// Events whose `apply` panicked, and events refused because restoring
+    /// the state after a later failure in their batch panicked (see
+    /// [`AckError::Panicked`](crate::AckError::Panicked)).
     pub panicked: u64,
-    /// Events rejected because `apply` was not deterministic.
+    /// Events rejected with [`AckError::Diverged`](crate::AckError::Diverged).
+    /// Always 0 now: the engine undoes a failure from its write set and
+    /// re-applies nothing, which is where a divergence was found.
     pub diverged: u64,
     /// Events refused by a handle before they were queued (see
     /// [`Refusal`](crate::Refusal)): the journal could not store them, or

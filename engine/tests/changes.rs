@@ -87,7 +87,7 @@ async fn snapshot_plus_feed_equals_the_final_state_under_concurrent_writes() {
     while let Ok(change) = feed.recv().await {
         assert_eq!(change.seq(), expected_seq, "no gap and no overlap");
         expected_seq += 1;
-        solostate::Event::apply(change.event(), &mut state).unwrap();
+        solostate::Event::apply_to(change.event(), &mut state).unwrap();
     }
     let last = reader.snapshot();
     assert_eq!(expected_seq - 1, last.seq());

@@ -7,7 +7,9 @@
 use serde::{Deserialize, Serialize};
 use solostate::persistence::hash::state_hash;
 use solostate::persistence::replay::Replay;
-use solostate::{CheckpointPolicy, Engine, Event, OpenError, State, StateEvent, StateRejection};
+use solostate::{
+    CheckpointPolicy, Engine, Event, OpenError, State, StateEvent, StateRejection, Txn,
+};
 
 type Kv = StateEvent<u64, u64>;
 
@@ -24,13 +26,13 @@ impl Event for Skewed {
     type Value = u64;
     type Rejection = StateRejection<u64>;
 
-    fn apply(&self, state: &mut State<Self>) -> Result<(), Self::Rejection> {
+    fn apply(&self, tx: &mut Txn<'_, u64, u64>) -> Result<(), Self::Rejection> {
         match &self.0 {
             StateEvent::Put { key, value } if *value >= SKEW_FROM => {
-                state.insert(*key, value + 1);
+                tx.insert(*key, value + 1);
                 Ok(())
             }
-            other => other.apply(state),
+            other => other.apply(tx),
         }
     }
 }
@@ -84,7 +86,7 @@ async fn a_diverging_apply_fails_the_open_naming_the_first_checked_seq() {
         .expect_err("the skewed reducer must not open");
     let mut model = State::<Kv>::new();
     for seq in 1..=first_diverged {
-        Kv::put(seq % 7, seq).apply(&mut model).unwrap();
+        Kv::put(seq % 7, seq).apply_to(&mut model).unwrap();
     }
     match error {
         OpenError::Diverged {

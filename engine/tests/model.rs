@@ -111,7 +111,7 @@ fn run_engine(
         while let Ok(change) = feed.recv().await {
             assert_eq!(change.seq(), next, "change feed seqs are dense");
             next += 1;
-            solostate::Event::apply(change.event(), &mut replayed)
+            solostate::Event::apply_to(change.event(), &mut replayed)
                 .expect("committed events re-apply");
         }
         assert_eq!(

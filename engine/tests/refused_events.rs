@@ -10,7 +10,7 @@ use std::convert::Infallible;
 
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize, Serializer};
-use solostate::{Engine, Event, Refusal, SendError, SubmitError, TrySubmitError};
+use solostate::{Engine, Event, Refusal, SendError, SubmitError, TrySubmitError, Txn};
 
 /// A `u64` whose `Serialize` fails for 13, as a user type's may.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -39,11 +39,11 @@ impl Event for Doc {
     type Value = u64;
     type Rejection = Infallible;
 
-    fn apply(&self, map: &mut imbl::HashMap<u64, u64>) -> Result<(), Infallible> {
+    fn apply(&self, tx: &mut Txn<'_, u64, u64>) -> Result<(), Infallible> {
         match self {
-            Doc::Put { key, amount } => map.insert(*key, amount.0),
-            Doc::Blob { key, body } => map.insert(*key, body.len() as u64),
-        };
+            Doc::Put { key, amount } => tx.insert(*key, amount.0),
+            Doc::Blob { key, body } => tx.insert(*key, body.len() as u64),
+        }
         Ok(())
     }
 }
@@ -197,8 +197,8 @@ where
     type Value = u64;
     type Rejection = Infallible;
 
-    fn apply(&self, map: &mut imbl::HashMap<u64, u64>) -> Result<(), Infallible> {
-        map.insert(0, 1);
+    fn apply(&self, tx: &mut Txn<'_, u64, u64>) -> Result<(), Infallible> {
+        tx.insert(0, 1);
         Ok(())
     }
 }

@@ -6,7 +6,7 @@
 //! `bank_invariant` test check on every snapshot they read.
 
 use serde::{Deserialize, Serialize};
-use solostate::{Event, State};
+use solostate::{Event, Txn};
 
 /// An account number: the key of the map.
 pub type AccountId = u32;
@@ -104,8 +104,8 @@ impl Bank {
 }
 
 /// The balance of an existing account.
-fn balance(map: &State<Bank>, account: AccountId) -> Result<Balance, BankRejection> {
-    map.get(&account)
+fn balance(tx: &Txn<'_, AccountId, Balance>, account: AccountId) -> Result<Balance, BankRejection> {
+    tx.get(&account)
         .copied()
         .ok_or(BankRejection::UnknownAccount { account })
 }
@@ -134,28 +134,29 @@ impl Event for Bank {
     type Rejection = BankRejection;
 
     /// Checks everything first and writes only when the whole event is
-    /// valid. The engine would discard a half-written map anyway, but
-    /// checking first keeps this usable on a bare map too (as in the tests).
-    fn apply(&self, map: &mut State<Bank>) -> Result<(), BankRejection> {
+    /// valid. A rejection after a write would be undone anyway (by the
+    /// engine, or by [`Event::apply_to`] on a bare map, as in the tests),
+    /// but checking first is the cheaper habit.
+    fn apply(&self, tx: &mut Txn<'_, AccountId, Balance>) -> Result<(), BankRejection> {
         match *self {
             Bank::Deposit { account, amount } => {
-                let current = map.get(&account).copied().unwrap_or(0);
-                map.insert(account, credit(account, current, amount)?);
+                let current = tx.get(&account).copied().unwrap_or(0);
+                tx.insert(account, credit(account, current, amount)?);
             }
             Bank::Withdraw { account, amount } => {
-                let current = balance(map, account)?;
-                map.insert(account, debit(account, current, amount)?);
+                let current = balance(tx, account)?;
+                tx.insert(account, debit(account, current, amount)?);
             }
             Bank::Transfer { from, to, amount } => {
                 if from == to {
                     return Err(BankRejection::SelfTransfer { account: from });
                 }
-                let from_balance = balance(map, from)?;
-                let to_balance = balance(map, to)?;
+                let from_balance = balance(tx, from)?;
+                let to_balance = balance(tx, to)?;
                 let from_after = debit(from, from_balance, amount)?;
                 let to_after = credit(to, to_balance, amount)?;
-                map.insert(from, from_after);
-                map.insert(to, to_after);
+                tx.insert(from, from_after);
+                tx.insert(to, to_after);
             }
         }
         Ok(())
@@ -166,7 +167,7 @@ impl Event for Bank {
 /// whatever the balances are.
 ///
 /// Takes anything that iterates over `(&account, &balance)`: a
-/// [`Snapshot`](solostate::Snapshot) by reference, or a [`State<Bank>`].
+/// [`Snapshot`](solostate::Snapshot) by reference, or a [`State<Bank>`](solostate::State).
 pub fn total_balance<'a>(balances: impl IntoIterator<Item = (&'a AccountId, &'a Balance)>) -> u128 {
     balances
         .into_iter()
@@ -176,6 +177,8 @@ pub fn total_balance<'a>(balances: impl IntoIterator<Item = (&'a AccountId, &'a 
 
 #[cfg(test)]
 mod tests {
+    use solostate::State;
+
     use super::*;
 
     fn map_of(pairs: &[(AccountId, Balance)]) -> State<Bank> {
@@ -185,16 +188,16 @@ mod tests {
     #[test]
     fn deposit_opens_an_account_and_adds_to_it() {
         let mut map = State::<Bank>::new();
-        Bank::deposit(7, 100).apply(&mut map).unwrap();
-        Bank::deposit(7, 50).apply(&mut map).unwrap();
+        Bank::deposit(7, 100).apply_to(&mut map).unwrap();
+        Bank::deposit(7, 50).apply_to(&mut map).unwrap();
         assert_eq!(map, map_of(&[(7, 150)]));
     }
 
     #[test]
     fn withdraw_takes_up_to_the_whole_balance() {
         let mut map = map_of(&[(1, 100)]);
-        Bank::withdraw(1, 60).apply(&mut map).unwrap();
-        Bank::withdraw(1, 40).apply(&mut map).unwrap();
+        Bank::withdraw(1, 60).apply_to(&mut map).unwrap();
+        Bank::withdraw(1, 40).apply_to(&mut map).unwrap();
         assert_eq!(map, map_of(&[(1, 0)]));
     }
 
@@ -203,7 +206,7 @@ mod tests {
         let mut map = map_of(&[(1, 100), (2, 5)]);
         let before = map.clone();
         assert_eq!(
-            Bank::withdraw(1, 101).apply(&mut map),
+            Bank::withdraw(1, 101).apply_to(&mut map),
             Err(BankRejection::Overdraft {
                 account: 1,
                 balance: 100,
@@ -211,7 +214,7 @@ mod tests {
             })
         );
         assert_eq!(
-            Bank::transfer(2, 1, 6).apply(&mut map),
+            Bank::transfer(2, 1, 6).apply_to(&mut map),
             Err(BankRejection::Overdraft {
                 account: 2,
                 balance: 5,
@@ -224,8 +227,8 @@ mod tests {
     #[test]
     fn transfer_moves_money_and_keeps_the_total() {
         let mut map = map_of(&[(1, 100), (2, 30), (3, 0)]);
-        Bank::transfer(1, 2, 70).apply(&mut map).unwrap();
-        Bank::transfer(2, 3, 100).apply(&mut map).unwrap();
+        Bank::transfer(1, 2, 70).apply_to(&mut map).unwrap();
+        Bank::transfer(2, 3, 100).apply_to(&mut map).unwrap();
         assert_eq!(map, map_of(&[(1, 30), (2, 0), (3, 100)]));
         assert_eq!(total_balance(&map), 130);
     }
@@ -234,7 +237,7 @@ mod tests {
     fn transfer_to_self_is_rejected() {
         let mut map = map_of(&[(4, 10)]);
         assert_eq!(
-            Bank::transfer(4, 4, 1).apply(&mut map),
+            Bank::transfer(4, 4, 1).apply_to(&mut map),
             Err(BankRejection::SelfTransfer { account: 4 })
         );
         assert_eq!(map, map_of(&[(4, 10)]));
@@ -244,15 +247,15 @@ mod tests {
     fn unknown_accounts_are_rejected_on_either_side() {
         let mut map = map_of(&[(1, 10)]);
         assert_eq!(
-            Bank::withdraw(9, 1).apply(&mut map),
+            Bank::withdraw(9, 1).apply_to(&mut map),
             Err(BankRejection::UnknownAccount { account: 9 })
         );
         assert_eq!(
-            Bank::transfer(9, 1, 1).apply(&mut map),
+            Bank::transfer(9, 1, 1).apply_to(&mut map),
             Err(BankRejection::UnknownAccount { account: 9 })
         );
         assert_eq!(
-            Bank::transfer(1, 9, 1).apply(&mut map),
+            Bank::transfer(1, 9, 1).apply_to(&mut map),
             Err(BankRejection::UnknownAccount { account: 9 })
         );
         assert_eq!(map, map_of(&[(1, 10)]));
@@ -263,7 +266,7 @@ mod tests {
         let mut map = map_of(&[(1, Balance::MAX), (2, 1)]);
         let before = map.clone();
         assert_eq!(
-            Bank::deposit(1, 1).apply(&mut map),
+            Bank::deposit(1, 1).apply_to(&mut map),
             Err(BankRejection::Overflow {
                 account: 1,
                 balance: Balance::MAX,
@@ -271,7 +274,7 @@ mod tests {
             })
         );
         assert_eq!(
-            Bank::transfer(2, 1, 1).apply(&mut map),
+            Bank::transfer(2, 1, 1).apply_to(&mut map),
             Err(BankRejection::Overflow {
                 account: 1,
                 balance: Balance::MAX,

@@ -266,7 +266,7 @@ async fn change_feed_replay_rebuilds_the_final_snapshot() {
     let mut replayed = solostate::State::<Bank>::new();
     for (seq, event) in &outcome.feed {
         event
-            .apply(&mut replayed)
+            .apply_to(&mut replayed)
             .unwrap_or_else(|error| panic!("committed event {seq} failed on replay: {error}"));
     }
     assert_eq!(replayed, outcome.final_map);

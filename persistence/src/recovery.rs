@@ -1,6 +1,6 @@
 //! Rebuilding state from the journal.
 
-use solostate_commands::{Event, State};
+use solostate_commands::{Event, State, Txn, Write, undo_writes};
 
 use crate::codec::CodecError;
 use crate::hash;
@@ -176,11 +176,13 @@ pub fn replay_range<E: Event>(
         through
     };
     let mut checks = journal.state_hashes(from..=end)?.into_iter().peekable();
+    // One write-set buffer for the whole replay: no allocation per event.
+    let mut writes = Vec::new();
     let mut apply = |entry: Entry<E>| -> Result<bool, ReplayError> {
         if entry.seq > through {
             return Ok(false);
         }
-        apply_step(&entry, state)?;
+        apply_step(&entry, state, &mut writes)?;
         // A check whose seq the timeline skips cannot be reached; pass it.
         while let Some(&(seq, expected)) = checks.peek()
             && seq <= entry.seq
@@ -215,18 +217,33 @@ mod tests;
 mod tests_guard;
 
 /// Applies one journaled step: an event is applied (a rejection or panic
-/// is an error naming the seq); a rollback marker changes nothing, since
-/// the events it undid are no longer in the journal's main tree.
-fn apply_step<E: Event>(entry: &Entry<E>, state: &mut State<E>) -> Result<(), ReplayError> {
+/// is an error naming the seq, and its writes are undone, so `state` holds
+/// the steps before it); a rollback marker changes nothing, since the
+/// events it undid are no longer in the journal's main tree. `writes` is
+/// the write-set buffer, reused across steps and empty between them.
+fn apply_step<E: Event>(
+    entry: &Entry<E>,
+    state: &mut State<E>,
+    writes: &mut Vec<Write<E::Key, E::Value>>,
+) -> Result<(), ReplayError> {
     let Step::Event(event) = &entry.step else {
         return Ok(());
     };
-    let applied = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| event.apply(state)));
+    let applied = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        event.apply(&mut Txn::new(state, writes))
+    }));
     let message = match applied {
-        Ok(Ok(())) => return Ok(()),
+        Ok(Ok(())) => {
+            writes.clear();
+            return Ok(());
+        }
         Ok(Err(reason)) => reason.to_string(),
         Err(_) => "apply panicked".to_owned(),
     };
+    // Replay stops here either way; a panic while undoing only leaves
+    // `state` part-restored, which the error's seq already says is wrong.
+    let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| undo_writes(state, writes)));
+    writes.clear();
     Err(ReplayError::Apply {
         seq: entry.seq,
         message,

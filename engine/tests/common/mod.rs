@@ -8,7 +8,7 @@ pub mod model;
 use std::path::Path;
 
 use serde::{Deserialize, Serialize};
-use solostate::{Event, StateEvent, StateRejection};
+use solostate::{Event, StateEvent, StateRejection, Txn};
 
 pub type Map = imbl::HashMap<u8, u8>;
 
@@ -36,15 +36,15 @@ impl Event for TestEvent {
     type Value = u8;
     type Rejection = TestRejection;
 
-    fn apply(&self, map: &mut Map) -> Result<(), TestRejection> {
+    fn apply(&self, tx: &mut Txn<'_, u8, u8>) -> Result<(), TestRejection> {
         match self {
-            TestEvent::Kv(event) => Ok(event.apply(map)?),
+            TestEvent::Kv(event) => Ok(event.apply(tx)?),
             TestEvent::WriteThenReject { key, value } => {
-                map.insert(*key, *value);
+                tx.insert(*key, *value);
                 Err(TestRejection::OnPurpose(*key))
             }
             TestEvent::WriteThenPanic { key, value } => {
-                map.insert(*key, *value);
+                tx.insert(*key, *value);
                 panic!("panicking on purpose after writing key {key}");
             }
         }

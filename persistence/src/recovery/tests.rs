@@ -38,7 +38,7 @@ pub(super) fn append(journal: &Journal, first: u64, count: u64) {
 pub(super) fn state_of(seqs: impl IntoIterator<Item = u64>) -> State<Ev> {
     let mut state = State::<Ev>::new();
     for seq in seqs {
-        event(seq).apply(&mut state).unwrap();
+        event(seq).apply_to(&mut state).unwrap();
     }
     state
 }
@@ -186,6 +186,27 @@ fn a_rejected_event_names_its_seq() {
 }
 
 #[test]
+fn a_step_rejected_after_writes_leaves_the_state_of_the_steps_before_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let journal = open(dir.path());
+    // Seq 2 writes two keys, then is rejected: its writes are undone, so
+    // the state is exactly the state at seq 1.
+    let half_writing: Ev = StateEvent::batch([
+        StateEvent::put(2, 2),
+        StateEvent::put(1, 9),
+        StateEvent::insert(1, 0),
+    ]);
+    journal.append(1, &[Ev::put(1, 1), half_writing]).unwrap();
+    let mut state = State::<Ev>::new();
+    let error = replay_range::<Ev>(&journal, &mut state, 1, u64::MAX, |_| {}).unwrap_err();
+    assert!(
+        matches!(error, ReplayError::Apply { seq: 2, .. }),
+        "{error}"
+    );
+    assert_eq!(state, State::<Ev>::from(vec![(1, 1)]));
+}
+
+#[test]
 fn progress_is_reported_at_every_multiple_of_65536() {
     let dir = tempfile::tempdir().unwrap();
     let journal = open(dir.path());
@@ -328,7 +349,7 @@ impl Model {
         let mut state = State::<Ev>::new();
         for entry in self.steps().filter(|e| e.seq <= through) {
             if let Step::Event(event) = &entry.step {
-                event.apply(&mut state).unwrap();
+                event.apply_to(&mut state).unwrap();
             }
         }
         state

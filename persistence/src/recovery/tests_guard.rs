@@ -3,7 +3,7 @@
 //! rollback, pruning and quarantine take their seqs' checks with them.
 
 use serde::{Deserialize, Serialize};
-use solostate_commands::{Event, State, StateEvent, StateRejection};
+use solostate_commands::{Event, State, StateEvent, StateRejection, Txn};
 
 use super::tests::{Ev, append, open, replayed, state_of};
 use super::*;
@@ -20,13 +20,13 @@ impl Event for Skewed {
     type Value = u64;
     type Rejection = StateRejection<u64>;
 
-    fn apply(&self, state: &mut State<Self>) -> Result<(), Self::Rejection> {
+    fn apply(&self, tx: &mut Txn<'_, u64, u64>) -> Result<(), Self::Rejection> {
         match &self.0 {
             StateEvent::Put { key, value } if *value >= 6 => {
-                state.insert(*key, value + 1);
+                tx.insert(*key, value + 1);
                 Ok(())
             }
-            other => other.apply(state),
+            other => other.apply(tx),
         }
     }
 }
