@@ -377,7 +377,6 @@ fn cut_tail(
     len: u64,
     reason: &str,
 ) -> Result<TailCut, SegError> {
-    let nonzero = true;
     file.set_len(offset)
         .and_then(|()| file.sync_data())
         .map_err(io_error(path))?;
@@ -385,7 +384,6 @@ fn cut_tail(
         path = %path.display(),
         offset,
         dropped_bytes = len - offset,
-        nonzero,
         reason,
         "cut a torn tail off the last segment"
     );
@@ -393,7 +391,9 @@ fn cut_tail(
         segment: path.to_path_buf(),
         offset,
         dropped_bytes: len - offset,
-        nonzero,
+        // The caller cuts only a tail with a non-zero byte in it: a tail
+        // of zeros is free space (see the module docs, on preallocation).
+        nonzero: true,
         header_torn: false,
     })
 }
