@@ -66,7 +66,7 @@ fn check(snapshot: &SnapshotOf<Ev>) -> Result<(), String> {
             seq.min(KEYS)
         ));
     }
-    if seq > 0 && snapshot.get(&(seq % KEYS)) != Some(&seq) {
+    if seq > 0 && snapshot.get(&(seq % KEYS)).as_deref() != Some(&seq) {
         return Err(format!(
             "snapshot at seq {seq} holds {:?} under key {}, expected {seq}",
             snapshot.get(&(seq % KEYS)),
@@ -155,7 +155,7 @@ async fn main() -> Result<(), BoxError> {
     let old = reader.snapshot();
     check(&old)?;
     let old_seq = old.seq();
-    let old_sum: u64 = old.iter().map(|(_, value)| value).sum();
+    let old_sum: u64 = old.view().iter().map(|(_, value)| *value).sum();
 
     let tasks: Vec<_> = (0..TASKS)
         .map(|_| tokio::spawn(task_reader(reader.clone())))
@@ -196,7 +196,7 @@ async fn main() -> Result<(), BoxError> {
 
     // The old snapshot is exactly as it was, though every key changed since.
     check(&old)?;
-    let old_sum_now: u64 = old.iter().map(|(_, value)| value).sum();
+    let old_sum_now: u64 = old.view().iter().map(|(_, value)| *value).sum();
     if old.seq() != old_seq || old_sum_now != old_sum {
         return Err("the old snapshot changed".into());
     }
@@ -226,7 +226,7 @@ async fn main() -> Result<(), BoxError> {
     println!(
         "old snapshot: still seq {old_seq} with value sum {old_sum}; the latest is seq {} with sum {}",
         latest.seq(),
-        latest.iter().map(|(_, value)| value).sum::<u64>()
+        latest.view().iter().map(|(_, value)| *value).sum::<u64>()
     );
     Ok(())
 }

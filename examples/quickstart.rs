@@ -136,7 +136,7 @@ async fn reader(reader: Reader<Bank>, expected_total: u128) -> ReaderTally {
         if snapshot.seq() != last_seq {
             tally.versions += 1;
         }
-        let total = total_balance(&*snapshot);
+        let total = total_balance(&snapshot.view());
         let problem = if snapshot.seq() < last_seq {
             Some(format!(
                 "seq went backwards from {last_seq} to {}",
@@ -201,10 +201,10 @@ async fn main() -> Result<(), BoxError> {
         pending.await?;
     }
     let opened = engine.reader().snapshot();
-    if total_balance(&*opened) != expected_total {
+    if total_balance(&opened.view()) != expected_total {
         return Err(format!(
             "after opening, the total is {} instead of {expected_total}",
-            total_balance(&*opened)
+            total_balance(&opened.view())
         )
         .into());
     }
@@ -230,7 +230,7 @@ async fn main() -> Result<(), BoxError> {
     // so it holds the same total.
     let middle = opened.seq() + (engine.reader().seq() - opened.seq()) / 2;
     let past = engine.as_of(middle).await?;
-    if past.seq() != middle || total_balance(&*past) != expected_total {
+    if past.seq() != middle || total_balance(&past.view()) != expected_total {
         return Err(format!("the state as of seq {middle} does not hold the total").into());
     }
 
@@ -257,7 +257,7 @@ async fn main() -> Result<(), BoxError> {
         && stats.rejected - start_stats.rejected == overdrafts
         && applied + overdrafts == submitted
         && final_snapshot.seq() == start_seq + run_applied
-        && total_balance(&*final_snapshot) == expected_total;
+        && total_balance(&final_snapshot.view()) == expected_total;
 
     println!(
         "solostate quickstart: {WRITERS} writers, {READERS} readers, {ACCOUNTS} accounts of {OPENING_BALANCE}"

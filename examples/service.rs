@@ -223,7 +223,7 @@ impl InventoryService {
             .wait_for(ack.seq)
             .await
             .map_err(|_| ServiceError::ShuttingDown)?;
-        let stock = snapshot.get(&sku).copied().unwrap_or_default();
+        let stock = snapshot.get(&sku).as_deref().copied().unwrap_or_default();
         Ok(Receipt {
             token: ack.seq,
             stock,
@@ -263,7 +263,7 @@ impl InventoryService {
             .wait_for(token)
             .await
             .map_err(|_| ServiceError::ShuttingDown)?;
-        Ok(snapshot.get(sku).copied())
+        Ok(snapshot.get(sku).as_deref().copied())
     }
 
     /// Stops taking requests, answers what is queued, and waits for the

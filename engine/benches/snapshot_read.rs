@@ -122,7 +122,7 @@ impl<'a> Paths<'a> {
         let (reader, keys) = (self.reader, self.keys);
         Box::new(move || {
             for k in keys {
-                black_box(reader.read(|s| s.get(k).copied()));
+                black_box(reader.read(|s| s.get(k).as_deref().copied()));
             }
         })
     }
@@ -131,7 +131,7 @@ impl<'a> Paths<'a> {
         let (reader, keys) = (self.reader, self.keys);
         Box::new(move || {
             for k in keys {
-                black_box(reader.snapshot().get(k).copied());
+                black_box(reader.snapshot().get(k).as_deref().copied());
             }
         })
     }
@@ -141,7 +141,7 @@ impl<'a> Paths<'a> {
         Box::new(move || {
             let snapshot = reader.snapshot();
             for k in keys {
-                black_box(snapshot.get(k).copied());
+                black_box(snapshot.get(k).as_deref().copied());
             }
         })
     }
@@ -331,7 +331,7 @@ fn engine_writer(
                 // Ends with an error once the engine has stopped.
                 while let Ok(snapshot) = reader.wait_for(seq + 1).await {
                     seq = snapshot.seq();
-                    raw.store(Arc::new(snapshot.map().clone()));
+                    raw.store(Arc::new(snapshot.to_map()));
                     published += 1;
                 }
                 published

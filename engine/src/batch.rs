@@ -13,14 +13,18 @@ use std::any::Any;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
 
-use solostate_commands::{Event, State, Txn, Write, undo_writes};
+use solostate_commands::{Event, Txn, Write, undo_writes};
 use solostate_persistence::codec::EncodedEvent;
 use solostate_queries::{CommittedBatch, Publisher};
+use solostate_store::Working;
 
 use crate::error::AckError;
 use crate::message::{Ack, Reply};
 use crate::shared::JournalFailure;
 use crate::stats::Counters;
+
+/// The owner's working state for events of type `E`, in either store.
+pub(crate) type WorkingOf<E> = Working<<E as Event>::Key, <E as Event>::Value>;
 
 /// The write-set capacity kept between events, in writes. Events that write
 /// more allocate for themselves; the buffer goes back to this afterwards.
@@ -53,30 +57,30 @@ impl<E: Event> Batch<E> {
         }
     }
 
-    /// Applies `event` to `map`. An accepted event waits for `commit`
+    /// Applies `event` to `state`. An accepted event waits for `commit`
     /// (with its journal bytes, if any); a failed one is answered now and
-    /// leaves `map` as it was.
+    /// leaves `state` as it was.
     ///
-    /// `publisher` holds the last published snapshot, whose map the working
-    /// map equals before this batch's events; it is read only if the write
-    /// set cannot be settled (see [`Batch::reset`]).
+    /// `publisher` holds the last published snapshot, which the working
+    /// state equals before this batch's events; it is read only if the
+    /// write set cannot be settled (see [`Batch::reset`]).
     pub(crate) fn offer(
         &mut self,
-        map: &mut State<E>,
+        state: &mut WorkingOf<E>,
         event: E,
         encoded: Option<EncodedEvent>,
         reply: Reply<E>,
         publisher: &Publisher<E>,
         counters: &Counters,
     ) {
-        let outcome = apply_guarded(&event, map, &mut self.writes);
+        let outcome = apply_guarded(&event, state, &mut self.writes);
         // Forget the write set after success, undo it after a failure. The
         // user's code runs here too (dropping replaced values; `Hash` and
         // `Eq` of the keys while undoing), so it is guarded as well.
         let writes = &mut self.writes;
         let settled = match &outcome {
             Ok(()) => guarded(|| writes.clear()),
-            Err(_) => guarded(|| undo_writes(map, writes)),
+            Err(_) => guarded(|| state.write(|store| undo_writes(store, writes))),
         };
         // An event that wrote a lot (a `Clear` of a big map) must not pin
         // its write set's allocation for the engine's life.
@@ -86,7 +90,7 @@ impl<E: Event> Batch<E> {
         let outcome = match settled {
             Ok(()) => outcome,
             Err(message) => {
-                self.reset(map, publisher, &message, counters);
+                self.reset(state, publisher, &message, counters);
                 outcome.and(Err(AckError::Panicked {
                     message: format!("restoring the state after this event panicked: {message}"),
                 }))
@@ -111,13 +115,13 @@ impl<E: Event> Batch<E> {
 
     /// The way out when the write set could not be settled: undoing it, or
     /// dropping the values it held, panicked (a `Hash`, `Eq`, `Clone` or
-    /// `Drop` of the key or value type), so the working map can no longer
-    /// be trusted. It goes back to the published map, and the events this
+    /// `Drop` of the key or value type), so the working state can no longer
+    /// be trusted. It goes back to the published snapshot, and the events this
     /// batch accepted so far, which were in it, are refused: none was
     /// acked, published or journaled, so nobody was told of them.
     fn reset(
         &mut self,
-        map: &mut State<E>,
+        state: &mut WorkingOf<E>,
         publisher: &Publisher<E>,
         message: &str,
         counters: &Counters,
@@ -127,7 +131,7 @@ impl<E: Event> Batch<E> {
         // under the same guard.
         let writes = &mut self.writes;
         let _ = guarded(|| writes.clear());
-        *map = publisher.snapshot().map().clone();
+        state.reset(&publisher.snapshot());
         self.events.clear();
         self.clear_encoded();
         for reply in self.replies.drain(..) {
@@ -170,7 +174,7 @@ impl<E: Event> Batch<E> {
     }
 
     /// Gives up on the batch: every accepted event is answered with
-    /// `AckError::Journal`. The caller restores the map.
+    /// `AckError::Journal`. The caller restores the state.
     pub(crate) fn abort(&mut self, failure: &JournalFailure) {
         self.events.clear();
         self.clear_encoded();
@@ -180,14 +184,15 @@ impl<E: Event> Batch<E> {
         }
     }
 
-    /// Publishes `map` as the snapshot at the new last seq, adds the batch
-    /// to the counters, and acks every accepted event, in that order: a
-    /// caller holding an ack finds it in both the snapshot and the stats.
-    /// Returns the published batch (`None` when every event was refused),
-    /// for the as-of window.
+    /// Publishes `state` as the snapshot at the new last seq, adds the
+    /// batch to the counters, and acks every accepted event, in that
+    /// order: a caller holding an ack finds it in both the snapshot and the
+    /// stats. Then it lets the state reclaim what the snapshot it replaced
+    /// held. Returns the published batch (`None` when every event was
+    /// refused), for the as-of window.
     pub(crate) fn commit(
         &mut self,
-        map: &State<E>,
+        state: &mut WorkingOf<E>,
         last_seq: &mut u64,
         publisher: &Publisher<E>,
         counters: &Counters,
@@ -199,7 +204,7 @@ impl<E: Event> Batch<E> {
         let published = (count > 0).then(|| {
             let events = std::mem::replace(&mut self.events, Vec::with_capacity(count as usize));
             let batch = Arc::new(CommittedBatch::new(first_seq, events));
-            publisher.publish(map.clone(), Arc::clone(&batch));
+            publisher.publish(state.publish(*last_seq), Arc::clone(&batch));
             batch
         });
         counters.record_commit(count, *last_seq);
@@ -216,21 +221,24 @@ impl<E: Event> Batch<E> {
                 seq: first_seq + offset as u64,
             }));
         }
+        // After the acks: reclaiming is the versioned store's cutting of
+        // what the replaced snapshot kept, which no submitter waits for.
+        state.reclaim();
         published
     }
 }
 
-/// Runs `apply` through a transaction over `map` that records its writes
-/// in `writes`, turning a panic into an error. After an `Err` the map may
+/// Runs `apply` through a transaction over `state` that records its writes
+/// in `writes`, turning a panic into an error. After an `Err` the state may
 /// be half-written, and `writes` holds every write made before the failure
 /// (a `Txn` records each write as the store makes it); the caller undoes
 /// them.
 fn apply_guarded<E: Event>(
     event: &E,
-    map: &mut State<E>,
+    state: &mut WorkingOf<E>,
     writes: &mut Vec<Write<E::Key, E::Value>>,
 ) -> Result<(), AckError<E::Rejection>> {
-    match guarded(|| event.apply(&mut Txn::new(map, writes))) {
+    match guarded(|| state.write(|store| event.apply(&mut Txn::new(store, writes)))) {
         Ok(Ok(())) => Ok(()),
         Ok(Err(reason)) => Err(AckError::Rejected(reason)),
         Err(message) => Err(AckError::Panicked { message }),

@@ -5,7 +5,8 @@ use std::sync::Arc;
 
 use solostate_commands::{Event, State};
 use solostate_persistence::journal::Backend as JournalBackend;
-use solostate_queries::{Publisher, Snapshot};
+use solostate_queries::Publisher;
+use solostate_store::{StoreKind, Working};
 
 use crate::checkpointer::Checkpointer;
 use crate::durability::Durability;
@@ -45,6 +46,7 @@ pub struct Builder<E: Event> {
     schema: Option<String>,
     journal_cache_bytes: u64,
     journal_backend: JournalBackend,
+    store: StoreKind,
     checkpoints: CheckpointPolicy,
     retention: Retention,
     as_of_window: u64,
@@ -65,6 +67,7 @@ impl<E: Event> std::fmt::Debug for Builder<E> {
             .field("initial_len", &self.initial.len())
             .field("path", &self.path)
             .field("durability", &self.durability)
+            .field("store", &self.store)
             .field("schema", &self.schema)
             .field("checkpoints", &self.checkpoints)
             .field("retention", &self.retention)
@@ -113,6 +116,7 @@ impl<E: Event> Builder<E> {
             schema: None,
             journal_cache_bytes: Self::DEFAULT_JOURNAL_CACHE_BYTES,
             journal_backend: JournalBackend::default(),
+            store: StoreKind::default(),
             checkpoints: CheckpointPolicy::default(),
             retention: Retention::default(),
             as_of_window: Self::DEFAULT_AS_OF_WINDOW,
@@ -331,6 +335,22 @@ impl<E: Event> Builder<E> {
         self
     }
 
+    /// Which store holds the state (default: [`StoreKind::Persistent`]).
+    ///
+    /// The persistent store publishes each snapshot as an O(1) clone of an
+    /// `imbl::HashMap` ([`Snapshot::map`](crate::Snapshot::map) hands it
+    /// out); its writes copy the path to their entry, several microseconds
+    /// each at a million keys. The versioned store is MVCC over papaya's
+    /// lock-free hash map: writes cost a hash-map insert, reads take no
+    /// lock, and a held snapshot keeps the versions written after it until
+    /// it is dropped. Events, the journal, checkpoints and every read API
+    /// are the same on both, so a directory written under one opens under
+    /// the other.
+    pub fn store(mut self, kind: StoreKind) -> Self {
+        self.store = kind;
+        self
+    }
+
     /// The state to start from, at seq 0 (instead of an empty map).
     pub fn initial_state(mut self, state: State<E>) -> Self {
         self.initial = state;
@@ -405,8 +425,9 @@ impl<E: Event> Builder<E> {
             .map_or_else(Recovery::default, |opened| opened.report.clone());
         let last_seq = report.last_seq;
         let (tx, rx) = flume::bounded(self.channel_capacity);
+        let mut state = Working::new(self.store, last_seq, map);
         let (publisher, reader) =
-            Publisher::starting_at(Snapshot::new(last_seq, map.clone()), self.change_capacity);
+            Publisher::starting_at(state.publish(last_seq), self.change_capacity);
         let shared = Arc::new(Shared::starting_at(last_seq, report));
         let config = OwnerConfig {
             max_batch: self.max_batch,
@@ -454,7 +475,7 @@ impl<E: Event> Builder<E> {
         };
         runtime.spawn(owner::run(
             intake,
-            map,
+            state,
             journal,
             checkpointer,
             publisher,

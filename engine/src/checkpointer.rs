@@ -1,11 +1,15 @@
 //! The owner's side of checkpoints: decide when one is due and write it on
-//! a blocking thread from an O(1) clone of the map, one at a time.
+//! a blocking thread from a published snapshot, one at a time. Holding the
+//! snapshot is what keeps its state: an O(1) clone of the persistent map,
+//! or a pin on the versioned store's versions, for as long as the write
+//! takes.
 
 use std::sync::Arc;
 
-use solostate_commands::{Event, State};
+use solostate_commands::Event;
 use solostate_persistence::checkpoint::Checkpoints;
 use solostate_persistence::journal::Journal;
+use solostate_queries::SnapshotOf;
 use tokio::task::JoinHandle;
 
 use crate::policy::{CheckpointPolicy, Retention};
@@ -45,15 +49,14 @@ impl Checkpointer {
         }
     }
 
-    /// Counts a journaled batch and starts a checkpoint of `map` at `seq`
-    /// if the policy says one is due and none is in flight.
+    /// Counts a journaled batch and starts a checkpoint of `snapshot` if
+    /// the policy says one is due and none is in flight.
     pub(crate) fn after_commit<E: Event>(
         &mut self,
         events: u64,
         bytes: u64,
         journal: &Arc<Journal>,
-        map: &State<E>,
-        seq: u64,
+        snapshot: &Arc<SnapshotOf<E>>,
         shared: &Arc<Shared>,
     ) {
         self.events += events;
@@ -64,7 +67,7 @@ impl Checkpointer {
         if self.task.as_ref().is_some_and(|task| !task.is_finished()) {
             return; // one at a time; the next commit asks again
         }
-        self.start::<E>(journal, map.clone(), seq, shared);
+        self.start::<E>(journal, Arc::clone(snapshot), shared);
     }
 
     /// Waits for the checkpoint in flight, if any.
@@ -79,17 +82,17 @@ impl Checkpointer {
     }
 
     /// On shutdown: waits for the checkpoint in flight, then writes a last
-    /// one if the policy asks for it and the state moved since.
+    /// one of `snapshot` (the last state) if the policy asks for it and the
+    /// state moved since.
     pub(crate) async fn finish<E: Event>(
         &mut self,
         journal: &Arc<Journal>,
-        map: &State<E>,
-        seq: u64,
+        snapshot: &Arc<SnapshotOf<E>>,
         shared: &Arc<Shared>,
     ) {
         self.settle().await;
-        if self.policy.on_shutdown && seq > self.covered {
-            self.start::<E>(journal, map.clone(), seq, shared);
+        if self.policy.on_shutdown && snapshot.seq() > self.covered {
+            self.start::<E>(journal, Arc::clone(snapshot), shared);
             self.settle().await;
         }
     }
@@ -105,10 +108,10 @@ impl Checkpointer {
     fn start<E: Event>(
         &mut self,
         journal: &Arc<Journal>,
-        map: State<E>,
-        seq: u64,
+        snapshot: Arc<SnapshotOf<E>>,
         shared: &Arc<Shared>,
     ) {
+        let seq = snapshot.seq();
         self.events = 0;
         self.bytes = 0;
         self.covered = seq;
@@ -118,12 +121,12 @@ impl Checkpointer {
         let (keep, retention) = (self.policy.keep, self.retention);
         self.task = Some(tokio::task::spawn_blocking(move || {
             let started = std::time::Instant::now();
-            match write::<E>(&journal, &store, &map, seq, keep, retention) {
+            match write::<E>(&journal, &store, &snapshot, keep, retention) {
                 Ok(pruned) => {
                     shared.counters.record_checkpoint(true);
                     tracing::info!(
                         seq,
-                        keys = map.len(),
+                        keys = snapshot.len(),
                         pruned_records = pruned,
                         millis = started.elapsed().as_millis() as u64,
                         "checkpoint written"
@@ -144,8 +147,7 @@ impl Checkpointer {
 fn write<E: Event>(
     journal: &Journal,
     store: &Checkpoints,
-    map: &State<E>,
-    seq: u64,
+    snapshot: &SnapshotOf<E>,
     keep: usize,
     retention: Retention,
 ) -> Result<u64, String> {
@@ -153,7 +155,9 @@ fn write<E: Event>(
     // `Every` or `Never` a crash could otherwise leave a checkpoint holding
     // events whose seqs the journal would hand out again.
     journal.flush().map_err(|e| e.to_string())?;
-    store.write::<E>(seq, map).map_err(|e| e.to_string())?;
+    store
+        .write::<E>(snapshot.seq(), &snapshot.view())
+        .map_err(|e| e.to_string())?;
     store.prune(keep).map_err(|e| e.to_string())?;
     if retention != Retention::SinceOldestCheckpoint {
         return Ok(0);

@@ -15,9 +15,10 @@
 
 use std::sync::Arc;
 
-use solostate_commands::{Event, State};
-use solostate_persistence::hash::state_hash;
+use solostate_commands::Event;
+use solostate_persistence::hash::entries_hash;
 use solostate_persistence::journal::Journal;
+use solostate_queries::SnapshotOf;
 use tokio::task::JoinHandle;
 
 /// State hash bookkeeping. It lives inside the owner's working state, and
@@ -35,18 +36,18 @@ impl HashGuard {
         (every > 0).then_some(HashGuard { every, task: None })
     }
 
-    /// After the batch `first..=last` was journaled: if it crossed a
-    /// multiple of `every`, start hashing `map` (the state at `last`)
+    /// After the batch from `first` to `snapshot`'s seq was journaled: if
+    /// it crossed a multiple of `every`, start hashing `snapshot`
     /// unless a hash is still in flight. A skipped check is not made up
     /// later: on a map so large that hashing it takes longer than `every`
     /// events, checks simply come as often as hashing keeps up.
     pub(crate) fn after_commit<E: Event>(
         &mut self,
         journal: &Arc<Journal>,
-        map: &State<E>,
+        snapshot: &Arc<SnapshotOf<E>>,
         first: u64,
-        last: u64,
     ) {
+        let last = snapshot.seq();
         if last / self.every == (first - 1) / self.every {
             return;
         }
@@ -58,9 +59,9 @@ impl HashGuard {
             return;
         }
         let journal = Arc::clone(journal);
-        let map = map.clone();
+        let snapshot = Arc::clone(snapshot);
         self.task = Some(tokio::task::spawn_blocking(move || {
-            let recorded = state_hash::<E>(&map)
+            let recorded = entries_hash::<E>(&snapshot.view())
                 .map_err(|error| error.to_string())
                 .and_then(|hash| {
                     journal

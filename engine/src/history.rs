@@ -151,7 +151,7 @@ impl<E: Event> History<E> {
         if before.seq() + 1 != batch.first_seq() || batch.rollback_target().is_some() {
             return None;
         }
-        let mut map = before.map().clone();
+        let mut map = before.to_map();
         let upto = (seq - batch.first_seq() + 1) as usize;
         for (offset, event) in batch.events()[..upto].iter().enumerate() {
             let applied = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {

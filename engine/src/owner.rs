@@ -1,15 +1,15 @@
-//! The owner task: the one place that holds and changes the working map.
+//! The owner task: the one place that holds and changes the working state.
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use solostate_commands::{Event, State};
+use solostate_commands::Event;
 use solostate_persistence::codec;
 use solostate_persistence::journal::{Journal, JournalError};
 use solostate_queries::{CommittedBatch, Publisher};
 
-use crate::batch::Batch;
+use crate::batch::{Batch, WorkingOf};
 use crate::checkpointer::Checkpointer;
 use crate::durability::Durability;
 use crate::error::{AsOfError, RollbackError};
@@ -47,7 +47,7 @@ pub(crate) struct OwnerConfig {
 #[tracing::instrument(name = "solostate_owner", skip_all)]
 pub(crate) async fn run<E: Event>(
     rx: Intake<E>,
-    map: State<E>,
+    state: WorkingOf<E>,
     journal: Option<Arc<Journal>>,
     checkpointer: Option<Checkpointer>,
     publisher: Publisher<E>,
@@ -59,10 +59,10 @@ pub(crate) async fn run<E: Event>(
         .is_some()
         .then(|| HashGuard::new(config.state_hash_every))
         .flatten();
-    let mut state = Working {
+    let mut owner = Owner {
         guard,
         last_seq: publisher.seq(),
-        map,
+        state,
         batch: Batch::with_capacity(config.max_batch),
         publisher,
         history,
@@ -73,7 +73,7 @@ pub(crate) async fn run<E: Event>(
     };
     let mut inbox: Vec<Command<E>> = Vec::new();
     tracing::debug!(
-        last_seq = state.last_seq,
+        last_seq = owner.last_seq,
         max_batch = config.max_batch,
         "owner started"
     );
@@ -81,9 +81,9 @@ pub(crate) async fn run<E: Event>(
     while let Ok(first) = rx.recv_async().await {
         inbox.push(first);
         inbox.extend(rx.drain());
-        state.process(inbox.drain(..), &shared).await;
+        owner.process(inbox.drain(..), &shared).await;
 
-        if state.failed.is_some() {
+        if owner.failed.is_some() {
             shared.gate.close();
         }
         if shared.gate.is_closed() {
@@ -92,7 +92,7 @@ pub(crate) async fn run<E: Event>(
             loop {
                 let drained = shared.gate.is_drained();
                 let queued: Vec<_> = rx.drain().collect();
-                state.process(queued.into_iter(), &shared).await;
+                owner.process(queued.into_iter(), &shared).await;
                 if drained {
                     break;
                 }
@@ -103,39 +103,39 @@ pub(crate) async fn run<E: Event>(
         // Let other tasks on this worker run between bursts.
         tokio::task::consume_budget().await;
     }
-    if let Some(guard) = &mut state.guard {
+    if let Some(guard) = &mut owner.guard {
         // Its hash goes into the journal: before the last flush.
         guard.settle().await;
     }
-    if let Some(journal) = &state.journal
-        && state.failed.is_none()
+    if let Some(journal) = &owner.journal
+        && owner.failed.is_none()
     {
         if let Err(error) = journal.flush_async().await {
-            let through = state.last_seq;
-            state.failed = Some(JournalFailure::new(
+            let through = owner.last_seq;
+            owner.failed = Some(JournalFailure::new(
                 format_args!("final flush at shutdown (seqs through {through})"),
                 &error,
             ));
-        } else if let Some(checkpointer) = &mut state.checkpointer {
+        } else if let Some(checkpointer) = &mut owner.checkpointer {
             checkpointer
-                .finish::<E>(journal, &state.map, state.last_seq, &shared)
+                .finish::<E>(journal, &owner.publisher.snapshot(), &shared)
                 .await;
         }
     }
-    if let Some(checkpointer) = &mut state.checkpointer {
+    if let Some(checkpointer) = &mut owner.checkpointer {
         checkpointer.settle().await;
     }
-    if let Some(journal) = state.journal.take() {
-        let failed = state.failed.is_some() || shared.failure.get().is_some();
+    if let Some(journal) = owner.journal.take() {
+        let failed = owner.failed.is_some() || shared.failure.get().is_some();
         close_journal(journal, failed).await;
     }
-    if let Some(failure) = state.failed.take() {
+    if let Some(failure) = owner.failed.take() {
         tracing::error!(message = %failure.message, "owner stopped after a journal failure");
         let _ = shared.failure.set(failure);
     }
     shared.clean_exit.store(true, Ordering::Release);
-    tracing::debug!(last_seq = state.last_seq, "owner stopped");
-    // Dropping `state.publisher` tells readers the engine has stopped.
+    tracing::debug!(last_seq = owner.last_seq, "owner stopped");
+    // Dropping `owner.publisher` tells readers the engine has stopped.
 }
 
 /// Closes the journal before readers are told the engine stopped, so that
@@ -218,9 +218,10 @@ impl<E: Event> Drop for Intake<E> {
     }
 }
 
-/// The owner's working state. It lives on `run`'s stack and nowhere else.
-struct Working<E: Event> {
-    map: State<E>,
+/// The owner's working state and bookkeeping. It lives on `run`'s stack
+/// and nowhere else.
+struct Owner<E: Event> {
+    state: WorkingOf<E>,
     last_seq: u64,
     batch: Batch<E>,
     publisher: Publisher<E>,
@@ -237,7 +238,7 @@ struct Working<E: Event> {
     failed: Option<JournalFailure>,
 }
 
-impl<E: Event> Working<E> {
+impl<E: Event> Owner<E> {
     /// Applies the commands in batches of at most `max_batch` events.
     async fn process(&mut self, commands: impl Iterator<Item = Command<E>>, shared: &Arc<Shared>) {
         let mut in_batch = 0;
@@ -275,7 +276,7 @@ impl<E: Event> Working<E> {
                 in_batch = 0;
             }
             self.batch.offer(
-                &mut self.map,
+                &mut self.state,
                 event,
                 encoded,
                 reply,
@@ -295,8 +296,9 @@ impl<E: Event> Working<E> {
 
     /// Journals the batch (flushing it under `Durability::Always`), then
     /// publishes and acks it. If the journal fails, nobody in the batch is
-    /// acked, its record is taken back out of the journal, the working map
-    /// goes back to the published one, and the owner stops taking events.
+    /// acked, its record is taken back out of the journal, the working
+    /// state goes back to the published one, and the owner stops taking
+    /// events.
     async fn commit(&mut self, shared: &Arc<Shared>) {
         let bytes = match self.journal_batch().await {
             Ok(bytes) => bytes,
@@ -319,7 +321,7 @@ impl<E: Event> Working<E> {
                     }
                 }
                 self.batch.abort(&failure);
-                self.map = self.publisher.snapshot().map().clone();
+                self.state.reset(&self.publisher.snapshot());
                 self.failed = Some(failure);
                 return;
             }
@@ -328,26 +330,20 @@ impl<E: Event> Working<E> {
         let first = self.last_seq + 1;
         tracing::trace!(events, "commit");
         let Some(batch) = self.batch.commit(
-            &self.map,
+            &mut self.state,
             &mut self.last_seq,
             &self.publisher,
             &shared.counters,
         ) else {
             return;
         };
-        self.history.push(self.publisher.snapshot(), batch);
+        let snapshot = self.publisher.snapshot();
+        self.history.push(Arc::clone(&snapshot), batch);
         if let (Some(guard), Some(journal)) = (&mut self.guard, &self.journal) {
-            guard.after_commit::<E>(journal, &self.map, first, self.last_seq);
+            guard.after_commit::<E>(journal, &snapshot, first);
         }
         if let (Some(checkpointer), Some(journal)) = (&mut self.checkpointer, &self.journal) {
-            checkpointer.after_commit::<E>(
-                events,
-                bytes,
-                journal,
-                &self.map,
-                self.last_seq,
-                shared,
-            );
+            checkpointer.after_commit::<E>(events, bytes, journal, &snapshot, shared);
         }
     }
 
@@ -420,9 +416,7 @@ impl<E: Event> Working<E> {
             .history
             .state_at(target, self.last_seq)
             .await
-            .map_err(unavailable)?
-            .map()
-            .clone();
+            .map_err(unavailable)?;
         let seq = self.last_seq + 1;
         self.history.begin_rollback();
         if let (Some(journal), Some(checkpointer)) = (&self.journal, &mut self.checkpointer) {
@@ -458,10 +452,12 @@ impl<E: Event> Working<E> {
                 return Err(error);
             }
         }
-        self.map = state.clone();
+        self.state.reset(&state);
         self.last_seq = seq;
-        self.publisher
-            .publish(state, Arc::new(CommittedBatch::rollback(seq, target)));
+        self.publisher.publish(
+            self.state.publish(seq),
+            Arc::new(CommittedBatch::rollback(seq, target)),
+        );
         shared.counters.record_rollback(seq);
         self.history
             .end_rollback(self.publisher.snapshot(), Some(target + 1..=seq - 1));

@@ -45,7 +45,7 @@ async fn check_every_seq(engine: &Engine<Ev>, states: &[BTreeMap<u64, u64>], fro
         let seq = seq as u64;
         let snapshot = engine.as_of(seq).await.unwrap();
         assert_eq!(snapshot.seq(), seq);
-        let found: BTreeMap<u64, u64> = snapshot.iter().map(|(k, v)| (*k, *v)).collect();
+        let found: BTreeMap<u64, u64> = snapshot.view().iter().map(|(k, v)| (*k, *v)).collect();
         assert_eq!(&found, expected, "as_of({seq})");
     }
 }

@@ -82,7 +82,7 @@ async fn snapshot_plus_feed_equals_the_final_state_under_concurrent_writes() {
     writer.await.unwrap();
     engine.shutdown().await.unwrap();
 
-    let mut state = snapshot.map().clone();
+    let mut state = snapshot.to_map();
     let mut expected_seq = snapshot.seq() + 1;
     while let Ok(change) = feed.recv().await {
         assert_eq!(change.seq(), expected_seq, "no gap and no overlap");
@@ -91,5 +91,5 @@ async fn snapshot_plus_feed_equals_the_final_state_under_concurrent_writes() {
     }
     let last = reader.snapshot();
     assert_eq!(expected_seq - 1, last.seq());
-    assert_eq!(&state, last.map());
+    assert_eq!(state, last.to_map());
 }

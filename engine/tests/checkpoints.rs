@@ -37,7 +37,7 @@ async fn write(engine: &Engine<Ev>, count: u64) -> u64 {
 }
 
 fn hash(engine: &Engine<Ev>) -> u64 {
-    state_hash::<Ev>(engine.reader().snapshot().map()).unwrap()
+    state_hash::<Ev>(&engine.reader().snapshot().to_map()).unwrap()
 }
 
 fn checkpoint_files(dir: &Path) -> Vec<std::path::PathBuf> {

@@ -133,7 +133,7 @@ fn acked_events_survive_sigkill() {
                 model.insert(seq % KEYS, seq);
             }
             let live: std::collections::HashMap<u64, u64> =
-                snapshot.iter().map(|(k, v)| (*k, *v)).collect();
+                snapshot.view().iter().map(|(k, v)| (*k, *v)).collect();
             assert_eq!(live, model, "cycle {cycle}: state is not a prefix replay");
             engine.shutdown().await.unwrap();
         });

@@ -104,7 +104,12 @@ fn run_engine(
         let stats = engine.stats();
         engine.shutdown().await.expect("clean shutdown");
 
-        let live: HashMap<u8, u8> = reader.snapshot().iter().map(|(k, v)| (*k, *v)).collect();
+        let live: HashMap<u8, u8> = reader
+            .snapshot()
+            .view()
+            .iter()
+            .map(|(k, v)| (*k, *v))
+            .collect();
         // Replay the committed events from the change feed onto an empty map.
         let mut replayed = solostate::imbl::HashMap::new();
         let mut next = 1;

@@ -88,6 +88,7 @@ fn live(engine: &Engine<Kv>) -> Map {
     engine
         .reader()
         .snapshot()
+        .view()
         .iter()
         .map(|(k, v)| (*k, *v))
         .collect()
@@ -160,7 +161,7 @@ fn run(steps: Vec<Step>, every: u64, durabilities: Vec<u8>) -> Result<(), TestCa
         for seq in 0..=model.last() {
             match (&model.states[seq as usize], engine.as_of(seq).await) {
                 (Some(expected), Ok(snapshot)) => {
-                    let found: Map = snapshot.iter().map(|(k, v)| (*k, *v)).collect();
+                    let found: Map = snapshot.view().iter().map(|(k, v)| (*k, *v)).collect();
                     prop_assert_eq!(&found, expected, "as_of({})", seq);
                 }
                 (None, Err(AsOfError::RolledBack { .. })) => {}
@@ -169,7 +170,7 @@ fn run(steps: Vec<Step>, every: u64, durabilities: Vec<u8>) -> Result<(), TestCa
                 }
             }
         }
-        let live_hash = state_hash::<Kv>(engine.reader().snapshot().map()).unwrap();
+        let live_hash = state_hash::<Kv>(&engine.reader().snapshot().to_map()).unwrap();
         engine.shutdown().await.expect("clean shutdown");
 
         let replay = Replay::<Kv>::open(dir.path(), "model-durable-test-v1").expect("replay opens");

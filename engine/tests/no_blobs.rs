@@ -81,7 +81,11 @@ async fn large_events_write_no_blob_files_across_a_restart() {
     let snapshot = engine.reader().snapshot();
     for (i, &len) in sizes.iter().enumerate() {
         for key in [i as u64, 100 + i as u64] {
-            assert_eq!(snapshot.get(&key), Some(&value(key, len)), "key {key}");
+            assert_eq!(
+                snapshot.get(&key).as_deref(),
+                Some(&value(key, len)),
+                "key {key}"
+            );
         }
     }
     engine
@@ -134,7 +138,10 @@ async fn big_batches_of_small_events_write_no_blob_files_across_a_restart() {
     assert_eq!(engine.recovery().last_seq, EVENTS);
     let snapshot = engine.reader().snapshot();
     assert_eq!(snapshot.len() as u64, EVENTS);
-    assert_eq!(snapshot.get(&(EVENTS - 1)), Some(&value(EVENTS - 1, 64)));
+    assert_eq!(
+        snapshot.get(&(EVENTS - 1)).as_deref(),
+        Some(&value(EVENTS - 1, 64))
+    );
     let pending: Vec<_> = (EVENTS..EVENTS + 5000)
         .map(|key| engine.try_submit(Ev::put(key, value(key, 64))).unwrap())
         .collect();

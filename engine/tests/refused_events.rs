@@ -79,6 +79,7 @@ fn sorted<E: Event<Key = u64, Value = u64>>(engine: &Engine<E>) -> Vec<(u64, u64
     let mut entries: Vec<_> = engine
         .reader()
         .snapshot()
+        .view()
         .iter()
         .map(|(k, v)| (*k, *v))
         .collect();

@@ -24,6 +24,7 @@ fn sorted(engine: &Engine<Ev>) -> Vec<(u64, String)> {
     let mut entries: Vec<_> = engine
         .reader()
         .snapshot()
+        .view()
         .iter()
         .map(|(k, v)| (*k, v.clone()))
         .collect();

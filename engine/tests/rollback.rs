@@ -23,6 +23,7 @@ fn contents(engine: &Engine<Ev>) -> BTreeMap<u64, u64> {
     engine
         .reader()
         .snapshot()
+        .view()
         .iter()
         .map(|(k, v)| (*k, *v))
         .collect()
@@ -91,7 +92,7 @@ async fn as_of_an_undone_seq_fails_and_as_of_the_rollback_step_is_the_target_sta
         );
     }
     let at_nine = engine.as_of(9).await.unwrap();
-    assert_eq!(at_nine.map(), at_three.map());
+    assert_eq!(at_nine.to_map(), at_three.to_map());
     assert_eq!(engine.as_of(2).await.unwrap().len(), 2);
     engine.shutdown().await.unwrap();
 
@@ -101,7 +102,7 @@ async fn as_of_an_undone_seq_fails_and_as_of_the_rollback_step_is_the_target_sta
         engine.as_of(5).await,
         Err(AsOfError::RolledBack { seq: 5 })
     ));
-    assert_eq!(engine.as_of(9).await.unwrap().map(), at_three.map());
+    assert_eq!(engine.as_of(9).await.unwrap().to_map(), at_three.to_map());
     engine.shutdown().await.unwrap();
 }
 
@@ -225,7 +226,7 @@ async fn an_in_memory_rollback_keeps_the_states_before_its_target() {
             .await
             .unwrap_or_else(|error| panic!("as_of({seq}) after the rollback: {error}"));
         let expected: BTreeMap<u64, u64> = (1..=seq).map(|i| (i, i * 10)).collect();
-        let found: BTreeMap<u64, u64> = state.iter().map(|(k, v)| (*k, *v)).collect();
+        let found: BTreeMap<u64, u64> = state.view().iter().map(|(k, v)| (*k, *v)).collect();
         assert_eq!(found, expected, "the state at seq {seq}");
     }
     for seq in 6..=10 {

@@ -93,7 +93,7 @@ async fn a_torn_write_at_the_end_of_the_log_is_cut_and_reported() {
     assert_eq!(std::fs::metadata(&last).unwrap().len(), end, "cut off");
     let snapshot = engine.reader().snapshot();
     assert_eq!(snapshot.len(), 20);
-    assert_eq!(snapshot.get(&20), Some(&200));
+    assert_eq!(snapshot.get(&20).as_deref(), Some(&200));
     // The next event follows, and a clean reopen has nothing to report.
     assert_eq!(engine.submit(Ev::put(21, 210)).await.unwrap().seq, 21);
     engine.shutdown().await.unwrap();
@@ -138,7 +138,7 @@ async fn damage_in_the_last_segment_is_cut_there_and_reported_never_read() {
     let snapshot = engine.reader().snapshot();
     assert_eq!(snapshot.len() as u64, last);
     for key in 1..=last {
-        assert_eq!(snapshot.get(&key), Some(&(key * 10)));
+        assert_eq!(snapshot.get(&key).as_deref(), Some(&(key * 10)));
     }
     engine.shutdown().await.unwrap();
 }

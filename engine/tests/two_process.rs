@@ -82,7 +82,7 @@ fn a_second_process_gets_already_open_and_the_directory_reopens_after() {
         let engine = open(dir.path())
             .await
             .expect("reopens once the holder is gone");
-        assert_eq!(engine.reader().snapshot().get(&1), Some(&1));
+        assert_eq!(engine.reader().snapshot().get(&1).as_deref(), Some(&1));
         engine.shutdown().await.unwrap();
     });
 }

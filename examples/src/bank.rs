@@ -168,10 +168,12 @@ impl Event for Bank {
 ///
 /// Takes anything that iterates over `(&account, &balance)`: a
 /// [`Snapshot`](solostate::Snapshot) by reference, or a [`State<Bank>`](solostate::State).
-pub fn total_balance<'a>(balances: impl IntoIterator<Item = (&'a AccountId, &'a Balance)>) -> u128 {
+pub fn total_balance<'a>(
+    balances: impl IntoIterator<Item = (&'a AccountId, impl std::ops::Deref<Target = Balance>)>,
+) -> u128 {
     balances
         .into_iter()
-        .map(|(_, &balance)| u128::from(balance))
+        .map(|(_, balance)| u128::from(*balance))
         .sum()
 }
 

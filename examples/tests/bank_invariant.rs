@@ -127,7 +127,7 @@ async fn reader(reader: solostate::Reader<Bank>, barrier: Arc<Barrier>) -> Reade
     // waiting at the barrier forever.
     barrier.wait().await;
     let mid_run = mid_run.expect("the engine runs until the writers are done");
-    assert_consistent(mid_run.seq(), DEPOSITS + 1, total_balance(&*mid_run));
+    assert_consistent(mid_run.seq(), DEPOSITS + 1, total_balance(&mid_run.view()));
     let mut tally = ReaderTally {
         mid_run_seq: mid_run.seq(),
         snapshots: 1,
@@ -136,7 +136,11 @@ async fn reader(reader: solostate::Reader<Bank>, barrier: Arc<Barrier>) -> Reade
     loop {
         let stopped = reader.is_stopped();
         let snapshot = reader.snapshot();
-        assert_consistent(snapshot.seq(), tally.last_seq, total_balance(&*snapshot));
+        assert_consistent(
+            snapshot.seq(),
+            tally.last_seq,
+            total_balance(&snapshot.view()),
+        );
         tally.last_seq = snapshot.seq();
         tally.snapshots += 1;
         if stopped {
@@ -198,7 +202,7 @@ async fn run() -> Outcome {
         writers: writer_tallies,
         readers: reader_tallies,
         stats: engine.stats(),
-        final_map: snapshot.map().clone(),
+        final_map: snapshot.to_map(),
         final_seq: snapshot.seq(),
         feed,
     }

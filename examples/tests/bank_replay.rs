@@ -44,8 +44,8 @@ async fn replay_gives_the_live_runs_state_hash() {
     }
     let last = engine.reader().seq();
     let middle = last / 2;
-    let live_middle = state_hash::<Bank>(engine.as_of(middle).await.unwrap().map()).unwrap();
-    let live_last = state_hash::<Bank>(engine.reader().snapshot().map()).unwrap();
+    let live_middle = state_hash::<Bank>(&engine.as_of(middle).await.unwrap().to_map()).unwrap();
+    let live_last = state_hash::<Bank>(&engine.reader().snapshot().to_map()).unwrap();
     engine.shutdown().await.unwrap();
 
     let replay = Replay::<Bank>::open(dir.path(), "bank-v1").unwrap();

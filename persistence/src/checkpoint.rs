@@ -207,10 +207,10 @@ impl Checkpoints {
     /// [`CheckpointError::Encode`] when an entry cannot be encoded, and
     /// [`CheckpointError::Io`] when writing, syncing or renaming fails. The
     /// temporary file is removed on either.
-    pub fn write<E: Event>(
+    pub fn write<'a, E: Event>(
         &self,
         seq: u64,
-        state: &State<E>,
+        state: impl IntoIterator<Item = (&'a E::Key, impl std::ops::Deref<Target = E::Value>)>,
     ) -> Result<CheckpointInfo, CheckpointError> {
         let tmp = self.dir.join(format!("{PREFIX}{seq:020}{TMP_SUFFIX}"));
         let path = self.path_of(seq);
@@ -242,11 +242,11 @@ impl Checkpoints {
 
     /// Streams the checkpoint into `tmp` and syncs it; returns the entry
     /// count, state hash and file size.
-    fn write_tmp<E: Event>(
+    fn write_tmp<'a, E: Event>(
         &self,
         tmp: &Path,
         seq: u64,
-        state: &State<E>,
+        state: impl IntoIterator<Item = (&'a E::Key, impl std::ops::Deref<Target = E::Value>)>,
     ) -> Result<(u64, u64, u64), CheckpointError> {
         let io = io_error(tmp);
         let header_len = Header::len(&self.schema);
@@ -258,10 +258,12 @@ impl Checkpoints {
         let mut payload_len = 0u64;
         let mut buf = Vec::new();
         for (key, value) in state {
-            hash::encode_entry(key, value, &mut buf).map_err(|source| CheckpointError::Encode {
-                path: tmp.to_owned(),
-                seq,
-                source,
+            hash::encode_entry(key, &*value, &mut buf).map_err(|source| {
+                CheckpointError::Encode {
+                    path: tmp.to_owned(),
+                    seq,
+                    source,
+                }
             })?;
             hasher.add_encoded_entry(&buf);
             crc.update(&buf);

@@ -134,10 +134,22 @@ pub fn encode_entry<K: Serialize, V: Serialize>(
 ///
 /// [`CodecError::Encode`] as [`encode_entry`].
 pub fn state_hash<E: Event>(state: &State<E>) -> Result<u64, CodecError> {
+    entries_hash::<E>(state)
+}
+
+/// [`state_hash`] of any state's entries: a persistent map's, or a
+/// snapshot view's (whose values are `Ref`s).
+///
+/// # Errors
+///
+/// [`CodecError::Encode`] as [`encode_entry`].
+pub fn entries_hash<'a, E: Event>(
+    entries: impl IntoIterator<Item = (&'a E::Key, impl std::ops::Deref<Target = E::Value>)>,
+) -> Result<u64, CodecError> {
     let mut hasher = StateHasher::new();
     let mut buf = Vec::new();
-    for (key, value) in state {
-        encode_entry(key, value, &mut buf)?;
+    for (key, value) in entries {
+        encode_entry(key, &*value, &mut buf)?;
         hasher.add_encoded_entry(&buf);
     }
     Ok(hasher.finish())

@@ -25,7 +25,7 @@
 //!
 //! ```
 //! use solostate_commands::StateEvent;
-//! use solostate_queries::{CommittedBatch, Publisher};
+//! use solostate_queries::{CommittedBatch, Publisher, Snapshot};
 //! use std::sync::Arc;
 //!
 //! # #[tokio::main(flavor = "current_thread")]
@@ -35,10 +35,10 @@
 //! let mut feed = reader.changes();
 //!
 //! let batch = CommittedBatch::new(1, vec![Ev::put("a".into(), 1)]);
-//! publisher.publish(imbl::hashmap! {"a".to_string() => 1}, Arc::new(batch));
+//! publisher.publish(Snapshot::new(1, imbl::hashmap! {"a".to_string() => 1}), Arc::new(batch));
 //!
 //! let snapshot = reader.wait_for(1).await?;
-//! assert_eq!(snapshot.get("a"), Some(&1));
+//! assert_eq!(snapshot.get("a").as_deref(), Some(&1));
 //! assert_eq!(feed.recv().await?.seq(), 1);
 //! # Ok(())
 //! # }
@@ -54,9 +54,8 @@
 mod changes;
 mod publisher;
 mod reader;
-mod snapshot;
 
 pub use changes::{Change, ChangeError, ChangeFeed, CommittedBatch};
 pub use publisher::Publisher;
 pub use reader::{Reader, SnapshotOf, WaitError};
-pub use snapshot::Snapshot;
+pub use solostate_store::{Iter, Ref, Snapshot, View};

@@ -8,7 +8,7 @@ use tokio::sync::{broadcast, watch};
 
 use crate::changes::CommittedBatch;
 use crate::reader::{Reader, SnapshotOf};
-use crate::snapshot::Snapshot;
+use solostate_store::Snapshot;
 
 /// Publishes new snapshots and committed events to every [`Reader`].
 ///
@@ -61,16 +61,21 @@ impl<E: Event> Publisher<E> {
         (publisher, reader)
     }
 
-    /// Publishes the state after a committed batch: `map` reflects every
-    /// step up to `batch.last_seq()`, and `batch` goes to change-feed
-    /// subscribers. The owner builds the batch once and may keep it (for
-    /// as-of reads); nobody copies its events.
-    pub fn publish(&self, map: State<E>, batch: Arc<CommittedBatch<E>>) {
+    /// Publishes the state after a committed batch: `snapshot` reflects
+    /// every step up to `batch.last_seq()`, its seq, and `batch` goes to
+    /// change-feed subscribers. The owner builds the batch once and may
+    /// keep it (for as-of reads); nobody copies its events.
+    pub fn publish(&self, snapshot: SnapshotOf<E>, batch: Arc<CommittedBatch<E>>) {
         let seq = batch.last_seq();
+        debug_assert_eq!(
+            snapshot.seq(),
+            seq,
+            "a snapshot published with another batch"
+        );
         // Order matters. The snapshot goes first, so that a subscriber that
         // subscribes and then loads misses nothing. The seq goes last, so
         // that `wait_for` finds the snapshot in place when it wakes.
-        self.current.store(Arc::new(Snapshot::new(seq, map)));
+        self.current.store(Arc::new(snapshot));
         if self.changes.receiver_count() > 0 {
             // An error means every subscriber left meanwhile: nobody to tell.
             let _ = self.changes.send(batch);

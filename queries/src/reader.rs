@@ -9,7 +9,7 @@ use solostate_commands::Event;
 use tokio::sync::{broadcast, watch};
 
 use crate::changes::{ChangeFeed, CommittedBatch};
-use crate::snapshot::Snapshot;
+use solostate_store::Snapshot;
 
 /// The snapshot type readers of an engine for events `E` receive.
 pub type SnapshotOf<E> = Snapshot<<E as Event>::Key, <E as Event>::Value>;
@@ -34,12 +34,13 @@ pub type SnapshotOf<E> = Snapshot<<E as Event>::Key, <E as Event>::Value>;
 /// # let (publisher, reader) = Publisher::<StateEvent<String, u64>>::new(
 /// #     imbl::HashMap::new(), 16);
 /// # publisher.publish(
-/// #     imbl::hashmap!{"alice".into() => 70, "bob".into() => 30},
+/// #     solostate_queries::Snapshot::new(2, imbl::hashmap!{"alice".into() => 70, "bob".into() => 30}),
 /// #     std::sync::Arc::new(solostate_queries::CommittedBatch::new(1, vec![
 /// #         StateEvent::put("alice".into(), 70), StateEvent::put("bob".into(), 30)])));
 /// let snapshot = reader.snapshot(); // one lock-free load
-/// let alice = snapshot.get("alice").copied().unwrap_or(0);
-/// let bob = snapshot.get("bob").copied().unwrap_or(0);
+/// let view = snapshot.view(); // many reads that borrow from it
+/// let alice = view.get("alice").map_or(0, |balance| *balance);
+/// let bob = view.get("bob").map_or(0, |balance| *balance);
 /// assert_eq!(alice + bob, 100); // both reads see the same version
 /// assert_eq!(snapshot.seq(), 2);
 /// ```
@@ -118,7 +119,11 @@ impl<E: Event> Reader<E> {
         E::Key: Borrow<Q>,
         Q: Hash + Eq + ?Sized,
     {
-        self.current.load().get(key).cloned()
+        // Through a view: the versioned store then borrows the value
+        // instead of counting a reference to its version.
+        let snapshot = self.current.load();
+        let view = snapshot.view();
+        view.get(key).as_deref().cloned()
     }
 
     /// Whether `key` is present in the latest snapshot.

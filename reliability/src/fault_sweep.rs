@@ -182,7 +182,7 @@ async fn drive(dir: &Path, fault: Fault, n: u64) -> Result<RunOutcome, String> {
         ));
     }
     let expected: HashMap<u64, u64> = acked;
-    let live: HashMap<u64, u64> = snapshot.iter().map(|(k, v)| (*k, *v)).collect();
+    let live: HashMap<u64, u64> = snapshot.view().iter().map(|(k, v)| (*k, *v)).collect();
     if live != expected {
         return Err(format!(
             "the published state has {} keys, the acked events {}",
@@ -209,7 +209,7 @@ async fn drive(dir: &Path, fault: Fault, n: u64) -> Result<RunOutcome, String> {
     // Reopened without faults: the acked events, exactly.
     let engine = open(dir, None).await?;
     let reopened = engine.reader().snapshot();
-    let state: HashMap<u64, u64> = reopened.iter().map(|(k, v)| (*k, *v)).collect();
+    let state: HashMap<u64, u64> = reopened.view().iter().map(|(k, v)| (*k, *v)).collect();
     engine
         .shutdown()
         .await

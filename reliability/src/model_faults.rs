@@ -212,8 +212,9 @@ fn check_live(engine: &Engine<Ev>, model: &Modeled, when: &str) -> Result<(), St
             model.last
         ));
     }
-    if snapshot.map() != &model.state {
-        return Err(fault_workload::diff(when, snapshot.map(), &model.state));
+    let state = snapshot.to_map();
+    if state != model.state {
+        return Err(fault_workload::diff(when, &state, &model.state));
     }
     Ok(())
 }

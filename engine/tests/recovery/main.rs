@@ -168,7 +168,7 @@ async fn a_journal_behind_the_checkpoints_is_moved_aside_when_asked() {
     );
     assert!(!recovery.is_clean());
     assert_eq!(engine.reader().seq(), newest);
-    assert_eq!(*engine.reader().snapshot().map(), state_through(newest));
+    assert_eq!(engine.reader().snapshot().to_map(), state_through(newest));
     // Seqs stay dense, and what came before says why it is not there.
     let next = engine.submit(Ev::put(1, "new".into())).await.unwrap();
     assert_eq!(next.seq, newest + 1);
@@ -281,7 +281,7 @@ async fn a_journal_sled_cannot_open_is_moved_aside_when_asked() {
     assert_eq!(recovery.last_seq, checkpoint);
     assert_eq!(engine.reader().seq(), checkpoint);
     assert_eq!(
-        *engine.reader().snapshot().map(),
+        engine.reader().snapshot().to_map(),
         state,
         "every event through the checkpoint"
     );
@@ -437,7 +437,7 @@ async fn a_quarantine_sets_later_checkpoints_aside_and_never_deletes_them() {
     assert_eq!(aside.why, SetAsideWhy::AfterQuarantine { from: damaged });
     assert!(aside.to.is_file(), "kept: {aside:?}");
     assert_eq!(
-        *engine.reader().snapshot().map(),
+        engine.reader().snapshot().to_map(),
         state_through(damaged - 1)
     );
     engine.shutdown().await.unwrap();
@@ -576,7 +576,7 @@ async fn a_flipped_checkpoint_header_byte_is_damage_not_a_version() {
         "{}",
         skipped.message
     );
-    assert_eq!(*engine.reader().snapshot().map(), state_through(20));
+    assert_eq!(engine.reader().snapshot().to_map(), state_through(20));
     engine.shutdown().await.unwrap();
 }
 
@@ -637,7 +637,7 @@ async fn a_journal_sled_reports_damaged_is_moved_aside_when_asked() {
         b"garbage garbage\n",
         "kept as found"
     );
-    assert_eq!(*engine.reader().snapshot().map(), state_through(20));
+    assert_eq!(engine.reader().snapshot().to_map(), state_through(20));
     assert_eq!(
         engine.submit(Ev::put(0, "next".into())).await.unwrap().seq,
         21

@@ -348,7 +348,7 @@ async fn verify_reopened(
                 + slot;
             let key = p.index as u64 * config.keys_per_producer + slot;
             let want = [last, p.index as u64, 0, 0];
-            if snapshot.get(&key) != Some(&want) {
+            if snapshot.get(&key).as_deref() != Some(&want) {
                 return Err(format!(
                     "after reopening {}, key {key} holds {:?}, but the last acked event for it \
                      wrote {want:?}",

@@ -373,7 +373,7 @@ fn reopen(dir: &Path, settings: Settings) -> Result<Opened, String> {
         let engine = open(dir, settings, false).await?;
         let snapshot = engine.reader().snapshot();
         let mut state: Vec<(u64, Vec<u8>)> = snapshot
-            .map()
+            .view()
             .iter()
             .map(|(k, v)| (*k, v.clone()))
             .collect();

@@ -427,7 +427,7 @@ async fn overwrite(
 
 /// An order-independent digest of a snapshot, to tell whether it changed.
 fn checksum(snapshot: &solostate::SnapshotOf<KvEvent>) -> (usize, u64) {
-    let sum = snapshot.iter().fold(0u64, |acc, (k, v)| {
+    let sum = snapshot.view().iter().fold(0u64, |acc, (k, v)| {
         acc.wrapping_add(k.wrapping_mul(0x9e37_79b9).wrapping_add(v[1]) ^ v[0])
     });
     (snapshot.len(), sum)
