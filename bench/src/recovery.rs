@@ -39,6 +39,7 @@ fn write(dir: &Path, events: u64, checkpoint: bool) -> Result<(), String> {
     let policy = CheckpointPolicy::never().on_shutdown(checkpoint);
     let engine = open(
         &rt,
+        solostate::StoreKind::Persistent,
         Some(dir),
         Durability::Never,
         policy,
@@ -57,6 +58,7 @@ fn time_open(dir: &Path) -> Result<(Duration, solostate::Recovery), String> {
     let start = Instant::now();
     let engine = open(
         &rt,
+        solostate::StoreKind::Persistent,
         Some(dir),
         Durability::Always,
         CheckpointPolicy::never(),

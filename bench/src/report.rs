@@ -168,6 +168,96 @@ impl Report {
             2.0,
             ratio(memory(solo::IN_MEMORY), memory(maps::RWLOCK_STD)),
         ));
+        // Issue 12's, for the versioned store. The absolute ones are given
+        // in millions of events/s, as a ratio to one million.
+        let versioned = solo::VERSIONED;
+        let millions = |w: Option<f64>| w.map(|w| w / 1e6);
+        targets.extend([
+            at_least(
+                format!("writes/s, {}: {versioned}, in M/s", write_only.label()),
+                ">= 2x",
+                2.0,
+                millions(writes("in-memory", versioned, &write_only)),
+            ),
+            at_least(
+                format!("writes/s, {}: {versioned} / DashMap", write_only.label()),
+                ">= 0.25x",
+                0.25,
+                ratio(
+                    writes("in-memory", versioned, &write_only),
+                    writes("in-memory", maps::DASHMAP, &write_only),
+                ),
+            ),
+            at_least(
+                format!(
+                    "writes/s, {durable_label}: {}, in M/s",
+                    solo::VERSIONED_ALWAYS
+                ),
+                ">= 1x",
+                1.0,
+                millions(
+                    durable_config
+                        .and_then(|config| writes("durable", solo::VERSIONED_ALWAYS, &config)),
+                ),
+            ),
+            at_least(
+                format!(
+                    "writes/s, {durable_label}: {} / {}",
+                    solo::VERSIONED_ALWAYS,
+                    crate::adapters::redis::ALWAYS
+                ),
+                ">= 2x",
+                2.0,
+                durable(solo::VERSIONED_ALWAYS, crate::adapters::redis::ALWAYS),
+            ),
+            at_least(
+                format!(
+                    "writes/s, {durable_label}: {} / {}",
+                    solo::VERSIONED_EVERY_1S,
+                    crate::adapters::redis::EVERYSEC
+                ),
+                ">= 1x",
+                1.0,
+                durable(solo::VERSIONED_EVERY_1S, crate::adapters::redis::EVERYSEC),
+            ),
+            at_least(
+                format!("reads/s, {}: {versioned} / RwLock<HashMap>", big.label()),
+                ">= 1x",
+                1.0,
+                ratio(reads(versioned), reads(maps::RWLOCK_STD)),
+            ),
+            at_most(
+                format!("read p99, {}: {versioned} / RwLock<HashMap>", big.label()),
+                "<= 1x",
+                1.0,
+                ratio(
+                    self.read_p99(versioned).map(|v| v as f64),
+                    self.read_p99(maps::RWLOCK_STD).map(|v| v as f64),
+                ),
+            ),
+            at_most(
+                format!(
+                    "RSS at {} keys: {versioned} / RwLock<HashMap>",
+                    crate::workload::keys_label(crate::sets::BIG)
+                ),
+                "<= 2x",
+                2.0,
+                ratio(memory(versioned), memory(maps::RWLOCK_STD)),
+            ),
+        ]);
+        for keys in [1_000, crate::sets::BIG] {
+            let config = Config {
+                threads: 32,
+                ..headline(keys)
+            };
+            let reads = |c: &str| self.row("in-memory", c, &config).map(|t| t.reads_per_s);
+            targets.push(at_least(
+                format!("reads/s, {}: {versioned} / RwLock<HashMap>", config.label()),
+                ">= 1x",
+                1.0,
+                ratio(reads(versioned), reads(maps::RWLOCK_STD)),
+            ));
+        }
         targets
     }
 

@@ -98,7 +98,7 @@
 //!     assert!(matches!(engine.submit(cas).await, Err(SubmitError::Rejected(_))));
 //!
 //!     let snapshot = reader.wait_for(ack.seq).await?;
-//!     assert_eq!(snapshot.get("alice"), Some(&100));
+//!     assert_eq!(snapshot.get("alice").as_deref(), Some(&100));
 //!
 //!     engine.shutdown().await?;
 //!     Ok(())

@@ -4,7 +4,9 @@
 //! equals the replay of a prefix of the events. The journal directory is
 //! kept across cycles, so each cycle also recovers what the earlier kills
 //! left. The engine checkpoints every 1,500 events, so kills also land in
-//! the middle of checkpoint writes.
+//! the middle of checkpoint writes. Cycles alternate the store the child
+//! writes with (persistent, versioned) and the one the parent reopens
+//! with, so each store recovers what the other wrote.
 //!
 //! Short form (CI): 30 cycles. Long form:
 //! `SOLOSTATE_CRASH_CYCLES=1000 cargo test -p solostate --test crash --release`.
@@ -14,17 +16,20 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use solostate::{CheckpointPolicy, Durability, Engine, StateEvent};
+use solostate::{CheckpointPolicy, Durability, Engine, StateEvent, StoreKind};
 
 type Ev = StateEvent<u64, u64>;
 
 /// Set in the child: the journal directory to write to.
 const CHILD_ENV: &str = "SOLOSTATE_CRASH_CHILD";
+/// Set in the child when it writes with the versioned store.
+const VERSIONED_ENV: &str = "SOLOSTATE_CRASH_VERSIONED";
 /// Keys the child writes: event with seq `s` puts `s` at key `s % KEYS`.
 const KEYS: u64 = 97;
 
-async fn open(dir: &Path) -> Engine<Ev> {
+async fn open(dir: &Path, store: StoreKind) -> Engine<Ev> {
     Engine::<Ev>::builder()
+        .store(store)
         .path(dir)
         .schema("crash-test-v1")
         .durability(Durability::Always)
@@ -38,8 +43,8 @@ async fn open(dir: &Path) -> Engine<Ev> {
 }
 
 /// The child: writes forever, pipelined, printing each acked seq.
-async fn child(dir: &Path) {
-    let engine = open(dir).await;
+async fn child(dir: &Path, store: StoreKind) {
+    let engine = open(dir, store).await;
     let mut next = engine.reader().seq() + 1;
     let mut in_flight = std::collections::VecDeque::new();
     let mut out = std::io::stdout().lock();
@@ -72,7 +77,12 @@ fn acked_events_survive_sigkill() {
             .worker_threads(2)
             .build()
             .unwrap();
-        runtime.block_on(child(Path::new(&dir)));
+        let store = if std::env::var_os(VERSIONED_ENV).is_some() {
+            StoreKind::Versioned
+        } else {
+            StoreKind::Persistent
+        };
+        runtime.block_on(child(Path::new(&dir), store));
         return;
     }
     let cycles: u64 = std::env::var("SOLOSTATE_CRASH_CYCLES")
@@ -87,7 +97,16 @@ fn acked_events_survive_sigkill() {
     let mut random = 0x2545_F491_4F6C_DD1D_u64;
     let mut total_acked = 0u64;
     for cycle in 0..cycles {
-        let mut child = Command::new(std::env::current_exe().unwrap())
+        let (writer, reopener) = if cycle % 2 == 0 {
+            (StoreKind::Versioned, StoreKind::Persistent)
+        } else {
+            (StoreKind::Persistent, StoreKind::Versioned)
+        };
+        let mut command = Command::new(std::env::current_exe().unwrap());
+        if writer == StoreKind::Versioned {
+            command.env(VERSIONED_ENV, "1");
+        }
+        let mut child = command
             .args([
                 "--exact",
                 "acked_events_survive_sigkill",
@@ -120,7 +139,7 @@ fn acked_events_survive_sigkill() {
 
         let max_acked = acked.iter().copied().max().unwrap_or(0);
         runtime.block_on(async {
-            let engine = open(dir.path()).await;
+            let engine = open(dir.path(), reopener).await;
             let snapshot = engine.reader().snapshot();
             let recovered = snapshot.seq();
             assert!(

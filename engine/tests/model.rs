@@ -7,6 +7,11 @@
 //! The sequences mix in events that write and then reject or panic, with
 //! small random batch sizes, so the engine's undo path runs inside batches.
 //!
+//! Every case runs on either store (persistent or versioned). A reader
+//! task holds on to every snapshot it sees while the events go in; at the
+//! end each held snapshot must still equal the model's state at its seq
+//! (a snapshot never changes, whatever was written and reclaimed since).
+//!
 //! Long form: `PROPTEST_CASES=5000 cargo test -p solostate --test model`.
 
 mod common;
@@ -16,7 +21,9 @@ use std::collections::HashMap;
 use common::model::{kv, model_kv};
 use common::{TestEvent, TestRejection, quiet_intentional_panics};
 use proptest::prelude::*;
-use solostate::{AckError, Engine};
+use solostate::{AckError, Engine, SnapshotOf, StoreKind};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 fn event() -> impl Strategy<Value = TestEvent> {
     prop_oneof![
@@ -34,15 +41,21 @@ enum Outcome {
     Panicked,
 }
 
-fn model(events: &[TestEvent]) -> (HashMap<u8, u8>, Vec<Outcome>) {
+/// The model's final state, each event's outcome, and the state after
+/// every seq (`states[0]` is the empty start).
+type Expected = (HashMap<u8, u8>, Vec<Outcome>, Vec<HashMap<u8, u8>>);
+
+fn model(events: &[TestEvent]) -> Expected {
     let mut map = HashMap::new();
     let mut seq = 0;
+    let mut states = vec![HashMap::new()];
     let outcomes = events
         .iter()
         .map(|event| match event {
             TestEvent::Kv(kv) => match model_kv(kv, &mut map) {
                 Ok(()) => {
                     seq += 1;
+                    states.push(map.clone());
                     Outcome::Applied(seq)
                 }
                 Err(reason) => Outcome::Rejected(TestRejection::Kv(reason)),
@@ -53,19 +66,25 @@ fn model(events: &[TestEvent]) -> (HashMap<u8, u8>, Vec<Outcome>) {
             TestEvent::WriteThenPanic { .. } => Outcome::Panicked,
         })
         .collect();
-    (map, outcomes)
+    (map, outcomes, states)
 }
+
+/// What the engine gave: its final state, the change feed replayed, each
+/// event's outcome, the stats, and the snapshots a reader held.
+type Run = (
+    HashMap<u8, u8>,
+    HashMap<u8, u8>,
+    Vec<Outcome>,
+    solostate::Stats,
+    Vec<Arc<SnapshotOf<TestEvent>>>,
+);
 
 fn run_engine(
     events: Vec<TestEvent>,
     max_batch: usize,
     multi_thread: bool,
-) -> (
-    HashMap<u8, u8>,
-    HashMap<u8, u8>,
-    Vec<Outcome>,
-    solostate::Stats,
-) {
+    store: StoreKind,
+) -> Run {
     let runtime = if multi_thread {
         tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
@@ -79,11 +98,28 @@ fn run_engine(
             .channel_capacity(32)
             .max_batch(max_batch)
             .change_capacity(events.len() + 1)
+            .store(store)
             .open()
             .await
             .expect("open");
         let reader = engine.reader();
         let mut feed = reader.changes();
+        // Holds every snapshot it sees until the end.
+        let stop = Arc::new(AtomicBool::new(false));
+        let sampler = tokio::spawn({
+            let (reader, stop) = (engine.reader(), Arc::clone(&stop));
+            async move {
+                let mut held: Vec<Arc<SnapshotOf<TestEvent>>> = Vec::new();
+                while !stop.load(Ordering::Acquire) {
+                    let snapshot = reader.snapshot();
+                    if held.last().is_none_or(|last| last.seq() != snapshot.seq()) {
+                        held.push(snapshot);
+                    }
+                    tokio::task::yield_now().await;
+                }
+                held
+            }
+        });
 
         let mut pending = Vec::with_capacity(events.len());
         for event in events {
@@ -101,6 +137,8 @@ fn run_engine(
                 Err(other) => panic!("unexpected ack error: {other}"),
             });
         }
+        stop.store(true, Ordering::Release);
+        let held = sampler.await.expect("the sampler does not panic");
         let stats = engine.stats();
         engine.shutdown().await.expect("clean shutdown");
 
@@ -125,7 +163,7 @@ fn run_engine(
             "feed delivered every committed event"
         );
         let replayed = replayed.into_iter().collect();
-        (live, replayed, outcomes, stats)
+        (live, replayed, outcomes, stats, held)
     })
 }
 
@@ -139,10 +177,25 @@ proptest! {
         events in proptest::collection::vec(event(), 0..120),
         max_batch in 1usize..12,
         multi_thread in any::<bool>(),
+        versioned in any::<bool>(),
     ) {
         quiet_intentional_panics();
-        let (model_map, model_outcomes) = model(&events);
-        let (live, replayed, outcomes, stats) = run_engine(events, max_batch, multi_thread);
+        let store = if versioned { StoreKind::Versioned } else { StoreKind::Persistent };
+        let (model_map, model_outcomes, states) = model(&events);
+        let (live, replayed, outcomes, stats, held) =
+            run_engine(events, max_batch, multi_thread, store);
+        for snapshot in &held {
+            let expected = &states[snapshot.seq() as usize];
+            prop_assert_eq!(snapshot.kind(), store);
+            let view = snapshot.view();
+            let found: HashMap<u8, u8> = view.iter().map(|(k, v)| (*k, *v)).collect();
+            prop_assert_eq!(&found, expected, "held snapshot at seq {}", snapshot.seq());
+            prop_assert_eq!(snapshot.len(), expected.len());
+            for key in 0..=u8::MAX {
+                let got = snapshot.get(&key);
+                prop_assert_eq!(got.as_deref(), expected.get(&key));
+            }
+        }
 
         prop_assert_eq!(&outcomes, &model_outcomes);
         prop_assert_eq!(&live, &model_map);

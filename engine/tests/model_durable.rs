@@ -9,6 +9,8 @@
 //! events: every open, `as_of` rebuild and the final replay check its
 //! hashes, none may trip, and every hash left in the journal is the
 //! model's state hash at its seq (none is left at a rolled-back seq).
+//! Each open picks the store (persistent or versioned) at random too, so
+//! a directory written under one store reopens under the other.
 //!
 //! Long form: `PROPTEST_CASES=2000 cargo test -p solostate --release --test model_durable`.
 
@@ -21,7 +23,7 @@ use common::model::{Kv, kv, model_kv};
 use proptest::prelude::*;
 use solostate::persistence::hash::state_hash;
 use solostate::persistence::replay::Replay;
-use solostate::{AckError, AsOfError, CheckpointPolicy, Durability, Engine, Retention};
+use solostate::{AckError, AsOfError, CheckpointPolicy, Durability, Engine, Retention, StoreKind};
 
 #[derive(Debug, Clone)]
 enum Step {
@@ -94,8 +96,13 @@ fn live(engine: &Engine<Kv>) -> Map {
         .collect()
 }
 
-async fn open(dir: &std::path::Path, every: u64, durability: Durability) -> Engine<Kv> {
+async fn open(
+    dir: &std::path::Path,
+    every: u64,
+    (durability, store): (Durability, StoreKind),
+) -> Engine<Kv> {
     Engine::<Kv>::builder()
+        .store(store)
         .path(dir)
         .schema("model-durable-test-v1")
         .state_hash_every(every / 3 + 1)
@@ -116,10 +123,20 @@ fn run(steps: Vec<Step>, every: u64, durabilities: Vec<u8>) -> Result<(), TestCa
         .expect("runtime");
     runtime.block_on(async move {
         let dir = tempfile::tempdir().expect("tempdir");
-        let durability = |i: usize| match durabilities[i % durabilities.len()] {
-            0 => Durability::Always,
-            1 => Durability::Every(Duration::from_millis(2)),
-            _ => Durability::Never,
+        // Each open's durability and store.
+        let durability = |i: usize| {
+            let pick = durabilities[i % durabilities.len()];
+            let durability = match pick % 3 {
+                0 => Durability::Always,
+                1 => Durability::Every(Duration::from_millis(2)),
+                _ => Durability::Never,
+            };
+            let store = if pick >= 3 {
+                StoreKind::Versioned
+            } else {
+                StoreKind::Persistent
+            };
+            (durability, store)
         };
         let mut restarts = 0;
         let mut engine = open(dir.path(), every, durability(restarts)).await;
@@ -203,7 +220,7 @@ proptest! {
     fn durable_engine_matches_model_across_restarts_checkpoints_and_rollbacks(
         steps in proptest::collection::vec(step(), 1..14),
         every in 3u64..40,
-        durabilities in proptest::collection::vec(0u8..3, 1..4),
+        durabilities in proptest::collection::vec(0u8..6, 1..4),
     ) {
         run(steps, every, durabilities)?;
     }

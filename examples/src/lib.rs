@@ -46,7 +46,7 @@
 //!     ));
 //!
 //!     let snapshot = engine.reader().wait_for(ack.seq).await?;
-//!     assert_eq!(snapshot.get(&2), Some(&30));
+//!     assert_eq!(snapshot.get(&2).as_deref(), Some(&30));
 //!     assert_eq!(total_balance(&snapshot.view()), 100);
 //!     engine.shutdown().await?;
 //!     Ok(())

@@ -91,12 +91,15 @@ pub const MAPS: &[&str] = &[
     maps::ARCSWAP_COPY,
     maps::ARCSWAP_IMBL,
     solo::IN_MEMORY,
+    solo::VERSIONED,
 ];
 
 /// The durable contenders.
 pub const DURABLE: &[&str] = &[
     solo::ALWAYS,
     solo::EVERY_1S,
+    solo::VERSIONED_ALWAYS,
+    solo::VERSIONED_EVERY_1S,
     durable::SLED_FLUSH,
     durable::SLED_FLUSH_EVERY,
     redis::ALWAYS,

@@ -1,5 +1,6 @@
-//! solostate itself: in memory, and journaling to sled under
-//! `Durability::Always` and `Durability::Every(1s)`.
+//! solostate itself, on each of its stores (persistent, the default, and
+//! versioned): in memory, and journaling under `Durability::Always` and
+//! `Durability::Every(1s)`.
 //!
 //! Writes are `StateEvent::put`s sent through the engine from plain
 //! threads (`send_blocking`), pipelined: each session keeps up to
@@ -7,7 +8,8 @@
 //! the Redis sessions pipeline their commands. `sync` awaits every ack, so
 //! a durable write counts only once it is flushed. Reads load the current
 //! snapshot from a `Reader` (a lock-free loan, no reference count) and
-//! `get` the key.
+//! `get` the key through a view (for the versioned store: under papaya's
+//! guard, with no reference count on the version either).
 
 use std::collections::VecDeque;
 use std::hint::black_box;
@@ -16,7 +18,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use hdrhistogram::Histogram;
-use solostate::{CheckpointPolicy, Durability, Engine, Pending, Reader, StateEvent};
+use solostate::{CheckpointPolicy, Durability, Engine, Pending, Reader, StateEvent, StoreKind};
 use tokio::runtime::Runtime;
 
 use super::{AdapterError, Contender, Session};
@@ -28,6 +30,12 @@ pub const IN_MEMORY: &str = "solostate";
 pub const ALWAYS: &str = "solostate Always";
 /// Journaled, flushed every second in the background.
 pub const EVERY_1S: &str = "solostate Every(1s)";
+/// The versioned store, with no journal.
+pub const VERSIONED: &str = "solostate versioned";
+/// The versioned store, journaled, flushed before each batch is acked.
+pub const VERSIONED_ALWAYS: &str = "solostate versioned Always";
+/// The versioned store, journaled, flushed every second.
+pub const VERSIONED_EVERY_1S: &str = "solostate versioned Every(1s)";
 
 /// The engine's event type in these benches.
 pub type Ev = StateEvent<u64, Value64>;
@@ -63,17 +71,19 @@ pub fn runtime() -> Runtime {
         .expect("build the tokio runtime")
 }
 
-/// Opens an engine under `durability` in `dir` (in memory when `None`).
-/// The durable contenders keep the default checkpoint policy, as a user
-/// would; the in-memory one starts from the filled map.
+/// Opens an engine on `store` under `durability` in `dir` (in memory when
+/// `None`). The durable contenders keep the default checkpoint policy, as
+/// a user would; the in-memory one starts from the filled map.
 pub fn open(
     runtime: &Runtime,
+    store: StoreKind,
     dir: Option<&std::path::Path>,
     durability: Durability,
     checkpoints: CheckpointPolicy,
     initial: imbl::HashMap<u64, Value64>,
 ) -> Result<Engine<Ev>, solostate::OpenError> {
     let builder = Engine::<Ev>::builder()
+        .store(store)
         .durability(durability)
         .checkpoints(checkpoints)
         .schema("solostate-bench/StateEvent<u64,Value64>");
@@ -106,13 +116,21 @@ fn await_ack(sent: Result<Pending<Ev>, solostate::SendError<Ev>>) {
 
 /// The solostate contender called `name`, holding `0..keys`.
 pub fn build(name: &str, keys: u64) -> Option<Result<Box<dyn Contender>, AdapterError>> {
-    let (name, durability) = match name {
-        IN_MEMORY => (IN_MEMORY, None),
-        ALWAYS => (ALWAYS, Some(Durability::Always)),
-        EVERY_1S => (EVERY_1S, Some(Durability::Every(Duration::from_secs(1)))),
+    let every_1s = Durability::Every(Duration::from_secs(1));
+    let (name, store, durability) = match name {
+        IN_MEMORY => (IN_MEMORY, StoreKind::Persistent, None),
+        ALWAYS => (ALWAYS, StoreKind::Persistent, Some(Durability::Always)),
+        EVERY_1S => (EVERY_1S, StoreKind::Persistent, Some(every_1s)),
+        VERSIONED => (VERSIONED, StoreKind::Versioned, None),
+        VERSIONED_ALWAYS => (
+            VERSIONED_ALWAYS,
+            StoreKind::Versioned,
+            Some(Durability::Always),
+        ),
+        VERSIONED_EVERY_1S => (VERSIONED_EVERY_1S, StoreKind::Versioned, Some(every_1s)),
         _ => return None,
     };
-    let store = |reason: String| AdapterError::Store {
+    let failed = |reason: String| AdapterError::Store {
         contender: name,
         reason,
     };
@@ -122,6 +140,7 @@ pub fn build(name: &str, keys: u64) -> Option<Result<Box<dyn Contender>, Adapter
             let initial = (0..keys).map(|k| (k, value(k))).collect();
             open(
                 &runtime,
+                store,
                 None,
                 Durability::Never,
                 CheckpointPolicy::never(),
@@ -132,11 +151,12 @@ pub fn build(name: &str, keys: u64) -> Option<Result<Box<dyn Contender>, Adapter
         Some(durability) => {
             let dir = match tempfile::tempdir() {
                 Ok(dir) => dir,
-                Err(e) => return Some(Err(store(format!("temp dir: {e}")))),
+                Err(e) => return Some(Err(failed(format!("temp dir: {e}")))),
             };
             let default = CheckpointPolicy::default();
             open(
                 &runtime,
+                store,
                 Some(dir.path()),
                 durability,
                 default,
@@ -150,7 +170,7 @@ pub fn build(name: &str, keys: u64) -> Option<Result<Box<dyn Contender>, Adapter
     };
     let (engine, dir) = match opened {
         Ok(opened) => opened,
-        Err(e) => return Some(Err(store(format!("open: {e}")))),
+        Err(e) => return Some(Err(failed(format!("open: {e}")))),
     };
     let reader = engine.reader();
     let base = reader.seq();
@@ -229,13 +249,15 @@ impl Session for SoloSession<'_> {
             let reached = self.solo.base + self.solo.sent.load(Ordering::Relaxed);
             let (found, seq) = self
                 .reader
-                .read(|snap| (snap.get(&key).is_some(), snap.seq()));
+                .read(|snap| (snap.view().contains_key(&key), snap.seq()));
             self.found += u64::from(found);
             self.staleness
                 .saturating_record(reached.saturating_sub(seq));
             return;
         }
-        let found = self.reader.read(|snap| black_box(snap.get(&key)).is_some());
+        let found = self
+            .reader
+            .read(|snap| black_box(snap.view().get(&key)).is_some());
         self.found += u64::from(found);
     }
 
