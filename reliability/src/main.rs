@@ -21,7 +21,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
 use std::time::{Duration, Instant};
 
-use solostate::Durability;
+use solostate::{Durability, StoreKind};
 use solostate_reliability::report::{Chart, Mode, Report, Section, machine_description, today_utc};
 use solostate_reliability::{fault_sweep, model_faults, overload, powercut, soak};
 
@@ -31,9 +31,18 @@ type Harness = fn(Mode) -> Result<Section, String>;
 
 /// Every harness, in report order.
 const HARNESSES: &[(&str, Harness)] = &[
-    ("soak", |mode| soak::section(mode, None)),
+    ("soak", |mode| {
+        soak::section(mode, None, StoreKind::Persistent)
+    }),
+    ("soak_versioned", |mode| {
+        soak::section(mode, None, StoreKind::Versioned)
+    }),
     ("soak_durable", |mode| {
-        soak::section(mode, Some(Durability::Every(Duration::from_millis(100))))
+        soak::section(
+            mode,
+            Some(Durability::Every(Duration::from_millis(100))),
+            StoreKind::Persistent,
+        )
     }),
     ("overload", overload::section),
     ("bad_input", solostate_reliability::bad_input::run),

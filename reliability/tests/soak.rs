@@ -11,7 +11,7 @@
 use std::sync::Mutex;
 use std::time::Duration;
 
-use solostate::Durability;
+use solostate::{Durability, StoreKind};
 use solostate_reliability::memory::mib;
 use solostate_reliability::report::Mode;
 use solostate_reliability::soak::{self, SoakConfig, SoakOutcome};
@@ -46,6 +46,17 @@ fn assert_bounded_and_complete(outcome: &SoakOutcome) {
 fn in_memory_soak_keeps_rss_flat_and_frees_the_pinned_snapshot() {
     let _alone = ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
     let outcome = soak::run(&SoakConfig::for_mode(Mode::from_env(), None)).unwrap();
+    assert_bounded_and_complete(&outcome);
+}
+
+#[test]
+fn versioned_soak_keeps_rss_in_proportion_to_writes_while_pinned_and_frees_the_pinned_snapshot() {
+    let _alone = ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
+    let config = SoakConfig {
+        store: StoreKind::Versioned,
+        ..SoakConfig::for_mode(Mode::from_env(), None)
+    };
+    let outcome = soak::run(&config).unwrap();
     assert_bounded_and_complete(&outcome);
 }
 

@@ -1,6 +1,6 @@
 //! The soak's section of the report: its figures, notes and RSS chart.
 
-use solostate::Durability;
+use solostate::{Durability, StoreKind};
 
 use super::{SoakConfig, SoakOutcome, run};
 use crate::chart::{LineChart, Series};
@@ -14,8 +14,15 @@ use crate::workload::rate;
 /// # Errors
 ///
 /// A broken promise, from [`run`] or a memory bound that did not hold.
-pub fn section(mode: Mode, durability: Option<Durability>) -> Result<Section, String> {
-    let config = SoakConfig::for_mode(mode, durability);
+pub fn section(
+    mode: Mode,
+    durability: Option<Durability>,
+    store: StoreKind,
+) -> Result<Section, String> {
+    let config = SoakConfig {
+        store,
+        ..SoakConfig::for_mode(mode, durability)
+    };
     let outcome = run(&config)?;
     let broken: Vec<String> = outcome
         .memory_checks()
@@ -29,28 +36,43 @@ pub fn section(mode: Mode, durability: Option<Durability>) -> Result<Section, St
     Ok(describe(&outcome))
 }
 
-fn engine_name(durability: Option<Durability>) -> String {
+fn engine_name(durability: Option<Durability>, store: StoreKind) -> String {
+    let store = match store {
+        StoreKind::Versioned => ", versioned store",
+        _ => "",
+    };
     match durability {
-        None => "in memory".to_string(),
-        Some(d) => format!("durable, `Durability::{d:?}`"),
+        None => format!("in memory{store}"),
+        Some(d) => format!("durable, `Durability::{d:?}`{store}"),
     }
 }
 
 /// The section for a soak that passed.
 fn describe(o: &SoakOutcome) -> Section {
     let c = &o.config;
-    let kind = engine_name(c.durability);
+    let kind = engine_name(c.durability, c.store);
     let mut s = Section::new(
         format!("Soak: memory stays bounded ({kind})"),
         format!(
-            "Millions of overwrites of a fixed key set keep RSS flat; a reader pinning an old \
-             snapshot keeps at most one map's worth of nodes alive (the bound allows two maps \
-             plus the margin, for the allocator), and once it lets go the engine keeps no \
-             reference to it and its memory is reused. The writer's ack latency with and \
-             without the pinned reader is measured side by side (reported, not asserted: timing \
-             never decides a test). Engine {kind}; {} writers × {} in flight, {} reader threads \
-             loading snapshots throughout.",
-            c.writers, c.in_flight, c.readers
+            "Millions of overwrites of a fixed key set keep RSS flat; {pinned} Once it lets go \
+             the engine keeps no reference to it and its memory is reused. The writer's ack \
+             latency with and without the pinned reader is measured side by side (reported, not \
+             asserted: timing never decides a test). Engine {kind}; {} writers × {} in flight, \
+             {} reader threads loading snapshots throughout.",
+            c.writers,
+            c.in_flight,
+            c.readers,
+            pinned = match c.store {
+                StoreKind::Versioned => {
+                    "a reader pinning an old snapshot keeps every version written while it is held \
+                     (the versioned store's contract: memory in proportion to those writes; the \
+                     bound allows one key's share of the map per overwrite, plus the margin)."
+                }
+                _ => {
+                    "a reader pinning an old snapshot keeps at most one map's worth of nodes \
+                     alive (the bound allows two maps plus the margin, for the allocator)."
+                }
+            }
         ),
     )
     .checked_by("reliability/tests/soak.rs")
