@@ -12,8 +12,9 @@
 //!   `PROFILE_IN_FLIGHT` (pendings per writer, default 1024) and
 //!   `PROFILE_CAPACITY` (queue, default 4096) vary it, and `PROFILE_KEYS` (default: the whole 2^20-long key pattern,
 //!   which covers all 100k keys) shrinks the set of keys written, to see
-//!   the pipeline with a cache-resident working set. Prints events/s and
-//!   the mean batch size.
+//!   the pipeline with a cache-resident working set. `PROFILE_STORE=versioned`
+//!   runs it on the versioned store. Prints events/s and the mean batch
+//!   size.
 //! * `breakdown`: each stage of the pipeline alone on one thread, in
 //!   ns/event, to show where an event's time goes: the map update with and
 //!   without a published snapshot sharing the map, the oneshot reply, the
@@ -74,7 +75,12 @@ fn engine() {
         .build()
         .expect("build the tokio runtime");
     rt.block_on(async {
+        let store = match std::env::var("PROFILE_STORE").as_deref() {
+            Ok("versioned") => solostate::StoreKind::Versioned,
+            _ => solostate::StoreKind::Persistent,
+        };
         let engine = Engine::<Ev>::builder()
+            .store(store)
             .channel_capacity(capacity)
             .max_batch(max_batch)
             .initial_state(prefilled())
@@ -115,7 +121,7 @@ fn engine() {
         println!(
             "engine: {} events, {writers} writers x {depth} in flight, {workers} workers, \
              capacity {capacity}, max_batch {max_batch}: \
-             {:.3} s, {:.2} M events/s, mean batch {:.0}, key pattern {hot}",
+             {:.3} s, {:.2} M events/s, mean batch {:.0}, key pattern {hot}, {store:?}",
             stats.applied,
             elapsed.as_secs_f64(),
             stats.applied as f64 / elapsed.as_secs_f64() / 1e6,

@@ -15,10 +15,12 @@ use std::sync::Arc;
 
 use solostate_commands::{Event, Txn, Write, undo_writes};
 use solostate_persistence::codec::EncodedEvent;
+use solostate_persistence::hash::StateHasher;
 use solostate_queries::{CommittedBatch, Publisher};
 use solostate_store::Working;
 
 use crate::error::AckError;
+use crate::guard::Digest;
 use crate::message::{Ack, Reply};
 use crate::shared::JournalFailure;
 use crate::stats::Counters;
@@ -44,16 +46,36 @@ pub(crate) struct Batch<E: Event> {
     /// its allocation reused (up to [`WRITES_KEPT`] writes), so an accepted
     /// event costs one push per write and no allocation.
     writes: Vec<Write<E::Key, E::Value>>,
+    /// The state's hash, following every accepted event's write set, when
+    /// the determinism guard is on. Dropped (the guard then records no
+    /// more hashes) if an entry cannot be encoded.
+    digest: Option<Digest>,
 }
 
 impl<E: Event> Batch<E> {
-    pub(crate) fn with_capacity(capacity: usize) -> Self {
+    pub(crate) fn with_capacity(capacity: usize, digest: Option<Digest>) -> Self {
         Batch {
             events: Vec::with_capacity(capacity),
             encoded: Vec::new(),
             bytes: 0,
             replies: Vec::with_capacity(capacity),
             writes: Vec::new(),
+            digest,
+        }
+    }
+
+    /// The hash of the last published state, when the guard follows it.
+    pub(crate) fn published_hash(&self) -> Option<u64> {
+        self.digest.as_ref().map(Digest::published_hash)
+    }
+
+    /// The state was replaced by a rollback: `hasher` is its full hash
+    /// (`None`: it could not be computed, and the guard stops).
+    pub(crate) fn replace_digest(&mut self, hasher: Option<StateHasher>) {
+        match (hasher, &mut self.digest) {
+            (Some(hasher), Some(digest)) => digest.replace(hasher),
+            (None, digest) => *digest = None,
+            (Some(_), None) => {}
         }
     }
 
@@ -78,8 +100,12 @@ impl<E: Event> Batch<E> {
         // user's code runs here too (dropping replaced values; `Hash` and
         // `Eq` of the keys while undoing), so it is guarded as well.
         let writes = &mut self.writes;
+        let digest = &mut self.digest;
         let settled = match &outcome {
-            Ok(()) => guarded(|| writes.clear()),
+            Ok(()) => guarded(|| {
+                fold::<E>(digest, state, writes);
+                writes.clear();
+            }),
             Err(_) => guarded(|| state.write(|store| undo_writes(store, writes))),
         };
         // An event that wrote a lot (a `Clear` of a big map) must not pin
@@ -132,6 +158,9 @@ impl<E: Event> Batch<E> {
         let writes = &mut self.writes;
         let _ = guarded(|| writes.clear());
         state.reset(&publisher.snapshot());
+        if let Some(digest) = &mut self.digest {
+            digest.reset();
+        }
         self.events.clear();
         self.clear_encoded();
         for reply in self.replies.drain(..) {
@@ -176,6 +205,9 @@ impl<E: Event> Batch<E> {
     /// Gives up on the batch: every accepted event is answered with
     /// `AckError::Journal`. The caller restores the state.
     pub(crate) fn abort(&mut self, failure: &JournalFailure) {
+        if let Some(digest) = &mut self.digest {
+            digest.reset();
+        }
         self.events.clear();
         self.clear_encoded();
         for reply in self.replies.drain(..) {
@@ -207,6 +239,9 @@ impl<E: Event> Batch<E> {
             publisher.publish(state.publish(*last_seq), Arc::clone(&batch));
             batch
         });
+        if let Some(digest) = &mut self.digest {
+            digest.publish();
+        }
         counters.record_commit(count, *last_seq);
         // Newest first. A submitter with many events in flight waits on its
         // oldest; acked in seq order, it woke at that one, caught up with
@@ -242,6 +277,23 @@ fn apply_guarded<E: Event>(
         Ok(Ok(())) => Ok(()),
         Ok(Err(reason)) => Err(AckError::Rejected(reason)),
         Err(message) => Err(AckError::Panicked { message }),
+    }
+}
+
+/// Folds an accepted event's write set into `digest`; an entry that cannot
+/// be encoded drops the digest, and with it the guard's later hashes (the
+/// engine keeps serving: the data is fine, only its check is lost).
+fn fold<E: Event>(
+    digest: &mut Option<Digest>,
+    state: &mut WorkingOf<E>,
+    writes: &[Write<E::Key, E::Value>],
+) {
+    let Some(folding) = digest else {
+        return;
+    };
+    if let Err(error) = state.write(|store| folding.fold::<E>(store, writes)) {
+        tracing::error!(%error, "an entry cannot be encoded: the determinism guard records no more state hashes");
+        *digest = None;
     }
 }
 

@@ -12,6 +12,7 @@ use crate::checkpointer::Checkpointer;
 use crate::durability::Durability;
 use crate::error::{OpenCause, OpenError};
 use crate::flusher;
+use crate::guard::Digest;
 use crate::handle::Engine;
 use crate::history::{Disk, History};
 use crate::owner::{self, OwnerConfig};
@@ -96,10 +97,10 @@ impl<E: Event> Builder<E> {
     pub const DEFAULT_CHANGE_CAPACITY: usize = 1024;
     /// The default as-of window, in seqs.
     pub const DEFAULT_AS_OF_WINDOW: u64 = 4096;
-    /// The default interval of the determinism guard, in events: a
-    /// quarter of the default checkpoint interval, so recovery checks at
-    /// most about four hashes of the state.
-    pub const DEFAULT_STATE_HASH_EVERY: u64 = 1 << 18;
+    /// The default interval of the determinism guard, in events: 1, a
+    /// state hash after every batch. The hash follows each event's write
+    /// set, so a check costs O(1) live and at replay.
+    pub const DEFAULT_STATE_HASH_EVERY: u64 = 1;
 
     /// A builder with the defaults: an empty in-memory map, a queue of
     /// [`DEFAULT_CHANNEL_CAPACITY`](Self::DEFAULT_CHANNEL_CAPACITY)
@@ -263,10 +264,14 @@ impl<E: Event> Builder<E> {
     /// [`OpenError::Diverged`] naming the first checked seq that differs,
     /// instead of quietly producing a different state.
     ///
-    /// Each check costs a full hash of the state: on the blocking pool
-    /// while running (skipped while the previous one still runs), and on
-    /// the replaying thread at recovery. 0 turns the guard off; the
-    /// default is [`DEFAULT_STATE_HASH_EVERY`](Self::DEFAULT_STATE_HASH_EVERY).
+    /// The hash is not recomputed per check: the owner keeps it up to date
+    /// from each accepted event's write set (two entry encodings per
+    /// write), and replay does the same, so a check costs one small
+    /// journal record live and O(1) at recovery. A hash is recorded after
+    /// each batch that crosses a multiple of `events`. 0 turns the guard
+    /// off; the default is
+    /// [`DEFAULT_STATE_HASH_EVERY`](Self::DEFAULT_STATE_HASH_EVERY), every
+    /// batch.
     /// In-memory engines have nothing to check against and ignore it.
     ///
     /// [`Engine::as_of`]: crate::Engine::as_of
@@ -425,6 +430,29 @@ impl<E: Event> Builder<E> {
             .map_or_else(Recovery::default, |opened| opened.report.clone());
         let last_seq = report.last_seq;
         let (tx, rx) = flume::bounded(self.channel_capacity);
+        // The determinism guard's starting hash: the recovered state's, in
+        // full, once, off the runtime.
+        let digest = match (&opened, self.state_hash_every) {
+            (Some(_), every) if every > 0 => {
+                let recovered = map.clone();
+                let hashed = tokio::task::spawn_blocking(move || {
+                    solostate_persistence::hash::hasher_of::<E>(&recovered)
+                })
+                .await;
+                match hashed {
+                    Ok(Ok(hasher)) => Some(Digest::new(hasher)),
+                    Ok(Err(error)) => {
+                        tracing::error!(%error, "the recovered state cannot be hashed: the determinism guard is off");
+                        None
+                    }
+                    Err(error) => {
+                        tracing::error!(%error, "hashing the recovered state failed: the determinism guard is off");
+                        None
+                    }
+                }
+            }
+            _ => None,
+        };
         let mut state = Working::new(self.store, last_seq, map);
         let (publisher, reader) =
             Publisher::starting_at(state.publish(last_seq), self.change_capacity);
@@ -480,6 +508,7 @@ impl<E: Event> Builder<E> {
             checkpointer,
             publisher,
             Arc::clone(&history),
+            digest,
             config,
         ));
         Ok(Engine::from_parts(tx, shared, reader, history))

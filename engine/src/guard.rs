@@ -1,90 +1,110 @@
-//! The owner's side of the determinism guard: every so many events, hash
-//! the state on a blocking thread from an O(1) clone of the map and record
-//! the hash in the journal, so that replay and recovery can tell a
-//! diverging `apply` from a faithful one.
+//! The owner's side of the determinism guard: the state's hash, kept up to
+//! date from each accepted event's write set, and recorded in the journal
+//! after the batches that cross a multiple of the guard's interval (by
+//! default every batch), so that replay and recovery can tell a diverging
+//! `apply` from a faithful one.
 //!
-//! Why a full hash off the owner rather than an incremental one: the state
-//! hash is a sum over entries and could follow each change. Each event's
-//! write set (the `Txn` it applies through) now names the entries it
-//! changed, but the owner does not yet keep it past the event, so the
-//! incremental hash is later work (issue 12); `imbl::HashMap` (7.0.2) has
-//! no diff that skips shared subtrees (only `OrdMap` has one), so finding
-//! the changes afterwards costs as much as hashing everything. Hashing a
-//! clone on a blocking thread keeps that cost off the writers; the owner
-//! pays one clone per check.
+//! Why incremental: the state hash is a sum over entries
+//! ([`StateHasher`]), so an event changes it by what it wrote: the entries
+//! its write set replaced leave the sum, the entries it left join it. That
+//! costs two entry encodings per write, on the owner, instead of a whole
+//! state's worth per check, so every batch can be checked: before, the
+//! default was one full hash every 2^18 events, and an engine smaller than
+//! that recorded none. Replay follows the same sum
+//! (`persistence::recovery`), so a check costs it O(1) too.
 
 use std::sync::Arc;
 
-use solostate_commands::Event;
-use solostate_persistence::hash::entries_hash;
+use solostate_commands::{Event, Store, Write};
+use solostate_persistence::codec::CodecError;
+use solostate_persistence::hash::StateHasher;
 use solostate_persistence::journal::Journal;
-use solostate_queries::SnapshotOf;
-use tokio::task::JoinHandle;
 
-/// State hash bookkeeping. It lives inside the owner's working state, and
-/// only when the engine has a journal and the guard is on.
+/// The hash of the working state and of the last published one.
+pub(crate) struct Digest {
+    /// Every accepted event so far, the current batch's included.
+    working: StateHasher,
+    /// Through the last published seq: what the working state goes back
+    /// to when a batch is refused.
+    published: StateHasher,
+    /// Scratch space for entry encodings, reused.
+    buf: Vec<u8>,
+}
+
+impl Digest {
+    /// The digest of a state whose full hash is `hasher`.
+    pub(crate) fn new(hasher: StateHasher) -> Self {
+        Digest {
+            working: hasher.clone(),
+            published: hasher,
+            buf: Vec::new(),
+        }
+    }
+
+    /// Follows one accepted event: `writes` is its write set and `store`
+    /// the state after it.
+    ///
+    /// # Errors
+    ///
+    /// An entry that cannot be encoded; the digest then no longer
+    /// describes the state, and the caller drops it.
+    pub(crate) fn fold<E: Event>(
+        &mut self,
+        store: &dyn Store<E::Key, E::Value>,
+        writes: &[Write<E::Key, E::Value>],
+    ) -> Result<(), CodecError> {
+        self.working.fold_writes(store, writes, &mut self.buf)
+    }
+
+    /// The batch so far is published: its hash is the published one.
+    pub(crate) fn publish(&mut self) {
+        self.published.clone_from(&self.working);
+    }
+
+    /// The working state went back to the published one.
+    pub(crate) fn reset(&mut self) {
+        self.working.clone_from(&self.published);
+    }
+
+    /// The state was replaced (a rollback): `hasher` is its full hash.
+    pub(crate) fn replace(&mut self, hasher: StateHasher) {
+        self.working.clone_from(&hasher);
+        self.published = hasher;
+    }
+
+    /// The hash of the last published state.
+    pub(crate) fn published_hash(&self) -> u64 {
+        self.published.finish()
+    }
+}
+
+/// When hashes are recorded. It lives inside the owner's working state,
+/// and only when the engine has a journal and the guard is on.
 pub(crate) struct HashGuard {
-    /// A check is due when a batch crosses a multiple of this seq.
+    /// A hash is recorded when a batch crosses a multiple of this seq.
     every: u64,
-    /// The hash in flight: one at a time.
-    task: Option<JoinHandle<()>>,
 }
 
 impl HashGuard {
-    /// A guard checking every `every` events; `None` when `every` is 0.
+    /// A guard recording every `every` events; `None` when `every` is 0.
     pub(crate) fn new(every: u64) -> Option<Self> {
-        (every > 0).then_some(HashGuard { every, task: None })
+        (every > 0).then_some(HashGuard { every })
     }
 
-    /// After the batch from `first` to `snapshot`'s seq was journaled: if
-    /// it crossed a multiple of `every`, start hashing `snapshot`
-    /// unless a hash is still in flight. A skipped check is not made up
-    /// later: on a map so large that hashing it takes longer than `every`
-    /// events, checks simply come as often as hashing keeps up.
-    pub(crate) fn after_commit<E: Event>(
-        &mut self,
-        journal: &Arc<Journal>,
-        snapshot: &Arc<SnapshotOf<E>>,
-        first: u64,
-    ) {
-        let last = snapshot.seq();
+    /// After the batch `first..=last` was journaled: if it crossed a
+    /// multiple of `every`, records `hash` (the state's at `last`). It
+    /// goes into the journal after the batch's own record, so no crash can
+    /// keep the hash without the batch (a later event would then take the
+    /// seq and meet a hash that is not its state's).
+    pub(crate) fn after_commit(&self, journal: &Arc<Journal>, hash: u64, first: u64, last: u64) {
         if last / self.every == (first - 1) / self.every {
             return;
         }
-        if self.task.as_ref().is_some_and(|task| !task.is_finished()) {
-            tracing::debug!(
-                seq = last,
-                "state hash skipped: the previous one is still running"
-            );
-            return;
-        }
-        let journal = Arc::clone(journal);
-        let snapshot = Arc::clone(snapshot);
-        self.task = Some(tokio::task::spawn_blocking(move || {
-            let recorded = entries_hash::<E>(&snapshot.view())
-                .map_err(|error| error.to_string())
-                .and_then(|hash| {
-                    journal
-                        .record_state_hash(last, hash)
-                        .map_err(|error| error.to_string())
-                });
-            // A missing check weakens the guard but loses no data, so the
-            // engine keeps running; the next journal write would fail too
-            // if storage is the trouble.
-            if let Err(message) = recorded {
-                tracing::warn!(seq = last, %message, "state hash not recorded");
-            }
-        }));
-    }
-
-    /// Waits for the hash in flight, if any: before a rollback (so no hash
-    /// lands after the journal dropped its seq) and before the journal is
-    /// closed.
-    pub(crate) async fn settle(&mut self) {
-        if let Some(task) = self.task.take()
-            && let Err(error) = task.await
-        {
-            tracing::error!(%error, "state hash task failed");
+        // A missing check weakens the guard but loses no data, so the
+        // engine keeps running; the next journal write would fail too if
+        // storage is the trouble.
+        if let Err(error) = journal.record_state_hash(last, hash) {
+            tracing::warn!(seq = last, %error, "state hash not recorded");
         }
     }
 }

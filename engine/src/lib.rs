@@ -72,13 +72,13 @@
 //!   one new, durable step; seqs are never reused and the undone events are
 //!   archived, not deleted.
 //! * Replay trusts `apply` to be deterministic; the determinism guard
-//!   ([`Builder::state_hash_every`]) checks it. Every so many events the
-//!   state's hash is recorded in the journal, and recovery, `as_of` and
-//!   replay fail with [`OpenError::Diverged`] (naming the first checked
-//!   seq) when the replayed state hashes differently. Each check hashes
-//!   the whole state, on a blocking thread while running and on the
-//!   replaying thread at recovery, so the interval trades detection
-//!   granularity for that cost.
+//!   ([`Builder::state_hash_every`]) checks it. After every batch (by
+//!   default) the state's hash is recorded in the journal, and recovery,
+//!   `as_of` and replay fail with [`OpenError::Diverged`] (naming the
+//!   first checked seq) when the replayed state hashes differently. The
+//!   hash follows each event's write set, live and at replay, so a check
+//!   costs two entry encodings per write and one small journal record per
+//!   batch, not a pass over the state.
 //!
 //! # Example
 //!

@@ -13,7 +13,7 @@ use crate::batch::{Batch, WorkingOf};
 use crate::checkpointer::Checkpointer;
 use crate::durability::Durability;
 use crate::error::{AsOfError, RollbackError};
-use crate::guard::HashGuard;
+use crate::guard::{Digest, HashGuard};
 use crate::history::History;
 use crate::message::{Ack, Command};
 use crate::shared::{JournalFailure, Shared};
@@ -52,6 +52,7 @@ pub(crate) async fn run<E: Event>(
     checkpointer: Option<Checkpointer>,
     publisher: Publisher<E>,
     history: Arc<History<E>>,
+    digest: Option<Digest>,
     config: OwnerConfig,
 ) {
     let shared = Arc::clone(&rx.shared);
@@ -59,11 +60,13 @@ pub(crate) async fn run<E: Event>(
         .is_some()
         .then(|| HashGuard::new(config.state_hash_every))
         .flatten();
+    // The digest is only kept up to date for a guard that records it.
+    let digest = digest.filter(|_| guard.is_some());
     let mut owner = Owner {
         guard,
         last_seq: publisher.seq(),
         state,
-        batch: Batch::with_capacity(config.max_batch),
+        batch: Batch::with_capacity(config.max_batch, digest),
         publisher,
         history,
         journal,
@@ -102,10 +105,6 @@ pub(crate) async fn run<E: Event>(
         }
         // Let other tasks on this worker run between bursts.
         tokio::task::consume_budget().await;
-    }
-    if let Some(guard) = &mut owner.guard {
-        // Its hash goes into the journal: before the last flush.
-        guard.settle().await;
     }
     if let Some(journal) = &owner.journal
         && owner.failed.is_none()
@@ -339,8 +338,10 @@ impl<E: Event> Owner<E> {
         };
         let snapshot = self.publisher.snapshot();
         self.history.push(Arc::clone(&snapshot), batch);
-        if let (Some(guard), Some(journal)) = (&mut self.guard, &self.journal) {
-            guard.after_commit::<E>(journal, &snapshot, first);
+        if let (Some(guard), Some(journal), Some(hash)) =
+            (&self.guard, &self.journal, self.batch.published_hash())
+        {
+            guard.after_commit(journal, hash, first, self.last_seq);
         }
         if let (Some(checkpointer), Some(journal)) = (&mut self.checkpointer, &self.journal) {
             checkpointer.after_commit::<E>(events, bytes, journal, &snapshot, shared);
@@ -407,10 +408,6 @@ impl<E: Event> Owner<E> {
                 return Err(unavailable(AsOfError::Pruned { seq: target, first }));
             }
         }
-        if let Some(guard) = &mut self.guard {
-            // No state hash may land for a seq the journal is about to undo.
-            guard.settle().await;
-        }
         // The same lookup as `Engine::as_of`: the window, else the disk.
         let state = self
             .history
@@ -453,6 +450,17 @@ impl<E: Event> Owner<E> {
             }
         }
         self.state.reset(&state);
+        if self.batch.published_hash().is_some() {
+            // The guard follows the restored state from its full hash,
+            // taken off the runtime.
+            let restored = Arc::clone(&state);
+            let hasher = tokio::task::spawn_blocking(move || {
+                solostate_persistence::hash::hasher_of::<E>(&restored.view())
+            })
+            .await;
+            self.batch
+                .replace_digest(hasher.ok().and_then(|hasher| hasher.ok()));
+        }
         self.last_seq = seq;
         self.publisher.publish(
             self.state.publish(seq),

@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use solostate::persistence::hash::state_hash;
 use solostate::persistence::replay::Replay;
 use solostate::{
-    CheckpointPolicy, Engine, Event, OpenError, State, StateEvent, StateRejection, Txn,
+    CheckpointPolicy, Engine, Event, OpenError, State, StateEvent, StateRejection, StoreKind, Txn,
 };
 
 type Kv = StateEvent<u64, u64>;
@@ -67,11 +67,11 @@ async fn write(dir: &std::path::Path, every: u64) -> Vec<u64> {
 async fn a_diverging_apply_fails_the_open_naming_the_first_checked_seq() {
     let dir = tempfile::tempdir().unwrap();
     let checked = write(dir.path(), 10).await;
-    // Hashing a small map is quick, but a check whose predecessor is still
-    // running is skipped, so which seqs were checked is read back.
-    assert!(
-        checked.iter().all(|seq| seq % 10 == 0),
-        "checks at batch ends crossing a multiple of 10: {checked:?}"
+    // One event per batch: a check at every multiple of 10, none skipped
+    // (the hash follows the writes; nothing is left to fall behind).
+    assert_eq!(
+        checked,
+        (1..=EVENTS / 10).map(|i| i * 10).collect::<Vec<_>>()
     );
     let first_diverged = *checked
         .iter()
@@ -110,6 +110,53 @@ async fn a_diverging_apply_fails_the_open_naming_the_first_checked_seq() {
         .expect("the original reducer opens");
     assert_eq!(engine.reader().seq(), EVENTS);
     engine.shutdown().await.unwrap();
+}
+
+/// The default guard checks every batch, so even an engine far smaller
+/// than the old default interval (2^18 events, under which it recorded no
+/// hash at all) catches a diverging reducer, at its first skewed seq, on
+/// either store.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_default_guard_checks_every_batch_of_a_small_engine() {
+    for store in [StoreKind::Persistent, StoreKind::Versioned] {
+        let dir = tempfile::tempdir().unwrap();
+        let engine = Engine::<Kv>::builder()
+            .path(dir.path())
+            .schema(SCHEMA)
+            .store(store)
+            .checkpoints(CheckpointPolicy::never())
+            .open()
+            .await
+            .expect("open");
+        for seq in 1..=EVENTS {
+            engine.submit(Kv::put(seq % 7, seq)).await.expect("ack");
+        }
+        engine.shutdown().await.expect("shutdown");
+        let replay = Replay::<Kv>::open(dir.path(), SCHEMA).expect("replay");
+        let hashes = replay.journal().state_hashes(0..=u64::MAX).expect("hashes");
+        assert_eq!(hashes.len() as u64, EVENTS, "{store:?}: one hash per batch");
+        let mut model = State::<Kv>::new();
+        for (seq, hash) in hashes {
+            Kv::put(seq % 7, seq).apply_to(&mut model).unwrap();
+            assert_eq!(
+                hash,
+                state_hash::<Kv>(&model).unwrap(),
+                "{store:?}: seq {seq}"
+            );
+        }
+        drop(replay);
+
+        let error = Engine::<Skewed>::builder()
+            .path(dir.path())
+            .schema(SCHEMA)
+            .open()
+            .await
+            .expect_err("the skewed reducer must not open");
+        assert!(
+            matches!(error, OpenError::Diverged { seq: SKEW_FROM, .. }),
+            "{store:?}: {error}"
+        );
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

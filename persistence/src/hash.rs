@@ -34,8 +34,10 @@
 //! # }
 //! ```
 
+use std::collections::HashSet;
+
 use serde::Serialize;
-use solostate_commands::{Event, State};
+use solostate_commands::{Event, State, Store, Write};
 
 use crate::codec::{self, CodecError, MAX_PAYLOAD};
 
@@ -83,6 +85,71 @@ impl StateHasher {
     pub fn add_encoded_entry(&mut self, bytes: &[u8]) {
         self.sum = self.sum.wrapping_add(mix(fnv1a(bytes)));
         self.entries += 1;
+    }
+
+    /// Takes out one entry added before, given as its encoded bytes: the
+    /// sum is a plain wrapping sum, so the hash of a state can follow its
+    /// changes, one write at a time, instead of being computed again.
+    pub fn remove_encoded_entry(&mut self, bytes: &[u8]) {
+        self.sum = self.sum.wrapping_sub(mix(fnv1a(bytes)));
+        self.entries = self.entries.wrapping_sub(1);
+    }
+
+    /// Follows one event's writes: `writes` is its write set (each key it
+    /// wrote with the value it replaced) and `store` the state after it.
+    /// For each key written, the entry it had before the event leaves the
+    /// sum and the entry it has now joins it; a key written twice counts
+    /// once, from its first replaced value to its current one. `buf` is a
+    /// scratch buffer for the encodings.
+    ///
+    /// # Errors
+    ///
+    /// [`CodecError::Encode`] as [`encode_entry`]. The hasher is then
+    /// part-way through the event and no longer describes any state.
+    pub fn fold_writes<K, V>(
+        &mut self,
+        store: &dyn Store<K, V>,
+        writes: &[Write<K, V>],
+        buf: &mut Vec<u8>,
+    ) -> Result<(), CodecError>
+    where
+        K: Serialize + std::hash::Hash + Eq,
+        V: Serialize,
+    {
+        let mut fold = |key: &K, old: Option<&V>| -> Result<(), CodecError> {
+            if let Some(old) = old {
+                encode_entry(key, old, buf)?;
+                self.remove_encoded_entry(buf);
+            }
+            if let Some(new) = store.get(key) {
+                encode_entry(key, new, buf)?;
+                self.add_encoded_entry(buf);
+            }
+            Ok(())
+        };
+        match writes {
+            [] => Ok(()),
+            [write] => fold(write.key(), write.old()),
+            // A few writes: find repeats by scanning; many (a `Clear`):
+            // with a set, so the fold stays linear.
+            _ if writes.len() <= 16 => {
+                for (at, write) in writes.iter().enumerate() {
+                    if !writes[..at].iter().any(|w| w.key() == write.key()) {
+                        fold(write.key(), write.old())?;
+                    }
+                }
+                Ok(())
+            }
+            _ => {
+                let mut seen = HashSet::with_capacity(writes.len());
+                for write in writes {
+                    if seen.insert(write.key()) {
+                        fold(write.key(), write.old())?;
+                    }
+                }
+                Ok(())
+            }
+        }
     }
 
     /// The number of entries added so far.
@@ -146,13 +213,26 @@ pub fn state_hash<E: Event>(state: &State<E>) -> Result<u64, CodecError> {
 pub fn entries_hash<'a, E: Event>(
     entries: impl IntoIterator<Item = (&'a E::Key, impl std::ops::Deref<Target = E::Value>)>,
 ) -> Result<u64, CodecError> {
+    Ok(hasher_of::<E>(entries)?.finish())
+}
+
+/// A [`StateHasher`] that has seen every entry of a state: the start of a
+/// hash that then follows the state's writes
+/// ([`StateHasher::fold_writes`]).
+///
+/// # Errors
+///
+/// [`CodecError::Encode`] as [`encode_entry`].
+pub fn hasher_of<'a, E: Event>(
+    entries: impl IntoIterator<Item = (&'a E::Key, impl std::ops::Deref<Target = E::Value>)>,
+) -> Result<StateHasher, CodecError> {
     let mut hasher = StateHasher::new();
     let mut buf = Vec::new();
     for (key, value) in entries {
         encode_entry(key, &*value, &mut buf)?;
         hasher.add_encoded_entry(&buf);
     }
-    Ok(hasher.finish())
+    Ok(hasher)
 }
 
 #[cfg(test)]
@@ -221,4 +301,44 @@ mod tests {
     }
 
     const PINNED: u64 = 12_480_973_712_261_169_011;
+
+    /// One event of the fold test: writes of small keys, `None` removing.
+    fn event() -> impl proptest::strategy::Strategy<Value = Vec<(u8, Option<u64>)>> {
+        use proptest::prelude::*;
+        proptest::collection::vec((0u8..12, proptest::option::of(0u64..4)), 0..24)
+    }
+
+    proptest::proptest! {
+        /// Folding each event's write set gives the full hash of the state
+        /// after it, whatever the events repeat, remove or clear.
+        #[test]
+        fn folding_write_sets_follows_the_full_hash(
+            events in proptest::collection::vec(event(), 0..40),
+            clear_at in proptest::option::of(0usize..40),
+        ) {
+            type Small = StateEvent<u8, u64>;
+            let mut map = State::<Small>::new();
+            let mut hasher = StateHasher::new();
+            let mut writes = Vec::new();
+            let mut buf = Vec::new();
+            for (at, event) in events.iter().enumerate() {
+                let mut tx = solostate_commands::Txn::new(&mut map, &mut writes);
+                if clear_at == Some(at) {
+                    tx.clear();
+                }
+                for (key, value) in event {
+                    match value {
+                        Some(value) => tx.insert(*key, *value),
+                        None => {
+                            tx.remove(key);
+                        }
+                    }
+                }
+                hasher.fold_writes(&map, &writes, &mut buf).unwrap();
+                writes.clear();
+                proptest::prop_assert_eq!(hasher.finish(), state_hash::<Small>(&map).unwrap());
+                proptest::prop_assert_eq!(hasher.entries(), map.len() as u64);
+            }
+        }
+    }
 }

@@ -125,9 +125,12 @@ pub fn replay<E: Event>(
 /// so a CLI can draw a progress bar.
 ///
 /// The determinism guard: at every seq in the range with a recorded state
-/// hash ([`Journal::record_state_hash`]), the state is hashed and compared
-/// with it. That is a full [`hash::state_hash`] of the state, so its cost
-/// is the state's size per check in the range.
+/// hash ([`Journal::record_state_hash`]), the state's hash is compared
+/// with it. The hash is taken in full once, from `state` before the first
+/// event (only when the range holds a check), and then follows each
+/// event's write set ([`hash::StateHasher::fold_writes`]), so a check
+/// costs O(1) and a journal with a hash at every batch replays at the
+/// speed of one without.
 ///
 /// # Errors
 ///
@@ -176,20 +179,44 @@ pub fn replay_range<E: Event>(
         through
     };
     let mut checks = journal.state_hashes(from..=end)?.into_iter().peekable();
-    // One write-set buffer for the whole replay: no allocation per event.
+    let mut hasher = match checks.peek() {
+        Some(_) => {
+            Some(
+                hash::hasher_of::<E>(&*state).map_err(|source| ReplayError::StateHash {
+                    seq: from - 1,
+                    source,
+                })?,
+            )
+        }
+        None => None,
+    };
+    // One write-set buffer (and one encoding buffer) for the whole replay:
+    // no allocation per event.
     let mut writes = Vec::new();
+    let mut buf = Vec::new();
     let mut apply = |entry: Entry<E>| -> Result<bool, ReplayError> {
         if entry.seq > through {
             return Ok(false);
         }
         apply_step(&entry, state, &mut writes)?;
+        if let Some(hasher) = &mut hasher {
+            hasher
+                .fold_writes(&*state, &writes, &mut buf)
+                .map_err(|source| ReplayError::StateHash {
+                    seq: entry.seq,
+                    source,
+                })?;
+        }
+        writes.clear();
         // A check whose seq the timeline skips cannot be reached; pass it.
         while let Some(&(seq, expected)) = checks.peek()
             && seq <= entry.seq
         {
             checks.next();
-            if seq == entry.seq {
-                check::<E>(state, seq, expected)?;
+            if seq == entry.seq
+                && let Some(hasher) = &hasher
+            {
+                check(hasher, seq, expected)?;
             }
         }
         if entry.seq / PROGRESS_EVERY > last / PROGRESS_EVERY {
@@ -220,7 +247,9 @@ mod tests_guard;
 /// is an error naming the seq, and its writes are undone, so `state` holds
 /// the steps before it); a rollback marker changes nothing, since the
 /// events it undid are no longer in the journal's main tree. `writes` is
-/// the write-set buffer, reused across steps and empty between them.
+/// the write-set buffer, reused across steps: empty when a step starts,
+/// and holding an applied event's write set when it returns (the caller
+/// folds it into the state hash, then clears it).
 fn apply_step<E: Event>(
     entry: &Entry<E>,
     state: &mut State<E>,
@@ -233,10 +262,7 @@ fn apply_step<E: Event>(
         event.apply(&mut Txn::new(state, writes))
     }));
     let message = match applied {
-        Ok(Ok(())) => {
-            writes.clear();
-            return Ok(());
-        }
+        Ok(Ok(())) => return Ok(()),
         Ok(Err(reason)) => reason.to_string(),
         Err(_) => "apply panicked".to_owned(),
     };
@@ -250,10 +276,10 @@ fn apply_step<E: Event>(
     })
 }
 
-/// The determinism guard's check of the state at `seq`.
-fn check<E: Event>(state: &State<E>, seq: u64, expected: u64) -> Result<(), ReplayError> {
-    let actual =
-        hash::state_hash::<E>(state).map_err(|source| ReplayError::StateHash { seq, source })?;
+/// The determinism guard's check of the state at `seq`, whose hash
+/// `hasher` has followed.
+fn check(hasher: &hash::StateHasher, seq: u64, expected: u64) -> Result<(), ReplayError> {
+    let actual = hasher.finish();
     if actual != expected {
         return Err(ReplayError::Diverged {
             seq,
