@@ -304,7 +304,6 @@ mod tests {
 
     /// One event of the fold test: writes of small keys, `None` removing.
     fn event() -> impl proptest::strategy::Strategy<Value = Vec<(u8, Option<u64>)>> {
-        use proptest::prelude::*;
         proptest::collection::vec((0u8..12, proptest::option::of(0u64..4)), 0..24)
     }
 
