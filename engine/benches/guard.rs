@@ -5,17 +5,18 @@
 //! * `guard_write`: events/s of a journaling engine under
 //!   `Durability::Never` (where the journal costs least, so the guard's
 //!   share shows most) with [`WRITERS`] pipelined writers on random keys,
-//!   with the guard off, at its default interval, and every 2^14 events.
-//!   The owner pays one O(1) map clone per check; the hash itself runs on
-//!   the blocking pool, so on 2 cores it competes with the writers.
-//! * `guard_hash`: one check's work, `state_hash` of the [`KEYS`]-entry
-//!   map, which the blocking pool does per check while running and the
-//!   replaying thread per recorded hash at recovery.
+//!   with the guard off, at its default interval (every batch), and every
+//!   2^14 events. With the guard on, the owner folds each write into the
+//!   state hash (two entry encodings per write) whatever the interval;
+//!   the interval only sets how often a hash record is written.
+//! * `guard_hash`: `state_hash` of the [`KEYS`]-entry map: what an open
+//!   pays once for the starting hash, and what each check cost before the
+//!   hash became incremental.
 //! * `guard_replay`: reopening an engine over a journal of
 //!   [`REPLAY_EVENTS`] events and no checkpoint (the whole journal is
 //!   replayed), written with the guard off, at the default interval, and
-//!   every 2^16 events: each recorded hash costs a full hash of the state
-//!   on the replaying thread.
+//!   every 2^16 events: with any hash to check, replay folds every event's
+//!   writes into the hash (after one full hash of the starting state).
 //!
 //! Run: `cargo bench -p solostate --bench guard` (about 2 minutes).
 
