@@ -504,8 +504,7 @@ impl<E: Event> Builder<E> {
         runtime.spawn(owner::run(
             intake,
             state,
-            journal,
-            checkpointer,
+            journal.zip(checkpointer),
             publisher,
             Arc::clone(&history),
             digest,

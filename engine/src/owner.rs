@@ -48,13 +48,13 @@ pub(crate) struct OwnerConfig {
 pub(crate) async fn run<E: Event>(
     rx: Intake<E>,
     state: WorkingOf<E>,
-    journal: Option<Arc<Journal>>,
-    checkpointer: Option<Checkpointer>,
+    disk: Option<(Arc<Journal>, Checkpointer)>,
     publisher: Publisher<E>,
     history: Arc<History<E>>,
     digest: Option<Digest>,
     config: OwnerConfig,
 ) {
+    let (journal, checkpointer) = disk.unzip();
     let shared = Arc::clone(&rx.shared);
     let guard = journal
         .is_some()
