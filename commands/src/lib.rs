@@ -54,4 +54,4 @@ mod txn;
 
 pub use event::{Event, State};
 pub use state_event::{StateEvent, StateRejection};
-pub use txn::{Store, Txn, Write, undo_writes};
+pub use txn::{Store, Txn, Write, for_each_key, undo_writes};

@@ -132,6 +132,39 @@ pub fn undo_writes<K, V>(store: &mut dyn Store<K, V>, writes: &mut Vec<Write<K, 
     undo_from(store, writes, 0);
 }
 
+/// Calls `f` with the first write of each key in `writes`, in order: the
+/// keys a write set touched, each once, with the value the key had before
+/// the first of them. What follows a write set (a state hash, key-level
+/// changes) needs each key once, and its value before and after, not
+/// every intermediate write. Stops at the first error `f` returns.
+///
+/// Linear: a few writes are checked against the ones before them, many
+/// (a `Clear` of a large map) through a set.
+///
+/// # Errors
+///
+/// The first error `f` returns.
+pub fn for_each_key<K: Hash + Eq, V, Error>(
+    writes: &[Write<K, V>],
+    mut f: impl FnMut(&Write<K, V>) -> Result<(), Error>,
+) -> Result<(), Error> {
+    if writes.len() <= 16 {
+        for (at, write) in writes.iter().enumerate() {
+            if !writes[..at].iter().any(|w| w.key == write.key) {
+                f(write)?;
+            }
+        }
+    } else {
+        let mut seen = std::collections::HashSet::with_capacity(writes.len());
+        for write in writes {
+            if seen.insert(&write.key) {
+                f(write)?;
+            }
+        }
+    }
+    Ok(())
+}
+
 /// Undoes and drops `writes[from..]`, newest first.
 fn undo_from<K, V>(store: &mut dyn Store<K, V>, writes: &mut Vec<Write<K, V>>, from: usize) {
     while writes.len() > from {

@@ -13,7 +13,7 @@ use std::any::Any;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
 
-use solostate_commands::{Event, Txn, Write, undo_writes};
+use solostate_commands::{Event, Txn, Write, for_each_key, undo_writes};
 use solostate_persistence::codec::EncodedEvent;
 use solostate_persistence::hash::StateHasher;
 use solostate_queries::{CommittedBatch, Publisher};
@@ -21,6 +21,7 @@ use solostate_store::Working;
 
 use crate::error::AckError;
 use crate::guard::Digest;
+use crate::key_changes::KeyChanges;
 use crate::message::{Ack, Reply};
 use crate::shared::JournalFailure;
 use crate::stats::Counters;
@@ -50,10 +51,25 @@ pub(crate) struct Batch<E: Event> {
     /// the determinism guard is on. Dropped (the guard then records no
     /// more hashes) if an entry cannot be encoded.
     digest: Option<Digest>,
+    /// The key-level changes of the events so far, when kept
+    /// ([`Builder::key_changes`](crate::Builder::key_changes)); their seqs
+    /// are offsets in the batch until it commits.
+    key_changes: Option<KeyChanges<E>>,
+}
+
+/// A committed batch, for the as-of window: its events, and its key-level
+/// changes when they are kept.
+pub(crate) struct Committed<E: Event> {
+    pub(crate) batch: Arc<CommittedBatch<E>>,
+    pub(crate) keys: Option<Arc<KeyChanges<E>>>,
 }
 
 impl<E: Event> Batch<E> {
-    pub(crate) fn with_capacity(capacity: usize, digest: Option<Digest>) -> Self {
+    pub(crate) fn with_capacity(
+        capacity: usize,
+        digest: Option<Digest>,
+        key_changes: bool,
+    ) -> Self {
         Batch {
             events: Vec::with_capacity(capacity),
             encoded: Vec::new(),
@@ -61,6 +77,7 @@ impl<E: Event> Batch<E> {
             replies: Vec::with_capacity(capacity),
             writes: Vec::new(),
             digest,
+            key_changes: key_changes.then(Vec::new),
         }
     }
 
@@ -101,9 +118,13 @@ impl<E: Event> Batch<E> {
         // `Eq` of the keys while undoing), so it is guarded as well.
         let writes = &mut self.writes;
         let digest = &mut self.digest;
+        let (key_changes, offset) = (&mut self.key_changes, self.events.len() as u64);
         let settled = match &outcome {
             Ok(()) => guarded(|| {
                 fold::<E>(digest, state, writes);
+                if let Some(changes) = key_changes {
+                    record::<E>(changes, offset, state, writes);
+                }
                 writes.clear();
             }),
             Err(_) => guarded(|| state.write(|store| undo_writes(store, writes))),
@@ -161,6 +182,9 @@ impl<E: Event> Batch<E> {
         if let Some(digest) = &mut self.digest {
             digest.reset();
         }
+        if let Some(changes) = &mut self.key_changes {
+            changes.clear();
+        }
         self.events.clear();
         self.clear_encoded();
         for reply in self.replies.drain(..) {
@@ -208,6 +232,9 @@ impl<E: Event> Batch<E> {
         if let Some(digest) = &mut self.digest {
             digest.reset();
         }
+        if let Some(changes) = &mut self.key_changes {
+            changes.clear();
+        }
         self.events.clear();
         self.clear_encoded();
         for reply in self.replies.drain(..) {
@@ -228,7 +255,7 @@ impl<E: Event> Batch<E> {
         last_seq: &mut u64,
         publisher: &Publisher<E>,
         counters: &Counters,
-    ) -> Option<Arc<CommittedBatch<E>>> {
+    ) -> Option<Committed<E>> {
         self.clear_encoded();
         let count = self.events.len() as u64;
         let first_seq = *last_seq + 1;
@@ -237,7 +264,14 @@ impl<E: Event> Batch<E> {
             let events = std::mem::replace(&mut self.events, Vec::with_capacity(count as usize));
             let batch = Arc::new(CommittedBatch::new(first_seq, events));
             publisher.publish(state.publish(*last_seq), Arc::clone(&batch));
-            batch
+            let keys = self.key_changes.as_mut().map(|changes| {
+                let mut changes = std::mem::take(changes);
+                for (seq, _, _) in &mut changes {
+                    *seq += first_seq; // from an offset in the batch
+                }
+                Arc::new(changes)
+            });
+            Committed { batch, keys }
         });
         if let Some(digest) = &mut self.digest {
             digest.publish();
@@ -295,6 +329,24 @@ fn fold<E: Event>(
         tracing::error!(%error, "an entry cannot be encoded: the determinism guard records no more state hashes");
         *digest = None;
     }
+}
+
+/// Records an accepted event's key-level changes: each key its write set
+/// touched, once, with its value now. `offset` is the event's place in the
+/// batch.
+fn record<E: Event>(
+    changes: &mut KeyChanges<E>,
+    offset: u64,
+    state: &mut WorkingOf<E>,
+    writes: &[Write<E::Key, E::Value>],
+) {
+    state.write(|store| {
+        let _ = for_each_key(writes, |write| -> Result<(), std::convert::Infallible> {
+            let key = write.key();
+            changes.push((offset, key.clone(), store.get(key).cloned()));
+            Ok(())
+        });
+    });
 }
 
 /// Runs `f`, turning a panic into its message.

@@ -54,6 +54,7 @@ pub struct Builder<E: Event> {
     recover_to_prefix: bool,
     on_damaged_journal: DamagedJournal,
     state_hash_every: u64,
+    key_changes: bool,
     progress: Option<Progress>,
     #[cfg(feature = "fault-injection")]
     faults: Option<crate::FaultPlan>,
@@ -76,6 +77,7 @@ impl<E: Event> std::fmt::Debug for Builder<E> {
             .field("recover_to_prefix", &self.recover_to_prefix)
             .field("on_damaged_journal", &self.on_damaged_journal)
             .field("state_hash_every", &self.state_hash_every)
+            .field("key_changes", &self.key_changes)
             .finish_non_exhaustive()
     }
 }
@@ -124,6 +126,7 @@ impl<E: Event> Builder<E> {
             recover_to_prefix: false,
             on_damaged_journal: DamagedJournal::default(),
             state_hash_every: Self::DEFAULT_STATE_HASH_EVERY,
+            key_changes: false,
             progress: None,
             #[cfg(feature = "fault-injection")]
             faults: None,
@@ -340,6 +343,20 @@ impl<E: Event> Builder<E> {
         self
     }
 
+    /// Keeps each committed event's key-level changes (every key it wrote,
+    /// with its value after the event or its removal) in the as-of window,
+    /// so that a change-feed subscriber that fell behind can catch up from
+    /// the changes since its seq, one entry per key, instead of from a
+    /// whole snapshot: see [`Engine::changes_between`]. Off by default:
+    /// it costs a clone of each written key and value, and the window's
+    /// memory for them.
+    ///
+    /// [`Engine::changes_between`]: crate::Engine::changes_between
+    pub fn key_changes(mut self, keep: bool) -> Self {
+        self.key_changes = keep;
+        self
+    }
+
     /// Which store holds the state (default: [`StoreKind::Persistent`]).
     ///
     /// The persistent store publishes each snapshot as an O(1) clone of an
@@ -463,6 +480,7 @@ impl<E: Event> Builder<E> {
             // `block_in_place` panics on a current-thread runtime.
             flush_in_place: runtime.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread,
             state_hash_every: self.state_hash_every,
+            key_changes: self.key_changes,
         };
         let (journal, checkpointer, disk) = match opened {
             None => (None, None, None),

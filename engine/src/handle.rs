@@ -16,6 +16,7 @@ use crate::error::{
     TrySubmitError,
 };
 use crate::history::History;
+use crate::key_changes::{ChangesError, Coalesced};
 use crate::message::{Ack, Command};
 use crate::recovery::Recovery;
 use crate::shared::Shared;
@@ -440,6 +441,51 @@ impl<E: Event> Engine<E> {
     /// persistent engine has stopped and the seq is not in the window.
     pub async fn as_of(&self, seq: u64) -> Result<Arc<SnapshotOf<E>>, AsOfError> {
         self.history.state_at(seq, self.reader.seq()).await
+    }
+
+    /// Every key that the events `after + 1 ..= through` wrote, with its
+    /// value at `through` (`None`: removed), coalesced to one entry per
+    /// key: how a change-feed subscriber that fell behind catches up
+    /// without a whole snapshot. Needs [`Builder::key_changes`], and the
+    /// range inside the as-of window.
+    ///
+    /// The recipe: subscribe first, then ask for the gap up to where the
+    /// new feed starts, so nothing is missed or seen twice.
+    ///
+    /// ```no_run
+    /// # async fn resync(engine: solostate::Engine<solostate::StateEvent<String, u64>>, mine: u64)
+    /// # -> Result<(), Box<dyn std::error::Error>> {
+    /// let mut feed = engine.reader().changes(); // starts after the current snapshot
+    /// let gap = engine.changes_between(mine, feed.next_seq() - 1).await?;
+    /// for (key, value) in gap {
+    ///     // apply `value` (None: removed) to the subscriber's copy of `key`
+    /// #   let _ = (key, value);
+    /// }
+    /// let next = feed.recv().await?; // continues exactly after the gap
+    /// # let _ = next;
+    /// # Ok(())
+    /// # }
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`ChangesError::Off`] without [`Builder::key_changes`],
+    /// [`ChangesError::Backward`] when `after > through`,
+    /// [`ChangesError::NotYet`] when `through` is not published yet,
+    /// [`ChangesError::Forgotten`] when the range starts before the as-of
+    /// window, and [`ChangesError::RolledBack`] when a rollback falls in
+    /// it. Each but the first means: resync from a snapshot
+    /// ([`Reader::subscribe`](crate::Reader::subscribe)).
+    ///
+    /// [`Builder::key_changes`]: crate::Builder::key_changes
+    pub async fn changes_between(
+        &self,
+        after: u64,
+        through: u64,
+    ) -> Result<Coalesced<E>, ChangesError> {
+        self.history
+            .changes_between(after, through, self.reader.seq())
+            .await
     }
 
     /// Rolls the state back to what it was at `target`, through the single

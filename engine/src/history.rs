@@ -19,7 +19,9 @@ use solostate_persistence::recovery::ReplayError;
 use solostate_persistence::replay;
 use solostate_queries::{CommittedBatch, Snapshot, SnapshotOf};
 
+use crate::batch::Committed;
 use crate::error::AsOfError;
+use crate::key_changes::{ChangesError, Coalesced, KeyChanges};
 
 /// The as-of window and the way to the disk, shared by the owner (which
 /// appends) and the handles (which read).
@@ -40,8 +42,24 @@ pub(crate) struct Disk {
 }
 
 /// A published snapshot with the batch that led to it from the one before
-/// (none for a base: the first entry, or the state a rollback restored).
-type Version<E> = (Arc<SnapshotOf<E>>, Option<Arc<CommittedBatch<E>>>);
+/// (none for a base: the first entry, or the state a rollback restored),
+/// and that batch's key-level changes when they are kept.
+struct Version<E: Event> {
+    snapshot: Arc<SnapshotOf<E>>,
+    batch: Option<Arc<CommittedBatch<E>>>,
+    keys: Option<Arc<KeyChanges<E>>>,
+}
+
+impl<E: Event> Version<E> {
+    /// A version with no batch before it.
+    fn base(snapshot: Arc<SnapshotOf<E>>) -> Self {
+        Version {
+            snapshot,
+            batch: None,
+            keys: None,
+        }
+    }
+}
 
 struct Window<E: Event> {
     /// Published versions in seq order.
@@ -59,7 +77,7 @@ impl<E: Event> History<E> {
     pub(crate) fn new(base: Arc<SnapshotOf<E>>, span: u64, disk: Option<Disk>) -> Self {
         History {
             window: Mutex::new(Window {
-                entries: VecDeque::from([(base, None)]),
+                entries: VecDeque::from([Version::base(base)]),
                 span,
                 undone: Vec::new(),
             }),
@@ -81,13 +99,19 @@ impl<E: Event> History<E> {
     /// version's last holder frees every node that later writes replaced,
     /// long after they were last touched, and `as_of` callers should not
     /// wait for that.
-    pub(crate) fn push(&self, snapshot: Arc<SnapshotOf<E>>, batch: Arc<CommittedBatch<E>>) {
+    pub(crate) fn push(&self, snapshot: Arc<SnapshotOf<E>>, committed: Committed<E>) {
         let mut forgotten = Vec::new();
         {
             let mut window = self.lock();
-            window.entries.push_back((snapshot, Some(batch)));
-            let newest = window.entries.back().map_or(0, |(s, _)| s.seq());
-            while window.entries.len() > 1 && newest - window.entries[1].0.seq() >= window.span {
+            window.entries.push_back(Version {
+                snapshot,
+                batch: Some(committed.batch),
+                keys: committed.keys,
+            });
+            let newest = window.entries.back().map_or(0, |v| v.snapshot.seq());
+            while window.entries.len() > 1
+                && newest - window.entries[1].snapshot.seq() >= window.span
+            {
                 forgotten.extend(window.entries.pop_front());
             }
         }
@@ -120,10 +144,12 @@ impl<E: Event> History<E> {
             match undone {
                 Some(undone) => {
                     let target = undone.start() - 1;
-                    let first_after = window.entries.partition_point(|(s, _)| s.seq() <= target);
+                    let first_after = window
+                        .entries
+                        .partition_point(|v| v.snapshot.seq() <= target);
                     let keep = (first_after + 1).min(window.entries.len());
                     let forgotten = window.entries.split_off(keep);
-                    window.entries.push_back((snapshot, None));
+                    window.entries.push_back(Version::base(snapshot));
                     window.undone.push(undone);
                     forgotten
                 }
@@ -138,13 +164,13 @@ impl<E: Event> History<E> {
     pub(crate) fn recent(&self, seq: u64) -> Option<Result<Arc<SnapshotOf<E>>, AsOfError>> {
         let (before, batch) = {
             let window = self.lock();
-            let at = window.entries.partition_point(|(s, _)| s.seq() < seq);
-            let (snapshot, batch) = window.entries.get(at)?;
-            if snapshot.seq() == seq {
-                return Some(Ok(Arc::clone(snapshot)));
+            let at = window.entries.partition_point(|v| v.snapshot.seq() < seq);
+            let version = window.entries.get(at)?;
+            if version.snapshot.seq() == seq {
+                return Some(Ok(Arc::clone(&version.snapshot)));
             }
-            let batch = Arc::clone(batch.as_ref()?);
-            let before = Arc::clone(&window.entries.get(at.checked_sub(1)?)?.0);
+            let batch = Arc::clone(version.batch.as_ref()?);
+            let before = Arc::clone(&window.entries.get(at.checked_sub(1)?)?.snapshot);
             (before, batch)
         };
         // `before` ends right where `batch` starts; re-apply its prefix.
@@ -172,12 +198,12 @@ impl<E: Event> History<E> {
 
     /// The oldest seq the window can answer.
     fn oldest(&self) -> u64 {
-        self.lock().entries.front().map_or(0, |(s, _)| s.seq())
+        self.lock().entries.front().map_or(0, |v| v.snapshot.seq())
     }
 
     /// The newest seq the window holds.
     fn newest(&self) -> u64 {
-        self.lock().entries.back().map_or(0, |(s, _)| s.seq())
+        self.lock().entries.back().map_or(0, |v| v.snapshot.seq())
     }
 
     /// The state at `seq`, from the window or else rebuilt from the disk on
@@ -233,6 +259,71 @@ impl<E: Event> History<E> {
                 return rebuilt.map(|map| Arc::new(Snapshot::new(seq, map)));
             }
         }
+    }
+
+    /// Every key the events in `after + 1..=through` wrote, with its value
+    /// at `through` (`None`: removed), from the window's key-level changes.
+    /// `last` is the newest published seq.
+    pub(crate) async fn changes_between(
+        &self,
+        after: u64,
+        through: u64,
+        last: u64,
+    ) -> Result<Coalesced<E>, ChangesError> {
+        if after > through {
+            return Err(ChangesError::Backward { after, through });
+        }
+        if through > last {
+            return Err(ChangesError::NotYet { through, last });
+        }
+        // Published a moment ago, the batch reaches the window right after.
+        while self.newest() < through {
+            tokio::task::yield_now().await;
+        }
+        let window = self.lock();
+        if let Some(undone) = window
+            .undone
+            .iter()
+            .find(|undone| *undone.start() <= through && *undone.end() > after)
+        {
+            return Err(ChangesError::RolledBack {
+                seq: undone.end() + 1,
+                target: undone.start() - 1,
+            });
+        }
+        let oldest = window.entries.front().map_or(0, |v| v.snapshot.seq());
+        let mut changes = Coalesced::<E>::new();
+        let mut next = after + 1;
+        for version in &window.entries {
+            let Some(batch) = &version.batch else {
+                continue; // a base: the state before the batches after it
+            };
+            if batch.last_seq() < next || batch.first_seq() > through {
+                continue;
+            }
+            if batch.first_seq() > next {
+                // The events from `next` left the window (or a rollback
+                // cut the timeline there).
+                return Err(ChangesError::Forgotten { after, oldest });
+            }
+            if let Some(target) = batch.rollback_target() {
+                return Err(ChangesError::RolledBack {
+                    seq: batch.first_seq(),
+                    target,
+                });
+            }
+            let keys = version.keys.as_ref().ok_or(ChangesError::Off)?;
+            for (seq, key, value) in keys.iter() {
+                if (next..=through).contains(seq) {
+                    changes.insert(key.clone(), value.clone());
+                }
+            }
+            next = batch.last_seq() + 1;
+        }
+        if next <= through {
+            return Err(ChangesError::Forgotten { after, oldest });
+        }
+        Ok(changes)
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Window<E>> {

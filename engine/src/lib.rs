@@ -127,6 +127,7 @@ mod gate;
 mod guard;
 mod handle;
 mod history;
+mod key_changes;
 mod message;
 mod owner;
 mod policy;
@@ -141,6 +142,7 @@ pub use error::{
     SubmitError, TrySubmitError,
 };
 pub use handle::{Engine, Pending};
+pub use key_changes::{ChangesError, Coalesced};
 pub use message::Ack;
 pub use policy::{CheckpointPolicy, Retention};
 pub use recovery::{

@@ -34,6 +34,8 @@ pub(crate) struct OwnerConfig {
     pub(crate) flush_in_place: bool,
     /// The determinism guard's interval in events (0 = off).
     pub(crate) state_hash_every: u64,
+    /// Whether batches keep their key-level changes for the as-of window.
+    pub(crate) key_changes: bool,
 }
 
 /// The owner loop. Each turn it waits for a command, takes everything else
@@ -66,7 +68,7 @@ pub(crate) async fn run<E: Event>(
         guard,
         last_seq: publisher.seq(),
         state,
-        batch: Batch::with_capacity(config.max_batch, digest),
+        batch: Batch::with_capacity(config.max_batch, digest, config.key_changes),
         publisher,
         history,
         journal,

@@ -34,10 +34,8 @@
 //! # }
 //! ```
 
-use std::collections::HashSet;
-
 use serde::Serialize;
-use solostate_commands::{Event, State, Store, Write};
+use solostate_commands::{Event, State, Store, Write, for_each_key};
 
 use crate::codec::{self, CodecError, MAX_PAYLOAD};
 
@@ -116,8 +114,9 @@ impl StateHasher {
         K: Serialize + std::hash::Hash + Eq,
         V: Serialize,
     {
-        let mut fold = |key: &K, old: Option<&V>| -> Result<(), CodecError> {
-            if let Some(old) = old {
+        for_each_key(writes, |write| {
+            let key = write.key();
+            if let Some(old) = write.old() {
                 encode_entry(key, old, buf)?;
                 self.remove_encoded_entry(buf);
             }
@@ -126,30 +125,7 @@ impl StateHasher {
                 self.add_encoded_entry(buf);
             }
             Ok(())
-        };
-        match writes {
-            [] => Ok(()),
-            [write] => fold(write.key(), write.old()),
-            // A few writes: find repeats by scanning; many (a `Clear`):
-            // with a set, so the fold stays linear.
-            _ if writes.len() <= 16 => {
-                for (at, write) in writes.iter().enumerate() {
-                    if !writes[..at].iter().any(|w| w.key() == write.key()) {
-                        fold(write.key(), write.old())?;
-                    }
-                }
-                Ok(())
-            }
-            _ => {
-                let mut seen = HashSet::with_capacity(writes.len());
-                for write in writes {
-                    if seen.insert(write.key()) {
-                        fold(write.key(), write.old())?;
-                    }
-                }
-                Ok(())
-            }
-        }
+        })
     }
 
     /// The number of entries added so far.
