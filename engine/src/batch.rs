@@ -81,9 +81,10 @@ impl<E: Event> Batch<E> {
         }
     }
 
-    /// The hash of the last published state, when the guard follows it.
-    pub(crate) fn published_hash(&self) -> Option<u64> {
-        self.digest.as_ref().map(Digest::published_hash)
+    /// The hash of the state after the events so far, when the guard
+    /// follows it.
+    pub(crate) fn working_hash(&self) -> Option<u64> {
+        self.digest.as_ref().map(Digest::working_hash)
     }
 
     /// The state was replaced by a rollback: `hasher` is its full hash

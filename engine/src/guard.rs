@@ -1,8 +1,8 @@
 //! The owner's side of the determinism guard: the state's hash, kept up to
-//! date from each accepted event's write set, and recorded in the journal
-//! after the batches that cross a multiple of the guard's interval (by
-//! default every batch), so that replay and recovery can tell a diverging
-//! `apply` from a faithful one.
+//! date from each accepted event's write set, and journaled with the
+//! batches that cross a multiple of the guard's interval (by default every
+//! batch), in the batch's own atomic write, so that replay and recovery
+//! can tell a diverging `apply` from a faithful one.
 //!
 //! Why incremental: the state hash is a sum over entries
 //! ([`StateHasher`]), so an event changes it by what it wrote: the entries
@@ -13,12 +13,9 @@
 //! that recorded none. Replay follows the same sum
 //! (`persistence::recovery`), so a check costs it O(1) too.
 
-use std::sync::Arc;
-
 use solostate_commands::{Event, Store, Write};
 use solostate_persistence::codec::CodecError;
 use solostate_persistence::hash::StateHasher;
-use solostate_persistence::journal::Journal;
 
 /// The hash of the working state and of the last published one.
 pub(crate) struct Digest {
@@ -72,9 +69,9 @@ impl Digest {
         self.published = hasher;
     }
 
-    /// The hash of the last published state.
-    pub(crate) fn published_hash(&self) -> u64 {
-        self.published.finish()
+    /// The hash of the working state: the batch's, before it is journaled.
+    pub(crate) fn working_hash(&self) -> u64 {
+        self.working.finish()
     }
 }
 
@@ -91,20 +88,9 @@ impl HashGuard {
         (every > 0).then_some(HashGuard { every })
     }
 
-    /// After the batch `first..=last` was journaled: if it crossed a
-    /// multiple of `every`, records `hash` (the state's at `last`). It
-    /// goes into the journal after the batch's own record, so no crash can
-    /// keep the hash without the batch (a later event would then take the
-    /// seq and meet a hash that is not its state's).
-    pub(crate) fn after_commit(&self, journal: &Arc<Journal>, hash: u64, first: u64, last: u64) {
-        if last / self.every == (first - 1) / self.every {
-            return;
-        }
-        // A missing check weakens the guard but loses no data, so the
-        // engine keeps running; the next journal write would fail too if
-        // storage is the trouble.
-        if let Err(error) = journal.record_state_hash(last, hash) {
-            tracing::warn!(seq = last, %error, "state hash not recorded");
-        }
+    /// Whether the batch `first..=last` crosses a multiple of `every`,
+    /// and so goes into the journal with its state hash.
+    pub(crate) fn due(&self, first: u64, last: u64) -> bool {
+        last / self.every != (first - 1) / self.every
     }
 }

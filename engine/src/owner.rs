@@ -328,7 +328,6 @@ impl<E: Event> Owner<E> {
             }
         };
         let events = self.batch.events().len() as u64;
-        let first = self.last_seq + 1;
         tracing::trace!(events, "commit");
         let Some(batch) = self.batch.commit(
             &mut self.state,
@@ -340,11 +339,6 @@ impl<E: Event> Owner<E> {
         };
         let snapshot = self.publisher.snapshot();
         self.history.push(Arc::clone(&snapshot), batch);
-        if let (Some(guard), Some(journal), Some(hash)) =
-            (&self.guard, &self.journal, self.batch.published_hash())
-        {
-            guard.after_commit(journal, hash, first, self.last_seq);
-        }
         if let (Some(checkpointer), Some(journal)) = (&mut self.checkpointer, &self.journal) {
             checkpointer.after_commit::<E>(events, bytes, journal, &snapshot, shared);
         }
@@ -360,8 +354,14 @@ impl<E: Event> Owner<E> {
             return Ok(0);
         }
         let first = self.last_seq + 1;
+        let last = self.last_seq + self.batch.events().len() as u64;
+        let state_hash = self
+            .guard
+            .as_ref()
+            .filter(|guard| guard.due(first, last))
+            .and(self.batch.working_hash());
         let bytes = match self.batch.encoded() {
-            Some(encoded) => journal.append_encoded(first, encoded)?,
+            Some(encoded) => journal.append_encoded_with_hash(first, encoded, state_hash)?,
             // Not reached: the handles of a durable engine encode every
             // event. Kept so that a batch is never journaled without them.
             None => journal.append(first, self.batch.events())?,
@@ -452,7 +452,7 @@ impl<E: Event> Owner<E> {
             }
         }
         self.state.reset(&state);
-        if self.batch.published_hash().is_some() {
+        if self.batch.working_hash().is_some() {
             // The guard follows the restored state from its full hash,
             // taken off the runtime.
             let restored = Arc::clone(&state);

@@ -336,7 +336,7 @@ impl Journal {
             seq: first_seq,
             source,
         })?;
-        self.insert_record(first_seq, record, events.len() as u64)
+        self.insert_record(first_seq, record, events.len() as u64, None)
     }
 
     /// Appends a batch whose events were encoded (and proved readable) one
@@ -357,12 +357,40 @@ impl Journal {
         first_seq: u64,
         events: &[codec::EncodedEvent],
     ) -> Result<usize, JournalError> {
+        self.append_encoded_with_hash(first_seq, events, None)
+    }
+
+    /// [`Journal::append_encoded`], with the determinism guard's state
+    /// hash at the batch's last seq (`Some(hash)`) stored in the same
+    /// atomic write as the batch: one storage write per batch however
+    /// often the guard checks, and no crash can keep the hash without the
+    /// batch it describes (a later batch would take its seq and meet a
+    /// hash that is not its state's).
+    ///
+    /// # Errors
+    ///
+    /// As [`Journal::append_encoded`].
+    pub fn append_encoded_with_hash(
+        &self,
+        first_seq: u64,
+        events: &[codec::EncodedEvent],
+        state_hash: Option<u64>,
+    ) -> Result<usize, JournalError> {
         let record = codec::encode_pieces(events).map_err(|source| JournalError::Corrupt {
             path: self.path.clone(),
             seq: first_seq,
             source,
         })?;
-        self.insert_record(first_seq, record, events.len() as u64)
+        let last_seq = first_seq + (events.len() as u64).saturating_sub(1);
+        let hash = state_hash
+            .map(|hash| {
+                codec::encode_state_hash(hash).map_err(|source| self.corrupt(last_seq, source))
+            })
+            .transpose()?;
+        let hash = hash
+            .as_ref()
+            .map(|record| (last_seq.to_be_bytes(), record.as_slice()));
+        self.insert_record(first_seq, record, events.len() as u64, hash)
     }
 
     /// Stores one framed record at key `first_seq` in the timeline and
@@ -370,19 +398,25 @@ impl Journal {
     /// sled, whatever built them. A record over [`CHUNK_BYTES`] is stored
     /// as a head and chunks in one transaction (the `chunks` module), so
     /// that sled never writes a blob file; `count`, its events, goes in the
-    /// head (the caller framed the record, so it knows). Not durable until
-    /// [`Journal::flush`].
+    /// head (the caller framed the record, so it knows). `state_hash`, a
+    /// state hash record and its key, goes into the same atomic write. Not
+    /// durable until [`Journal::flush`].
     fn insert_record(
         &self,
         first_seq: u64,
         record: Vec<u8>,
         count: u64,
+        state_hash: Option<([u8; 8], &[u8])>,
     ) -> Result<usize, JournalError> {
         let len = record.len();
         let key = first_seq.to_be_bytes();
         let stored = self.to_store_counted(&record, count)?;
         self.write(Write::Append)?;
-        self.store.apply(&stored.ops(Tree::Records, &key))?;
+        let mut ops = stored.ops(Tree::Records, &key);
+        if let Some((seq, hash)) = &state_hash {
+            ops.push(Op::Insert(Tree::StateHashes, seq, hash));
+        }
+        self.store.apply(&ops)?;
         Ok(len)
     }
 
