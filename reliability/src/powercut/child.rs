@@ -191,6 +191,7 @@ async fn open(
         )
         .retention(settings.retention)
         .journal_backend(super::section::backend())
+        .store(super::section::store())
         .open()
         .await
         .map_err(|e| format!("{e}"))

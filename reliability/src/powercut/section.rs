@@ -32,6 +32,25 @@ pub fn backend() -> solostate::JournalBackend {
     }
 }
 
+/// Chooses the store the writer and the checker open with: `persistent`
+/// or `versioned` (unset: the engine's default). Inherited like
+/// [`BACKEND_ENV`].
+pub const STORE_ENV: &str = "SOLOSTATE_POWERCUT_STORE";
+
+/// The store [`STORE_ENV`] names, or the engine's default.
+///
+/// # Panics
+///
+/// On a value that names neither.
+pub fn store() -> solostate::StoreKind {
+    match std::env::var(STORE_ENV).as_deref() {
+        Err(_) => solostate::StoreKind::default(),
+        Ok("persistent") => solostate::StoreKind::Persistent,
+        Ok("versioned") => solostate::StoreKind::Versioned,
+        Ok(other) => panic!("{STORE_ENV}={other:?}: expected \"persistent\" or \"versioned\""),
+    }
+}
+
 /// The seed of the published run.
 pub const SEED: u64 = 0x5EED_C0DE;
 
