@@ -30,6 +30,9 @@ pub use pinned::{Iter, Pinned, PinnedView};
 pub(crate) use version::Version;
 use writing::Writing;
 
+/// Pins kept before the first sweep of dead ones behind a live one.
+const PINS_SWEPT_FROM: usize = 1024;
+
 /// The concurrent map under a versioned store.
 type Map<K, V> = papaya::HashMap<K, Arc<Version<V>>>;
 
@@ -61,6 +64,10 @@ pub struct Versioned<K, V> {
     /// first; the front's seq, once the dead ones are popped, is the floor
     /// below which no reader can look.
     pins: VecDeque<(u64, Weak<Pin>)>,
+    /// The length at which `pins` is next swept of dead pins behind a
+    /// live one: without it, one view held for hours would keep a pin
+    /// entry for every batch published since.
+    sweep_pins_at: usize,
     /// What the current batch retired.
     retiring: Vec<Retired<K, V>>,
     /// What published batches retired, each with the seq from which no
@@ -105,6 +112,7 @@ where
             published: seq,
             len,
             pins: VecDeque::new(),
+            sweep_pins_at: PINS_SWEPT_FROM,
             retiring: Vec::new(),
             retired: VecDeque::new(),
         }
@@ -160,6 +168,12 @@ where
         self.published = seq;
         let pin = Arc::new(Pin);
         self.pins.push_back((seq, Arc::downgrade(&pin)));
+        if self.pins.len() >= self.sweep_pins_at {
+            // Amortised O(1): the next sweep waits until the live ones
+            // have doubled.
+            self.pins.retain(|(_, pin)| pin.strong_count() > 0);
+            self.sweep_pins_at = (2 * self.pins.len()).max(PINS_SWEPT_FROM);
+        }
         Pinned::new(Arc::clone(&self.map), seq, self.len, pin)
     }
 
@@ -220,6 +234,11 @@ where
     /// versions can be freed: what held views cost, in versions.
     pub fn retained(&self) -> usize {
         self.retiring.len() + self.retired.iter().map(|(_, r)| r.len()).sum::<usize>()
+    }
+
+    /// How many published views the owner still tracks as possibly held.
+    pub fn pins(&self) -> usize {
+        self.pins.len()
     }
 
     /// How many versions the map holds beyond one per key, counted by a
