@@ -56,6 +56,7 @@ impl<K, V> Snapshot<K, V> {
 
     /// The sequence number of the last event this snapshot reflects
     /// (0 before any event).
+    #[inline]
     pub fn seq(&self) -> u64 {
         self.seq
     }
@@ -78,6 +79,7 @@ impl<K, V> Snapshot<K, V> {
     }
 
     /// The number of keys.
+    #[inline]
     pub fn len(&self) -> usize {
         match &self.state {
             State::Persistent(map) => map.len(),
@@ -86,6 +88,7 @@ impl<K, V> Snapshot<K, V> {
     }
 
     /// Whether the state holds no key.
+    #[inline]
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
@@ -94,6 +97,7 @@ impl<K, V> Snapshot<K, V> {
     /// (with no reference count touched, for the versioned store's newest
     /// versions), and it iterates. It holds the versioned store's guard
     /// while it lives, so drop it when done; it is not `Send`.
+    #[inline]
     pub fn view(&self) -> View<'_, K, V> {
         View(match &self.state {
             State::Persistent(map) => ViewOf::Persistent(map),
@@ -106,6 +110,7 @@ impl<K: Hash + Eq, V> Snapshot<K, V> {
     /// The value for `key`, if present. From the versioned store it holds
     /// its version by reference count; use [`view`](Self::view) for reads
     /// that only borrow.
+    #[inline]
     pub fn get<Q>(&self, key: &Q) -> Option<Ref<'_, V>>
     where
         K: Borrow<Q>,
@@ -118,6 +123,7 @@ impl<K: Hash + Eq, V> Snapshot<K, V> {
     }
 
     /// Whether `key` is present.
+    #[inline]
     pub fn contains_key<Q>(&self, key: &Q) -> bool
     where
         K: Borrow<Q>,
@@ -167,6 +173,7 @@ enum ViewOf<'a, K, V> {
 
 impl<K: Hash + Eq, V> View<'_, K, V> {
     /// The value for `key`, if present.
+    #[inline]
     pub fn get<Q>(&self, key: &Q) -> Option<Ref<'_, V>>
     where
         K: Borrow<Q>,
@@ -179,6 +186,7 @@ impl<K: Hash + Eq, V> View<'_, K, V> {
     }
 
     /// Whether `key` is present.
+    #[inline]
     pub fn contains_key<Q>(&self, key: &Q) -> bool
     where
         K: Borrow<Q>,
@@ -193,6 +201,7 @@ impl<K: Hash + Eq, V> View<'_, K, V> {
 
 impl<K: Hash + Eq, V> View<'_, K, V> {
     /// Every entry, in the store's arbitrary order.
+    #[inline]
     pub fn iter(&self) -> Iter<'_, K, V> {
         Iter(match &self.0 {
             ViewOf::Persistent(map) => IterOf::Persistent(map.iter()),
@@ -201,6 +210,7 @@ impl<K: Hash + Eq, V> View<'_, K, V> {
     }
 
     /// The number of keys.
+    #[inline]
     pub fn len(&self) -> usize {
         match &self.0 {
             ViewOf::Persistent(map) => map.len(),
@@ -209,6 +219,7 @@ impl<K: Hash + Eq, V> View<'_, K, V> {
     }
 
     /// Whether the state holds no key.
+    #[inline]
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
