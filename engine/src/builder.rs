@@ -413,7 +413,7 @@ impl<E: Event> Builder<E> {
     pub async fn open(self) -> Result<Engine<E>, OpenError> {
         self.check()?;
         let runtime = tokio::runtime::Handle::try_current().map_err(|_| OpenError::NoRuntime)?;
-        let (opened, map) = match self.path.clone() {
+        let (mut opened, map) = match self.path.clone() {
             None => (None, self.initial),
             Some(path) => {
                 // `check` refused a path without a schema.
@@ -423,6 +423,7 @@ impl<E: Event> Builder<E> {
                     backend: self.journal_backend,
                     recover_to_prefix: self.recover_to_prefix,
                     on_damaged_journal: self.on_damaged_journal,
+                    hash: self.state_hash_every > 0,
                 };
                 let progress = self.progress;
                 let mut opened = tokio::task::spawn_blocking(move || {
@@ -447,9 +448,12 @@ impl<E: Event> Builder<E> {
             .map_or_else(Recovery::default, |opened| opened.report.clone());
         let last_seq = report.last_seq;
         let (tx, rx) = flume::bounded(self.channel_capacity);
-        // The determinism guard's starting hash: the recovered state's, in
-        // full, once, off the runtime.
+        // The determinism guard's starting hash: the recovered state's,
+        // followed through recovery's replay from the checkpoint's, or else
+        // in full, once, off the runtime.
+        let followed = opened.as_mut().and_then(|opened| opened.hasher.take());
         let digest = match (&opened, self.state_hash_every) {
+            (Some(_), every) if every > 0 && followed.is_some() => followed.map(Digest::new),
             (Some(_), every) if every > 0 => {
                 let recovered = map.clone();
                 let hashed = tokio::task::spawn_blocking(move || {

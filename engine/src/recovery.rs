@@ -17,6 +17,7 @@ use std::path::Path;
 use solostate_commands::{Event, State};
 use solostate_persistence::aside;
 use solostate_persistence::checkpoint::{CheckpointError, Checkpoints};
+use solostate_persistence::hash::StateHasher;
 use solostate_persistence::journal::{self, Backend as JournalBackend, Journal, JournalError};
 use solostate_persistence::recovery::{self, ReplayError};
 use solostate_persistence::replay::Layout;
@@ -60,6 +61,10 @@ pub(crate) struct Options {
     pub(crate) recover_to_prefix: bool,
     /// [`Builder::on_damaged_journal`](crate::Builder::on_damaged_journal).
     pub(crate) on_damaged_journal: DamagedJournal,
+    /// Whether the determinism guard is on: recovery then hands back the
+    /// recovered state's hash, followed from the checkpoint's through the
+    /// replay, so that the guard does not hash the whole state again.
+    pub(crate) hash: bool,
 }
 
 /// A recovered engine's parts.
@@ -68,6 +73,9 @@ pub(crate) struct Opened<E: Event> {
     pub(crate) checkpoints: Checkpoints,
     pub(crate) map: State<E>,
     pub(crate) report: Recovery,
+    /// The hash of `map`, when [`Options::hash`] asked for it and the
+    /// replay kept it (`None`: the caller hashes `map` itself).
+    pub(crate) hasher: Option<StateHasher>,
 }
 
 /// Opens (or creates) the engine's directory and recovers its state.
@@ -202,10 +210,11 @@ pub(crate) fn open<E: Event>(
         let start = base
             .as_ref()
             .map(|(state, info)| (state.clone(), info.clone()));
-        let (mut map, base_seq) = match start {
-            Some((state, info)) => (state, Some(info.seq)),
-            None => (State::<E>::new(), None),
+        let (mut map, base_seq, hasher) = match start {
+            Some((state, info)) => (state, Some(info.seq), Some(info.hasher)),
+            None => (State::<E>::new(), None, Some(StateHasher::new())),
         };
+        let hasher = hasher.filter(|_| options.hash);
         let from = base_seq.map_or(1, |seq| seq + 1);
         let mut report_progress = |seq| {
             tracing::info!(seq, last = journal_last, "replaying journal");
@@ -219,9 +228,10 @@ pub(crate) fn open<E: Event>(
         // A panic here is sled's on a damaged page (or, rarely, the event
         // type's own `Deserialize`; `apply`'s panics are caught inside).
         let replayed = journal::catch_sled(journal.path(), "replaying the journal", || {
-            Ok(recovery::replay_range::<E>(
+            Ok(recovery::replay_range_hashed::<E>(
                 &journal,
                 &mut map,
+                hasher.clone(),
                 from,
                 u64::MAX,
                 &mut report_progress,
@@ -229,7 +239,7 @@ pub(crate) fn open<E: Event>(
         })
         .map_err(journal_error)?;
         match replayed {
-            Ok(last) => {
+            Ok((last, hasher)) => {
                 report.checkpoint = base_seq;
                 report.last_seq = last.max(from - 1);
                 report.replayed = report.last_seq + 1 - from;
@@ -238,6 +248,7 @@ pub(crate) fn open<E: Event>(
                     checkpoints,
                     map,
                     report,
+                    hasher,
                 });
             }
             Err(ReplayError::Journal(

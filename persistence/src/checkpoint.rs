@@ -79,6 +79,10 @@ pub struct CheckpointInfo {
     pub entries: u64,
     /// [`hash::state_hash`] of the state.
     pub state_hash: u64,
+    /// The same hash as a running sum ([`StateHasher::finish`] gives
+    /// `state_hash`), so that a replay after the checkpoint can follow the
+    /// state's hash without hashing the whole state again.
+    pub hasher: StateHasher,
     /// The file's size in bytes.
     pub bytes: u64,
     /// The file.
@@ -222,7 +226,7 @@ impl Checkpoints {
             fs::rename(&tmp, &path).map_err(io_error(&path))?;
             Ok(info)
         });
-        let (entries, state_hash, bytes) = match written {
+        let (hasher, bytes) = match written {
             Ok(info) => info,
             Err(error) => {
                 // Best effort: open removes it next time if this fails.
@@ -233,21 +237,22 @@ impl Checkpoints {
         sync_dir(&self.dir)?;
         Ok(CheckpointInfo {
             seq,
-            entries,
-            state_hash,
+            entries: hasher.entries(),
+            state_hash: hasher.finish(),
+            hasher,
             bytes,
             path,
         })
     }
 
-    /// Streams the checkpoint into `tmp` and syncs it; returns the entry
-    /// count, state hash and file size.
+    /// Streams the checkpoint into `tmp` and syncs it; returns the state's
+    /// hash (with its entry count) and the file size.
     fn write_tmp<'a, E: Event>(
         &self,
         tmp: &Path,
         seq: u64,
         state: impl IntoIterator<Item = (&'a E::Key, impl std::ops::Deref<Target = E::Value>)>,
-    ) -> Result<(u64, u64, u64), CheckpointError> {
+    ) -> Result<(StateHasher, u64), CheckpointError> {
         let io = io_error(tmp);
         let header_len = Header::len(&self.schema);
         let mut out = BufWriter::with_capacity(WRITE_BUFFER, File::create(tmp).map_err(&io)?);
@@ -282,11 +287,7 @@ impl Checkpoints {
         file.seek(SeekFrom::Start(0)).map_err(&io)?;
         file.write_all(&header.encode()).map_err(&io)?;
         file.sync_all().map_err(&io)?;
-        Ok((
-            header.entries,
-            header.state_hash,
-            header_len as u64 + payload_len,
-        ))
+        Ok((hasher, header_len as u64 + payload_len))
     }
 
     /// The seqs of the checkpoints in the directory, ascending. Files that
@@ -344,7 +345,7 @@ impl Checkpoints {
         let decoded = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
             format::decode_entries::<E>(&header, payload, &path)
         }));
-        let state = decoded.unwrap_or_else(|panic| {
+        let (state, hasher) = decoded.unwrap_or_else(|panic| {
             Err(CheckpointError::Decode {
                 path: path.clone(),
                 seq,
@@ -361,6 +362,7 @@ impl Checkpoints {
             seq,
             entries: header.entries,
             state_hash: header.state_hash,
+            hasher,
             bytes: bytes.len() as u64,
             path,
         };

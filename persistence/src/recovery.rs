@@ -149,8 +149,31 @@ pub fn replay_range<E: Event>(
     state: &mut State<E>,
     from: u64,
     through: u64,
-    mut progress: impl FnMut(u64),
+    progress: impl FnMut(u64),
 ) -> Result<u64, ReplayError> {
+    replay_range_hashed::<E>(journal, state, None, from, through, progress).map(|(last, _)| last)
+}
+
+/// [`replay_range`], following the state's hash from `hasher`, the hash of
+/// `state` as given (a loaded checkpoint's [`CheckpointInfo::hasher`]),
+/// and returning it with the last seq: for an opening engine, whose
+/// determinism guard then starts from it instead of hashing the whole
+/// state again. With `hasher` `None`, the hash is taken in full only if
+/// the range holds a check (and returned only then).
+///
+/// [`CheckpointInfo::hasher`]: crate::checkpoint::CheckpointInfo::hasher
+///
+/// # Errors
+///
+/// As [`replay_range`].
+pub fn replay_range_hashed<E: Event>(
+    journal: &Journal,
+    state: &mut State<E>,
+    hasher: Option<hash::StateHasher>,
+    from: u64,
+    through: u64,
+    mut progress: impl FnMut(u64),
+) -> Result<(u64, Option<hash::StateHasher>), ReplayError> {
     let from = from.max(1);
     if through != u64::MAX {
         if from > through + 1 {
@@ -158,7 +181,7 @@ pub fn replay_range<E: Event>(
         }
         if from == through + 1 {
             progress(through);
-            return Ok(through);
+            return Ok((through, hasher));
         }
         let last = journal.last_seq::<E>()?;
         if through > last {
@@ -179,8 +202,9 @@ pub fn replay_range<E: Event>(
         through
     };
     let mut checks = journal.state_hashes(from..=end)?.into_iter().peekable();
-    let mut hasher = match checks.peek() {
-        Some(_) => {
+    let mut hasher = match (hasher, checks.peek()) {
+        (Some(hasher), _) => Some(hasher),
+        (None, Some(_)) => {
             Some(
                 hash::hasher_of::<E>(&*state).map_err(|source| ReplayError::StateHash {
                     seq: from - 1,
@@ -188,7 +212,7 @@ pub fn replay_range<E: Event>(
                 })?,
             )
         }
-        None => None,
+        (None, None) => None,
     };
     // One write-set buffer (and one encoding buffer) for the whole replay:
     // no allocation per event.
@@ -235,7 +259,7 @@ pub fn replay_range<E: Event>(
         pipelined(journal, from, through, apply)?;
     }
     progress(last);
-    Ok(last)
+    Ok((last, hasher))
 }
 
 #[cfg(test)]

@@ -196,7 +196,7 @@ pub(super) fn verify<'a>(
     Ok((header, payload))
 }
 
-/// Decodes a verified payload into a state, checking it against the
+/// Decodes a verified payload into a state and its hash, checking them against the
 /// header's entry count and state hash. Each entry is decoded under the
 /// codec's size limit, so a corrupt length cannot allocate unboundedly.
 ///
@@ -211,7 +211,7 @@ pub(super) fn decode_entries<E: Event>(
     header: &Header<'_>,
     payload: &[u8],
     path: &Path,
-) -> Result<State<E>, CheckpointError> {
+) -> Result<(State<E>, StateHasher), CheckpointError> {
     let seq = header.seq;
     let corrupt = |reason: String| CheckpointError::Corrupt {
         path: path.to_owned(),
@@ -268,5 +268,5 @@ pub(super) fn decode_entries<E: Event>(
             return Err(corrupt("two entries have the same key".to_owned()));
         }
     }
-    Ok(state)
+    Ok((state, hasher))
 }
