@@ -16,7 +16,7 @@ use std::sync::Arc;
 use solostate_commands::{Event, Txn, Write, for_each_key, undo_writes};
 use solostate_persistence::codec::EncodedEvent;
 use solostate_persistence::hash::StateHasher;
-use solostate_queries::{CommittedBatch, Publisher};
+use solostate_queries::{CommittedBatch, Publisher, SnapshotOf};
 use solostate_store::Working;
 
 use crate::error::AckError;
@@ -101,16 +101,17 @@ impl<E: Event> Batch<E> {
     /// (with its journal bytes, if any); a failed one is answered now and
     /// leaves `state` as it was.
     ///
-    /// `publisher` holds the last published snapshot, which the working
-    /// state equals before this batch's events; it is read only if the
-    /// write set cannot be settled (see [`Batch::reset`]).
+    /// `base` gives the snapshot that the working state equals before
+    /// this batch's events: the last published one, or the last sealed
+    /// one while that waits for its flush. It is called only if the write
+    /// set cannot be settled (see [`Batch::reset`]).
     pub(crate) fn offer(
         &mut self,
         state: &mut WorkingOf<E>,
         event: E,
         encoded: Option<EncodedEvent>,
         reply: Reply<E>,
-        publisher: &Publisher<E>,
+        base: impl FnOnce() -> Arc<SnapshotOf<E>>,
         counters: &Counters,
     ) {
         let outcome = apply_guarded(&event, state, &mut self.writes);
@@ -138,7 +139,7 @@ impl<E: Event> Batch<E> {
         let outcome = match settled {
             Ok(()) => outcome,
             Err(message) => {
-                self.reset(state, publisher, &message, counters);
+                self.reset(state, &base(), &message, counters);
                 outcome.and(Err(AckError::Panicked {
                     message: format!("restoring the state after this event panicked: {message}"),
                 }))
@@ -164,13 +165,14 @@ impl<E: Event> Batch<E> {
     /// The way out when the write set could not be settled: undoing it, or
     /// dropping the values it held, panicked (a `Hash`, `Eq`, `Clone` or
     /// `Drop` of the key or value type), so the working state can no longer
-    /// be trusted. It goes back to the published snapshot, and the events this
-    /// batch accepted so far, which were in it, are refused: none was
-    /// acked, published or journaled, so nobody was told of them.
+    /// be trusted. It goes back to `base`, the snapshot before this batch,
+    /// and the events this batch accepted so far, which were in it, are
+    /// refused: none was acked, published or journaled, so nobody was told
+    /// of them.
     fn reset(
         &mut self,
         state: &mut WorkingOf<E>,
-        publisher: &Publisher<E>,
+        base: &SnapshotOf<E>,
         message: &str,
         counters: &Counters,
     ) {
@@ -179,7 +181,7 @@ impl<E: Event> Batch<E> {
         // under the same guard.
         let writes = &mut self.writes;
         let _ = guarded(|| writes.clear());
-        state.reset(&publisher.snapshot());
+        state.reset(base);
         if let Some(digest) = &mut self.digest {
             digest.reset();
         }
@@ -244,19 +246,12 @@ impl<E: Event> Batch<E> {
         }
     }
 
-    /// Publishes `state` as the snapshot at the new last seq, adds the
-    /// batch to the counters, and acks every accepted event, in that
-    /// order: a caller holding an ack finds it in both the snapshot and the
-    /// stats. Then it lets the state reclaim what the snapshot it replaced
-    /// held. Returns the published batch (`None` when every event was
-    /// refused), for the as-of window.
-    pub(crate) fn commit(
-        &mut self,
-        state: &mut WorkingOf<E>,
-        last_seq: &mut u64,
-        publisher: &Publisher<E>,
-        counters: &Counters,
-    ) -> Option<Committed<E>> {
+    /// Gives the accepted events their seqs, from `*last_seq + 1` on, and
+    /// takes the snapshot of `state` after them, without publishing it:
+    /// what is left to do ([`Sealed::finish`]) waits for the batch's
+    /// journal record to be durable. The next batch's events may be
+    /// applied meanwhile; they are stamped after this snapshot.
+    pub(crate) fn seal(&mut self, state: &mut WorkingOf<E>, last_seq: &mut u64) -> Sealed<E> {
         self.clear_encoded();
         let count = self.events.len() as u64;
         let first_seq = *last_seq + 1;
@@ -264,7 +259,6 @@ impl<E: Event> Batch<E> {
         let published = (count > 0).then(|| {
             let events = std::mem::replace(&mut self.events, Vec::with_capacity(count as usize));
             let batch = Arc::new(CommittedBatch::new(first_seq, events));
-            publisher.publish(state.publish(*last_seq), Arc::clone(&batch));
             let keys = self.key_changes.as_mut().map(|changes| {
                 let mut changes = std::mem::take(changes);
                 for (seq, _, _) in &mut changes {
@@ -272,12 +266,65 @@ impl<E: Event> Batch<E> {
                 }
                 Arc::new(changes)
             });
-            Committed { batch, keys }
+            (
+                Arc::new(state.publish(*last_seq)),
+                Committed { batch, keys },
+            )
         });
         if let Some(digest) = &mut self.digest {
             digest.publish();
         }
-        counters.record_commit(count, *last_seq);
+        let replies = std::mem::replace(&mut self.replies, Vec::with_capacity(count as usize));
+        Sealed {
+            first_seq,
+            last_seq: *last_seq,
+            published,
+            replies,
+        }
+    }
+}
+
+/// A sealed batch: its events have their seqs and its snapshot is taken,
+/// but nobody has seen either. It waits for its journal record's flush.
+pub(crate) struct Sealed<E: Event> {
+    /// The batch's first seq (the one after the last, when it is empty).
+    pub(crate) first_seq: u64,
+    /// The batch's last seq (the one before the first, when it is empty).
+    pub(crate) last_seq: u64,
+    /// The snapshot after the batch, and the batch for the as-of window;
+    /// `None` when every event was refused.
+    published: Option<(Arc<SnapshotOf<E>>, Committed<E>)>,
+    replies: Vec<Reply<E>>,
+}
+
+impl<E: Event> Sealed<E> {
+    /// The snapshot after the batch: what the working state was before the
+    /// next batch's events. `None` when every event was refused.
+    pub(crate) fn snapshot(&self) -> Option<&Arc<SnapshotOf<E>>> {
+        self.published.as_ref().map(|(snapshot, _)| snapshot)
+    }
+
+    /// How many events the batch holds.
+    pub(crate) fn len(&self) -> u64 {
+        self.replies.len() as u64
+    }
+
+    /// Publishes the snapshot, adds the batch to the counters, and acks
+    /// every event, in that order: a caller holding an ack finds it in
+    /// both the snapshot and the stats. Then it lets the state reclaim
+    /// what the snapshot it replaced held. Returns the published snapshot
+    /// and batch (`None` when every event was refused), for the as-of
+    /// window.
+    pub(crate) fn finish(
+        self,
+        state: &mut WorkingOf<E>,
+        publisher: &Publisher<E>,
+        counters: &Counters,
+    ) -> Option<(Arc<SnapshotOf<E>>, Committed<E>)> {
+        if let Some((snapshot, committed)) = &self.published {
+            publisher.publish(Arc::clone(snapshot), Arc::clone(&committed.batch));
+        }
+        counters.record_commit(self.len(), self.last_seq);
         // Newest first. A submitter with many events in flight waits on its
         // oldest; acked in seq order, it woke at that one, caught up with
         // the acks still being sent, parked again, and was woken again,
@@ -285,16 +332,25 @@ impl<E: Event> Batch<E> {
         // thread). Acked newest first, its oldest is acked last, so it
         // wakes once and finds the rest ready. Every ack here is for a
         // published seq, so the order is not visible otherwise.
-        for (offset, reply) in self.replies.drain(..).enumerate().rev() {
+        for (offset, reply) in self.replies.into_iter().enumerate().rev() {
             // A dropped receiver means the submitter stopped caring.
             let _ = reply.send(Ok(Ack {
-                seq: first_seq + offset as u64,
+                seq: self.first_seq + offset as u64,
             }));
         }
         // After the acks: reclaiming is the versioned store's cutting of
         // what the replaced snapshot kept, which no submitter waits for.
         state.reclaim();
-        published
+        self.published
+    }
+
+    /// Gives up on the batch: every event is answered with
+    /// `AckError::Journal`. The caller restores the state.
+    pub(crate) fn abort(self, failure: &JournalFailure) {
+        for reply in self.replies {
+            // The submitter may be gone; nothing else to do.
+            let _ = reply.send(Err(failure.ack_error()));
+        }
     }
 }
 

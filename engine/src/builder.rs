@@ -55,6 +55,7 @@ pub struct Builder<E: Event> {
     on_damaged_journal: DamagedJournal,
     state_hash_every: u64,
     key_changes: bool,
+    pipelined: bool,
     progress: Option<Progress>,
     #[cfg(feature = "fault-injection")]
     faults: Option<crate::FaultPlan>,
@@ -78,6 +79,7 @@ impl<E: Event> std::fmt::Debug for Builder<E> {
             .field("on_damaged_journal", &self.on_damaged_journal)
             .field("state_hash_every", &self.state_hash_every)
             .field("key_changes", &self.key_changes)
+            .field("pipelined", &self.pipelined)
             .finish_non_exhaustive()
     }
 }
@@ -127,6 +129,7 @@ impl<E: Event> Builder<E> {
             on_damaged_journal: DamagedJournal::default(),
             state_hash_every: Self::DEFAULT_STATE_HASH_EVERY,
             key_changes: false,
+            pipelined: true,
             progress: None,
             #[cfg(feature = "fault-injection")]
             faults: None,
@@ -150,6 +153,22 @@ impl<E: Event> Builder<E> {
     /// default is [`Durability::Always`].
     pub fn durability(mut self, durability: Durability) -> Self {
         self.durability = durability;
+        self
+    }
+
+    /// Whether, under [`Durability::Always`], a batch's flush may run
+    /// while the owner applies the next batch. The default is `true`.
+    ///
+    /// It takes effect only when more commands are already waiting as a
+    /// batch is sealed, that is, when writers keep more in flight than
+    /// one batch holds, or arrive faster than one batch is applied and
+    /// flushed: then the engine's throughput is bounded by the slower of
+    /// applying and flushing rather than by their sum. Acks, the published
+    /// snapshot and change feeds still follow only durable batches, and
+    /// at most one batch is in flight. With nothing waiting, the flush
+    /// runs at once, as without pipelining. Turn it off to compare.
+    pub fn pipelined(mut self, pipelined: bool) -> Self {
+        self.pipelined = pipelined;
         self
     }
 
@@ -485,6 +504,7 @@ impl<E: Event> Builder<E> {
             flush_in_place: runtime.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread,
             state_hash_every: self.state_hash_every,
             key_changes: self.key_changes,
+            pipelined: self.pipelined,
         };
         let (journal, checkpointer, disk) = match opened {
             None => (None, None, None),

@@ -1,15 +1,17 @@
 //! The owner task: the one place that holds and changes the working state.
 
+use std::future::Future;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
+use std::task::Poll;
 use std::time::Duration;
 
 use solostate_commands::Event;
 use solostate_persistence::codec;
-use solostate_persistence::journal::{Journal, JournalError};
-use solostate_queries::{CommittedBatch, Publisher};
+use solostate_persistence::journal::{Journal, JournalError, PendingFlush};
+use solostate_queries::{CommittedBatch, Publisher, SnapshotOf};
 
-use crate::batch::{Batch, WorkingOf};
+use crate::batch::{Batch, Sealed, WorkingOf};
 use crate::checkpointer::Checkpointer;
 use crate::durability::Durability;
 use crate::error::{AsOfError, RollbackError};
@@ -32,6 +34,9 @@ pub(crate) struct OwnerConfig {
     /// saves the hop to that thread and back, which is most of the gap
     /// between an ack and a raw sled insert plus flush.
     pub(crate) flush_in_place: bool,
+    /// Whether, under `Durability::Always`, a batch's flush runs while the
+    /// owner applies the next one, when more commands are waiting.
+    pub(crate) pipelined: bool,
     /// The determinism guard's interval in events (0 = off).
     pub(crate) state_hash_every: u64,
     /// Whether batches keep their key-level changes for the as-of window.
@@ -42,6 +47,14 @@ pub(crate) struct OwnerConfig {
 /// already queued, and applies it in batches of at most `max_batch` events:
 /// per batch one journal record (and flush, under `Durability::Always`),
 /// one published snapshot, then the acks.
+///
+/// Pipelining, under `Durability::Always`: when more commands are waiting
+/// as a batch is sealed, its flush is started on the journal's flush
+/// thread and the owner goes on to apply the next batch. The sealed batch
+/// is published and acked once its flush has ended (seen between events,
+/// while idle, or before the next batch is journaled), so an ack still
+/// means durable and a reader still sees only durable batches. At most
+/// one batch is in flight: the next is journaled only after it.
 ///
 /// It ends when the gate is closed and drained (shutdown), when every
 /// handle is gone, or after a journal failure. Every way, everything that
@@ -75,6 +88,7 @@ pub(crate) async fn run<E: Event>(
         checkpointer,
         config,
         failed: None,
+        in_flight: None,
     };
     let mut inbox: Vec<Command<E>> = Vec::new();
     tracing::debug!(
@@ -83,10 +97,10 @@ pub(crate) async fn run<E: Event>(
         "owner started"
     );
 
-    while let Ok(first) = rx.recv_async().await {
+    while let Ok(first) = owner.next_command(&rx, &shared).await {
         inbox.push(first);
         inbox.extend(rx.drain());
-        owner.process(inbox.drain(..), &shared).await;
+        owner.process(inbox.drain(..), &rx, &shared).await;
 
         if owner.failed.is_some() {
             shared.gate.close();
@@ -97,7 +111,7 @@ pub(crate) async fn run<E: Event>(
             loop {
                 let drained = shared.gate.is_drained();
                 let queued: Vec<_> = rx.drain().collect();
-                owner.process(queued.into_iter(), &shared).await;
+                owner.process(queued.into_iter(), &rx, &shared).await;
                 if drained {
                     break;
                 }
@@ -108,6 +122,8 @@ pub(crate) async fn run<E: Event>(
         // Let other tasks on this worker run between bursts.
         tokio::task::consume_budget().await;
     }
+    // A batch still in flight is answered before anything closes.
+    owner.settle(&shared).await;
     if let Some(journal) = &owner.journal
         && owner.failed.is_none()
     {
@@ -237,13 +253,63 @@ struct Owner<E: Event> {
     /// Set when a journal write failed: from then on every command is
     /// answered with that error and the owner stops.
     failed: Option<JournalFailure>,
+    /// The sealed batch whose flush is under way (pipelining), if any.
+    in_flight: Option<InFlight<E>>,
+}
+
+/// A sealed batch waiting for its flush, while the owner applies the next.
+struct InFlight<E: Event> {
+    sealed: Sealed<E>,
+    flush: PendingFlush,
+    /// Its journal record's size.
+    bytes: u64,
 }
 
 impl<E: Event> Owner<E> {
+    /// The next command, finishing the batch in flight (if any) as soon as
+    /// its flush ends, whichever comes first.
+    async fn next_command(
+        &mut self,
+        rx: &flume::Receiver<Command<E>>,
+        shared: &Arc<Shared>,
+    ) -> Result<Command<E>, flume::RecvError> {
+        loop {
+            let Some(in_flight) = &self.in_flight else {
+                return rx.recv_async().await;
+            };
+            // Whichever is ready first, the flush preferred. Both futures
+            // are cancel-safe: the one left unfinished loses nothing.
+            let flushed = {
+                let mut flushed = std::pin::pin!(in_flight.flush.wait());
+                let mut command = std::pin::pin!(rx.recv_async());
+                std::future::poll_fn(|cx| {
+                    if let Poll::Ready(flushed) = flushed.as_mut().poll(cx) {
+                        return Poll::Ready(Ok(flushed));
+                    }
+                    command.as_mut().poll(cx).map(Err)
+                })
+                .await
+            };
+            let flushed = match flushed {
+                Ok(flushed) => flushed,
+                Err(command) => return command,
+            };
+            self.conclude(flushed, shared);
+        }
+    }
+
     /// Applies the commands in batches of at most `max_batch` events.
-    async fn process(&mut self, commands: impl Iterator<Item = Command<E>>, shared: &Arc<Shared>) {
+    /// `queue` is read only to see whether more commands are waiting,
+    /// which is when a batch's flush is worth overlapping with the next.
+    async fn process(
+        &mut self,
+        commands: impl Iterator<Item = Command<E>>,
+        queue: &flume::Receiver<Command<E>>,
+        shared: &Arc<Shared>,
+    ) {
+        let mut commands = commands.peekable();
         let mut in_batch = 0;
-        for command in commands {
+        while let Some(command) = commands.next() {
             let (event, encoded, reply) = match command {
                 Command::Submit {
                     event,
@@ -253,7 +319,7 @@ impl<E: Event> Owner<E> {
                 Command::Rollback { target, reply } => {
                     // Everything queued before the rollback commits first.
                     if in_batch > 0 {
-                        self.commit(shared).await;
+                        self.commit(false, shared).await;
                         in_batch = 0;
                     }
                     let outcome = self.rollback(target, shared).await;
@@ -273,80 +339,98 @@ impl<E: Event> Owner<E> {
             if let Some(encoded) = &encoded
                 && !codec::fits(self.batch.len(), self.batch.bytes(), encoded.len())
             {
-                self.commit(shared).await;
+                self.commit(true, shared).await;
                 in_batch = 0;
             }
+            let (in_flight, publisher) = (&self.in_flight, &self.publisher);
             self.batch.offer(
                 &mut self.state,
                 event,
                 encoded,
                 reply,
-                &self.publisher,
+                || base(in_flight, publisher),
                 &shared.counters,
             );
             in_batch += 1;
             if in_batch == self.config.max_batch {
-                self.commit(shared).await;
+                let more = commands.peek().is_some() || !queue.is_empty();
+                self.commit(more, shared).await;
                 in_batch = 0;
+            } else if in_batch % FLUSH_POLL_EVERY == 0
+                && self.in_flight.as_ref().is_some_and(|f| f.flush.is_done())
+            {
+                // Its acks need not wait for this batch to fill.
+                self.settle(shared).await;
             }
         }
         if in_batch > 0 {
-            self.commit(shared).await;
+            self.commit(!queue.is_empty(), shared).await;
         }
     }
 
-    /// Journals the batch (flushing it under `Durability::Always`), then
-    /// publishes and acks it. If the journal fails, nobody in the batch is
-    /// acked, its record is taken back out of the journal, the working
-    /// state goes back to the published one, and the owner stops taking
-    /// events.
-    async fn commit(&mut self, shared: &Arc<Shared>) {
-        let bytes = match self.journal_batch().await {
+    /// Journals the batch and seals it; under `Durability::Always` it is
+    /// flushed first, and then published and acked. With `more` commands
+    /// waiting (and pipelining on), the flush is left running and the
+    /// batch in flight, to be finished by [`Owner::settle`].
+    ///
+    /// If the journal fails, nobody in the batch is acked, its record is
+    /// taken back out of the journal, the working state goes back to the
+    /// published one, and the owner stops taking events.
+    async fn commit(&mut self, more: bool, shared: &Arc<Shared>) {
+        // One batch in flight at most, and records go in seq order.
+        self.settle(shared).await;
+        if let Some(failure) = &self.failed {
+            // The batch in flight failed: this one, applied after it, goes
+            // with it.
+            self.batch.abort(failure);
+            return;
+        }
+        let bytes = match self.append() {
             Ok(bytes) => bytes,
             Err(error) => {
                 let first = self.last_seq + 1;
                 let last = self.last_seq + self.batch.events().len() as u64;
-                let failure = JournalFailure::new(
-                    format_args!("journal write of seqs {first}..={last}"),
-                    &error,
-                );
-                tracing::error!(message = %failure.message, "journal write failed; the engine stops");
-                if let Some(journal) = &self.journal {
-                    // A record whose flush failed is still in sled's
-                    // memory, and sled flushes on drop: take it back, or
-                    // the events we are about to refuse come back on
-                    // restart. (After a failed append there is nothing to
-                    // take back, and the removal does nothing.)
-                    if let Err(error) = journal.discard(first) {
-                        tracing::error!(%error, first, "could not take back the failed batch's record; its events may reappear after a restart");
-                    }
-                }
-                self.batch.abort(&failure);
-                self.state.reset(&self.publisher.snapshot());
-                self.failed = Some(failure);
+                self.fail(&error, first, last, None);
                 return;
             }
         };
-        let events = self.batch.events().len() as u64;
-        tracing::trace!(events, "commit");
-        let Some(batch) = self.batch.commit(
-            &mut self.state,
-            &mut self.last_seq,
-            &self.publisher,
-            &shared.counters,
-        ) else {
-            return;
-        };
-        let snapshot = self.publisher.snapshot();
-        self.history.push(Arc::clone(&snapshot), batch);
-        if let (Some(checkpointer), Some(journal)) = (&mut self.checkpointer, &self.journal) {
-            checkpointer.after_commit::<E>(events, bytes, journal, &snapshot, shared);
+        tracing::trace!(events = self.batch.len(), "commit");
+        let sealed = self.batch.seal(&mut self.state, &mut self.last_seq);
+        if let Some(journal) = &self.journal
+            && self.config.durability == Durability::Always
+            && sealed.len() > 0
+        {
+            if more && self.config.pipelined {
+                match journal.start_flush() {
+                    Ok(flush) => {
+                        self.in_flight = Some(InFlight {
+                            sealed,
+                            flush,
+                            bytes,
+                        });
+                    }
+                    Err(error) => {
+                        self.fail(&error, sealed.first_seq, sealed.last_seq, Some(sealed))
+                    }
+                }
+                return;
+            }
+            let flushed = if self.config.flush_in_place {
+                tokio::task::block_in_place(|| journal.flush())
+            } else {
+                journal.flush_async().await
+            };
+            if let Err(error) = flushed {
+                self.fail(&error, sealed.first_seq, sealed.last_seq, Some(sealed));
+                return;
+            }
         }
+        self.finish(sealed, bytes, shared);
     }
 
-    /// Appends the batch to the journal and, under `Durability::Always`,
-    /// flushes it. Returns the record's size in bytes.
-    async fn journal_batch(&self) -> Result<u64, JournalError> {
+    /// Appends the batch to the journal, unflushed. Returns the record's
+    /// size in bytes.
+    fn append(&self) -> Result<u64, JournalError> {
         let Some(journal) = &self.journal else {
             return Ok(0);
         };
@@ -366,14 +450,74 @@ impl<E: Event> Owner<E> {
             // event. Kept so that a batch is never journaled without them.
             None => journal.append(first, self.batch.events())?,
         };
-        if self.config.durability == Durability::Always {
-            if self.config.flush_in_place {
-                tokio::task::block_in_place(|| journal.flush())?;
-            } else {
-                journal.flush_async().await?;
+        Ok(bytes as u64)
+    }
+
+    /// Waits for the batch in flight, if any, and finishes it (or fails
+    /// with it).
+    async fn settle(&mut self, shared: &Arc<Shared>) {
+        if let Some(in_flight) = &self.in_flight {
+            let flushed = in_flight.flush.wait().await;
+            self.conclude(flushed, shared);
+        }
+    }
+
+    /// Finishes the batch in flight after its flush ended with `flushed`.
+    fn conclude(&mut self, flushed: Result<(), JournalError>, shared: &Arc<Shared>) {
+        let Some(InFlight { sealed, bytes, .. }) = self.in_flight.take() else {
+            return;
+        };
+        match flushed {
+            Ok(()) => {
+                shared.counters.record_pipelined();
+                self.finish(sealed, bytes, shared);
+            }
+            Err(error) => self.fail(&error, sealed.first_seq, sealed.last_seq, Some(sealed)),
+        }
+    }
+
+    /// Publishes and acks a durable sealed batch, and hands it to the
+    /// as-of window and the checkpointer.
+    fn finish(&mut self, sealed: Sealed<E>, bytes: u64, shared: &Arc<Shared>) {
+        let events = sealed.len();
+        let Some((snapshot, batch)) =
+            sealed.finish(&mut self.state, &self.publisher, &shared.counters)
+        else {
+            return;
+        };
+        self.history.push(Arc::clone(&snapshot), batch);
+        if let (Some(checkpointer), Some(journal)) = (&mut self.checkpointer, &self.journal) {
+            checkpointer.after_commit::<E>(events, bytes, journal, &snapshot, shared);
+        }
+    }
+
+    /// The journal failed writing or flushing seqs `first..=last`: the
+    /// batch (`sealed`, or the current one) and the current batch are
+    /// refused, the working state goes back to the published snapshot,
+    /// and the owner stops taking events.
+    fn fail(&mut self, error: &JournalError, first: u64, last: u64, sealed: Option<Sealed<E>>) {
+        let failure = JournalFailure::new(
+            format_args!("journal write of seqs {first}..={last}"),
+            error,
+        );
+        tracing::error!(message = %failure.message, "journal write failed; the engine stops");
+        if let Some(journal) = &self.journal {
+            // A record whose flush failed is still in sled's memory, and
+            // sled flushes on drop: take it back, or the events we are
+            // about to refuse come back on restart. (After a failed append
+            // there is nothing to take back, and the removal does
+            // nothing.) The batch after it was not journaled yet.
+            if let Err(error) = journal.discard(first) {
+                tracing::error!(%error, first, "could not take back the failed batch's record; its events may reappear after a restart");
             }
         }
-        Ok(bytes as u64)
+        if let Some(sealed) = sealed {
+            sealed.abort(&failure);
+        }
+        self.batch.abort(&failure);
+        self.last_seq = first - 1;
+        self.state.reset(&self.publisher.snapshot());
+        self.failed = Some(failure);
     }
 
     /// Commits a rollback to the state at `target` as one new step: the
@@ -382,7 +526,8 @@ impl<E: Event> Owner<E> {
     /// and gains a rollback marker (flushed), and then the state is
     /// published. A failure before the journal changed leaves everything
     /// as it was; a failed journal write stops the engine.
-    async fn rollback(&mut self, target: u64, shared: &Shared) -> Result<Ack, RollbackError> {
+    async fn rollback(&mut self, target: u64, shared: &Arc<Shared>) -> Result<Ack, RollbackError> {
+        self.settle(shared).await;
         if let Some(failure) = &self.failed {
             return Err(failure.rollback_error());
         }
@@ -475,3 +620,17 @@ impl<E: Event> Owner<E> {
         Ok(Ack { seq })
     }
 }
+
+/// The snapshot that the working state equals before the current batch's
+/// events: the sealed batch's while one is in flight, else the published.
+fn base<E: Event>(in_flight: &Option<InFlight<E>>, publisher: &Publisher<E>) -> Arc<SnapshotOf<E>> {
+    in_flight
+        .as_ref()
+        .and_then(|in_flight| in_flight.sealed.snapshot().cloned())
+        .unwrap_or_else(|| publisher.snapshot())
+}
+
+/// How often, in events, the owner looks whether the batch in flight has
+/// been flushed (a lock of its reply channel), so that its acks go out
+/// without waiting for the batch being applied to fill.
+const FLUSH_POLL_EVERY: usize = 16;

@@ -33,6 +33,9 @@ pub struct Stats {
     pub batches: u64,
     /// The most events committed in one batch.
     pub largest_batch: u64,
+    /// Committed batches whose flush ran while the owner applied the next
+    /// batch (see [`Builder::pipelined`](crate::Builder::pipelined)).
+    pub pipelined: u64,
     /// Commands waiting in the queue right now.
     pub queue_depth: usize,
     /// The sequence number of the last committed step (an event or a
@@ -59,6 +62,7 @@ pub(crate) struct Counters {
     refused: AtomicU64,
     batches: AtomicU64,
     largest_batch: AtomicU64,
+    pipelined: AtomicU64,
     last_seq: AtomicU64,
     rollbacks: AtomicU64,
     checkpoints: AtomicU64,
@@ -82,6 +86,12 @@ impl Counters {
             self.largest_batch.fetch_max(applied, Ordering::Relaxed);
         }
         self.last_seq.store(last_seq, Ordering::Relaxed);
+    }
+
+    /// Counts a batch whose flush overlapped the next batch's applying,
+    /// before that batch is committed (so before its acks).
+    pub(crate) fn record_pipelined(&self) {
+        bump(&self.pipelined, 1);
     }
 
     /// Counts a rollback committed at `seq`.
@@ -127,6 +137,7 @@ impl Counters {
             refused: self.refused.load(Ordering::Relaxed),
             batches: self.batches.load(Ordering::Relaxed),
             largest_batch: self.largest_batch.load(Ordering::Relaxed),
+            pipelined: self.pipelined.load(Ordering::Relaxed),
             queue_depth,
             last_seq: self.last_seq.load(Ordering::Relaxed),
             rollbacks: self.rollbacks.load(Ordering::Relaxed),

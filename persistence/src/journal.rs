@@ -71,6 +71,7 @@ mod store;
 pub use chunks::CHUNK_BYTES;
 pub use classify::catch_sled;
 pub(crate) use classify::panic_message;
+pub use durable::PendingFlush;
 pub use error::JournalError;
 pub use maintenance::Resumed;
 pub use rollback::{RollbackRefusal, RollbackReport};

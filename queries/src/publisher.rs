@@ -65,7 +65,8 @@ impl<E: Event> Publisher<E> {
     /// every step up to `batch.last_seq()`, its seq, and `batch` goes to
     /// change-feed subscribers. The owner builds the batch once and may
     /// keep it (for as-of reads); nobody copies its events.
-    pub fn publish(&self, snapshot: SnapshotOf<E>, batch: Arc<CommittedBatch<E>>) {
+    pub fn publish(&self, snapshot: impl Into<Arc<SnapshotOf<E>>>, batch: Arc<CommittedBatch<E>>) {
+        let snapshot = snapshot.into();
         let seq = batch.last_seq();
         debug_assert_eq!(
             snapshot.seq(),
@@ -75,7 +76,7 @@ impl<E: Event> Publisher<E> {
         // Order matters. The snapshot goes first, so that a subscriber that
         // subscribes and then loads misses nothing. The seq goes last, so
         // that `wait_for` finds the snapshot in place when it wakes.
-        self.current.store(Arc::new(snapshot));
+        self.current.store(snapshot);
         if self.changes.receiver_count() > 0 {
             // An error means every subscriber left meanwhile: nobody to tell.
             let _ = self.changes.send(batch);

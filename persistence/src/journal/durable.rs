@@ -191,9 +191,27 @@ impl Journal {
     /// the journal directory when the flush thread cannot be started or
     /// the flush panicked.
     pub async fn flush_async(&self) -> Result<(), JournalError> {
-        let stopped = |message: &str| JournalError::Sync {
+        self.start_flush()?.wait().await
+    }
+
+    /// Starts [`Journal::flush`] on the journal's flush thread now, and
+    /// returns at once: the caller goes on working (the engine's owner
+    /// applies its next batch) and awaits [`PendingFlush::wait`] later.
+    /// The flush covers every write made before this call; writes made
+    /// after it may or may not be covered, so a caller that needs one
+    /// durable starts another flush after it.
+    ///
+    /// Unlike the future of [`Journal::flush_async`], which sends the job
+    /// only when first polled, the flush is under way when this returns.
+    ///
+    /// # Errors
+    ///
+    /// [`JournalError::Sync`] naming the journal directory when the flush
+    /// thread cannot be started.
+    pub fn start_flush(&self) -> Result<PendingFlush, JournalError> {
+        let stopped = || JournalError::Sync {
             path: self.path.clone(),
-            source: std::io::Error::other(message.to_owned()),
+            source: std::io::Error::other("the journal's flush thread is gone"),
         };
         let thread = match self.flush_thread.get() {
             Some(thread) => thread,
@@ -208,10 +226,13 @@ impl Journal {
             }
         };
         let (store, storage) = (Arc::clone(&self.store), Arc::clone(&self.storage));
-        thread
-            .run(move || store.flush(&*storage))
-            .await
-            .ok_or_else(|| stopped("the journal's flush panicked; its writes may not be durable"))?
+        let result = thread
+            .start(move || store.flush(&*storage))
+            .ok_or_else(stopped)?;
+        Ok(PendingFlush {
+            result,
+            path: self.path.clone(),
+        })
     }
 
     /// Sends this journal's writes, flushes and syncs through `plan` from
@@ -220,6 +241,45 @@ impl Journal {
     #[cfg(feature = "fault-injection")]
     pub fn inject_faults(&mut self, plan: crate::faults::FaultPlan) {
         self.storage = Arc::new(plan);
+    }
+}
+
+/// A flush under way on the journal's flush thread, from
+/// [`Journal::start_flush`].
+#[derive(Debug)]
+#[must_use = "a flush is only known to have succeeded once `wait` says so"]
+pub struct PendingFlush {
+    result: flume::Receiver<Result<(), JournalError>>,
+    path: PathBuf,
+}
+
+impl PendingFlush {
+    /// Whether the flush has ended (so that [`wait`](Self::wait) returns
+    /// at once), without waiting.
+    pub fn is_done(&self) -> bool {
+        !self.result.is_empty() || self.result.is_disconnected()
+    }
+
+    /// Waits, without blocking the thread, for the flush to end.
+    ///
+    /// Cancel-safe: dropping the future before it is ready loses
+    /// nothing, and a later call waits for the same flush. Once it has
+    /// returned, the outcome is spent: a second call reports the flush
+    /// thread as gone.
+    ///
+    /// # Errors
+    ///
+    /// The errors of [`Journal::flush`], and [`JournalError::Sync`] naming
+    /// the journal directory when the flush panicked.
+    pub async fn wait(&self) -> Result<(), JournalError> {
+        self.result.recv_async().await.unwrap_or_else(|_| {
+            Err(JournalError::Sync {
+                path: self.path.clone(),
+                source: std::io::Error::other(
+                    "the journal's flush panicked; its writes may not be durable",
+                ),
+            })
+        })
     }
 }
 

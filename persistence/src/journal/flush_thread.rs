@@ -41,18 +41,19 @@ impl FlushThread {
         Ok(FlushThread { jobs })
     }
 
-    /// Runs `job` on the thread and waits, without blocking, for its
-    /// result. `None` when the job panicked (or the thread is gone).
-    pub(super) async fn run<T: Send + 'static>(
+    /// Hands `job` to the thread now and returns the receiver of its
+    /// result, which says nothing (disconnects) when the job panicked.
+    /// `None` when the thread is gone.
+    pub(super) fn start<T: Send + 'static>(
         &self,
         job: impl FnOnce() -> T + Send + 'static,
-    ) -> Option<T> {
+    ) -> Option<flume::Receiver<T>> {
         let (reply, result) = flume::bounded(1);
         let job: Job = Box::new(move || {
             // The caller may have stopped waiting; nothing to tell it.
             let _ = reply.send(job());
         });
         self.jobs.send(job).ok()?;
-        result.recv_async().await.ok()
+        Some(result)
     }
 }
