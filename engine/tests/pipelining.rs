@@ -10,10 +10,15 @@
 //! flight against batches of 8, so the failing flush is usually one in
 //! flight.
 
+mod common;
+
 use std::collections::HashMap;
 use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
 
-use solostate::{CheckpointPolicy, Durability, Engine, Pending, StateEvent, StoreKind};
+use common::quiet_intentional_panics;
+use serde::{Deserialize, Serialize};
+use solostate::{AckError, CheckpointPolicy, Durability, Engine, Pending, StateEvent, StoreKind};
 
 type Ev = StateEvent<u64, u64>;
 
@@ -126,4 +131,88 @@ async fn a_backlog_is_pipelined_and_every_ack_survives_on_the_versioned_store() 
 #[tokio::test(flavor = "current_thread")]
 async fn a_backlog_is_pipelined_on_a_current_thread_runtime() {
     pipelines_and_keeps_every_ack(StoreKind::Versioned).await;
+}
+
+/// A value whose first drop of a 13, once armed, panics: a `Drop` of the
+/// user's value type that fails while the engine settles a write set.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+struct Bomb(u8);
+
+static BOMB_ARMED: AtomicBool = AtomicBool::new(false);
+
+impl Drop for Bomb {
+    fn drop(&mut self) {
+        if self.0 == 13 && BOMB_ARMED.swap(false, Ordering::SeqCst) {
+            panic!("dropping 13 on purpose");
+        }
+    }
+}
+
+/// A batch whose write set cannot be settled goes back to the state
+/// before it: while the batch before it is in flight, that is the sealed
+/// batch's state, not the published one, or the batch in flight would be
+/// acked and then missing from every later snapshot.
+#[tokio::test(flavor = "current_thread")]
+async fn a_failed_settle_while_a_batch_is_in_flight_keeps_that_batch() {
+    quiet_intentional_panics();
+    let dir = tempfile::tempdir().unwrap();
+    let open = || {
+        Engine::<StateEvent<u8, Bomb>>::builder()
+            .path(dir.path())
+            .schema(SCHEMA)
+            .durability(Durability::Always)
+            .checkpoints(CheckpointPolicy::never())
+            .max_batch(4)
+            .open()
+    };
+    let engine = open().await.unwrap();
+    // Queued before the owner runs (a current-thread runtime, and no
+    // await): the first four are one batch, sealed and in flight while the
+    // next four apply. In those, the third replaces the 13, whose drop
+    // panics as its write set is settled. (Armed after the submits, which
+    // drop the copy they decode to check the encoding.)
+    let events = [
+        StateEvent::put(10, Bomb(10)),
+        StateEvent::put(11, Bomb(11)),
+        StateEvent::put(12, Bomb(12)),
+        StateEvent::put(14, Bomb(14)),
+        StateEvent::put(1, Bomb(1)),
+        StateEvent::put(2, Bomb(13)),
+        StateEvent::put(2, Bomb(5)),
+        StateEvent::put(3, Bomb(3)),
+    ];
+    let pending: Vec<_> = events
+        .into_iter()
+        .map(|event| engine.try_submit(event).unwrap())
+        .collect();
+    BOMB_ARMED.store(true, Ordering::SeqCst);
+    let mut outcomes = Vec::new();
+    for ack in pending {
+        outcomes.push(ack.await.map(|ack| ack.seq));
+    }
+    assert_eq!(outcomes[..4], [Ok(1), Ok(2), Ok(3), Ok(4)]);
+    for refused in &outcomes[4..7] {
+        assert!(
+            matches!(refused, Err(AckError::Panicked { message }) if message.contains("dropping 13 on purpose")),
+            "{refused:?}"
+        );
+    }
+    assert_eq!(outcomes[7], Ok(5), "the engine keeps serving, seqs dense");
+    assert!(
+        engine.stats().pipelined >= 1,
+        "the first batch was in flight"
+    );
+
+    let keys = |engine: &Engine<StateEvent<u8, Bomb>>| {
+        let snapshot = engine.reader().snapshot();
+        let mut keys: Vec<u8> = snapshot.view().iter().map(|(k, _)| *k).collect();
+        keys.sort_unstable();
+        keys
+    };
+    let expected = vec![3, 10, 11, 12, 14];
+    assert_eq!(keys(&engine), expected, "the batch in flight is kept");
+    engine.shutdown().await.unwrap();
+    let reopened = open().await.unwrap();
+    assert_eq!(keys(&reopened), expected, "and reopens");
+    reopened.shutdown().await.unwrap();
 }
