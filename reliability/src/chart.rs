@@ -1,8 +1,10 @@
-//! A small SVG line chart, hand-written so the report needs no plotting
-//! dependency: a few series on shared linear axes, with labelled vertical
-//! markers (such as "snapshot pinned") and a legend.
+//! The report's line charts (RSS over a soak): a few series on shared
+//! linear axes, with labelled vertical markers (such as "pinned") and a
+//! legend. Drawn with plotters' SVG backend, the library bench draws its
+//! throughput chart with, so the workspace has one chart library (its
+//! features are in the workspace manifest: SVG only, no font libraries).
 
-use std::fmt::Write as _;
+use plotters::prelude::*;
 
 /// One line of the chart.
 #[derive(Debug, Clone)]
@@ -28,136 +30,99 @@ pub struct LineChart {
     pub markers: Vec<(f64, String)>,
 }
 
-const WIDTH: f64 = 760.0;
-const HEIGHT: f64 = 380.0;
-const LEFT: f64 = 70.0;
-const RIGHT: f64 = 20.0;
-const TOP: f64 = 40.0;
-const BOTTOM: f64 = 70.0;
-const COLORS: [&str; 4] = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd"];
+const SIZE: (u32, u32) = (760, 380);
+/// The markers' lines and labels: grey, so the data stands out. (Solid:
+/// the SVG backend has no dash style, and `DashedPathElement` writes one
+/// element per dash.)
+const MARKER: RGBColor = RGBColor(120, 120, 120);
+/// Font sizes as plotters takes them; it draws text at about 0.8 of
+/// these, so labels come out near 12 px and the title near 15.
+const TITLE_FONT: u32 = 19;
+const LABEL_FONT: u32 = 15;
+const MARKER_FONT: u32 = 14;
 
 impl LineChart {
     /// Renders the chart as a standalone SVG document. The y axis starts
-    /// at zero so that growth is shown to scale.
-    pub fn to_svg(&self) -> String {
-        let points = self.series.iter().flat_map(|s| s.points.iter());
-        let (mut x_max, mut y_max) = (0.0f64, 0.0f64);
-        let mut x_min = f64::INFINITY;
-        for &(x, y) in points {
-            x_min = x_min.min(x);
-            x_max = x_max.max(x);
-            y_max = y_max.max(y);
-        }
-        // Start the x axis at zero when the data is all positive, so the
-        // ticks fall on round numbers from the origin.
-        x_min = x_min.min(0.0);
-        let x_max = if x_max > x_min { x_max } else { x_min + 1.0 };
-        let y_step = nice_step(y_max.max(1.0) / 5.0);
-        let y_top = (y_max / y_step).ceil().max(1.0) * y_step;
-        let x_step = nice_step((x_max - x_min) / 6.0);
-        let plot_w = WIDTH - LEFT - RIGHT;
-        let plot_h = HEIGHT - TOP - BOTTOM;
-        let sx = |x: f64| LEFT + (x - x_min) / (x_max - x_min) * plot_w;
-        let sy = |y: f64| TOP + plot_h - y / y_top * plot_h;
-
+    /// at zero so that growth is shown to scale, and so does the x axis
+    /// when the data is all positive, so its ticks count from the origin.
+    ///
+    /// # Errors
+    ///
+    /// Plotters could not lay the chart out (its message, as text).
+    pub fn to_svg(&self) -> Result<String, String> {
         let mut svg = String::new();
-        let _ = writeln!(
-            svg,
-            r#"<svg xmlns="http://www.w3.org/2000/svg" width="{WIDTH}" height="{HEIGHT}" viewBox="0 0 {WIDTH} {HEIGHT}" font-family="sans-serif" font-size="12">"#
-        );
-        let _ = writeln!(
-            svg,
-            r#"<rect width="100%" height="100%" fill="white"/><text x="{}" y="22" text-anchor="middle" font-size="15">{}</text>"#,
-            WIDTH / 2.0,
-            escape(&self.title)
-        );
-        let mut y = 0.0;
-        while y <= y_top + y_step / 2.0 {
-            let _ = writeln!(
-                svg,
-                r##"<line x1="{LEFT}" x2="{}" y1="{py:.1}" y2="{py:.1}" stroke="#ddd"/><text x="{}" y="{:.1}" text-anchor="end">{}</text>"##,
-                WIDTH - RIGHT,
-                LEFT - 6.0,
-                sy(y) + 4.0,
-                tick(y),
-                py = sy(y)
-            );
-            y += y_step;
-        }
-        let mut x = (x_min / x_step).ceil() * x_step;
-        while x <= x_max + x_step / 100.0 {
-            let _ = writeln!(
-                svg,
-                r#"<text x="{:.1}" y="{}" text-anchor="middle">{}</text>"#,
-                sx(x),
-                TOP + plot_h + 16.0,
-                tick(x)
-            );
-            x += x_step;
-        }
-        let _ = writeln!(
-            svg,
-            r#"<rect x="{LEFT}" y="{TOP}" width="{plot_w}" height="{plot_h}" fill="none" stroke="black"/>"#
-        );
-        let _ = writeln!(
-            svg,
-            r#"<text x="{}" y="{}" text-anchor="middle">{}</text><text transform="translate(16 {}) rotate(-90)" text-anchor="middle">{}</text>"#,
-            LEFT + plot_w / 2.0,
-            TOP + plot_h + 36.0,
-            escape(&self.x_label),
-            TOP + plot_h / 2.0,
-            escape(&self.y_label)
-        );
-        for (at, label) in &self.markers {
-            let px = sx(*at);
-            let _ = writeln!(
-                svg,
-                r##"<line x1="{px:.1}" x2="{px:.1}" y1="{TOP}" y2="{}" stroke="#888" stroke-dasharray="4 3"/><text x="{:.1}" y="{}" font-size="11" fill="#555">{}</text>"##,
-                TOP + plot_h,
-                px + 3.0,
-                TOP + 12.0,
-                escape(label)
-            );
-        }
-        for (i, series) in self.series.iter().enumerate() {
-            let color = COLORS[i % COLORS.len()];
-            let path: Vec<String> = series
-                .points
-                .iter()
-                .map(|&(x, y)| format!("{:.1},{:.1}", sx(x), sy(y)))
-                .collect();
-            let _ = writeln!(
-                svg,
-                r#"<polyline fill="none" stroke="{color}" stroke-width="1.5" points="{}"/>"#,
-                path.join(" ")
-            );
-            let ly = HEIGHT - 14.0;
-            let lx = LEFT + i as f64 * 220.0;
-            let _ = writeln!(
-                svg,
-                r#"<line x1="{lx}" x2="{}" y1="{ly}" y2="{ly}" stroke="{color}" stroke-width="3"/><text x="{}" y="{}">{}</text>"#,
-                lx + 20.0,
-                lx + 26.0,
-                ly + 4.0,
-                escape(&series.name)
-            );
-        }
-        svg.push_str("</svg>\n");
-        svg
+        self.draw(SVGBackend::with_string(&mut svg, SIZE))
+            .map_err(|e| format!("chart {:?}: {e}", self.title))?;
+        Ok(svg)
     }
-}
 
-/// A step of 1, 2 or 5 times a power of ten, at least `raw`.
-fn nice_step(raw: f64) -> f64 {
-    if raw <= 0.0 || !raw.is_finite() {
-        return 1.0;
+    fn draw(&self, backend: SVGBackend<'_>) -> Result<(), Box<dyn std::error::Error>> {
+        let points = || self.series.iter().flat_map(|s| s.points.iter());
+        let x_min = points().map(|p| p.0).fold(0.0, f64::min);
+        let x_max = points().map(|p| p.0).fold(x_min, f64::max);
+        let x_max = if x_max > x_min { x_max } else { x_min + 1.0 };
+        // A tenth of headroom above the highest point: the markers' labels
+        // sit there, clear of the lines.
+        let y_top = points().map(|p| p.1).fold(0.0, f64::max).max(1.0) * 1.1;
+
+        let root = backend.into_drawing_area();
+        root.fill(&WHITE)?;
+        let mut chart = ChartBuilder::on(&root)
+            .caption(&self.title, ("sans-serif", TITLE_FONT))
+            .margin(12)
+            .x_label_area_size(40)
+            .y_label_area_size(56)
+            .build_cartesian_2d(x_min..x_max, 0.0..y_top)?;
+        chart
+            .configure_mesh()
+            .disable_x_mesh()
+            // Grid lines at the labelled ticks only.
+            .light_line_style(TRANSPARENT)
+            .label_style(("sans-serif", LABEL_FONT))
+            .axis_desc_style(("sans-serif", LABEL_FONT))
+            .x_desc(&self.x_label)
+            .y_desc(&self.y_label)
+            .x_label_formatter(&|x| tick(*x))
+            .y_label_formatter(&|y| tick(*y))
+            .draw()?;
+
+        chart.draw_series(self.markers.iter().map(|&(at, _)| {
+            PathElement::new([(at, 0.0), (at, y_top)], MARKER.mix(0.6).stroke_width(1))
+        }))?;
+        chart.draw_series(self.markers.iter().map(|(at, label)| {
+            EmptyElement::at((*at, y_top))
+                + Text::new(
+                    label.clone(),
+                    (3, 4),
+                    ("sans-serif", MARKER_FONT).into_font().color(&MARKER),
+                )
+        }))?;
+
+        for (i, series) in self.series.iter().enumerate() {
+            // Palette99, as bench's bars: the same colours in order.
+            let color = Palette99::pick(i).to_rgba();
+            chart
+                .draw_series(LineSeries::new(
+                    series.points.iter().copied(),
+                    color.stroke_width(2),
+                ))?
+                .label(&series.name)
+                .legend(move |(x, y)| {
+                    PathElement::new([(x, y), (x + 20, y)], color.stroke_width(3))
+                });
+        }
+        // Lower right: an RSS curve climbs from the left and holds high,
+        // so that corner stays clear of it.
+        chart
+            .configure_series_labels()
+            .position(SeriesLabelPosition::LowerRight)
+            .background_style(WHITE.mix(0.85))
+            .border_style(BLACK)
+            .label_font(("sans-serif", LABEL_FONT))
+            .draw()?;
+        root.present()?;
+        Ok(())
     }
-    let power = 10f64.powf(raw.log10().floor());
-    [1.0, 2.0, 5.0, 10.0]
-        .into_iter()
-        .map(|m| m * power)
-        .find(|&step| step >= raw)
-        .unwrap_or(10.0 * power)
 }
 
 /// A tick label: 1.5M, 200k or 12.
@@ -177,25 +142,16 @@ fn trim(v: f64) -> String {
     s.trim_end_matches('0').trim_end_matches('.').to_string()
 }
 
-fn escape(text: &str) -> String {
-    text.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn steps_are_one_two_or_five() {
-        assert_eq!(nice_step(0.7), 1.0);
-        assert_eq!(nice_step(1.3), 2.0);
-        assert_eq!(nice_step(33.0), 50.0);
-        assert_eq!(nice_step(1_700_000.0), 2_000_000.0);
+    fn ticks_are_short() {
         assert_eq!(tick(2_500_000.0), "2.5M");
         assert_eq!(tick(200_000.0), "200k");
         assert_eq!(tick(12.0), "12");
+        assert_eq!(tick(0.0), "0");
     }
 
     #[test]
@@ -211,20 +167,35 @@ mod tests {
                 },
                 Series {
                     name: "other".into(),
-                    points: vec![(0.0, 5.0)],
+                    points: vec![(0.0, 5.0), (200.0, 5.0)],
                 },
             ],
             markers: vec![(100.0, "pinned".into())],
         };
-        let svg = chart.to_svg();
+        let svg = chart.to_svg().unwrap();
         assert!(svg.starts_with("<svg"), "{svg}");
         assert!(svg.trim_end().ends_with("</svg>"), "{svg}");
-        assert_eq!(svg.matches("<polyline").count(), 2, "{svg}");
-        assert!(svg.contains("RSS &lt;soak&gt;"), "{svg}");
-        assert!(svg.contains(">pinned</text>"), "{svg}");
-        // x from 0 to 200 spans the plot's width; y from 0 to 30 (the top
-        // tick) its height, so the peak sits on the top edge, mid-way.
-        assert!(svg.contains(r#"points="70.0,"#), "{svg}");
-        assert!(svg.contains(" 405.0,40.0 "), "{svg}");
+        for text in [
+            "RSS &lt;soak&gt;",
+            "events",
+            "MiB",
+            "pinned",
+            "rss",
+            "other",
+        ] {
+            assert!(
+                svg.contains(&format!(">\n{text}\n</text>")),
+                "{text}: {svg}"
+            );
+        }
+        // Each series' line has its points; the marker is a vertical line.
+        assert_eq!(
+            svg.matches(r#"stroke-width="2" points=""#).count(),
+            2,
+            "{svg}"
+        );
+        assert_eq!(svg.matches(r##"stroke="#787878""##).count(), 1, "{svg}");
+        // Both axes start at zero.
+        assert_eq!(svg.matches(">\n0\n</text>").count(), 2, "{svg}");
     }
 }

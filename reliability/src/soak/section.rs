@@ -179,16 +179,29 @@ fn describe(o: &SoakOutcome) -> Section {
              serialisation, not broken down here.",
         );
     }
-    let file = match c.durability {
-        None => "soak_rss.svg".to_string(),
-        Some(_) => "soak_durable_rss.svg".to_string(),
-    };
-    s.charts.push(Chart {
-        file,
-        alt: format!("RSS over the soak ({kind}), by events applied"),
-        svg: rss_chart(o, &kind).to_svg(),
-    });
+    match rss_chart(o, &kind).to_svg() {
+        Ok(svg) => s.charts.push(Chart {
+            file: chart_file(c.durability, c.store),
+            alt: format!("RSS over the soak ({kind}), by events applied"),
+            svg,
+        }),
+        // A chart that cannot be drawn is not a broken promise: say so
+        // instead of failing the soak.
+        Err(e) => s.note(format!("The RSS chart could not be drawn: {e}.")),
+    }
     s
+}
+
+/// The chart's file name, one per engine the report soaks (named like the
+/// bin's harnesses: `soak`, `soak_versioned`, `soak_durable`), so that no
+/// section's chart overwrites another's.
+fn chart_file(durability: Option<Durability>, store: StoreKind) -> String {
+    let durable = if durability.is_some() { "_durable" } else { "" };
+    let store = match store {
+        StoreKind::Versioned => "_versioned",
+        _ => "",
+    };
+    format!("soak{durable}{store}_rss.svg")
 }
 
 /// The RSS curve by events applied, with the phase boundaries marked.
@@ -213,5 +226,32 @@ fn rss_chart(o: &SoakOutcome, kind: &str) -> LineChart {
             (boundary(1), "pinned".into()),
             (boundary(2), "released".into()),
         ],
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    #[test]
+    fn each_soaked_engine_charts_to_its_own_file() {
+        let durable = Some(Durability::Every(Duration::from_millis(100)));
+        let files = [
+            chart_file(None, StoreKind::Persistent),
+            chart_file(None, StoreKind::Versioned),
+            chart_file(durable, StoreKind::Persistent),
+            chart_file(durable, StoreKind::Versioned),
+        ];
+        assert_eq!(
+            files,
+            [
+                "soak_rss.svg",
+                "soak_versioned_rss.svg",
+                "soak_durable_rss.svg",
+                "soak_durable_versioned_rss.svg",
+            ]
+        );
     }
 }
