@@ -2,7 +2,7 @@
 //! one process, on both journal backends: what the engine costs on top of
 //! its journal, and what the segment log (the default) costs next to sled.
 //!
-//! Four groups, on the same event type ([`Ev`]: a `u64` key and a
+//! Five groups, on the same event type ([`Ev`]: a `u64` key and a
 //! [`Value64`] value) and the same machine:
 //!
 //! * `durable_throughput`: events/s of a journaling engine with
@@ -14,6 +14,12 @@
 //!   1024 or 2048 events and one flush per batch (the engine's own group
 //!   commit, minus the engine), with a blocking `flush` and with
 //!   `flush_async` (what the owner task awaits).
+//! * `pipelining`: `Durability::Always` with `Builder::pipelined` on and
+//!   off, side by side, on both stores: batches of 1024 against 4096
+//!   events in flight (a backlog that pipelining overlaps with the flush),
+//!   and the default batch of 4096 (no backlog: the control); with
+//!   `--features fault-injection`, also batches of 1024 on a disk whose
+//!   every flush takes 2 ms more.
 //! * `ack_latency`: one writer, submit then await, one event at a time:
 //!   the engine in memory, under `Never` and under `Always` (on both
 //!   backends on the 2-worker runtime, where the owner flushes in place,
@@ -62,7 +68,9 @@ use criterion::{
     BenchmarkGroup, Criterion, SamplingMode, Throughput, criterion_group, criterion_main,
 };
 use hdrhistogram::Histogram;
-use solostate::{CheckpointPolicy, Durability, Engine, JournalBackend, Pending, StateEvent};
+use solostate::{
+    Builder, CheckpointPolicy, Durability, Engine, JournalBackend, Pending, StateEvent, StoreKind,
+};
 use solostate_persistence::journal::Journal;
 use tokio::runtime::Runtime;
 
@@ -138,17 +146,26 @@ async fn open_with(
     durability: Durability,
     checkpoints: CheckpointPolicy,
 ) -> Engine<Ev> {
-    open_on(dir, durability, checkpoints, JournalBackend::default()).await
+    open_on(
+        dir,
+        durability,
+        checkpoints,
+        JournalBackend::default(),
+        |b| b,
+    )
+    .await
 }
 
-/// As [`open_with`], on a journal backend.
+/// As [`open_with`], on a journal backend, with the builder's other
+/// settings changed by `tune`.
 async fn open_on(
     dir: Option<&Path>,
     durability: Durability,
     checkpoints: CheckpointPolicy,
     backend: JournalBackend,
+    tune: fn(Builder<Ev>) -> Builder<Ev>,
 ) -> Engine<Ev> {
-    let builder = Engine::<Ev>::builder()
+    let builder = tune(Engine::<Ev>::builder())
         .journal_backend(backend)
         .checkpoints(checkpoints)
         .channel_capacity(CHANNEL_CAPACITY)
@@ -185,13 +202,14 @@ async fn write(engine: Engine<Ev>, keys: Arc<Vec<u64>>, offset: usize, count: u6
 }
 
 /// A journaling engine under `durability` (in memory when `None`), with
-/// [`WRITERS`] pipelined writers.
+/// [`WRITERS`] pipelined writers, its builder changed by `tune`.
 fn engine_throughput(
     group: &mut BenchmarkGroup<'_, WallTime>,
     rt: &Runtime,
     name: &str,
     durability: Option<Durability>,
     backend: JournalBackend,
+    tune: fn(Builder<Ev>) -> Builder<Ev>,
 ) {
     let dir = tempfile::tempdir().expect("temp dir");
     let (dir_used, durability) = match durability {
@@ -199,7 +217,7 @@ fn engine_throughput(
         None => (None, Durability::Never),
     };
     let checkpoints = CheckpointPolicy::default();
-    let engine = rt.block_on(open_on(dir_used, durability, checkpoints, backend));
+    let engine = rt.block_on(open_on(dir_used, durability, checkpoints, backend, tune));
     // Fill every key first (as events: a journaled engine takes no initial
     // state), so the map is at its steady size when measuring starts.
     let all: Arc<Vec<u64>> = Arc::new((0..KEYS).collect());
@@ -232,11 +250,12 @@ fn engine_throughput(
     });
     let stats = engine.stats();
     eprintln!(
-        "{name}: applied {} in {} batches (mean {:.0}, largest {}), sled blob files {}",
+        "{name}: applied {} in {} batches (mean {:.0}, largest {}, pipelined {}), sled blob files {}",
         stats.applied,
         stats.batches,
         stats.applied as f64 / stats.batches.max(1) as f64,
         stats.largest_batch,
+        stats.pipelined,
         blob_files(&dir.path().join("journal")),
     );
     rt.block_on(engine.shutdown()).expect("clean shutdown");
@@ -295,6 +314,79 @@ fn blob_files(dir: &Path) -> usize {
     std::fs::read_dir(dir.join("blobs")).map_or(0, |entries| entries.count())
 }
 
+/// Pipelining under `Always` (`Builder::pipelined`), on and off side by
+/// side: with [`WRITERS`] × [`IN_FLIGHT`] events in flight against batches
+/// of 1024, up to four batches wait, so one can be applied while the one
+/// before it flushes; with the default batch (4096) every event in flight
+/// fits in one batch, and there is little to overlap (the control: it
+/// should not get slower). On both stores.
+fn pipelining(c: &mut Criterion) {
+    if !wanted("pipelining") {
+        return;
+    }
+    let rt = runtime();
+    let mut group = c.benchmark_group("pipelining");
+    group
+        .sampling_mode(SamplingMode::Flat)
+        .sample_size(10)
+        .warm_up_time(Duration::from_millis(700))
+        .measurement_time(Duration::from_secs(3));
+    let always = Some(Durability::Always);
+    let segments = JournalBackend::Segments;
+    let rows: [(&str, fn(Builder<Ev>) -> Builder<Ev>); 8] = [
+        ("batch1024/pipelined", |b| b.max_batch(1024)),
+        ("batch1024/unpipelined", |b| {
+            b.max_batch(1024).pipelined(false)
+        }),
+        ("batch1024_versioned/pipelined", |b| {
+            b.max_batch(1024).store(StoreKind::Versioned)
+        }),
+        ("batch1024_versioned/unpipelined", |b| {
+            b.max_batch(1024)
+                .store(StoreKind::Versioned)
+                .pipelined(false)
+        }),
+        ("batch4096/pipelined", |b| b),
+        ("batch4096/unpipelined", |b| b.pipelined(false)),
+        ("batch4096_versioned/pipelined", |b| {
+            b.store(StoreKind::Versioned)
+        }),
+        ("batch4096_versioned/unpipelined", |b| {
+            b.store(StoreKind::Versioned).pipelined(false)
+        }),
+    ];
+    for (name, tune) in rows {
+        engine_throughput(&mut group, &rt, name, always, segments, tune);
+    }
+    // A slower disk: every flush takes 2 ms more, asleep on the flushing
+    // thread (what an fsync waiting on a device costs: time, no CPU). Only
+    // with `--features fault-injection`, which supplies the delay.
+    #[cfg(feature = "fault-injection")]
+    {
+        use solostate::FaultPlan;
+        fn slow(builder: Builder<Ev>) -> Builder<Ev> {
+            let plan = FaultPlan::new().flush_delay(Duration::from_millis(2));
+            builder.max_batch(1024).faults(plan)
+        }
+        let rows: [(&str, fn(Builder<Ev>) -> Builder<Ev>); 4] = [
+            ("slow_flush_2ms/batch1024/pipelined", slow),
+            ("slow_flush_2ms/batch1024/unpipelined", |b| {
+                slow(b).pipelined(false)
+            }),
+            ("slow_flush_2ms/batch1024_versioned/pipelined", |b| {
+                slow(b).store(StoreKind::Versioned)
+            }),
+            ("slow_flush_2ms/batch1024_versioned/unpipelined", |b| {
+                slow(b).store(StoreKind::Versioned).pipelined(false)
+            }),
+        ];
+        for (name, tune) in rows {
+            engine_throughput(&mut group, &rt, name, always, segments, tune);
+        }
+    }
+    group.finish();
+}
+
 fn durable_throughput(c: &mut Criterion) {
     if !wanted("durable_throughput") {
         return;
@@ -309,18 +401,27 @@ fn durable_throughput(c: &mut Criterion) {
     let every = Durability::Every(Duration::from_secs(1));
     let (segments, sled) = (JournalBackend::Segments, JournalBackend::Sled);
     let always = Some(Durability::Always);
-    engine_throughput(&mut group, &rt, "engine/always", always, segments);
-    engine_throughput(&mut group, &rt, "engine/always_sled", always, sled);
-    engine_throughput(&mut group, &rt, "engine/every_1s", Some(every), segments);
+    let same = |builder| builder;
+    engine_throughput(&mut group, &rt, "engine/always", always, segments, same);
+    engine_throughput(&mut group, &rt, "engine/always_sled", always, sled, same);
+    engine_throughput(
+        &mut group,
+        &rt,
+        "engine/every_1s",
+        Some(every),
+        segments,
+        same,
+    );
     engine_throughput(
         &mut group,
         &rt,
         "engine/never",
         Some(Durability::Never),
         segments,
+        same,
     );
     // The control: the same writers and map with no journal at all.
-    engine_throughput(&mut group, &rt, "engine/in_memory", None, segments);
+    engine_throughput(&mut group, &rt, "engine/in_memory", None, segments, same);
     for backend in [segments, sled] {
         raw_throughput(&mut group, &rt, 1024, false, backend);
         raw_throughput(&mut group, &rt, 2048, false, backend);
@@ -410,7 +511,7 @@ fn engine_latency(
     backend: JournalBackend,
 ) {
     let checkpoints = CheckpointPolicy::default();
-    let engine = rt.block_on(open_on(dir, durability, checkpoints, backend));
+    let engine = rt.block_on(open_on(dir, durability, checkpoints, backend, |b| b));
     let mut key = 0u64;
     let value = value(1);
     latency(group, rt, name, async || {
@@ -510,6 +611,6 @@ criterion_group! {
     // Fewer bootstrap resamples and no plots: analysis stays small next to
     // the measurement, and the whole run near two minutes.
     config = Criterion::default().nresamples(10_000).without_plots();
-    targets = durable_throughput, ack_latency, replay, replay::open
+    targets = durable_throughput, pipelining, ack_latency, replay, replay::open
 }
 criterion_main!(benches);

@@ -50,11 +50,12 @@ pub(crate) struct OwnerConfig {
 ///
 /// Pipelining, under `Durability::Always`: when more commands are waiting
 /// as a batch is sealed, its flush is started on the journal's flush
-/// thread and the owner goes on to apply the next batch. The sealed batch
-/// is published and acked once its flush has ended (seen between events,
-/// while idle, or before the next batch is journaled), so an ack still
-/// means durable and a reader still sees only durable batches. At most
-/// one batch is in flight: the next is journaled only after it.
+/// thread and the owner goes on to apply the next batch, which stays open
+/// for new arrivals until the flush ends. The sealed batch is published
+/// and acked once its flush has ended (seen between events, while idle,
+/// or before the next batch is journaled), so an ack still means durable
+/// and a reader still sees only durable batches. At most one batch is in
+/// flight: the next is journaled only after it.
 ///
 /// It ends when the gate is closed and drained (shutdown), when every
 /// handle is gone, or after a journal failure. Every way, everything that
@@ -122,8 +123,12 @@ pub(crate) async fn run<E: Event>(
         // Let other tasks on this worker run between bursts.
         tokio::task::consume_budget().await;
     }
-    // A batch still in flight is answered before anything closes.
+    // A batch still in flight, and the one open behind it, are answered
+    // before anything closes.
     owner.settle(&shared).await;
+    if owner.batch.len() > 0 {
+        owner.commit(false, &shared).await;
+    }
     if let Some(journal) = &owner.journal
         && owner.failed.is_none()
     {
@@ -266,8 +271,9 @@ struct InFlight<E: Event> {
 }
 
 impl<E: Event> Owner<E> {
-    /// The next command, finishing the batch in flight (if any) as soon as
-    /// its flush ends, whichever comes first.
+    /// The next command. While a batch is in flight, the batch being
+    /// built stays open for whatever arrives until the flush ends; then
+    /// the batch in flight is finished and the open one committed.
     async fn next_command(
         &mut self,
         rx: &flume::Receiver<Command<E>>,
@@ -295,12 +301,20 @@ impl<E: Event> Owner<E> {
                 Err(command) => return command,
             };
             self.conclude(flushed, shared);
+            if self.batch.len() > 0 {
+                self.commit(!rx.is_empty(), shared).await;
+            }
         }
     }
 
     /// Applies the commands in batches of at most `max_batch` events.
     /// `queue` is read only to see whether more commands are waiting,
     /// which is when a batch's flush is worth overlapping with the next.
+    ///
+    /// A batch left short when the commands run out is committed, unless
+    /// a batch is in flight: then it stays open for
+    /// [`next_command`](Self::next_command), growing with what arrives
+    /// during the flush, as the queue would without pipelining.
     async fn process(
         &mut self,
         commands: impl Iterator<Item = Command<E>>,
@@ -308,7 +322,7 @@ impl<E: Event> Owner<E> {
         shared: &Arc<Shared>,
     ) {
         let mut commands = commands.peekable();
-        let mut in_batch = 0;
+        let mut offered = 0usize;
         while let Some(command) = commands.next() {
             let (event, encoded, reply) = match command {
                 Command::Submit {
@@ -318,9 +332,8 @@ impl<E: Event> Owner<E> {
                 } => (event, encoded, reply),
                 Command::Rollback { target, reply } => {
                     // Everything queued before the rollback commits first.
-                    if in_batch > 0 {
+                    if self.batch.len() > 0 {
                         self.commit(false, shared).await;
-                        in_batch = 0;
                     }
                     let outcome = self.rollback(target, shared).await;
                     // The caller may have stopped waiting; that is fine.
@@ -340,7 +353,6 @@ impl<E: Event> Owner<E> {
                 && !codec::fits(self.batch.len(), self.batch.bytes(), encoded.len())
             {
                 self.commit(true, shared).await;
-                in_batch = 0;
             }
             let (in_flight, publisher) = (&self.in_flight, &self.publisher);
             self.batch.offer(
@@ -351,19 +363,18 @@ impl<E: Event> Owner<E> {
                 || base(in_flight, publisher),
                 &shared.counters,
             );
-            in_batch += 1;
-            if in_batch == self.config.max_batch {
+            offered += 1;
+            if self.batch.len() == self.config.max_batch {
                 let more = commands.peek().is_some() || !queue.is_empty();
                 self.commit(more, shared).await;
-                in_batch = 0;
-            } else if in_batch % FLUSH_POLL_EVERY == 0
+            } else if offered % FLUSH_POLL_EVERY == 0
                 && self.in_flight.as_ref().is_some_and(|f| f.flush.is_done())
             {
                 // Its acks need not wait for this batch to fill.
                 self.settle(shared).await;
             }
         }
-        if in_batch > 0 {
+        if self.batch.len() > 0 && self.in_flight.is_none() {
             self.commit(!queue.is_empty(), shared).await;
         }
     }
