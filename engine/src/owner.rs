@@ -367,7 +367,7 @@ impl<E: Event> Owner<E> {
             if self.batch.len() == self.config.max_batch {
                 let more = commands.peek().is_some() || !queue.is_empty();
                 self.commit(more, shared).await;
-            } else if offered % FLUSH_POLL_EVERY == 0
+            } else if offered.is_multiple_of(FLUSH_POLL_EVERY)
                 && self.in_flight.as_ref().is_some_and(|f| f.flush.is_done())
             {
                 // Its acks need not wait for this batch to fill.
