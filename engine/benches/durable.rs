@@ -156,6 +156,9 @@ async fn open_with(
     .await
 }
 
+/// A change to an engine's builder, for one bench row.
+type Tune = fn(Builder<Ev>) -> Builder<Ev>;
+
 /// As [`open_with`], on a journal backend, with the builder's other
 /// settings changed by `tune`.
 async fn open_on(
@@ -163,7 +166,7 @@ async fn open_on(
     durability: Durability,
     checkpoints: CheckpointPolicy,
     backend: JournalBackend,
-    tune: fn(Builder<Ev>) -> Builder<Ev>,
+    tune: Tune,
 ) -> Engine<Ev> {
     let builder = tune(Engine::<Ev>::builder())
         .journal_backend(backend)
@@ -209,7 +212,7 @@ fn engine_throughput(
     name: &str,
     durability: Option<Durability>,
     backend: JournalBackend,
-    tune: fn(Builder<Ev>) -> Builder<Ev>,
+    tune: Tune,
 ) {
     let dir = tempfile::tempdir().expect("temp dir");
     let (dir_used, durability) = match durability {
@@ -333,7 +336,7 @@ fn pipelining(c: &mut Criterion) {
         .measurement_time(Duration::from_secs(3));
     let always = Some(Durability::Always);
     let segments = JournalBackend::Segments;
-    let rows: [(&str, fn(Builder<Ev>) -> Builder<Ev>); 8] = [
+    let rows: [(&str, Tune); 8] = [
         ("batch1024/pipelined", |b| b.max_batch(1024)),
         ("batch1024/unpipelined", |b| {
             b.max_batch(1024).pipelined(false)
@@ -368,7 +371,7 @@ fn pipelining(c: &mut Criterion) {
             let plan = FaultPlan::new().flush_delay(Duration::from_millis(2));
             builder.max_batch(1024).faults(plan)
         }
-        let rows: [(&str, fn(Builder<Ev>) -> Builder<Ev>); 4] = [
+        let rows: [(&str, Tune); 4] = [
             ("slow_flush_2ms/batch1024/pipelined", slow),
             ("slow_flush_2ms/batch1024/unpipelined", |b| {
                 slow(b).pipelined(false)
