@@ -175,4 +175,15 @@ pub use imbl;
 /// read-only [`Replay`](solostate_persistence::replay::Replay) of an
 /// engine's directory, re-exported so that a replay tool needs only this
 /// crate.
+///
+/// **What is supported here, and what is machinery.** The supported
+/// entry points are [`replay::Replay`](solostate_persistence::replay::Replay)
+/// (read a directory's steps, archive and past states) and
+/// [`hash::state_hash`](solostate_persistence::hash::state_hash) (compare
+/// states across builds and machines), with the error types they return.
+/// The rest (`journal`, `checkpoint`, `codec`, `recovery`, `sync`,
+/// `aside`) is the engine's own machinery, public so that the admin tool
+/// and the test harnesses can reach it; it follows the engine's needs and
+/// may change in any release. Writing to a directory through it, beside
+/// or instead of an engine, is not supported.
 pub use solostate_persistence as persistence;
