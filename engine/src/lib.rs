@@ -107,7 +107,7 @@
 //!
 //! # Crate features
 //!
-//! * `fault-injection` (off by default): [`Builder::faults`] and the
+//! * `fault-injection` (off by default): `Builder::faults` and the
 //!   re-exported `FaultPlan`, which fails chosen journal writes, flushes or
 //!   checkpoint files (or slows flushes) so that tests can drive the
 //!   engine's failure paths: a failed batch is answered with
