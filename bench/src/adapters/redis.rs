@@ -1,6 +1,6 @@
 //! Redis on loopback with its append-only file, `appendfsync always` and
 //! `everysec`, driven through the `redis` crate with pipelining: each
-//! session queues up to [`WINDOW`](super::solo::WINDOW) commands (reads
+//! session queues up to [`super::solo::WINDOW`] commands (reads
 //! and writes, in op order) and sends them as one pipeline, as solostate's
 //! sessions keep that many acks in flight. The bench starts its own
 //! `redis-server` on a free port in a temp dir, configured on the command
