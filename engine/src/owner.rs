@@ -1,5 +1,8 @@
 //! The owner task: the one place that holds and changes the working state.
 
+mod commit;
+mod rollback;
+
 use std::future::Future;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -8,16 +11,15 @@ use std::time::Duration;
 
 use solostate_commands::Event;
 use solostate_persistence::codec;
-use solostate_persistence::journal::{Journal, JournalError, PendingFlush};
-use solostate_queries::{CommittedBatch, Publisher, SnapshotOf};
+use solostate_persistence::journal::{Journal, PendingFlush};
+use solostate_queries::{Publisher, SnapshotOf};
 
 use crate::batch::{Batch, Sealed, WorkingOf};
 use crate::checkpointer::Checkpointer;
 use crate::durability::Durability;
-use crate::error::{AsOfError, RollbackError};
 use crate::guard::{Digest, HashGuard};
 use crate::history::History;
-use crate::message::{Ack, Command};
+use crate::message::Command;
 use crate::shared::{JournalFailure, Shared};
 
 /// Tuning that the owner loop needs.
@@ -377,258 +379,6 @@ impl<E: Event> Owner<E> {
         if self.batch.len() > 0 && self.in_flight.is_none() {
             self.commit(!queue.is_empty(), shared).await;
         }
-    }
-
-    /// Journals the batch and seals it; under `Durability::Always` it is
-    /// flushed first, and then published and acked. With `more` commands
-    /// waiting (and pipelining on), the flush is left running and the
-    /// batch in flight, to be finished by [`Owner::settle`].
-    ///
-    /// If the journal fails, nobody in the batch is acked, its record is
-    /// taken back out of the journal, the working state goes back to the
-    /// published one, and the owner stops taking events.
-    async fn commit(&mut self, more: bool, shared: &Arc<Shared>) {
-        // One batch in flight at most, and records go in seq order.
-        self.settle(shared).await;
-        if let Some(failure) = &self.failed {
-            // The batch in flight failed: this one, applied after it, goes
-            // with it.
-            self.batch.abort(failure);
-            return;
-        }
-        let bytes = match self.append() {
-            Ok(bytes) => bytes,
-            Err(error) => {
-                let first = self.last_seq + 1;
-                let last = self.last_seq + self.batch.events().len() as u64;
-                self.fail(&error, first, last, None);
-                return;
-            }
-        };
-        tracing::trace!(events = self.batch.len(), "commit");
-        let sealed = self.batch.seal(&mut self.state, &mut self.last_seq);
-        if let Some(journal) = &self.journal
-            && self.config.durability == Durability::Always
-            && sealed.len() > 0
-        {
-            if more && self.config.pipelined {
-                match journal.start_flush() {
-                    Ok(flush) => {
-                        self.in_flight = Some(InFlight {
-                            sealed,
-                            flush,
-                            bytes,
-                        });
-                    }
-                    Err(error) => {
-                        self.fail(&error, sealed.first_seq, sealed.last_seq, Some(sealed))
-                    }
-                }
-                return;
-            }
-            let flushed = if self.config.flush_in_place {
-                tokio::task::block_in_place(|| journal.flush())
-            } else {
-                journal.flush_async().await
-            };
-            if let Err(error) = flushed {
-                self.fail(&error, sealed.first_seq, sealed.last_seq, Some(sealed));
-                return;
-            }
-        }
-        self.finish(sealed, bytes, shared);
-    }
-
-    /// Appends the batch to the journal, unflushed. Returns the record's
-    /// size in bytes.
-    fn append(&self) -> Result<u64, JournalError> {
-        let Some(journal) = &self.journal else {
-            return Ok(0);
-        };
-        if self.batch.events().is_empty() {
-            return Ok(0);
-        }
-        let first = self.last_seq + 1;
-        let last = self.last_seq + self.batch.events().len() as u64;
-        let state_hash = self
-            .guard
-            .as_ref()
-            .filter(|guard| guard.due(first, last))
-            .and(self.batch.working_hash());
-        let bytes = match self.batch.encoded() {
-            Some(encoded) => journal.append_encoded_with_hash(first, encoded, state_hash)?,
-            // Not reached: the handles of a durable engine encode every
-            // event. Kept so that a batch is never journaled without them.
-            None => journal.append(first, self.batch.events())?,
-        };
-        Ok(bytes as u64)
-    }
-
-    /// Waits for the batch in flight, if any, and finishes it (or fails
-    /// with it).
-    async fn settle(&mut self, shared: &Arc<Shared>) {
-        if let Some(in_flight) = &self.in_flight {
-            let flushed = in_flight.flush.wait().await;
-            self.conclude(flushed, shared);
-        }
-    }
-
-    /// Finishes the batch in flight after its flush ended with `flushed`.
-    fn conclude(&mut self, flushed: Result<(), JournalError>, shared: &Arc<Shared>) {
-        let Some(InFlight { sealed, bytes, .. }) = self.in_flight.take() else {
-            return;
-        };
-        match flushed {
-            Ok(()) => {
-                shared.counters.record_pipelined();
-                self.finish(sealed, bytes, shared);
-            }
-            Err(error) => self.fail(&error, sealed.first_seq, sealed.last_seq, Some(sealed)),
-        }
-    }
-
-    /// Publishes and acks a durable sealed batch, and hands it to the
-    /// as-of window and the checkpointer.
-    fn finish(&mut self, sealed: Sealed<E>, bytes: u64, shared: &Arc<Shared>) {
-        let events = sealed.len();
-        let Some((snapshot, batch)) =
-            sealed.finish(&mut self.state, &self.publisher, &shared.counters)
-        else {
-            return;
-        };
-        self.history.push(Arc::clone(&snapshot), batch);
-        if let (Some(checkpointer), Some(journal)) = (&mut self.checkpointer, &self.journal) {
-            checkpointer.after_commit::<E>(events, bytes, journal, &snapshot, shared);
-        }
-    }
-
-    /// The journal failed writing or flushing seqs `first..=last`: the
-    /// batch (`sealed`, or the current one) and the current batch are
-    /// refused, the working state goes back to the published snapshot,
-    /// and the owner stops taking events.
-    fn fail(&mut self, error: &JournalError, first: u64, last: u64, sealed: Option<Sealed<E>>) {
-        let failure = JournalFailure::new(
-            format_args!("journal write of seqs {first}..={last}"),
-            error,
-        );
-        tracing::error!(message = %failure.message, "journal write failed; the engine stops");
-        if let Some(journal) = &self.journal {
-            // A record whose flush failed is still in sled's memory, and
-            // sled flushes on drop: take it back, or the events we are
-            // about to refuse come back on restart. (After a failed append
-            // there is nothing to take back, and the removal does
-            // nothing.) The batch after it was not journaled yet.
-            if let Err(error) = journal.discard(first) {
-                tracing::error!(%error, first, "could not take back the failed batch's record; its events may reappear after a restart");
-            }
-        }
-        if let Some(sealed) = sealed {
-            sealed.abort(&failure);
-        }
-        self.batch.abort(&failure);
-        self.last_seq = first - 1;
-        self.state.reset(&self.publisher.snapshot());
-        self.failed = Some(failure);
-    }
-
-    /// Commits a rollback to the state at `target` as one new step: the
-    /// state is found (window, or checkpoint plus journal), checkpoints
-    /// after `target` are deleted, the journal archives the undone records
-    /// and gains a rollback marker (flushed), and then the state is
-    /// published. A failure before the journal changed leaves everything
-    /// as it was; a failed journal write stops the engine.
-    async fn rollback(&mut self, target: u64, shared: &Arc<Shared>) -> Result<Ack, RollbackError> {
-        self.settle(shared).await;
-        if let Some(failure) = &self.failed {
-            return Err(failure.rollback_error());
-        }
-        let unavailable = RollbackError::Unavailable;
-        if let Some(checkpointer) = &mut self.checkpointer {
-            // No checkpoint may land after the ones we are about to
-            // delete, and none may prune the journal between the check
-            // below and the rollback: settle the one in flight first.
-            // (Checked after it, a rollback raced the prune, and the
-            // journal's refusal stopped the engine.)
-            checkpointer.settle().await;
-        }
-        if let Some(journal) = &self.journal {
-            // Refuse before anything changes: a rollback behind the
-            // compacted prefix would archive every record and delete every
-            // checkpoint after the target, leaving nothing that can rebuild
-            // it on the next open.
-            let first = journal.first_seq().map_err(|error| {
-                unavailable(AsOfError::Rebuild {
-                    seq: target,
-                    message: error.to_string(),
-                })
-            })?;
-            if target + 1 < first {
-                return Err(unavailable(AsOfError::Pruned { seq: target, first }));
-            }
-        }
-        // The same lookup as `Engine::as_of`: the window, else the disk.
-        let state = self
-            .history
-            .state_at(target, self.last_seq)
-            .await
-            .map_err(unavailable)?;
-        let seq = self.last_seq + 1;
-        self.history.begin_rollback();
-        if let (Some(journal), Some(checkpointer)) = (&self.journal, &mut self.checkpointer) {
-            let journal = Arc::clone(journal);
-            let store = Arc::clone(&checkpointer.store);
-            let what = format!("rollback to seq {target} (marker at seq {seq})");
-            let written = tokio::task::spawn_blocking(move || -> Result<(), JournalFailure> {
-                // Checkpoints first: if we crash between the two steps, the
-                // journal still holds the full timeline and an older
-                // checkpoint (or none) is used.
-                store.remove_after(target).map_err(|error| JournalFailure {
-                    message: format!("{what}: {error}"),
-                    io: None,
-                })?;
-                journal
-                    .rollback::<E>(target, seq)
-                    .map_err(|error| JournalFailure::new(what, &error))?;
-                Ok(())
-            })
-            .await
-            .unwrap_or_else(|error| {
-                Err(JournalFailure {
-                    message: format!("rollback task failed: {error}"),
-                    io: None,
-                })
-            });
-            checkpointer.rolled_back(target);
-            if let Err(failure) = written {
-                self.history.end_rollback(self.publisher.snapshot(), None);
-                tracing::error!(message = %failure.message, target, "rollback failed to reach the journal; the engine stops");
-                let error = failure.rollback_error();
-                self.failed = Some(failure);
-                return Err(error);
-            }
-        }
-        self.state.reset(&state);
-        if self.batch.working_hash().is_some() {
-            // The guard follows the restored state from its full hash,
-            // taken off the runtime.
-            let restored = Arc::clone(&state);
-            let hasher = tokio::task::spawn_blocking(move || {
-                solostate_persistence::hash::hasher_of::<E>(&restored.view())
-            })
-            .await;
-            self.batch
-                .replace_digest(hasher.ok().and_then(|hasher| hasher.ok()));
-        }
-        self.last_seq = seq;
-        self.publisher.publish(
-            self.state.publish(seq),
-            Arc::new(CommittedBatch::rollback(seq, target)),
-        );
-        shared.counters.record_rollback(seq);
-        self.history
-            .end_rollback(self.publisher.snapshot(), Some(target + 1..=seq - 1));
-        tracing::info!(target, seq, "rolled back");
-        Ok(Ack { seq })
     }
 }
 
