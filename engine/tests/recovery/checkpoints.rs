@@ -4,6 +4,8 @@
 
 use super::*;
 
+/// A quarantine used to delete every checkpoint after the quarantined
+/// seq; they are set aside instead, and reported.
 #[tokio::test]
 async fn a_quarantine_sets_later_checkpoints_aside_and_never_deletes_them() {
     let dir = tempfile::tempdir().unwrap();

@@ -386,8 +386,6 @@ async fn a_journal_another_engine_holds_is_already_open_not_damaged() {
     engine.shutdown().await.unwrap();
 }
 
-/// A quarantine used to delete every checkpoint after the quarantined
-/// seq; they are set aside instead, and reported.
 /// Not only sled's panics: an error sled returns for its own files (here
 /// a garbled `conf`) makes the journal unusable too, and the option moves
 /// it aside.
