@@ -109,3 +109,24 @@ impl Journal {
         })
     }
 }
+
+impl Journal {
+    /// The last record of the timeline, verified but not decoded, and the
+    /// timeline's last seq: [`Journal::last_seq`] without the event type
+    /// (the last pruned seq when pruning emptied the journal, 0 for one
+    /// never written). The record is `None` when the timeline is empty.
+    ///
+    /// # Errors
+    ///
+    /// [`JournalError::Corrupt`] when the last record does not verify,
+    /// [`JournalError::BadHeader`] for a bad pruned-through mark, and
+    /// [`JournalError::Storage`] or [`JournalError::Io`].
+    pub fn scan_last(&self) -> Result<(Option<ScannedRecord>, u64), JournalError> {
+        let pruned = self.pruned_through()?;
+        let Some((key, value)) = self.store.last(Tree::Records)? else {
+            return Ok((None, pruned));
+        };
+        let record = self.scan_one(&key, &value)?;
+        Ok((Some(record), record.last.max(pruned)))
+    }
+}
