@@ -211,6 +211,7 @@ fn dispatch(cli: &Cli, typed: Option<&dyn Typed>, out: &mut dyn Write) -> Result
         } => {
             let typed = typed.ok_or(CliError::NeedsType { command: "dump" })?;
             let opened = open::open(dir, allow)?;
+            warn_torn_tail(&opened);
             let to = to.unwrap_or(u64::MAX);
             if *from > to {
                 return Err(CliError::BadSeq {
@@ -225,6 +226,7 @@ fn dispatch(cli: &Cli, typed: Option<&dyn Typed>, out: &mut dyn Write) -> Result
         Command::State { dir, at } => {
             let typed = typed.ok_or(CliError::NeedsType { command: "state" })?;
             let opened = open::open(dir, allow)?;
+            warn_torn_tail(&opened);
             let seq = match at {
                 Some(seq) => *seq,
                 None => {
@@ -238,5 +240,14 @@ fn dispatch(cli: &Cli, typed: Option<&dyn Typed>, out: &mut dyn Write) -> Result
             typed.state(&opened, seq, out)?;
             Ok(Outcome::Clean)
         }
+    }
+}
+
+/// Says on stderr that the journal reads as ending before a torn tail:
+/// `dump` and `state` read only what verifies, and must not pass the rest
+/// over in silence.
+fn warn_torn_tail(opened: &open::Opened) {
+    if let Some(found) = info::torn_tail(opened) {
+        eprintln!("solostate: warning: the journal ends early: {found}");
     }
 }
