@@ -64,4 +64,20 @@ pub enum Command {
         #[arg(long)]
         at: Option<u64>,
     },
+    /// Roll the directory back to the state at a seq, as the engine's
+    /// `rollback_to` does: a new step at the next seq, the undone events
+    /// moved to the archive (kept), later checkpoints deleted. This
+    /// changes the directory unless --dry-run is given. Needs the event
+    /// type.
+    Rollback {
+        /// The engine's directory.
+        dir: PathBuf,
+        /// The seq whose state to restore.
+        #[arg(long)]
+        to: u64,
+        /// Print the plan (and check that the state at the target can be
+        /// rebuilt) without changing anything.
+        #[arg(long)]
+        dry_run: bool,
+    },
 }

@@ -72,6 +72,15 @@ pub enum CliError {
     /// Replaying the journal failed for a reason other than damage.
     #[error(transparent)]
     Replay(#[from] ReplayError),
+    /// Opening the engine for a rollback failed.
+    #[error("opening the engine to roll back: {0}")]
+    EngineOpen(#[from] solostate::OpenError),
+    /// The engine refused or failed the rollback.
+    #[error("rolling back: {0}")]
+    Rollback(#[from] solostate::RollbackError),
+    /// The engine failed while shutting down after the rollback.
+    #[error("shutting the engine down after the rollback: {0}")]
+    Shutdown(#[from] solostate::ShutdownError),
     /// Writing the output failed (a closed pipe, a full disk).
     #[error("writing the output: {0}")]
     Output(#[from] std::io::Error),

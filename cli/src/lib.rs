@@ -18,6 +18,7 @@
 //! solostate --types bank verify DIR      # ... and decode, replay, check every state hash
 //! solostate --types string-u64 dump DIR --from 1 --to 100   # events as JSON lines
 //! solostate --types string-u64 state DIR --at 100           # the state at seq 100, and its hash
+//! solostate --types string-u64 rollback DIR --to 100 --dry-run  # the plan; without --dry-run, do it
 //! ```
 //!
 //! * `info DIR`: the schema in the journal's header, the record format,
@@ -45,6 +46,17 @@
 //!   hash as `solostate::persistence::hash::state_hash` and the
 //!   determinism guard's, then one `{"key":..,"value":..}` per entry,
 //!   sorted.
+//! * `rollback DIR --to SEQ [--dry-run]`: the engine's own rollback
+//!   (`Engine::rollback_to`), run offline: a new step at the next seq
+//!   whose state is the target's, the undone events moved to the
+//!   journal's archive (kept; `dump --archive` prints them), checkpoints
+//!   after the target deleted. The tool first plans it read-only (it
+//!   rebuilds and hashes the state at the target, which proves it can be
+//!   done), and `--dry-run` stops there; after the rollback it rebuilds
+//!   the state at the new seq from disk and checks its hash against the
+//!   target's. It is the one command that changes the directory, and only
+//!   without `--dry-run`; it refuses a directory with a torn tail (run
+//!   `verify`), which an engine's open would otherwise cut on the way.
 //!
 //! Long work (the record scan, checkpoint checks, the replay) draws a
 //! progress bar on stderr when stderr is a terminal, and nothing
@@ -62,8 +74,8 @@
 //! }
 //! ```
 //!
-//! Not built yet: `rollback`, `compact`, `quarantine list|restore` and
-//! `backup` (online backup belongs to the engine).
+//! Not built yet: `compact`, `quarantine list|restore` and `backup`
+//! (online backup belongs to the engine).
 //!
 //! # Architecture
 //!
@@ -116,6 +128,7 @@ mod error;
 mod info;
 mod open;
 mod progress;
+mod rollback;
 mod typed;
 mod verify;
 
@@ -238,6 +251,13 @@ fn dispatch(cli: &Cli, typed: Option<&dyn Typed>, out: &mut dyn Write) -> Result
                 }
             };
             typed.state(&opened, seq, out)?;
+            Ok(Outcome::Clean)
+        }
+        Command::Rollback { dir, to, dry_run } => {
+            let typed = typed.ok_or(CliError::NeedsType {
+                command: "rollback",
+            })?;
+            rollback::rollback(dir, allow, typed, *to, *dry_run, out)?;
             Ok(Outcome::Clean)
         }
     }

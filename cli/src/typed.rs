@@ -64,6 +64,20 @@ pub(crate) trait Typed {
     /// Writes the state at `seq` as JSON lines: a first line with the seq,
     /// the entry count and the state hash, then one line per entry.
     fn state(&self, opened: &Opened, seq: u64, out: &mut dyn Write) -> Result<(), Failure>;
+
+    /// The state at `seq`, rebuilt: its entry count and state hash.
+    fn state_hash_at(&self, opened: &Opened, seq: u64) -> Result<(usize, u64), Failure>;
+
+    /// Opens an engine on `root` and rolls it back to `target` through
+    /// [`Engine::rollback_to`](solostate::Engine::rollback_to), then
+    /// shuts it down. Returns the rollback's seq and, when opening the
+    /// engine had anything to decide, what it found.
+    fn rollback(
+        &self,
+        root: &std::path::Path,
+        schema: &str,
+        target: u64,
+    ) -> Result<(u64, Option<String>), CliError>;
 }
 
 /// [`Typed`] for the event type `E`.
@@ -267,12 +281,39 @@ impl<E: Event> Typed for For<E> {
         Ok(written)
     }
 
+    fn state_hash_at(&self, opened: &Opened, seq: u64) -> Result<(usize, u64), Failure> {
+        self.rebuild(opened, seq)
+            .map(|(state, hash)| (state.len(), hash))
+    }
+
+    fn rollback(
+        &self,
+        root: &std::path::Path,
+        schema: &str,
+        target: u64,
+    ) -> Result<(u64, Option<String>), CliError> {
+        let runtime = tokio::runtime::Builder::new_current_thread().build()?;
+        runtime.block_on(async {
+            // No checkpoint of its own (not even at shutdown) and none
+            // pruned: the rollback is the only change made.
+            let engine = solostate::Engine::<E>::builder()
+                .path(root)
+                .schema(schema)
+                .checkpoints(solostate::CheckpointPolicy::never().keep(usize::MAX))
+                .open()
+                .await?;
+            let recovery = engine.recovery();
+            let found = (!recovery.is_clean()).then(|| format!("{recovery:?}"));
+            let rolled = engine.rollback_to(target).await;
+            let stopped = engine.shutdown().await;
+            let ack = rolled?;
+            stopped?;
+            Ok((ack.seq, found))
+        })
+    }
+
     fn state(&self, opened: &Opened, seq: u64, out: &mut dyn Write) -> Result<(), Failure> {
-        let journal_path = &opened.layout.journal;
-        let state = replay::state_at::<E>(&opened.journal, opened.checkpoints.as_ref(), seq)
-            .map_err(|error| replay_failure(error, journal_path))?;
-        let hash = state_hash::<E>(&state)
-            .map_err(|source| CliError::Replay(ReplayError::StateHash { seq, source }))?;
+        let (state, hash) = self.rebuild(opened, seq)?;
         let head = StateHead {
             seq,
             entries: state.len(),
@@ -301,6 +342,18 @@ impl<E: Event> Typed for For<E> {
 fn hashes_in(opened: &Opened, report: &Replayed) -> Result<u64, CliError> {
     let hashes = opened.journal.state_hashes(report.base + 1..=report.last)?;
     Ok(hashes.len() as u64)
+}
+
+impl<E: Event> For<E> {
+    /// The state at `seq` and its hash.
+    fn rebuild(&self, opened: &Opened, seq: u64) -> Result<(solostate::State<E>, u64), Failure> {
+        let journal_path = &opened.layout.journal;
+        let state = replay::state_at::<E>(&opened.journal, opened.checkpoints.as_ref(), seq)
+            .map_err(|error| replay_failure(error, journal_path))?;
+        let hash = state_hash::<E>(&state)
+            .map_err(|source| CliError::Replay(ReplayError::StateHash { seq, source }))?;
+        Ok((state, hash))
+    }
 }
 
 /// Records a journal error met while replaying: damage into `damage`

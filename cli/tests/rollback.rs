@@ -1,0 +1,114 @@
+//! `solostate rollback`, run as the real binary: `--dry-run` plans and
+//! changes nothing; without it the engine's own rollback restores the
+//! target's state as a new seq, archiving (not deleting) what it undoes.
+
+mod support;
+
+use solostate::JournalBackend;
+use solostate::persistence::hash::state_hash;
+use support::*;
+
+/// The state hash after the puts `1..=through` that `write` makes.
+fn model_hash(through: u64) -> String {
+    let mut model = solostate::State::<Ev>::new();
+    for i in 1..=through {
+        model.insert(key(i % 40), i);
+    }
+    format!("{:016x}", state_hash::<Ev>(&model).unwrap())
+}
+
+#[test]
+fn a_dry_run_prints_the_plan_and_changes_nothing() {
+    let root = tempfile::tempdir().unwrap();
+    let written = write(root.path(), 60, 1000, None, JournalBackend::Segments);
+    let before = contents(&written.dir);
+    let output = solostate(&[
+        "--types",
+        "string-u64",
+        "rollback",
+        arg(&written.dir),
+        "--to",
+        "45",
+        "--dry-run",
+    ]);
+    let text = stdout(&output);
+    assert_eq!(output.status.code(), Some(0), "{text}{}", stderr(&output));
+    assert!(text.contains("a rollback marker at seq 61"), "{text}");
+    assert!(
+        text.contains(&format!("state hash {}", model_hash(45))),
+        "{text}"
+    );
+    assert!(
+        text.contains("seqs 46..=60 move to the journal's archive"),
+        "{text}"
+    );
+    // The checkpoint written at shutdown (seq 60) is after the target.
+    assert!(
+        text.contains("checkpoints: deleted, being after the target: seqs 60"),
+        "{text}"
+    );
+    assert!(text.contains("dry run:     nothing was changed"), "{text}");
+    assert_eq!(contents(&written.dir), before, "a dry run changed nothing");
+}
+
+#[test]
+fn a_rollback_restores_the_targets_state_at_a_new_seq_and_archives_the_rest() {
+    let root = tempfile::tempdir().unwrap();
+    let written = write(root.path(), 60, 1000, None, JournalBackend::Segments);
+    let output = solostate(&[
+        "--types",
+        "string-u64",
+        "rollback",
+        arg(&written.dir),
+        "--to",
+        "45",
+    ]);
+    let text = stdout(&output);
+    assert_eq!(output.status.code(), Some(0), "{text}{}", stderr(&output));
+    assert!(text.contains("rolled back: to seq 45 at seq 61"), "{text}");
+
+    let output = solostate(&["--types", "string-u64", "state", arg(&written.dir)]);
+    let head: serde_json::Value =
+        serde_json::from_str(stdout(&output).lines().next().unwrap()).unwrap();
+    assert_eq!(head["seq"], 61);
+    assert_eq!(head["state_hash"], model_hash(45));
+
+    let output = solostate(&["info", arg(&written.dir)]);
+    let text = stdout(&output);
+    assert!(text.contains("seqs:         1..=61"), "{text}");
+    assert!(
+        text.contains("15 steps undone by rollbacks (seqs 46..=60)"),
+        "{text}"
+    );
+    assert!(
+        checkpoints(&written.dir).iter().all(|(seq, _)| *seq <= 45),
+        "{:?}",
+        checkpoints(&written.dir)
+    );
+    let output = solostate(&["--types", "string-u64", "verify", arg(&written.dir)]);
+    assert_eq!(output.status.code(), Some(0), "{}", stdout(&output));
+}
+
+#[test]
+fn a_rollback_to_the_last_seq_or_later_is_refused_with_exit_1() {
+    let root = tempfile::tempdir().unwrap();
+    let written = write(root.path(), 10, 1000, None, JournalBackend::Segments);
+    let before = contents(&written.dir);
+    for to in ["10", "11"] {
+        let output = solostate(&[
+            "--types",
+            "string-u64",
+            "rollback",
+            arg(&written.dir),
+            "--to",
+            to,
+        ]);
+        assert_eq!(output.status.code(), Some(1), "{}", stdout(&output));
+        assert!(
+            stderr(&output).contains("nothing to roll back"),
+            "{}",
+            stderr(&output)
+        );
+    }
+    assert_eq!(contents(&written.dir), before);
+}
