@@ -80,4 +80,15 @@ pub enum Command {
         #[arg(long)]
         dry_run: bool,
     },
+    /// Prune the journal behind its oldest checkpoint that loads in full,
+    /// as `Retention::SinceOldestCheckpoint` does. Seqs before that
+    /// checkpoint can then no longer be rebuilt. This changes the
+    /// directory unless --dry-run is given. Needs the event type.
+    Compact {
+        /// The engine's directory.
+        dir: PathBuf,
+        /// Print the plan without changing anything.
+        #[arg(long)]
+        dry_run: bool,
+    },
 }

@@ -3,8 +3,9 @@
 //! # Operations: the solostate tool
 //!
 //! The tool reads a directory an engine wrote (the path given to
-//! `Builder::path`) while no engine has it open. It never changes the
-//! directory: the segment log is opened read-only (a torn tail that an
+//! `Builder::path`) while no engine has it open. Nothing changes the
+//! directory but `rollback` and `compact` without `--dry-run`: every
+//! other command opens the segment log read-only (a torn tail that an
 //! engine's open would cut is reported, not cut; an unfinished checkpoint
 //! is listed, not removed), and a journal on sled, which cannot be opened
 //! without writing, is refused unless `--allow-sled-writes` is given. It
@@ -19,6 +20,7 @@
 //! solostate --types string-u64 dump DIR --from 1 --to 100   # events as JSON lines
 //! solostate --types string-u64 state DIR --at 100           # the state at seq 100, and its hash
 //! solostate --types string-u64 rollback DIR --to 100 --dry-run  # the plan; without --dry-run, do it
+//! solostate --types string-u64 compact DIR --dry-run             # likewise
 //! ```
 //!
 //! * `info DIR`: the schema in the journal's header, the record format,
@@ -54,9 +56,16 @@
 //!   rebuilds and hashes the state at the target, which proves it can be
 //!   done), and `--dry-run` stops there; after the rollback it rebuilds
 //!   the state at the new seq from disk and checks its hash against the
-//!   target's. It is the one command that changes the directory, and only
-//!   without `--dry-run`; it refuses a directory with a torn tail (run
+//!   target's. It refuses a directory with a torn tail (run
 //!   `verify`), which an engine's open would otherwise cut on the way.
+//! * `compact DIR [--dry-run]`: prunes the journal behind its oldest
+//!   checkpoint that loads in full, as `Retention::SinceOldestCheckpoint`
+//!   does after each checkpoint, for a directory kept with full history;
+//!   seqs before that checkpoint can then no longer be rebuilt, rolled
+//!   back to or dumped. The archive and quarantine are kept. On the
+//!   segment log the bytes come back only once old segments are mostly
+//!   pruned records, so the size on disk may not shrink at once. Changes
+//!   the directory only without `--dry-run`, and refuses a torn tail.
 //!
 //! Long work (the record scan, checkpoint checks, the replay) draws a
 //! progress bar on stderr when stderr is a terminal, and nothing
@@ -74,8 +83,8 @@
 //! }
 //! ```
 //!
-//! Not built yet: `compact`, `quarantine list|restore` and `backup`
-//! (online backup belongs to the engine).
+//! Not built yet: `quarantine list|restore` (`info` counts quarantined
+//! records) and `backup` (online backup belongs to the engine).
 //!
 //! # Architecture
 //!
@@ -124,6 +133,7 @@ use clap::Parser;
 use solostate::Event;
 
 mod args;
+mod compact;
 mod error;
 mod info;
 mod open;
@@ -258,6 +268,11 @@ fn dispatch(cli: &Cli, typed: Option<&dyn Typed>, out: &mut dyn Write) -> Result
                 command: "rollback",
             })?;
             rollback::rollback(dir, allow, typed, *to, *dry_run, out)?;
+            Ok(Outcome::Clean)
+        }
+        Command::Compact { dir, dry_run } => {
+            let typed = typed.ok_or(CliError::NeedsType { command: "compact" })?;
+            compact::compact(dir, allow, typed, *dry_run, out)?;
             Ok(Outcome::Clean)
         }
     }

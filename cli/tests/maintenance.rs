@@ -1,6 +1,8 @@
-//! `solostate rollback`, run as the real binary: `--dry-run` plans and
-//! changes nothing; without it the engine's own rollback restores the
-//! target's state as a new seq, archiving (not deleting) what it undoes.
+//! The commands that change a directory, run as the real binary:
+//! `rollback` (the engine's own rollback restores the target's state as a
+//! new seq, archiving, not deleting, what it undoes) and `compact`
+//! (pruning behind the oldest checkpoint); with `--dry-run` each plans and
+//! changes nothing.
 
 mod support;
 
@@ -111,4 +113,57 @@ fn a_rollback_to_the_last_seq_or_later_is_refused_with_exit_1() {
         );
     }
     assert_eq!(contents(&written.dir), before);
+}
+
+#[test]
+fn compact_prunes_behind_the_oldest_checkpoint_and_a_dry_run_changes_nothing() {
+    let root = tempfile::tempdir().unwrap();
+    let written = write(root.path(), 60, 20, None, JournalBackend::Segments);
+    let oldest = checkpoints(&written.dir)[0].0;
+    assert!(oldest < 60, "a checkpoint before the one at shutdown");
+    let before = contents(&written.dir);
+    let output = solostate(&[
+        "--types",
+        "string-u64",
+        "compact",
+        arg(&written.dir),
+        "--dry-run",
+    ]);
+    let text = stdout(&output);
+    assert_eq!(output.status.code(), Some(0), "{text}{}", stderr(&output));
+    assert!(
+        text.contains(&format!("prune the journal's seqs 1..={oldest}")),
+        "{text}"
+    );
+    assert_eq!(contents(&written.dir), before, "a dry run changed nothing");
+
+    let output = solostate(&["--types", "string-u64", "compact", arg(&written.dir)]);
+    let text = stdout(&output);
+    assert_eq!(output.status.code(), Some(0), "{text}{}", stderr(&output));
+    assert!(
+        text.contains(&format!(
+            "{oldest} records pruned; the journal now begins at seq {}",
+            oldest + 1
+        )),
+        "{text}"
+    );
+    let text = stdout(&solostate(&["info", arg(&written.dir)]));
+    assert!(
+        text.contains(&format!("seqs:         {}..=60", oldest + 1)),
+        "{text}"
+    );
+    // Still opens, replays and rebuilds every seq from the checkpoint on.
+    let output = solostate(&["--types", "string-u64", "verify", arg(&written.dir)]);
+    assert_eq!(output.status.code(), Some(0), "{}", stdout(&output));
+    let output = solostate(&[
+        "--types",
+        "string-u64",
+        "state",
+        arg(&written.dir),
+        "--at",
+        "59",
+    ]);
+    let head: serde_json::Value =
+        serde_json::from_str(stdout(&output).lines().next().unwrap()).unwrap();
+    assert_eq!(head["state_hash"], model_hash(59));
 }
