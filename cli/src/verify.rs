@@ -158,14 +158,23 @@ fn checkpoints(
     let bar = progress::bar(seqs.len() as u64, "checkpoints");
     let mut good = Vec::new();
     for seq in seqs {
-        let checked = store.verify_file(seq).and_then(|summary| {
-            if let Some(typed) = typed {
-                typed.load_checkpoint(store, seq)?;
-            }
-            Ok(summary)
+        let checked = store.verify_file(seq).map(|summary| {
+            let full = typed.map(|typed| typed.load_checkpoint(store, seq));
+            (summary, full)
         });
         match checked {
-            Ok(summary) => good.push(summary),
+            Ok((summary, None | Some(Ok(())))) => good.push(summary),
+            // The framing and crc verified, so the bytes are as written:
+            // entries that then do not decode, or decode to another count
+            // or hash, are of another type or encoding, not damage.
+            Ok((_, Some(Err(error)))) => {
+                let problem = format!(
+                    "checkpoint at seq {seq}: {error} (its framing and crc verify: the entries are not of this event type)"
+                );
+                bar.suspend(|| writeln!(out, "unverified:  {problem}"))
+                    .map_err(CliError::from)?;
+                verdict.unverified.push(problem);
+            }
             Err(error) => match checkpoint_damage(&error) {
                 Some(found) => {
                     bar.suspend(|| writeln!(out, "{found}"))

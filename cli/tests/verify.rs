@@ -152,3 +152,21 @@ fn a_directory_without_a_journal_is_refused_with_exit_1() {
     );
     assert_eq!(std::fs::read_dir(root.path()).unwrap().count(), 0);
 }
+
+#[test]
+fn the_wrong_event_type_exits_1_calling_the_data_incompatible_not_damaged() {
+    let root = tempfile::tempdir().unwrap();
+    let written = write(root.path(), 20, 10, None, JournalBackend::Segments);
+    let output = solostate(&["--types", "bank", "verify", arg(&written.dir)]);
+    let (text, message) = (stdout(&output), stderr(&output));
+    assert_eq!(output.status.code(), Some(1), "{text}{message}");
+    assert!(
+        !text.lines().any(|line| line.starts_with("damaged:")),
+        "{text}"
+    );
+    assert!(
+        text.contains("the entries are not of this event type"),
+        "{text}"
+    );
+    assert!(message.contains("incompatible"), "{message}");
+}
