@@ -82,6 +82,15 @@ fn a_flipped_byte_in_a_journal_segment_exits_2_naming_the_segment_and_the_seq() 
         bytes,
         "the damaged tail was reported, not cut"
     );
+
+    // dump reads what verifies, and says on stderr where it ends.
+    let output = solostate(&["--types", "string-u64", "dump", arg(&written.dir)]);
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    assert_eq!(stdout(&output).lines().count(), 44);
+    let warning = stderr(&output);
+    assert!(warning.contains("the journal ends early"), "{warning}");
+    assert!(warning.contains(arg(&segment)), "{warning}");
+    assert_eq!(std::fs::read(&segment).unwrap(), bytes);
 }
 
 #[test]
@@ -169,4 +178,35 @@ fn the_wrong_event_type_exits_1_calling_the_data_incompatible_not_damaged() {
         "{text}"
     );
     assert!(message.contains("incompatible"), "{message}");
+}
+
+#[test]
+fn a_damaged_segment_header_exits_2_naming_the_segment() {
+    let root = tempfile::tempdir().unwrap();
+    let written = write(root.path(), 10, 1000, None, JournalBackend::Segments);
+    let segment = segment(&written.dir);
+    let mut bytes = std::fs::read(&segment).unwrap();
+    // Inside the segment number, which the header's crc covers.
+    bytes[9] ^= 0x01;
+    std::fs::write(&segment, &bytes).unwrap();
+
+    let output = solostate(&["verify", arg(&written.dir)]);
+    let text = stdout(&output);
+    assert_eq!(output.status.code(), Some(2), "{text}{}", stderr(&output));
+    let line = text
+        .lines()
+        .find(|line| line.starts_with("damaged: "))
+        .unwrap_or_else(|| panic!("no damage line in {text}"));
+    assert!(line.contains(arg(&segment)), "{line}");
+    assert!(line.contains("offset 0"), "{line}");
+    assert!(text.contains("result: damage found"), "{text}");
+    // Every other command says so too, with the same exit code.
+    let output = solostate(&["info", arg(&written.dir)]);
+    assert_eq!(output.status.code(), Some(2), "{}", stdout(&output));
+    assert!(
+        stderr(&output).contains(arg(&segment)),
+        "{}",
+        stderr(&output)
+    );
+    assert_eq!(std::fs::read(&segment).unwrap(), bytes);
 }
