@@ -210,3 +210,22 @@ fn a_damaged_segment_header_exits_2_naming_the_segment() {
     );
     assert_eq!(std::fs::read(&segment).unwrap(), bytes);
 }
+
+#[test]
+fn a_damaged_record_inside_a_good_frame_exits_2_naming_the_record_and_its_seq() {
+    let root = tempfile::tempdir().unwrap();
+    let written = write(root.path(), 60, 1000, None, JournalBackend::Segments);
+    // Seq 45 writes key-00005 for the second time.
+    damage_record_inside_its_frame(&written.dir, key(5).as_bytes(), 1);
+    let output = solostate(&["verify", arg(&written.dir)]);
+    let text = stdout(&output);
+    assert_eq!(output.status.code(), Some(2), "{text}{}", stderr(&output));
+    let line = text
+        .lines()
+        .find(|line| line.starts_with("damaged: "))
+        .unwrap_or_else(|| panic!("no damage line in {text}"));
+    assert!(line.contains(arg(&written.dir.join("journal"))), "{line}");
+    assert!(line.contains("(seq 45)"), "{line}");
+    assert!(line.contains("record at seq 45 is damaged"), "{line}");
+    assert!(text.contains("seqs 1..=44"), "{text}");
+}

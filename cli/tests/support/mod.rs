@@ -152,3 +152,41 @@ pub fn contents(dir: &Path) -> Vec<(PathBuf, Vec<u8>)> {
     found.sort();
     found
 }
+
+/// Damages the journal record holding the `nth` (from 0) occurrence of
+/// `needle` in the only segment, so that the segment log's frame still
+/// verifies (its crc is recomputed, as the segment log computes it: over
+/// the frame number, then the payload) but the record's own crc does not:
+/// damage that only the journal's record check can find.
+pub fn damage_record_inside_its_frame(dir: &Path, needle: &[u8], nth: usize) {
+    let path = segment(dir);
+    let mut bytes = std::fs::read(&path).unwrap();
+    let le32 = |bytes: &[u8], at: usize| u32::from_le_bytes(bytes[at..at + 4].try_into().unwrap());
+    let mut offset = 28; // the segment header
+    let mut seen = 0;
+    while offset + 16 <= bytes.len() {
+        let len = le32(&bytes, offset) as usize;
+        let frame_no = u64::from_le_bytes(bytes[offset + 8..offset + 16].try_into().unwrap());
+        assert!(frame_no != 0, "{needle:?} occurrence {nth} not found");
+        let payload = offset + 16..offset + 16 + len;
+        let hits: Vec<usize> = bytes[payload.clone()]
+            .windows(needle.len())
+            .enumerate()
+            .filter(|(_, window)| *window == needle)
+            .map(|(at, _)| payload.start + at)
+            .collect();
+        if let Some(&at) = hits.get(nth - seen) {
+            bytes[at] ^= 0x01;
+            let mut crc = crc32fast::Hasher::new();
+            crc.update(&frame_no.to_le_bytes());
+            crc.update(&bytes[payload]);
+            let crc = crc.finalize();
+            bytes[offset + 4..offset + 8].copy_from_slice(&crc.to_le_bytes());
+            std::fs::write(&path, &bytes).unwrap();
+            return;
+        }
+        seen += hits.len();
+        offset = payload.end;
+    }
+    panic!("{needle:?} occurrence {nth} not found");
+}
