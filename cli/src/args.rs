@@ -80,6 +80,12 @@ pub enum Command {
         #[arg(long)]
         dry_run: bool,
     },
+    /// The records that recovery to a prefix set aside.
+    Quarantine {
+        /// What to do with them.
+        #[command(subcommand)]
+        action: QuarantineAction,
+    },
     /// Prune the journal behind its oldest checkpoint that loads in full,
     /// as `Retention::SinceOldestCheckpoint` does. Seqs before that
     /// checkpoint can then no longer be rebuilt. This changes the
@@ -90,5 +96,17 @@ pub enum Command {
         /// Print the plan without changing anything.
         #[arg(long)]
         dry_run: bool,
+    },
+}
+
+/// What `quarantine` does.
+#[derive(Debug, Subcommand)]
+#[non_exhaustive]
+pub enum QuarantineAction {
+    /// Each quarantined record (the quarantine it belongs to, its first
+    /// seq, its size) and whether it verifies. Read-only.
+    List {
+        /// The engine's directory.
+        dir: PathBuf,
     },
 }

@@ -21,6 +21,7 @@
 //! solostate --types string-u64 state DIR --at 100           # the state at seq 100, and its hash
 //! solostate --types string-u64 rollback DIR --to 100 --dry-run  # the plan; without --dry-run, do it
 //! solostate --types string-u64 compact DIR --dry-run             # likewise
+//! solostate quarantine list DIR          # what recovery to a prefix set aside
 //! ```
 //!
 //! * `info DIR`: the schema in the journal's header, the record format,
@@ -83,8 +84,13 @@
 //! }
 //! ```
 //!
-//! Not built yet: `quarantine list|restore` (`info` counts quarantined
-//! records) and `backup` (online backup belongs to the engine).
+//! * `quarantine list DIR`: each record an engine opened with
+//!   `recover_to_prefix(true)` set aside (the quarantine it belongs to,
+//!   its first seq, its size) and whether it verifies. Read-only.
+//!
+//! Not built yet: `quarantine restore` (the seqs a quarantine held are
+//! written anew once the engine resumes, so a restore must decide which
+//! history wins) and `backup` (online backup belongs to the engine).
 //!
 //! # Architecture
 //!
@@ -138,11 +144,12 @@ mod error;
 mod info;
 mod open;
 mod progress;
+mod quarantine;
 mod rollback;
 mod typed;
 mod verify;
 
-pub use args::{Cli, Command};
+pub use args::{Cli, Command, QuarantineAction};
 pub use error::{CliError, Damage};
 
 use error::Failure;
@@ -268,6 +275,12 @@ fn dispatch(cli: &Cli, typed: Option<&dyn Typed>, out: &mut dyn Write) -> Result
                 command: "rollback",
             })?;
             rollback::rollback(dir, allow, typed, *to, *dry_run, out)?;
+            Ok(Outcome::Clean)
+        }
+        Command::Quarantine {
+            action: QuarantineAction::List { dir },
+        } => {
+            quarantine::list(dir, allow, out)?;
             Ok(Outcome::Clean)
         }
         Command::Compact { dir, dry_run } => {

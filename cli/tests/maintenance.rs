@@ -167,3 +167,50 @@ fn compact_prunes_behind_the_oldest_checkpoint_and_a_dry_run_changes_nothing() {
         serde_json::from_str(stdout(&output).lines().next().unwrap()).unwrap();
     assert_eq!(head["state_hash"], model_hash(59));
 }
+
+#[test]
+fn quarantine_list_shows_what_recovery_to_a_prefix_set_aside() {
+    let root = tempfile::tempdir().unwrap();
+    let written = write(root.path(), 50, 1000, None, JournalBackend::Segments);
+    // Seq 45 writes key-00005 for the second time: damage it, then let an
+    // engine recover to the prefix before it.
+    damage_record_inside_its_frame(&written.dir, key(5).as_bytes(), 1);
+    let output = solostate(&["quarantine", "list", arg(&written.dir)]);
+    assert_eq!(stdout(&output), "quarantine: empty\n");
+    // Without the checkpoint at shutdown (seq 50), opening replays the
+    // journal and meets the damage.
+    for (_, path) in checkpoints(&written.dir) {
+        std::fs::remove_file(path).unwrap();
+    }
+    let recovered = runtime().block_on(async {
+        let engine = solostate::Engine::<Ev>::builder()
+            .path(&written.dir)
+            .schema(SCHEMA)
+            .recover_to_prefix(true)
+            .open()
+            .await
+            .unwrap();
+        let from = engine.recovery().quarantined_from;
+        engine.shutdown().await.unwrap();
+        from
+    });
+    assert_eq!(recovered, Some(45));
+
+    let before = contents(&written.dir);
+    let output = solostate(&["quarantine", "list", arg(&written.dir)]);
+    let text = stdout(&output);
+    assert_eq!(output.status.code(), Some(0), "{text}{}", stderr(&output));
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 6, "seqs 45 to 50, one record each: {text}");
+    assert!(
+        lines[0].contains("record at seq 45") && lines[0].contains("does not verify"),
+        "{text}"
+    );
+    assert!(
+        lines[1].contains("record at seq 46") && lines[1].contains("verifies: 1 events"),
+        "{text}"
+    );
+    assert_eq!(contents(&written.dir), before, "listing changed nothing");
+    let text = stdout(&solostate(&["info", arg(&written.dir)]));
+    assert!(text.contains("quarantine:   6 records"), "{text}");
+}
