@@ -99,3 +99,64 @@ impl Checkpoints {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use solostate_commands::{State, StateEvent};
+
+    type Ev = StateEvent<String, u64>;
+
+    #[test]
+    fn a_read_only_store_lists_unfinished_files_without_removing_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Checkpoints::open(dir.path(), "kv-v1").unwrap();
+        let mut state = State::<Ev>::new();
+        state.insert("a".to_owned(), 1);
+        let written = store.write::<Ev>(7, &state).unwrap();
+        let tmp = dir.path().join("ckpt-00000000000000000009.tmp");
+        fs::write(&tmp, b"half a checkpoint").unwrap();
+
+        let read_only = Checkpoints::open_read_only(dir.path(), "kv-v1").unwrap();
+        assert_eq!(read_only.unfinished().unwrap(), [tmp.clone()]);
+        assert!(tmp.exists(), "nothing removed");
+        let summary = read_only.verify_file(7).unwrap();
+        assert_eq!(
+            (
+                summary.seq,
+                summary.entries,
+                summary.state_hash,
+                summary.bytes
+            ),
+            (7, 1, written.state_hash, written.bytes)
+        );
+        assert_eq!(summary.schema, "kv-v1");
+        assert_eq!(summary.path, written.path);
+    }
+
+    #[test]
+    fn verify_file_names_the_seq_and_path_of_a_flipped_byte() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Checkpoints::open(dir.path(), "kv-v1").unwrap();
+        let mut state = State::<Ev>::new();
+        state.insert("a".to_owned(), 1);
+        let written = store.write::<Ev>(7, &state).unwrap();
+        let mut bytes = fs::read(&written.path).unwrap();
+        let last = bytes.len() - 1;
+        bytes[last] ^= 1;
+        fs::write(&written.path, &bytes).unwrap();
+        let error = store.verify_file(7).unwrap_err();
+        assert!(
+            matches!(&error, CheckpointError::Corrupt { seq: 7, path, .. } if *path == written.path),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn a_read_only_open_of_a_missing_directory_fails_and_creates_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let missing = dir.path().join("checkpoints");
+        assert!(Checkpoints::open_read_only(&missing, "kv-v1").is_err());
+        assert!(!missing.exists());
+    }
+}

@@ -94,3 +94,17 @@ fn a_read_only_open_of_an_empty_directory_creates_nothing() {
     assert!(matches!(error, JournalError::NotFound { .. }), "{error}");
     assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
 }
+
+#[test]
+fn scan_last_gives_the_last_seq_without_the_event_type() {
+    let dir = tempfile::tempdir().unwrap();
+    let journal = Journal::open(dir.path(), "strings-v1", CACHE).unwrap();
+    assert_eq!(journal.scan_last().unwrap(), (None, 0));
+    journal.append(1, &["a", "b", "c"]).unwrap();
+    let (record, last) = journal.scan_last().unwrap();
+    assert_eq!(last, 3);
+    assert_eq!(journal.last_seq::<String>().unwrap(), last);
+    let record = record.unwrap();
+    assert_eq!((record.seq, record.last), (1, 3));
+    assert_eq!(record.kind, codec::RecordKind::Events { count: 3 });
+}
