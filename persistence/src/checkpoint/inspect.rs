@@ -118,7 +118,7 @@ mod tests {
         fs::write(&tmp, b"half a checkpoint").unwrap();
 
         let read_only = Checkpoints::open_read_only(dir.path(), "kv-v1").unwrap();
-        assert_eq!(read_only.unfinished().unwrap(), [tmp.clone()]);
+        assert_eq!(read_only.unfinished().unwrap(), std::slice::from_ref(&tmp));
         assert!(tmp.exists(), "nothing removed");
         let summary = read_only.verify_file(7).unwrap();
         assert_eq!(
