@@ -29,7 +29,9 @@
 //!   hashes, each checkpoint (seq, size, whether it verified), and
 //!   anything set aside: the archive of rolled-back events, quarantined
 //!   records, a torn tail, journals and checkpoints recovery moved aside,
-//!   unfinished checkpoint files.
+//!   unfinished checkpoint files. It exits 2 when something it lists is
+//!   damaged (a torn tail, a checkpoint that does not verify), as
+//!   `verify` does.
 //! * `verify DIR`: every journal record's framing and crc and the order of
 //!   the timeline, the archive, the recorded state hashes, and every
 //!   checkpoint's framing and crc. With the event type it also decodes

@@ -46,6 +46,8 @@ pub(crate) fn verify(
     let journal = &opened.journal;
     let journal_path = &opened.layout.journal;
     let first = journal.first_seq()?;
+    // Only for the progress bar's length: a last record that does not
+    // verify is met, and reported, by the scan below.
     let (_, last) = journal.scan_last().unwrap_or((None, first));
 
     // The timeline: framing, crc and order of every record.
