@@ -45,10 +45,12 @@ use crate::hash::{self, StateHasher};
 
 mod error;
 mod format;
+mod inspect;
 #[cfg(test)]
 mod tests;
 
 pub use error::CheckpointError;
+pub use inspect::CheckpointSummary;
 
 use format::Header;
 

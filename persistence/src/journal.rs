@@ -65,6 +65,7 @@ mod flush_thread;
 mod maintenance;
 mod read;
 mod rollback;
+mod scan;
 pub(crate) mod storage;
 mod store;
 
@@ -75,6 +76,7 @@ pub use durable::PendingFlush;
 pub use error::JournalError;
 pub use maintenance::Resumed;
 pub use rollback::{RollbackRefusal, RollbackReport};
+pub use scan::ScannedRecord;
 pub use store::{Backend, TornTail};
 
 /// The header's key in the meta tree.
@@ -184,7 +186,7 @@ impl Journal {
         backend: Backend,
     ) -> Result<Journal, JournalError> {
         let backend = Backend::detect(path).unwrap_or(backend);
-        Self::open_inner(path, schema, cache_bytes, backend, true)
+        Self::open_inner(path, Some(schema), cache_bytes, backend, true, false)
     }
 
     /// Opens the journal in `path` like [`Journal::open`], but never
@@ -212,7 +214,63 @@ impl Journal {
                 path: path.to_path_buf(),
             });
         }
-        Self::open_inner(path, schema, cache_bytes, backend, false)
+        Self::open_inner(path, Some(schema), cache_bytes, backend, false, false)
+    }
+
+    /// Opens the existing journal in `path` for inspection: for offline
+    /// tools (the `solostate` command-line tool), which must not change a
+    /// directory unless told to. On the segment log nothing is created,
+    /// cut or removed and the files are opened read-only; a torn tail that
+    /// an engine's open would cut is only reported, in
+    /// [`Journal::torn_tail`], and the journal reads as ending before it.
+    /// The directory's lock is still taken, so a journal an engine holds
+    /// is refused ([`JournalError::AlreadyOpen`]), as a second engine
+    /// would be. With `schema` `None`, a journal of any schema opens (read
+    /// it with [`Journal::schema`]); its records can then only be checked
+    /// without decoding events ([`Journal::scan`]) or decoded as a type the
+    /// caller knows is right.
+    ///
+    /// sled has no read-only open: a sled journal opens as through
+    /// [`Journal::open_existing`], and sled may write its own files as it
+    /// recovers them. Check [`Backend::detect`] first where that matters.
+    ///
+    /// # Errors
+    ///
+    /// Those of [`Journal::open_existing`].
+    pub fn open_read_only(
+        path: &Path,
+        schema: Option<&str>,
+        cache_bytes: u64,
+    ) -> Result<Journal, JournalError> {
+        let Some(backend) = Backend::detect(path) else {
+            return Err(JournalError::NotFound {
+                path: path.to_path_buf(),
+            });
+        };
+        if backend == Backend::Sled && !(path.join("conf").is_file() && path.join("db").is_file()) {
+            return Err(JournalError::NotFound {
+                path: path.to_path_buf(),
+            });
+        }
+        Self::open_inner(path, schema, cache_bytes, backend, false, true)
+    }
+
+    /// The schema named in the journal's header: what the engine that
+    /// created it was opened with.
+    ///
+    /// # Errors
+    ///
+    /// [`JournalError::BadHeader`] for a missing or empty header, and
+    /// [`JournalError::Storage`].
+    pub fn schema(&self) -> Result<String, JournalError> {
+        let found = self.store.get(Tree::Meta, HEADER_KEY)?;
+        match found.as_deref().and_then(<[u8]>::split_first) {
+            Some((_, schema)) => Ok(String::from_utf8_lossy(schema).into_owned()),
+            None => Err(JournalError::BadHeader {
+                path: self.path.clone(),
+                reason: "missing or empty header".into(),
+            }),
+        }
     }
 
     /// Opens the store and checks the header, with sled's panics caught
@@ -220,22 +278,26 @@ impl Journal {
     /// to report, never a reason to take the process down.
     fn open_inner(
         path: &Path,
-        schema: &str,
+        schema: Option<&str>,
         cache_bytes: u64,
         backend: Backend,
         create: bool,
+        read_only: bool,
     ) -> Result<Journal, JournalError> {
         catch_sled(path, "opening the database", || {
-            Self::open_unguarded(path, schema, cache_bytes, backend, create)
+            Self::open_unguarded(path, schema, cache_bytes, backend, create, read_only)
         })
     }
 
+    /// `schema` `None` accepts any schema (read-only tools); `create` is
+    /// never given with it.
     fn open_unguarded(
         path: &Path,
-        schema: &str,
+        schema: Option<&str>,
         cache_bytes: u64,
         backend: Backend,
         create: bool,
+        read_only: bool,
     ) -> Result<Journal, JournalError> {
         let path = path.to_path_buf();
         if create {
@@ -245,9 +307,9 @@ impl Journal {
                 source,
             })?;
         }
-        let opened = Store::open(&path, backend, cache_bytes, create)?;
+        let opened = Store::open_as(&path, backend, cache_bytes, create, read_only)?;
         let store = opened.store;
-        let expected = header(schema);
+        let expected = header(schema.unwrap_or(""));
         let mut created = false;
         match store.get(Tree::Meta, HEADER_KEY)? {
             // A backend's files hold data only once something was flushed
@@ -265,7 +327,7 @@ impl Journal {
                             .into(),
                 });
             }
-            None if create => {
+            None if create && schema.is_some() => {
                 store.apply(&[Op::Insert(Tree::Meta, HEADER_KEY, &expected)])?;
                 created = true;
             }
@@ -273,7 +335,10 @@ impl Journal {
             // its header).
             None => return Err(JournalError::NotFound { path }),
             Some(found) if found.as_ref() == expected.as_slice() => {}
-            Some(found) => return Err(header_mismatch(&path, &found, schema)),
+            Some(found) if schema.is_none() && found.first() == Some(&codec::FORMAT_VERSION) => {}
+            Some(found) => {
+                return Err(header_mismatch(&path, &found, schema.unwrap_or("")));
+            }
         }
         let journal = Journal {
             store: Arc::new(store),
@@ -512,6 +577,8 @@ mod tests_chunks;
 mod tests_maintenance;
 #[cfg(test)]
 mod tests_open;
+#[cfg(test)]
+mod tests_read_only;
 #[cfg(test)]
 mod tests_rollback;
 #[cfg(test)]

@@ -189,12 +189,28 @@ impl Iterator for Iter<'_> {
 impl Store {
     /// Opens (or, with `create`, creates) the store of `backend` in
     /// `path`; `cache_bytes` is sled's page cache (the segment log keeps
-    /// only its index in memory). `path` exists.
+    /// only its index in memory). `path` exists. (Tests only: the journal
+    /// opens through [`Store::open_as`].)
+    #[cfg(test)]
     pub(super) fn open(
         path: &Path,
         backend: Backend,
         cache_bytes: u64,
         create: bool,
+    ) -> Result<Opened, JournalError> {
+        Self::open_as(path, backend, cache_bytes, create, false)
+    }
+
+    /// [`Store::open`], and with `read_only` (never with `create`) the
+    /// segment log opened for reading only (see
+    /// [`Journal::open_read_only`](super::Journal::open_read_only)); sled
+    /// has no read-only open, so it opens as usual.
+    pub(super) fn open_as(
+        path: &Path,
+        backend: Backend,
+        cache_bytes: u64,
+        create: bool,
+        read_only: bool,
     ) -> Result<Opened, JournalError> {
         let (backend, had_data, torn_tail) = match backend {
             Backend::Sled => {
@@ -202,7 +218,8 @@ impl Store {
                 (Inner::Sled(store), had_data, None)
             }
             Backend::Segments => {
-                let (store, had_data, torn_tail) = on_segments::SegStore::open(path, create)?;
+                let (store, had_data, torn_tail) =
+                    on_segments::SegStore::open(path, create, read_only)?;
                 (Inner::Segments(store), had_data, torn_tail)
             }
         };

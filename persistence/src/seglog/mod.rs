@@ -288,8 +288,9 @@ pub(crate) struct SegLog {
     active: Mutex<Active>,
     /// Set once a write or sync fails in a way that may have lost data.
     poisoned: AtomicBool,
-    /// The held `lock` file: dropping it releases the directory.
-    _lock: File,
+    /// The held `lock` file: dropping it releases the directory. `None`
+    /// only for a read-only open of a log that has no `lock` file.
+    _lock: Option<File>,
     /// The durability steps taken, in order, for tests of that order.
     #[cfg(test)]
     steps: Mutex<Vec<trace::Step>>,
@@ -321,7 +322,24 @@ impl SegLog {
     /// directory's lock after about 50 ms of retries; [`SegError::Corrupt`] for damage
     /// anywhere but the last segment's tail; [`SegError::Io`].
     pub(crate) fn open(dir: &Path, create: bool, options: Options) -> Result<Opened, SegError> {
-        replay::open(dir, create, options)
+        replay::open(dir, create, false, options)
+    }
+
+    /// Opens the existing log in `dir` for reading only, for inspection
+    /// tools: nothing in the directory is created, cut or removed, and the
+    /// files are opened read-only, so the log cannot be written through
+    /// it. The lock is still taken (read-only handles can hold it), so a
+    /// writer that has the log open is refused with
+    /// [`SegError::AlreadyOpen`] and none can open it meanwhile. A torn
+    /// tail a writer's open would cut (or a torn last header it would
+    /// remove) is reported in [`Opened::tail`] as if cut, and the index
+    /// ends before it.
+    ///
+    /// # Errors
+    ///
+    /// As [`SegLog::open`] without `create`.
+    pub(crate) fn open_read_only(dir: &Path, options: Options) -> Result<Opened, SegError> {
+        replay::open(dir, false, true, options)
     }
 
     /// Applies `ops` as one frame: after any crash or power cut, all of

@@ -13,8 +13,14 @@ use super::format::{self, DecodedOp, FRAME_HEADER_LEN, HEADER_LEN, Header};
 use super::index::{Index, Loc, Segment};
 use super::{Active, Opened, Options, SegError, SegLog, TailCut, Writer, io_error};
 
-/// See [`SegLog::open`].
-pub(super) fn open(dir: &Path, create: bool, options: Options) -> Result<Opened, SegError> {
+/// See [`SegLog::open`] and, with `read_only`, [`SegLog::open_read_only`].
+pub(super) fn open(
+    dir: &Path,
+    create: bool,
+    read_only: bool,
+    options: Options,
+) -> Result<Opened, SegError> {
+    let create = create && !read_only;
     if create {
         crate::sync::create_dir_all(dir).map_err(io_error(dir))?;
     } else if !dir.is_dir() || list_segments(dir)?.is_empty() {
@@ -24,11 +30,11 @@ pub(super) fn open(dir: &Path, create: bool, options: Options) -> Result<Opened,
             path: dir.to_path_buf(),
         });
     }
-    let lock = take_lock(dir)?;
+    let lock = take_lock(dir, read_only)?;
     let mut numbers = list_segments(dir)?;
     let mut tail = None;
     if let Some(&last) = numbers.last()
-        && let Some(cut) = remove_if_header_torn(dir, last)?
+        && let Some(cut) = remove_if_header_torn(dir, last, read_only)?
     {
         numbers.pop();
         tail = Some(cut);
@@ -67,7 +73,7 @@ pub(super) fn open(dir: &Path, create: bool, options: Options) -> Result<Opened,
     let header_removed = tail.is_some();
     for (i, &number) in numbers.iter().enumerate() {
         let last = i + 1 == numbers.len() && !header_removed;
-        let scanned = scan_segment(dir, number, last, next_frame, &mut index)?;
+        let scanned = scan_segment(dir, number, last, read_only, next_frame, &mut index)?;
         next_frame = Some(scanned.next_frame);
         end = scanned.end;
         allocated = scanned.allocated;
@@ -108,16 +114,23 @@ pub(super) fn open(dir: &Path, create: bool, options: Options) -> Result<Opened,
     Ok(Opened { log, created, tail })
 }
 
-/// Opens (creating) and exclusively locks `dir/lock`.
-fn take_lock(dir: &Path) -> Result<File, SegError> {
+/// Opens (creating) and exclusively locks `dir/lock`. With `read_only`
+/// the file is opened for reading and never created: a log without one
+/// was never opened by a writer that could still hold it (every writer
+/// creates it before anything else), so there is nothing to lock (`None`).
+fn take_lock(dir: &Path, read_only: bool) -> Result<Option<File>, SegError> {
     let path = dir.join("lock");
-    let file = OpenOptions::new()
+    let opened = OpenOptions::new()
         .read(true)
-        .write(true)
-        .create(true)
+        .write(!read_only)
+        .create(!read_only)
         .truncate(false)
-        .open(&path)
-        .map_err(io_error(&path))?;
+        .open(&path);
+    let file = match opened {
+        Ok(file) => file,
+        Err(error) if read_only && error.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(error) => return Err(io_error(&path)(error)),
+    };
     // `File::try_lock` (Rust 1.89, the workspace's rust-version): an
     // exclusive lock with no unsafe code and no extra crate.
     //
@@ -133,7 +146,7 @@ fn take_lock(dir: &Path) -> Result<File, SegError> {
     let mut attempts = 0;
     loop {
         match file.try_lock() {
-            Ok(()) => return Ok(file),
+            Ok(()) => return Ok(Some(file)),
             Err(TryLockError::WouldBlock) if attempts < LOCK_ATTEMPTS => {
                 attempts += 1;
                 std::thread::sleep(LOCK_RETRY_PAUSE);
@@ -200,8 +213,14 @@ pub(super) fn create_segment(
 /// Removes the last segment if it is no longer than a header and its
 /// header does not verify: a power cut while rolling over to it, before it
 /// held a frame (a header is synced before any frame is written). A longer
-/// file with a bad header is left for the scan to report as corrupt.
-fn remove_if_header_torn(dir: &Path, number: u64) -> Result<Option<TailCut>, SegError> {
+/// file with a bad header is left for the scan to report as corrupt. With
+/// `read_only` the file stays, and what a writer's open would remove is
+/// reported all the same.
+fn remove_if_header_torn(
+    dir: &Path,
+    number: u64,
+    read_only: bool,
+) -> Result<Option<TailCut>, SegError> {
     let path = dir.join(format::segment_name(number));
     let len = std::fs::metadata(&path).map_err(io_error(&path))?.len();
     if len > HEADER_LEN {
@@ -212,9 +231,11 @@ fn remove_if_header_torn(dir: &Path, number: u64) -> Result<Option<TailCut>, Seg
     if bytes.len() as u64 > HEADER_LEN || format::decode_header(&bytes).is_ok() {
         return Ok(None);
     }
-    std::fs::remove_file(&path).map_err(io_error(&path))?;
-    crate::sync::sync_dir(dir).map_err(io_error(dir))?;
-    tracing::warn!(path = %path.display(), "removed a segment whose header was torn");
+    if !read_only {
+        std::fs::remove_file(&path).map_err(io_error(&path))?;
+        crate::sync::sync_dir(dir).map_err(io_error(dir))?;
+        tracing::warn!(path = %path.display(), "removed a segment whose header was torn");
+    }
     Ok(Some(TailCut {
         segment: path,
         offset: 0,
@@ -241,11 +262,14 @@ struct Scanned {
 /// Replays segment `number` into `index` (adding it to the index's
 /// segments). `expected` is the frame number the previous segment ended
 /// before, if any; `last` says whether a bad frame is a torn tail (cut)
-/// or damage (corrupt).
+/// or damage (corrupt). With `read_only` the file is opened for reading
+/// and a torn tail is reported but not cut: the index ends at the last
+/// whole frame either way.
 fn scan_segment(
     dir: &Path,
     number: u64,
     last: bool,
+    read_only: bool,
     expected: Option<u64>,
     index: &mut Index,
 ) -> Result<Scanned, SegError> {
@@ -257,7 +281,7 @@ fn scan_segment(
     };
     let file = OpenOptions::new()
         .read(true)
-        .write(true)
+        .write(!read_only)
         .open(&path)
         .map_err(io_error(&path))?;
     let len = file.metadata().map_err(io_error(&path))?.len();
@@ -320,7 +344,17 @@ fn scan_segment(
                         tail: None,
                     });
                 }
-                let tail = cut_tail(&file, &path, offset, len, &reason)?;
+                let tail = if read_only {
+                    TailCut {
+                        segment: path.clone(),
+                        offset,
+                        dropped_bytes: len - offset,
+                        nonzero: true,
+                        header_torn: false,
+                    }
+                } else {
+                    cut_tail(&file, &path, offset, len, &reason)?
+                };
                 if let Some(segment) = index.segments.get_mut(&number) {
                     segment.len = offset;
                 }

@@ -66,13 +66,21 @@ pub(super) fn error(source: SegError) -> JournalError {
 }
 
 impl SegStore {
-    /// Opens (or creates) the log in `path`. Also says whether it held
-    /// any data, and what it cut off its last segment.
+    /// Opens (or creates) the log in `path`, or with `read_only` opens it
+    /// for reading only ([`SegLog::open_read_only`]). Also says whether it
+    /// held any data, and what it cut (or, read-only, would cut) off its
+    /// last segment.
     pub(super) fn open(
         path: &Path,
         create: bool,
+        read_only: bool,
     ) -> Result<(SegStore, bool, Option<TornTail>), JournalError> {
-        let opened = SegLog::open(path, create, seglog::Options::default()).map_err(error)?;
+        let opened = if read_only {
+            SegLog::open_read_only(path, seglog::Options::default())
+        } else {
+            SegLog::open(path, create, seglog::Options::default())
+        }
+        .map_err(error)?;
         let log = opened.log;
         let had_data = !log.is_empty();
         let torn_tail = opened.tail.map(|tail| TornTail {
