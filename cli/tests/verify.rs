@@ -67,12 +67,7 @@ fn a_flipped_byte_in_a_journal_segment_exits_2_naming_the_segment_and_the_seq() 
     std::fs::write(&segment, &bytes).unwrap();
 
     let output = solostate(&["--types", "string-u64", "verify", arg(&written.dir)]);
-    let text = stdout(&output);
-    assert_eq!(output.status.code(), Some(2), "{text}{}", stderr(&output));
-    let line = text
-        .lines()
-        .find(|line| line.starts_with("damaged: "))
-        .unwrap_or_else(|| panic!("no damage line in {text}"));
+    let (text, line) = damage_found(&output);
     assert!(line.contains(arg(&segment)), "{line}");
     assert!(line.contains("(seq 45)"), "{line}");
     assert!(line.contains("seq 44"), "{line}");
@@ -112,12 +107,7 @@ fn a_flipped_byte_in_a_checkpoint_exits_2_naming_the_file_and_the_seq() {
         }
         args.extend(["verify", arg(&written.dir)]);
         let output = solostate(&args);
-        let text = stdout(&output);
-        assert_eq!(output.status.code(), Some(2), "{text}{}", stderr(&output));
-        let line = text
-            .lines()
-            .find(|line| line.starts_with("damaged: "))
-            .unwrap_or_else(|| panic!("no damage line in {text}"));
+        let (text, line) = damage_found(&output);
         assert!(line.contains(arg(&path)), "{line}");
         assert!(line.contains(&format!("(seq {seq})")), "{line}");
         assert!(line.contains("checksum"), "{line}");
@@ -191,12 +181,7 @@ fn a_damaged_segment_header_exits_2_naming_the_segment() {
     std::fs::write(&segment, &bytes).unwrap();
 
     let output = solostate(&["verify", arg(&written.dir)]);
-    let text = stdout(&output);
-    assert_eq!(output.status.code(), Some(2), "{text}{}", stderr(&output));
-    let line = text
-        .lines()
-        .find(|line| line.starts_with("damaged: "))
-        .unwrap_or_else(|| panic!("no damage line in {text}"));
+    let (text, line) = damage_found(&output);
     assert!(line.contains(arg(&segment)), "{line}");
     assert!(line.contains("offset 0"), "{line}");
     assert!(text.contains("result: damage found"), "{text}");
@@ -218,12 +203,7 @@ fn a_damaged_record_inside_a_good_frame_exits_2_naming_the_record_and_its_seq() 
     // Seq 45 writes key-00005 for the second time.
     damage_record_inside_its_frame(&written.dir, key(5).as_bytes(), 1);
     let output = solostate(&["verify", arg(&written.dir)]);
-    let text = stdout(&output);
-    assert_eq!(output.status.code(), Some(2), "{text}{}", stderr(&output));
-    let line = text
-        .lines()
-        .find(|line| line.starts_with("damaged: "))
-        .unwrap_or_else(|| panic!("no damage line in {text}"));
+    let (text, line) = damage_found(&output);
     assert!(line.contains(arg(&written.dir.join("journal"))), "{line}");
     assert!(line.contains("(seq 45)"), "{line}");
     assert!(line.contains("record at seq 45 is damaged"), "{line}");

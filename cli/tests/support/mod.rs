@@ -103,6 +103,19 @@ pub fn stderr(output: &Output) -> String {
     String::from_utf8(output.stderr.clone()).unwrap()
 }
 
+/// For a run that must have found damage: asserts exit code 2, and
+/// returns its stdout and the first `damaged: ` line in it.
+pub fn damage_found(output: &Output) -> (String, String) {
+    let text = stdout(output);
+    assert_eq!(output.status.code(), Some(2), "{text}{}", stderr(output));
+    let line = text
+        .lines()
+        .find(|line| line.starts_with("damaged: "))
+        .unwrap_or_else(|| panic!("no damage line in {text}"))
+        .to_owned();
+    (text, line)
+}
+
 /// The journal's only segment file.
 pub fn segment(dir: &Path) -> PathBuf {
     let mut found: Vec<PathBuf> = std::fs::read_dir(dir.join("journal"))
