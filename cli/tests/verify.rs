@@ -107,7 +107,7 @@ fn a_flipped_byte_in_a_checkpoint_exits_2_naming_the_file_and_the_seq() {
         }
         args.extend(["verify", arg(&written.dir)]);
         let output = solostate(&args);
-        let (text, line) = damage_found(&output);
+        let (_, line) = damage_found(&output);
         assert!(line.contains(arg(&path)), "{line}");
         assert!(line.contains(&format!("(seq {seq})")), "{line}");
         assert!(line.contains("checksum"), "{line}");
