@@ -24,7 +24,7 @@ fn a_recorded_state_hash_the_replay_does_not_reach_exits_2_naming_the_seq() {
     drop(journal);
 
     let output = solostate(&["--types", "string-u64", "verify", arg(&written.dir)]);
-    let (text, line) = damage_found(&output);
+    let (_, line) = damage_found(&output);
     assert!(line.contains(arg(&written.dir.join("journal"))), "{line}");
     assert!(line.contains("(seq 17)"), "{line}");
     assert!(line.contains("0x0123456789abcdef"), "{line}");
@@ -44,7 +44,7 @@ fn a_checkpoint_the_journal_does_not_replay_to_exits_2_naming_it() {
     let info = store.write::<Ev>(12, &other).unwrap();
 
     let output = solostate(&["--types", "string-u64", "verify", arg(&written.dir)]);
-    let (text, line) = damage_found(&output);
+    let (_, line) = damage_found(&output);
     assert!(line.contains(arg(&info.path)), "{line}");
     assert!(line.contains("(seq 12)"), "{line}");
     assert!(line.contains("the journal's events replay to"), "{line}");
