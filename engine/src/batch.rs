@@ -22,7 +22,8 @@ use solostate_store::Working;
 use crate::error::AckError;
 use crate::guard::Digest;
 use crate::key_changes::KeyChanges;
-use crate::message::{Ack, Reply};
+use crate::message::{Ack, Reply, Submission};
+use crate::metrics::{Stamp, Stamps};
 use crate::shared::JournalFailure;
 use crate::stats::Counters;
 
@@ -43,6 +44,10 @@ pub(crate) struct Batch<E: Event> {
     /// The sum of `encoded`'s lengths: what caps a batch by bytes.
     bytes: usize,
     replies: Vec<Reply<E>>,
+    /// When each accepted event was submitted, one for one with
+    /// `replies`: what the ack latency is measured from (empty without
+    /// the `metrics` feature).
+    stamps: Stamps,
     /// The write set of the event being applied. Empty between events, and
     /// its allocation reused (up to [`WRITES_KEPT`] writes), so an accepted
     /// event costs one push per write and no allocation.
@@ -75,6 +80,7 @@ impl<E: Event> Batch<E> {
             encoded: Vec::new(),
             bytes: 0,
             replies: Vec::with_capacity(capacity),
+            stamps: Stamps::with_capacity(capacity),
             writes: Vec::new(),
             digest,
             key_changes: key_changes.then(Vec::new),
@@ -97,9 +103,9 @@ impl<E: Event> Batch<E> {
         }
     }
 
-    /// Applies `event` to `state`. An accepted event waits for `commit`
-    /// (with its journal bytes, if any); a failed one is answered now and
-    /// leaves `state` as it was.
+    /// Applies the submitted event to `state`. An accepted event waits for
+    /// `commit` (with its journal bytes, if any); a failed one is answered
+    /// now and leaves `state` as it was.
     ///
     /// `base` gives the snapshot that the working state equals before
     /// this batch's events: the last published one, or the last sealed
@@ -108,12 +114,16 @@ impl<E: Event> Batch<E> {
     pub(crate) fn offer(
         &mut self,
         state: &mut WorkingOf<E>,
-        event: E,
-        encoded: Option<EncodedEvent>,
-        reply: Reply<E>,
+        submission: Submission<E>,
         base: impl FnOnce() -> Arc<SnapshotOf<E>>,
         counters: &Counters,
     ) {
+        let Submission {
+            event,
+            encoded,
+            reply,
+            submitted,
+        } = submission;
         let outcome = apply_guarded(&event, state, &mut self.writes);
         // Forget the write set after success, undo it after a failure. The
         // user's code runs here too (dropping replaced values; `Hash` and
@@ -153,6 +163,7 @@ impl<E: Event> Batch<E> {
                     self.encoded.push(encoded);
                 }
                 self.replies.push(reply);
+                self.stamps.push(submitted);
             }
             Err(error) => {
                 counters.record_refusal(&error);
@@ -190,6 +201,7 @@ impl<E: Event> Batch<E> {
         }
         self.events.clear();
         self.clear_encoded();
+        self.stamps.clear();
         for reply in self.replies.drain(..) {
             let error = AckError::Panicked {
                 message: format!(
@@ -240,6 +252,7 @@ impl<E: Event> Batch<E> {
         }
         self.events.clear();
         self.clear_encoded();
+        self.stamps.clear();
         for reply in self.replies.drain(..) {
             // The submitter may be gone; nothing else to do.
             let _ = reply.send(Err(failure.ack_error()));
@@ -275,11 +288,13 @@ impl<E: Event> Batch<E> {
             digest.publish();
         }
         let replies = std::mem::replace(&mut self.replies, Vec::with_capacity(count as usize));
+        let stamps = std::mem::replace(&mut self.stamps, Stamps::with_capacity(count as usize));
         Sealed {
             first_seq,
             last_seq: *last_seq,
             published,
             replies,
+            stamps,
         }
     }
 }
@@ -295,6 +310,8 @@ pub(crate) struct Sealed<E: Event> {
     /// `None` when every event was refused.
     published: Option<(Arc<SnapshotOf<E>>, Committed<E>)>,
     replies: Vec<Reply<E>>,
+    /// The events' submission stamps, for the ack latency.
+    stamps: Stamps,
 }
 
 impl<E: Event> Sealed<E> {
@@ -332,12 +349,15 @@ impl<E: Event> Sealed<E> {
         // thread). Acked newest first, its oldest is acked last, so it
         // wakes once and finds the rest ready. Every ack here is for a
         // published seq, so the order is not visible otherwise.
+        let acked = Stamp::now();
         for (offset, reply) in self.replies.into_iter().enumerate().rev() {
             // A dropped receiver means the submitter stopped caring.
             let _ = reply.send(Ok(Ack {
                 seq: self.first_seq + offset as u64,
             }));
         }
+        // After the acks, so that recording delays none of them.
+        counters.metrics.acked(&self.stamps, acked);
         // After the acks: reclaiming is the versioned store's cutting of
         // what the replaced snapshot kept, which no submitter waits for.
         state.reclaim();

@@ -15,6 +15,7 @@ use crate::flusher;
 use crate::guard::Digest;
 use crate::handle::Engine;
 use crate::history::{Disk, History};
+use crate::metrics::{self, Metrics, Stamp};
 use crate::owner::{self, OwnerConfig};
 use crate::policy::{CheckpointPolicy, Retention};
 use crate::recovery::{self, DamagedJournal, Progress, Recovery, ReplayProgress};
@@ -57,6 +58,7 @@ pub struct Builder<E: Event> {
     key_changes: bool,
     pipelined: bool,
     progress: Option<Progress>,
+    metrics: metrics::Settings,
     #[cfg(feature = "fault-injection")]
     faults: Option<crate::FaultPlan>,
 }
@@ -131,6 +133,7 @@ impl<E: Event> Builder<E> {
             key_changes: false,
             pipelined: true,
             progress: None,
+            metrics: metrics::Settings::new(),
             #[cfg(feature = "fault-injection")]
             faults: None,
         }
@@ -331,6 +334,16 @@ impl<E: Event> Builder<E> {
         self
     }
 
+    /// Labels every metric of this engine `engine="<name>"` (feature
+    /// `metrics`), so that several engines in one process report apart.
+    /// Without it the metrics carry no label. The engine registers its
+    /// metrics when it opens: install the recorder before that.
+    #[cfg(feature = "metrics")]
+    pub fn metrics_label(mut self, name: impl Into<String>) -> Self {
+        self.metrics.label = Some(name.into());
+        self
+    }
+
     /// How many commands may wait in the queue. When it is full, `send`
     /// and `submit` wait and `try_submit` fails with `Full`: backpressure
     /// instead of unbounded memory. Larger absorbs bursts; smaller bounds
@@ -432,7 +445,7 @@ impl<E: Event> Builder<E> {
     pub async fn open(self) -> Result<Engine<E>, OpenError> {
         self.check()?;
         let runtime = tokio::runtime::Handle::try_current().map_err(|_| OpenError::NoRuntime)?;
-        let (mut opened, map) = match self.path.clone() {
+        let (opened, map) = match self.path.clone() {
             None => (None, self.initial),
             Some(path) => {
                 // `check` refused a path without a schema.
@@ -445,23 +458,26 @@ impl<E: Event> Builder<E> {
                     hash: self.state_hash_every > 0,
                 };
                 let progress = self.progress;
+                let recovering = Stamp::now();
                 let mut opened = tokio::task::spawn_blocking(move || {
-                    recovery::open::<E>(&path, &schema, &options, progress)
+                    let opened = recovery::open::<E>(&path, &schema, &options, progress);
+                    opened.map(|opened| (opened, recovering.elapsed()))
                 })
                 .await
                 .map_err(|error| OpenError::Journal {
                     message: format!("recovery task failed: {error}"),
                     cause: OpenCause::Aborted,
                 })??;
-                let map = std::mem::take(&mut opened.map);
+                let map = std::mem::take(&mut opened.0.map);
                 #[cfg(feature = "fault-injection")]
                 if let Some(plan) = self.faults.clone() {
-                    opened.journal.inject_faults(plan.clone());
-                    opened.checkpoints.inject_faults(plan);
+                    opened.0.journal.inject_faults(plan.clone());
+                    opened.0.checkpoints.inject_faults(plan);
                 }
                 (Some(opened), map)
             }
         };
+        let (mut opened, recovered_in) = opened.unzip();
         let report = opened
             .as_ref()
             .map_or_else(Recovery::default, |opened| opened.report.clone());
@@ -496,7 +512,11 @@ impl<E: Event> Builder<E> {
         let mut state = Working::new(self.store, last_seq, map);
         let (publisher, reader) =
             Publisher::starting_at(state.publish(last_seq), self.change_capacity);
-        let shared = Arc::new(Shared::starting_at(last_seq, report));
+        let metrics = Metrics::new(&self.metrics);
+        if let Some(elapsed) = recovered_in {
+            metrics.recovered(elapsed);
+        }
+        let shared = Arc::new(Shared::starting_at(last_seq, report, metrics));
         let config = OwnerConfig {
             max_batch: self.max_batch,
             durability: self.durability,

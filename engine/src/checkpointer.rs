@@ -121,7 +121,12 @@ impl Checkpointer {
         let (keep, retention) = (self.policy.keep, self.retention);
         self.task = Some(tokio::task::spawn_blocking(move || {
             let started = std::time::Instant::now();
-            match write::<E>(&journal, &store, &snapshot, keep, retention) {
+            let written = write::<E>(&journal, &store, &snapshot, keep, retention);
+            shared
+                .counters
+                .metrics
+                .checkpoint(started.elapsed(), written.is_ok());
+            match written {
                 Ok(pruned) => {
                     shared.counters.record_checkpoint(true);
                     tracing::info!(

@@ -12,6 +12,7 @@ use std::time::Duration;
 
 use solostate_persistence::journal::Journal;
 
+use crate::metrics::Stamp;
 use crate::shared::JournalFailure;
 use crate::shared::Shared;
 
@@ -44,6 +45,7 @@ pub(crate) fn spawn(
                 let Some(journal) = journal.upgrade() else {
                     return;
                 };
+                let flushing = Stamp::now();
                 if let Err(error) = journal.flush() {
                     tracing::error!(%error, "periodic journal flush failed; closing the engine");
                     let _ = shared
@@ -52,6 +54,7 @@ pub(crate) fn spawn(
                     shared.gate.close();
                     return;
                 }
+                shared.counters.metrics.flushed(flushing);
             }
         })?;
     Ok(Flusher { _stop: stop })

@@ -17,7 +17,8 @@ use crate::error::{
 };
 use crate::history::History;
 use crate::key_changes::{ChangesError, Coalesced};
-use crate::message::{Ack, Command};
+use crate::message::{Ack, Command, Submission};
+use crate::metrics::Stamp;
 use crate::recovery::Recovery;
 use crate::shared::Shared;
 use crate::stats::Stats;
@@ -209,11 +210,12 @@ impl Site {
 fn command<E: Event>(event: E, encoded: Option<EncodedEvent>) -> (Command<E>, Pending<E>) {
     let (reply, rx) = oneshot::channel();
     (
-        Command::Submit {
+        Command::Submit(Submission {
             event,
             encoded,
             reply,
-        },
+            submitted: Stamp::now(),
+        }),
         Pending { rx },
     )
 }

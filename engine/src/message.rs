@@ -8,6 +8,7 @@ use solostate_persistence::codec::EncodedEvent;
 use tokio::sync::oneshot;
 
 use crate::error::{AckError, RollbackError};
+use crate::metrics::Stamp;
 
 /// The acknowledgement of an applied event.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -22,17 +23,23 @@ pub struct Ack {
 /// dropped its receiver; that is normal, so send results are ignored.
 pub(crate) type Reply<E> = oneshot::Sender<Result<Ack, AckError<<E as Event>::Rejection>>>;
 
+/// An event on its way to the owner, with where to answer it.
+pub(crate) struct Submission<E: Event> {
+    pub(crate) event: E,
+    /// A durable engine's handle sends the event's journal bytes too,
+    /// checked and encoded on the submitter's thread (`None` in memory),
+    /// and the owner builds the batch's record from them.
+    pub(crate) encoded: Option<EncodedEvent>,
+    pub(crate) reply: Reply<E>,
+    /// When the handle queued it: where the ack latency starts (feature
+    /// `metrics`; nothing without it).
+    pub(crate) submitted: Stamp,
+}
+
 /// A message to the owner task.
 pub(crate) enum Command<E: Event> {
-    /// Apply `event` and answer on `reply`. A durable engine's handle
-    /// sends the event's journal bytes too, checked and encoded on the
-    /// submitter's thread (`None` in memory), and the owner builds the
-    /// batch's record from them.
-    Submit {
-        event: E,
-        encoded: Option<EncodedEvent>,
-        reply: Reply<E>,
-    },
+    /// Apply the event and answer on its reply.
+    Submit(Submission<E>),
     /// Restore the state at `target` as a new step, and answer on `reply`.
     Rollback {
         target: u64,
@@ -47,7 +54,7 @@ impl<E: Event> Command<E> {
     /// The event inside a command that could not be sent.
     pub(crate) fn into_event(self) -> E {
         match self {
-            Command::Submit { event, .. } => event,
+            Command::Submit(submission) => submission.event,
             Command::Wake | Command::Rollback { .. } => {
                 unreachable!("only Submit commands carry events back")
             }

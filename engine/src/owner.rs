@@ -20,6 +20,7 @@ use crate::durability::Durability;
 use crate::guard::{Digest, HashGuard};
 use crate::history::History;
 use crate::message::Command;
+use crate::metrics::{ApplyTimer, Stamp};
 use crate::shared::{JournalFailure, Shared};
 
 /// Tuning that the owner loop needs.
@@ -92,6 +93,7 @@ pub(crate) async fn run<E: Event>(
         config,
         failed: None,
         in_flight: None,
+        apply_timer: ApplyTimer::new(),
     };
     let mut inbox: Vec<Command<E>> = Vec::new();
     tracing::debug!(
@@ -101,6 +103,7 @@ pub(crate) async fn run<E: Event>(
     );
 
     while let Ok(first) = owner.next_command(&rx, &shared).await {
+        shared.counters.metrics.queue_depth(|| rx.len());
         inbox.push(first);
         inbox.extend(rx.drain());
         owner.process(inbox.drain(..), &rx, &shared).await;
@@ -262,6 +265,8 @@ struct Owner<E: Event> {
     failed: Option<JournalFailure>,
     /// The sealed batch whose flush is under way (pipelining), if any.
     in_flight: Option<InFlight<E>>,
+    /// The time spent applying the open batch, for its metric.
+    apply_timer: ApplyTimer,
 }
 
 /// A sealed batch waiting for its flush, while the owner applies the next.
@@ -270,6 +275,8 @@ struct InFlight<E: Event> {
     flush: PendingFlush,
     /// Its journal record's size.
     bytes: u64,
+    /// When its append started: its flush metric runs from here.
+    appending: Stamp,
 }
 
 impl<E: Event> Owner<E> {
@@ -326,13 +333,10 @@ impl<E: Event> Owner<E> {
         let mut commands = commands.peekable();
         let mut offered = 0usize;
         while let Some(command) = commands.next() {
-            let (event, encoded, reply) = match command {
-                Command::Submit {
-                    event,
-                    encoded,
-                    reply,
-                } => (event, encoded, reply),
+            let submission = match command {
+                Command::Submit(submission) => submission,
                 Command::Rollback { target, reply } => {
+                    self.apply_timer.pause();
                     // Everything queued before the rollback commits first.
                     if self.batch.len() > 0 {
                         self.commit(false, shared).await;
@@ -346,22 +350,21 @@ impl<E: Event> Owner<E> {
             };
             if let Some(failure) = &self.failed {
                 // The submitter may be gone; nothing else to do.
-                let _ = reply.send(Err(failure.ack_error()));
+                let _ = submission.reply.send(Err(failure.ack_error()));
                 continue;
             }
             // Capped by bytes too: an event that would take a record of
             // several events past the limit starts the next batch.
-            if let Some(encoded) = &encoded
+            if let Some(encoded) = &submission.encoded
                 && !codec::fits(self.batch.len(), self.batch.bytes(), encoded.len())
             {
                 self.commit(true, shared).await;
             }
+            self.apply_timer.resume();
             let (in_flight, publisher) = (&self.in_flight, &self.publisher);
             self.batch.offer(
                 &mut self.state,
-                event,
-                encoded,
-                reply,
+                submission,
                 || base(in_flight, publisher),
                 &shared.counters,
             );
@@ -373,9 +376,13 @@ impl<E: Event> Owner<E> {
                 && self.in_flight.as_ref().is_some_and(|f| f.flush.is_done())
             {
                 // Its acks need not wait for this batch to fill.
+                self.apply_timer.pause();
                 self.settle(shared).await;
             }
         }
+        // Events left open (or all refused) go on counting toward the
+        // next batch that commits; waiting does not.
+        self.apply_timer.pause();
         if self.batch.len() > 0 && self.in_flight.is_none() {
             self.commit(!queue.is_empty(), shared).await;
         }

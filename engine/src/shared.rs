@@ -10,12 +10,13 @@ use solostate_persistence::journal::JournalError;
 
 use crate::error::{AckError, RollbackError};
 use crate::gate::Gate;
+use crate::metrics::Metrics;
 use crate::recovery::Recovery;
 use crate::stats::Counters;
 
 /// What the handles share with the owner task: no state, only the intake
 /// gate, the counters and how the owner ended.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(crate) struct Shared {
     pub(crate) gate: Gate,
     pub(crate) counters: Counters,
@@ -29,11 +30,13 @@ pub(crate) struct Shared {
 }
 
 impl Shared {
-    pub(crate) fn starting_at(last_seq: u64, recovery: Recovery) -> Self {
+    pub(crate) fn starting_at(last_seq: u64, recovery: Recovery, metrics: Metrics) -> Self {
         Shared {
-            counters: Counters::starting_at(last_seq),
+            gate: Gate::default(),
+            counters: Counters::starting_at(last_seq, metrics),
+            clean_exit: AtomicBool::new(false),
+            failure: OnceLock::new(),
             recovery,
-            ..Shared::default()
         }
     }
 }

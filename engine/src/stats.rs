@@ -3,6 +3,7 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::error::AckError;
+use crate::metrics::Metrics;
 
 /// A point-in-time view of the engine's counters, from
 /// [`Engine::stats`](crate::Engine::stats).
@@ -53,8 +54,13 @@ pub struct Stats {
 /// The shared counters behind [`Stats`]. Only the owner writes them,
 /// except `refused` (handles) and the checkpoint counts (the checkpoint
 /// task), which use atomic adds.
-#[derive(Debug, Default)]
+///
+/// They carry the engine's [`Metrics`] too, so that every count in
+/// `Stats` that is also a metric is recorded in one place, before the
+/// answer it counts is sent.
+#[derive(Debug)]
 pub(crate) struct Counters {
+    pub(crate) metrics: Metrics,
     applied: AtomicU64,
     rejected: AtomicU64,
     panicked: AtomicU64,
@@ -70,16 +76,31 @@ pub(crate) struct Counters {
 }
 
 impl Counters {
-    /// Counters of an engine that recovered up to `last_seq`.
-    pub(crate) fn starting_at(last_seq: u64) -> Self {
-        let counters = Counters::default();
-        counters.last_seq.store(last_seq, Ordering::Relaxed);
-        counters
+    /// Counters of an engine that recovered up to `last_seq`, recording
+    /// into `metrics` too.
+    pub(crate) fn starting_at(last_seq: u64, metrics: Metrics) -> Self {
+        let zero = || AtomicU64::new(0);
+        Counters {
+            metrics,
+            applied: zero(),
+            rejected: zero(),
+            panicked: zero(),
+            diverged: zero(),
+            refused: zero(),
+            batches: zero(),
+            largest_batch: zero(),
+            pipelined: zero(),
+            last_seq: AtomicU64::new(last_seq),
+            rollbacks: zero(),
+            checkpoints: zero(),
+            checkpoint_failures: zero(),
+        }
     }
 
     /// Adds a committed batch of `applied` events. Single writer, so plain
     /// loads and stores suffice.
     pub(crate) fn record_commit(&self, applied: u64, last_seq: u64) {
+        self.metrics.committed(applied);
         if applied > 0 {
             bump(&self.applied, applied);
             bump(&self.batches, 1);
@@ -114,6 +135,7 @@ impl Counters {
     /// Counts one event a handle refused before queueing it. Any thread
     /// may call it, so it uses an atomic add.
     pub(crate) fn record_refused(&self) {
+        self.metrics.refused();
         self.refused.fetch_add(1, Ordering::Relaxed);
     }
 
@@ -121,8 +143,14 @@ impl Counters {
     /// answer is sent, so a caller holding it finds it counted.
     pub(crate) fn record_refusal<R>(&self, error: &AckError<R>) {
         match error {
-            AckError::Rejected(_) => bump(&self.rejected, 1),
-            AckError::Panicked { .. } => bump(&self.panicked, 1),
+            AckError::Rejected(_) => {
+                self.metrics.rejected();
+                bump(&self.rejected, 1);
+            }
+            AckError::Panicked { .. } => {
+                self.metrics.panicked();
+                bump(&self.panicked, 1);
+            }
             AckError::Diverged { .. } => bump(&self.diverged, 1),
             AckError::Journal { .. } | AckError::Aborted => {}
         }

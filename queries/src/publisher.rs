@@ -90,6 +90,18 @@ impl<E: Event> Publisher<E> {
         self.current.load_full()
     }
 
+    /// How many published batches the slowest change-feed subscriber has
+    /// not received yet: 0 without subscribers, at most the change
+    /// capacity (a subscriber that far behind lags on its next receive).
+    /// It takes the feed's locks, so the engine asks only for its
+    /// reader-lag metric.
+    pub fn feed_backlog(&self) -> usize {
+        if self.changes.receiver_count() == 0 {
+            return 0;
+        }
+        self.changes.len()
+    }
+
     /// The sequence number of the last published snapshot.
     pub fn seq(&self) -> u64 {
         *self.published.borrow()

@@ -10,6 +10,7 @@ use solostate_persistence::journal::JournalError;
 use super::{InFlight, Owner};
 use crate::batch::Sealed;
 use crate::durability::Durability;
+use crate::metrics::Stamp;
 use crate::shared::{JournalFailure, Shared};
 
 impl<E: Event> Owner<E> {
@@ -22,6 +23,10 @@ impl<E: Event> Owner<E> {
     /// taken back out of the journal, the working state goes back to the
     /// published one, and the owner stops taking events.
     pub(super) async fn commit(&mut self, more: bool, shared: &Arc<Shared>) {
+        let applying = self.apply_timer.take();
+        if self.batch.len() > 0 {
+            shared.counters.metrics.applied_in(applying);
+        }
         // One batch in flight at most, and records go in seq order.
         self.settle(shared).await;
         if let Some(failure) = &self.failed {
@@ -30,6 +35,7 @@ impl<E: Event> Owner<E> {
             self.batch.abort(failure);
             return;
         }
+        let appending = Stamp::now();
         let bytes = match self.append() {
             Ok(bytes) => bytes,
             Err(error) => {
@@ -39,6 +45,7 @@ impl<E: Event> Owner<E> {
                 return;
             }
         };
+        shared.counters.metrics.journal_bytes(bytes);
         tracing::trace!(events = self.batch.len(), "commit");
         let sealed = self.batch.seal(&mut self.state, &mut self.last_seq);
         if let Some(journal) = &self.journal
@@ -52,6 +59,7 @@ impl<E: Event> Owner<E> {
                             sealed,
                             flush,
                             bytes,
+                            appending,
                         });
                     }
                     Err(error) => {
@@ -69,6 +77,7 @@ impl<E: Event> Owner<E> {
                 self.fail(&error, sealed.first_seq, sealed.last_seq, Some(sealed));
                 return;
             }
+            shared.counters.metrics.flushed(appending);
         }
         self.finish(sealed, bytes, shared);
     }
@@ -109,11 +118,20 @@ impl<E: Event> Owner<E> {
 
     /// Finishes the batch in flight after its flush ended with `flushed`.
     pub(super) fn conclude(&mut self, flushed: Result<(), JournalError>, shared: &Arc<Shared>) {
-        let Some(InFlight { sealed, bytes, .. }) = self.in_flight.take() else {
+        let Some(InFlight {
+            sealed,
+            bytes,
+            appending,
+            ..
+        }) = self.in_flight.take()
+        else {
             return;
         };
         match flushed {
             Ok(()) => {
+                // Its end as the owner saw it: at once while it waits,
+                // else within `FLUSH_POLL_EVERY` applied events.
+                shared.counters.metrics.flushed(appending);
                 shared.counters.record_pipelined();
                 self.finish(sealed, bytes, shared);
             }
@@ -130,6 +148,10 @@ impl<E: Event> Owner<E> {
         else {
             return;
         };
+        shared
+            .counters
+            .metrics
+            .reader_lag(|| self.publisher.feed_backlog());
         self.history.push(Arc::clone(&snapshot), batch);
         if let (Some(checkpointer), Some(journal)) = (&mut self.checkpointer, &self.journal) {
             checkpointer.after_commit::<E>(events, bytes, journal, &snapshot, shared);
