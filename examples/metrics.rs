@@ -15,8 +15,9 @@
 //!
 //! The load: writer tasks pipeline bank transfers (some overdraw and are
 //! rejected) into an engine journaling to a temporary directory under
-//! `Durability::Always`, while a slow change-feed subscriber shows up as
-//! reader lag. At the end it prints the final scrape.
+//! `Durability::Always`, while a change-feed subscriber that pauses now
+//! and then shows up as reader lag. At the end it prints the final
+//! scrape.
 //!
 //! Run it from the workspace root (the first argument is how many seconds
 //! of load, the second the address to serve on):
@@ -73,15 +74,25 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .metrics_label("bank")
         .open()
         .await?;
+    let mut opened = Vec::new();
     for account in 0..ACCOUNTS {
-        engine.submit(Bank::deposit(account, 1_000)).await?;
+        opened.push(engine.send(Bank::deposit(account, 1_000)).await?);
+    }
+    for deposit in opened {
+        deposit.await?;
     }
 
-    // A subscriber that reads one batch's worth every few milliseconds.
+    // A subscriber that pauses a millisecond every 64 events: about as
+    // fast as the writers, so its lag comes and goes. (Lagging past the
+    // change capacity ends it.)
     let mut feed = engine.reader().changes();
     let subscriber = tokio::spawn(async move {
+        let mut received = 0u64;
         while feed.recv().await.is_ok() {
-            tokio::time::sleep(Duration::from_micros(200)).await;
+            received += 1;
+            if received % 64 == 0 {
+                tokio::time::sleep(Duration::from_millis(1)).await;
+            }
         }
     });
 
@@ -102,7 +113,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         acked += writer.await??;
     }
     engine.shutdown().await?;
-    subscriber.await?;
+    // Whatever it has not read yet is not worth waiting for.
+    subscriber.abort();
 
     println!("{acked} transfers acknowledged; the final scrape:\n");
     for line in handle.render().lines() {
