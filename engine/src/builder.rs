@@ -82,6 +82,7 @@ impl<E: Event> std::fmt::Debug for Builder<E> {
             .field("state_hash_every", &self.state_hash_every)
             .field("key_changes", &self.key_changes)
             .field("pipelined", &self.pipelined)
+            .field("metrics", &self.metrics)
             .finish_non_exhaustive()
     }
 }
