@@ -90,7 +90,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         let mut received = 0u64;
         while feed.recv().await.is_ok() {
             received += 1;
-            if received % 64 == 0 {
+            if received.is_multiple_of(64) {
                 tokio::time::sleep(Duration::from_millis(1)).await;
             }
         }
