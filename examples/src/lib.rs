@@ -12,6 +12,9 @@
 //!   by the change feed, and a graceful shutdown.
 //! * `cargo run --release --example many_readers`: many tasks and threads
 //!   reading snapshots while a writer pipelines puts.
+//! * `cargo run --release --example metrics -- 30`: a durable engine
+//!   under bank transfers, its metrics (the engine's `metrics` feature)
+//!   served as Prometheus text at `http://127.0.0.1:9899/metrics`.
 //!
 //! # Architecture
 //!
