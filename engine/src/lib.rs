@@ -117,6 +117,7 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+mod backup;
 mod batch;
 mod builder;
 mod checkpointer;
@@ -135,11 +136,12 @@ mod recovery;
 mod shared;
 mod stats;
 
+pub use backup::BackupReport;
 pub use builder::Builder;
 pub use durability::Durability;
 pub use error::{
-    AckError, AsOfError, OpenCause, OpenError, Refusal, RollbackError, SendError, ShutdownError,
-    SubmitError, TrySubmitError,
+    AckError, AsOfError, BackupError, OpenCause, OpenError, Refusal, RollbackError, SendError,
+    ShutdownError, SubmitError, TrySubmitError,
 };
 pub use handle::{Engine, Pending};
 pub use key_changes::{ChangesError, Coalesced};

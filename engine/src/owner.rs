@@ -1,5 +1,6 @@
 //! The owner task: the one place that holds and changes the working state.
 
+mod backup;
 mod commit;
 mod rollback;
 
@@ -340,6 +341,15 @@ impl<E: Event> Owner<E> {
                     let outcome = self.rollback(target, shared).await;
                     // The caller may have stopped waiting; that is fine.
                     let _ = reply.send(outcome);
+                    continue;
+                }
+                Command::Backup { reply } => {
+                    // Everything queued before the backup is in it.
+                    if self.batch.len() > 0 {
+                        self.commit(false, shared).await;
+                    }
+                    // The caller may have stopped waiting; that is fine.
+                    let _ = reply.send(self.backup_source(shared).await);
                     continue;
                 }
                 Command::Wake => continue, // `run` checks the gate's flag

@@ -74,6 +74,7 @@
 #![warn(missing_docs)]
 
 pub mod aside;
+pub mod backup;
 pub mod checkpoint;
 pub mod codec;
 #[cfg(feature = "fault-injection")]
