@@ -1,7 +1,10 @@
 //! Online backup: `Engine::backup` while writers keep submitting, opened
 //! as a new engine whose state hash is the source's at the backup's seq;
 //! a model test interleaving backups with events, checkpoints (and the
-//! journal pruning behind them) and rollbacks; and the refusals.
+//! journal pruning behind them) and rollbacks, on either store and either
+//! journal backend; and the refusals.
+//!
+//! Long form: `PROPTEST_CASES=500 cargo test -p solostate --test backup`.
 
 mod common;
 
@@ -17,8 +20,8 @@ use solostate::persistence::backup::BackupWriteError;
 use solostate::persistence::hash::state_hash;
 use solostate::persistence::replay::Replay;
 use solostate::{
-    AckError, BackupError, CheckpointPolicy, Durability, Engine, OpenCause, Retention, State,
-    StoreKind,
+    AckError, BackupError, CheckpointPolicy, Durability, Engine, JournalBackend, OpenCause,
+    Retention, State, StoreKind,
 };
 
 const SCHEMA: &str = "backup-test-v1";
@@ -243,7 +246,13 @@ fn step() -> impl Strategy<Value = Step> {
 
 type Map = HashMap<u8, u8>;
 
-fn run(steps: Vec<Step>, every: u64, pick: u8, prune: bool) -> Result<(), TestCaseError> {
+fn run(
+    steps: Vec<Step>,
+    every: u64,
+    pick: u8,
+    prune: bool,
+    backend: JournalBackend,
+) -> Result<(), TestCaseError> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -267,6 +276,7 @@ fn run(steps: Vec<Step>, every: u64, pick: u8, prune: bool) -> Result<(), TestCa
         };
         let engine = Engine::<Kv>::builder()
             .store(store)
+            .journal_backend(backend)
             .path(dir.path().join("source"))
             .schema(SCHEMA)
             .durability(durability)
@@ -339,6 +349,11 @@ fn run(steps: Vec<Step>, every: u64, pick: u8, prune: bool) -> Result<(), TestCa
         }
         engine.shutdown().await.expect("clean shutdown");
         for report in reports {
+            // On the source's backend, whatever the opening engine's default.
+            prop_assert_eq!(
+                JournalBackend::detect(&report.path.join("journal")),
+                Some(backend)
+            );
             let copy = open(&report.path).await;
             prop_assert_eq!(copy.reader().seq(), report.seq);
             let found: Map = copy
@@ -372,7 +387,9 @@ proptest! {
         every in 2u64..20,
         pick in 0u8..6,
         prune in any::<bool>(),
+        sled in any::<bool>(),
     ) {
-        run(steps, every, pick, prune)?;
+        let backend = if sled { JournalBackend::Sled } else { JournalBackend::Segments };
+        run(steps, every, pick, prune, backend)?;
     }
 }
