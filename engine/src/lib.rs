@@ -71,6 +71,9 @@
 //!   rebuilt from disk. [`Engine::rollback_to`] restores an earlier state as
 //!   one new, durable step; seqs are never reused and the undone events are
 //!   archived, not deleted.
+//! * [`Engine::backup`] writes an openable copy of a running engine at
+//!   one seq (a checkpoint of the snapshot there, plus a journal that
+//!   begins after it) off the owner task, durable when it returns.
 //! * Replay trusts `apply` to be deterministic; the determinism guard
 //!   ([`Builder::state_hash_every`]) checks it. After every batch (by
 //!   default) the state's hash is recorded in the journal, and recovery,

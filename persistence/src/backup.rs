@@ -33,7 +33,7 @@ use crate::sync;
 /// its header and mark, so a small cache is plenty.
 const CACHE_BYTES: u64 = 1 << 20;
 
-/// Why [`write`] did not leave a backup at its destination. Nothing was
+/// Why [`write()`] did not leave a backup at its destination. Nothing was
 /// left there, and its temporary directory was removed (best effort).
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -68,7 +68,7 @@ pub enum BackupWriteError {
     Journal(#[from] JournalError),
 }
 
-/// What [`write`] wrote.
+/// What [`write()`] wrote.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct Written {
