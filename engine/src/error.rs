@@ -8,6 +8,10 @@ use std::fmt;
 
 use solostate_commands::Event;
 
+mod backup;
+
+pub use backup::BackupError;
+
 /// Why an acknowledgement did not come: the answer to a [`Pending`] ack.
 ///
 /// [`Pending`]: crate::Pending

@@ -530,6 +530,25 @@ impl<E: Event> Engine<E> {
         rx.await.unwrap_or(Err(RollbackError::Closed))
     }
 
+    /// Sends the command that `make` builds around a fresh reply channel,
+    /// through the gate as [`Engine::rollback_to`] does, and returns the
+    /// reply's receiver; `None` when the engine no longer takes commands.
+    /// For commands that live in modules of their own (backup).
+    pub(crate) async fn request<T>(
+        &self,
+        make: impl FnOnce(oneshot::Sender<T>) -> Command<E>,
+    ) -> Option<oneshot::Receiver<T>> {
+        let _pass = self.shared.gate.enter()?;
+        let (reply, rx) = oneshot::channel();
+        self.tx.send_async(make(reply)).await.ok()?;
+        Some(rx)
+    }
+
+    /// Whether the engine journals (it has a directory).
+    pub(crate) fn is_durable(&self) -> bool {
+        self.durable
+    }
+
     /// What opening the engine found and did: the checkpoint it loaded,
     /// how much journal it replayed, and any torn or quarantined records.
     pub fn recovery(&self) -> &Recovery {

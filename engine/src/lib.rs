@@ -71,6 +71,9 @@
 //!   rebuilt from disk. [`Engine::rollback_to`] restores an earlier state as
 //!   one new, durable step; seqs are never reused and the undone events are
 //!   archived, not deleted.
+//! * [`Engine::backup`] writes an openable copy of a running engine at
+//!   one seq (a checkpoint of the snapshot there, plus a journal that
+//!   begins after it) off the owner task, durable when it returns.
 //! * Replay trusts `apply` to be deterministic; the determinism guard
 //!   ([`Builder::state_hash_every`]) checks it. After every batch (by
 //!   default) the state's hash is recorded in the journal, and recovery,
@@ -158,6 +161,7 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+mod backup;
 mod batch;
 mod builder;
 mod checkpointer;
@@ -177,11 +181,12 @@ mod recovery;
 mod shared;
 mod stats;
 
+pub use backup::BackupReport;
 pub use builder::Builder;
 pub use durability::Durability;
 pub use error::{
-    AckError, AsOfError, OpenCause, OpenError, Refusal, RollbackError, SendError, ShutdownError,
-    SubmitError, TrySubmitError,
+    AckError, AsOfError, BackupError, OpenCause, OpenError, Refusal, RollbackError, SendError,
+    ShutdownError, SubmitError, TrySubmitError,
 };
 pub use handle::{Engine, Pending};
 pub use key_changes::{ChangesError, Coalesced};

@@ -3,11 +3,15 @@
 //! [`Reply`]). They sit below both, so that the handle, the owner and the
 //! batch import them and not each other.
 
+use std::sync::Arc;
+
 use solostate_commands::Event;
 use solostate_persistence::codec::EncodedEvent;
+use solostate_persistence::journal::Journal;
+use solostate_queries::SnapshotOf;
 use tokio::sync::oneshot;
 
-use crate::error::{AckError, RollbackError};
+use crate::error::{AckError, BackupError, RollbackError};
 use crate::metrics::Stamp;
 
 /// The acknowledgement of an applied event.
@@ -45,6 +49,12 @@ pub(crate) enum Command<E: Event> {
         target: u64,
         reply: oneshot::Sender<Result<Ack, RollbackError>>,
     },
+    /// Hand over what a backup copies: the published snapshot once
+    /// everything queued before this command is committed, and the
+    /// journal to flush through its seq.
+    Backup {
+        reply: oneshot::Sender<Result<BackupSource<E>, BackupError>>,
+    },
     /// Wake up: the gate is closed, finish and stop. The gate's flag is the
     /// real signal; this only interrupts the wait for the next command.
     Wake,
@@ -55,9 +65,17 @@ impl<E: Event> Command<E> {
     pub(crate) fn into_event(self) -> E {
         match self {
             Command::Submit(submission) => submission.event,
-            Command::Wake | Command::Rollback { .. } => {
+            Command::Wake | Command::Rollback { .. } | Command::Backup { .. } => {
                 unreachable!("only Submit commands carry events back")
             }
         }
     }
+}
+
+/// What the owner hands a backup: an immutable snapshot, which no later
+/// event, rollback or prune can change, and the journal, held only long
+/// enough to flush it through the snapshot's seq.
+pub(crate) struct BackupSource<E: Event> {
+    pub(crate) snapshot: Arc<SnapshotOf<E>>,
+    pub(crate) journal: Arc<Journal>,
 }

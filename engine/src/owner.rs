@@ -1,5 +1,6 @@
 //! The owner task: the one place that holds and changes the working state.
 
+mod backup;
 mod commit;
 mod rollback;
 
@@ -344,6 +345,16 @@ impl<E: Event> Owner<E> {
                     let outcome = self.rollback(target, shared).await;
                     // The caller may have stopped waiting; that is fine.
                     let _ = reply.send(outcome);
+                    continue;
+                }
+                Command::Backup { reply } => {
+                    self.apply_timer.pause();
+                    // Everything queued before the backup is in it.
+                    if self.batch.len() > 0 {
+                        self.commit(false, shared).await;
+                    }
+                    // The caller may have stopped waiting; that is fine.
+                    let _ = reply.send(self.backup_source(shared).await);
                     continue;
                 }
                 Command::Wake => continue, // `run` checks the gate's flag

@@ -34,6 +34,10 @@
 //!   use;
 //! * [`replay`]: a read-only view of an engine's directory: its steps over
 //!   a seq range, its archive, and the state at any seq.
+//! * [`backup`]: writing a new engine directory that holds one state (a
+//!   checkpoint at its seq and a journal that begins after it), built
+//!   under a temporary name, synced throughout, then renamed into place;
+//!   what `Engine::backup` writes.
 //!
 //! The engine journals and checkpoints through this crate when opened with
 //! a path.
@@ -74,6 +78,7 @@
 #![warn(missing_docs)]
 
 pub mod aside;
+pub mod backup;
 pub mod checkpoint;
 pub mod codec;
 #[cfg(feature = "fault-injection")]

@@ -202,6 +202,33 @@ impl Journal {
         self.flush()
     }
 
+    /// Makes an empty journal begin after `seq`, and flushes: its
+    /// [`Journal::first_seq`] becomes `seq + 1` and [`Journal::last_seq`]
+    /// `seq`, exactly as if [`Journal::prune_through`] had removed a
+    /// prefix through `seq` (and unlike [`Journal::resume_after`], nothing
+    /// says a journal was lost). For a backup, which holds a checkpoint at
+    /// `seq` and a journal that continues after it: recovery opens it as
+    /// it opens a pruned journal, without
+    /// reporting the journal behind the checkpoint.
+    ///
+    /// # Errors
+    ///
+    /// [`JournalError::Gap`] when the journal already holds records
+    /// (nothing is written), and [`JournalError::Storage`].
+    pub fn begin_after(&self, seq: u64) -> Result<(), JournalError> {
+        if let Some((key, _)) = self.store.first(Tree::Records)? {
+            return Err(JournalError::Gap {
+                path: self.path.clone(),
+                expected: seq + 1,
+                found: self.seq_of(&key)?,
+            });
+        }
+        self.write(Write::Prune)?;
+        self.store
+            .apply(&[Op::Insert(Tree::Meta, PRUNED_KEY, &seq.to_be_bytes())])?;
+        self.flush()
+    }
+
     /// Where this journal's timeline came from, when
     /// [`Journal::resume_after`] started it after a checkpoint: `None` for
     /// a journal that holds its history from seq 1 (or that pruning alone

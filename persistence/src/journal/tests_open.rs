@@ -188,6 +188,23 @@ fn resume_after_continues_the_seqs_and_says_why_the_prefix_is_missing() {
     assert!(matches!(refused, JournalError::Gap { .. }), "{refused}");
 }
 
+#[test]
+fn begin_after_reads_as_a_pruned_journal_with_no_resumed_mark() {
+    let dir = tempfile::tempdir().unwrap();
+    let journal = Journal::open(dir.path(), "begun", CACHE).unwrap();
+    journal.begin_after(41).unwrap();
+    drop(journal);
+    let journal = Journal::open(dir.path(), "begun", CACHE).unwrap();
+    assert_eq!(journal.first_seq().unwrap(), 42);
+    assert_eq!(journal.last_seq::<Ev>().unwrap(), 41);
+    assert_eq!(journal.resumed().unwrap(), None);
+    journal.append(42, &[Ev::put(1, "a".into())]).unwrap();
+    assert_eq!(journal.last_seq::<Ev>().unwrap(), 42);
+    // Only an empty journal can begin after a seq: records would not follow.
+    let refused = journal.begin_after(100).unwrap_err();
+    assert!(matches!(refused, JournalError::Gap { .. }), "{refused}");
+}
+
 /// sled's own error for files it cannot read (here its `conf`, garbled) is
 /// damage too, so recovery may move such a journal aside when asked.
 #[test]
