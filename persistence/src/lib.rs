@@ -69,7 +69,7 @@
 //!
 //! # Crate features
 //!
-//! * `fault-injection` (off by default): the [`faults`] module, whose
+//! * `fault-injection` (off by default): the `faults` module, whose
 //!   `FaultPlan` fails chosen journal writes, flushes or checkpoint files,
 //!   or slows flushes, through the journal's storage seam. A testing
 //!   tool, for the engine's failure paths; never needed in production.
