@@ -119,6 +119,7 @@
 
 mod batch;
 mod builder;
+mod catch_up;
 mod checkpointer;
 mod durability;
 mod error;
@@ -136,6 +137,7 @@ mod shared;
 mod stats;
 
 pub use builder::Builder;
+pub use catch_up::{CatchUp, CatchUpError};
 pub use durability::Durability;
 pub use error::{
     AckError, AsOfError, OpenCause, OpenError, Refusal, RollbackError, SendError, ShutdownError,

@@ -76,6 +76,14 @@ pub struct Change<E> {
 }
 
 impl<E> Change<E> {
+    /// The event at `index` in `batch`, or `None` past its end (and for a
+    /// rollback, which has no events). The engine builds these for
+    /// events it reads back from its history (catch-up subscriptions), so
+    /// that a subscriber handles historical and live events alike.
+    pub fn at(batch: Arc<CommittedBatch<E>>, index: usize) -> Option<Self> {
+        (index < batch.events.len()).then_some(Change { batch, index })
+    }
+
     /// The event's sequence number.
     pub fn seq(&self) -> u64 {
         self.batch.first_seq + self.index as u64
