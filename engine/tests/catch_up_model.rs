@@ -4,7 +4,9 @@
 //! Each must see exactly the committed events after its seq, in order, no
 //! gap and no duplicate, until shutdown. Durable engines get a tiny as-of
 //! window, so their history comes from the journal; in-memory ones a
-//! window that holds everything.
+//! window that holds everything. A durable engine's subscriber still
+//! catching up from the journal when the engine stops gets `Stopped`, and
+//! resumes from its last seq against the reopened engine.
 
 use proptest::prelude::*;
 use solostate::{CatchUpError, Durability, Engine, StateEvent};
@@ -28,6 +30,47 @@ fn subscriber() -> impl Strategy<Value = Subscriber> {
 /// What a subscriber received: its start seq and the `(seq, event)`s.
 type Received = (u64, Vec<(u64, Ev)>);
 
+/// A durable engine with a tiny as-of window, so that catching up reads
+/// the journal.
+async fn open(dir: &std::path::Path, change_capacity: usize, window: u64) -> Engine<Ev> {
+    Engine::<Ev>::builder()
+        .path(dir)
+        .schema("catch-up-model-v1")
+        .durability(Durability::Never)
+        .journal_cache_bytes(1 << 20)
+        .change_capacity(change_capacity)
+        .as_of_window(window)
+        .open()
+        .await
+        .unwrap()
+}
+
+/// Catches up from `last` to `total` on a reopened engine.
+async fn resume(
+    engine: &Engine<Ev>,
+    last: u64,
+    total: u64,
+    got: &mut Vec<(u64, Ev)>,
+) -> Result<(), String> {
+    if last == total {
+        return Ok(());
+    }
+    let mut feed = engine
+        .changes_from(last)
+        .await
+        .map_err(|e| format!("changes_from({last}) after reopening: {e}"))?;
+    loop {
+        let change = feed
+            .recv()
+            .await
+            .map_err(|e| format!("resumed from {last}: {e}"))?;
+        got.push((change.seq(), change.event().clone()));
+        if change.seq() >= total {
+            return Ok(());
+        }
+    }
+}
+
 fn run(
     writers: Vec<u64>,
     subscribers: Vec<Subscriber>,
@@ -42,18 +85,16 @@ fn run(
         .unwrap();
     runtime.block_on(async move {
         let dir = tempfile::tempdir().unwrap();
-        let mut builder = Engine::<Ev>::builder().change_capacity(change_capacity);
-        builder = if durable {
-            builder
-                .path(dir.path())
-                .schema("catch-up-model-v1")
-                .durability(Durability::Never)
-                .journal_cache_bytes(1 << 20)
-                .as_of_window(window)
+        let engine = if durable {
+            open(dir.path(), change_capacity, window).await
         } else {
-            builder.as_of_window(1 << 20)
+            Engine::<Ev>::builder()
+                .change_capacity(change_capacity)
+                .as_of_window(1 << 20)
+                .open()
+                .await
+                .unwrap()
         };
-        let engine = builder.open().await.unwrap();
         let total: u64 = writers.iter().sum();
 
         let mut subscribed = Vec::new();
@@ -75,7 +116,12 @@ fn run(
                 loop {
                     match feed.recv().await {
                         Ok(change) => got.push((change.seq(), change.event().clone())),
-                        Err(CatchUpError::Closed) => return Ok((from, got)),
+                        Err(CatchUpError::Closed) => return Ok((from, got, None)),
+                        // A durable engine's slow subscriber can still be
+                        // catching up from the journal when it closes.
+                        Err(CatchUpError::Stopped { next_seq }) => {
+                            return Ok((from, got, Some(next_seq - 1)));
+                        }
                         Err(error) => return Err(format!("from {from}: {error}")),
                     }
                     for _ in 0..slow {
@@ -112,8 +158,24 @@ fn run(
         }
         engine.shutdown().await.unwrap();
         let mut received = Vec::new();
+        let mut reopened = None;
         for task in subscribed {
-            received.push(task.await.unwrap());
+            let outcome = match task.await.unwrap() {
+                Ok((from, mut got, Some(last))) => {
+                    // Resume where it stopped, against the reopened engine.
+                    if reopened.is_none() {
+                        reopened = Some(open(dir.path(), change_capacity, window).await);
+                    }
+                    let engine = reopened.as_ref().unwrap();
+                    resume(engine, last, total, &mut got).await.map(|()| (from, got))
+                }
+                Ok((from, got, None)) => Ok((from, got)),
+                Err(error) => Err(error),
+            };
+            received.push(outcome);
+        }
+        if let Some(engine) = reopened {
+            engine.shutdown().await.unwrap();
         }
         let committed = committed
             .into_iter()
