@@ -13,8 +13,9 @@ use solostate::{CatchUpError, Durability, Engine, StateEvent};
 
 type Ev = StateEvent<u64, u64>;
 
-/// One subscriber: it starts once `at` events are committed, from `back`
-/// seqs before the newest, and yields `slow` times after every event.
+/// One subscriber: it starts once `at` percent of the events are
+/// committed (so most start while the writers write), from `back` seqs
+/// before the newest, and yields `slow` times after every event.
 #[derive(Debug, Clone)]
 struct Subscriber {
     at: u64,
@@ -23,7 +24,7 @@ struct Subscriber {
 }
 
 fn subscriber() -> impl Strategy<Value = Subscriber> {
-    (0u64..200, 0u64..200, prop_oneof![Just(0u32), 0u32..40])
+    (0u64..100, 0u64..120, prop_oneof![Just(0u32), 0u32..40])
         .prop_map(|(at, back, slow)| Subscriber { at, back, slow })
 }
 
@@ -105,7 +106,7 @@ fn run(
             started.push(up_rx);
             subscribed.push(tokio::spawn(async move {
                 let reader = engine.reader();
-                let _ = reader.wait_for(at.min(total)).await;
+                let _ = reader.wait_for(total * at / 100).await;
                 let from = reader.seq().saturating_sub(back);
                 let mut feed = engine
                     .changes_from(from)
