@@ -168,7 +168,9 @@ fn run(
                         reopened = Some(open(dir.path(), change_capacity, window).await);
                     }
                     let engine = reopened.as_ref().unwrap();
-                    resume(engine, last, total, &mut got).await.map(|()| (from, got))
+                    resume(engine, last, total, &mut got)
+                        .await
+                        .map(|()| (from, got))
                 }
                 Ok((from, got, None)) => Ok((from, got)),
                 Err(error) => Err(error),
