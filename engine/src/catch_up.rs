@@ -345,7 +345,7 @@ impl<E: Event> CatchUp<E> {
             }
             let found = match self.history.window_after(after, through, CHUNK).await {
                 Some(found) => found,
-                None => self.from_journal(after, through).await,
+                None => self.read_journal(after, through).await,
             };
             // A read that overlapped a rollback may have seen the journal
             // half rewritten: read again.
@@ -355,7 +355,9 @@ impl<E: Event> CatchUp<E> {
         }
     }
 
-    async fn from_journal(&self, after: u64, through: u64) -> Result<Fetched<E>, CatchUpError> {
+    /// Events after `after` from the journal, on a blocking thread; for an
+    /// in-memory engine, the typed error for a window miss.
+    async fn read_journal(&self, after: u64, through: u64) -> Result<Fetched<E>, CatchUpError> {
         let journal = match self.history.journal() {
             None if self.resumed => {
                 return Err(CatchUpError::Lagged {
