@@ -1,66 +1,8 @@
 //! Catch-up subscriptions: every committed event after a seq, first from
 //! the history and then live, with no gap and no duplicate at the switch.
 //!
-//! ## Catch-up subscriptions (README-ready)
-//!
-//! A subscriber that keeps derived data (a search index, a projection, a
-//! cache elsewhere) stores the seq of the last event it applied, and after a
-//! restart, its own or the engine's, resumes from it with
-//! `engine.changes_from(last).await?`. The feed delivers every committed
-//! event after `last`, in order: first from the history (the in-memory
-//! as-of window where it reaches, else the journal, read on a blocking
-//! thread), then live, with no gap and no duplicate where the one becomes
-//! the other. A subscriber that falls behind the live feed's buffer is
-//! caught up from the history again on its own, so lag is not an error on a
-//! durable engine. A rollback ends the feed with
-//! [`CatchUpError::RolledBack`]: undo what you applied after its `target`,
-//! then resume with `changes_from(seq)` from the rollback's own seq. An
-//! in-memory engine's history is only its as-of window; asking for more
-//! is an error ([`CatchUpError::Forgotten`]), never a silent gap.
-//!
-//! ```no_run
-//! # async fn follow(engine: solostate::Engine<solostate::StateEvent<String, u64>>, mut last: u64)
-//! # -> Result<(), Box<dyn std::error::Error>> {
-//! use solostate::CatchUpError;
-//! let mut feed = engine.changes_from(last).await?;
-//! loop {
-//!     match feed.recv().await {
-//!         Ok(change) => {
-//!             // apply change.event() to the derived data, then store the seq
-//!             last = change.seq();
-//!         }
-//!         Err(CatchUpError::RolledBack { seq, target }) => {
-//!             // undo what was applied after `target`, then go on from `seq`
-//!             # let _ = target;
-//!             last = seq;
-//!             feed = engine.changes_from(last).await?;
-//!         }
-//!         Err(CatchUpError::Closed) => return Ok(()), // the engine stopped
-//!         Err(other) => return Err(other.into()),
-//!     }
-//! }
-//! # }
-//! ```
-//!
-//! ## Why on the engine, not on the reader
-//!
-//! The history beyond the window is the journal, and the read side
-//! (`solostate-queries`) knows nothing of persistence, by design. An
-//! injected history trait would have to carry the journal's blocking reads,
-//! its errors and the rollback bookkeeping into that crate behind a boxed
-//! future; [`Engine::changes_from`](crate::Engine::changes_from) has all of
-//! them at hand. The feed keeps a [`Reader`] for the live part, and like a
-//! reader it does not keep the engine running.
-//!
-//! ## Where the switch happens
-//!
-//! Opening subscribes to the live feed *first* and takes the snapshot seq
-//! `S` that the live feed continues after (as [`Reader::subscribe`] does);
-//! the history then delivers exactly `(seq, S]` and the live feed `S + 1`
-//! on. Every batch committed after the subscription is in the live feed,
-//! and the live feed skips what `S` already holds, so the two meet without
-//! a gap or an overlap; a live event at or below what the history delivered
-//! is skipped all the same, as a second guard.
+//! The semantics (switch point, rollbacks, lag, errors) are documented
+//! on [`CatchUp`], where users see them.
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -197,8 +139,102 @@ impl<E> Default for Fetched<E> {
 
 /// A catch-up subscription: every committed event after a seq, in order,
 /// first from the history and then live. Made by
-/// [`Engine::changes_from`](crate::Engine::changes_from); the module
-/// [docs](self) say where the switch happens and what a rollback does.
+/// [`Engine::changes_from`](crate::Engine::changes_from).
+///
+/// # Catch-up subscriptions (README-ready)
+///
+/// A subscriber that keeps derived data (a search index, a projection, a
+/// cache elsewhere) stores the seq of the last event it applied, and after a
+/// restart, its own or the engine's, resumes from it with
+/// `engine.changes_from(last).await?`. The feed delivers every committed
+/// event after `last`, in order: first from the history (the in-memory
+/// as-of window where it reaches, else the journal, read on a blocking
+/// thread), then live, with no gap and no duplicate where the one becomes
+/// the other. A subscriber that falls behind the live feed's buffer is
+/// caught up from the history again on its own, so lag is not an error on a
+/// durable engine. A rollback ends the feed with
+/// [`CatchUpError::RolledBack`]: undo what you applied after its `target`,
+/// then resume with `changes_from(seq)` from the rollback's own seq. An
+/// in-memory engine's history is only its as-of window; asking for more
+/// is an error ([`CatchUpError::Forgotten`]), never a silent gap.
+///
+/// ```no_run
+/// # async fn follow(engine: solostate::Engine<solostate::StateEvent<String, u64>>, mut last: u64)
+/// # -> Result<(), Box<dyn std::error::Error>> {
+/// use solostate::CatchUpError;
+/// let mut feed = engine.changes_from(last).await?;
+/// loop {
+///     match feed.recv().await {
+///         Ok(change) => {
+///             // apply change.event() to the derived data, then store the seq
+///             last = change.seq();
+///         }
+///         Err(CatchUpError::RolledBack { seq, target }) => {
+///             // undo what was applied after `target`, then go on from `seq`
+///             # let _ = target;
+///             last = seq;
+///             feed = engine.changes_from(last).await?;
+///         }
+///         Err(CatchUpError::Closed) => return Ok(()), // the engine stopped
+///         Err(other) => return Err(other.into()),
+///     }
+/// }
+/// # }
+/// ```
+///
+/// # Why on the engine, not on the reader
+///
+/// The history beyond the window is the journal, and the read side
+/// (`solostate-queries`) knows nothing of persistence, by design. An
+/// injected history trait would have to carry the journal's blocking reads,
+/// its errors and the rollback bookkeeping into that crate behind a boxed
+/// future; [`Engine::changes_from`](crate::Engine::changes_from) has all of
+/// them at hand. The feed keeps a [`Reader`] for the live part, and like a
+/// reader it does not keep the engine running.
+///
+/// # Where the switch happens
+///
+/// Opening subscribes to the live feed *first* and takes the snapshot seq
+/// `S` that the live feed continues after (as [`Reader::subscribe`] does);
+/// the history then delivers exactly `(seq, S]` and the live feed `S + 1`
+/// on. Every batch committed after the subscription is in the live feed,
+/// and the live feed skips what `S` already holds, so the two meet without
+/// a gap or an overlap; a live event at or below what the history delivered
+/// is skipped all the same, as a second guard.
+///
+/// # Rollbacks
+///
+/// A rollback at seq `R` to `T` inside the range, in the history or live,
+/// ends the feed with [`CatchUpError::RolledBack`]` { seq: R, target: T }`,
+/// as [`ChangeError::RolledBack`] ends a live feed, and every later call
+/// returns it again. From the history the feed delivers the events up to
+/// `T` first and none of the undone ones (they are in the archive, not the
+/// timeline); live, it may have delivered undone events before it hears of
+/// the rollback. Either way: undo what was applied after `T`, then resume
+/// with `changes_from(R)`. A start `seq` that a rollback undid (`T < seq <
+/// R`) is refused with [`CatchUpError::Undone`]: what was derived from it
+/// is stale. Starting at `R` or at `T` is fine.
+///
+/// # Lag
+///
+/// The live subscription is made before the history is read, so a long
+/// catch-up (or a slow subscriber later) can overflow its bounded buffer.
+/// The feed then subscribes again and reads what it missed from the
+/// history, so on a durable engine lag costs a journal read, not an error.
+/// On an in-memory engine, whose history is the as-of window, events that
+/// also left the window end the feed with [`CatchUpError::Lagged`].
+///
+/// # Other errors
+///
+/// A start seq after the last committed one is refused
+/// ([`CatchUpError::NotYet`]) rather than waited for: a stored seq ahead of
+/// the engine means the engine lost events, and the seqs it writes next
+/// would be other events. A seq older than an in-memory engine's window is
+/// [`CatchUpError::Forgotten`], one behind a compacted journal
+/// [`CatchUpError::Pruned`]. A durable engine that stops while the feed
+/// still reads its journal ends it with [`CatchUpError::Stopped`] (the
+/// journal's directory lock goes with the engine); resume from the last
+/// seq received once it is reopened.
 pub struct CatchUp<E: Event> {
     history: Arc<History<E>>,
     reader: Reader<E>,

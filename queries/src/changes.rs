@@ -366,6 +366,15 @@ mod tests {
         assert_eq!(drain(&mut feed), vec![(4, "c")]);
     }
 
+    #[test]
+    fn a_change_at_an_index_of_a_batch_and_none_past_its_end() {
+        let events = batch(7, &["a", "b"]);
+        let second = Change::at(Arc::clone(&events), 1).unwrap();
+        assert_eq!((second.seq(), *second.event()), (8, "b"));
+        assert!(Change::at(events, 2).is_none());
+        assert!(Change::at(Arc::new(CommittedBatch::<&str>::rollback(3, 1)), 0).is_none());
+    }
+
     #[tokio::test]
     async fn closed_after_delivering_everything() {
         let (tx, rx) = broadcast::channel(8);
