@@ -7,6 +7,14 @@
 //! window that holds everything. A durable engine's subscriber still
 //! catching up from the journal when the engine stops gets `Stopped`, and
 //! resumes from its last seq against the reopened engine.
+//!
+//! It catches a wrong switch point: with the history ending one seq early
+//! (`switch: switch.saturating_sub(1)` in `CatchUp::start`), or taking its
+//! end from a later load than the live feed's (`reader.seq()` after a few
+//! yields), and with `recv`'s guards (skip a live seq below `next`, resume
+//! from the history above it) made to accept any live change, it fails
+//! every run: a missing event, or one seen twice. With the guards in place
+//! an early switch heals itself once a later event arrives live.
 
 use proptest::prelude::*;
 use solostate::{CatchUpError, Durability, Engine, StateEvent};
