@@ -11,6 +11,7 @@ use solostate_persistence::codec::{self, EncodedEvent};
 use solostate_queries::{Reader, SnapshotOf};
 use tokio::sync::oneshot;
 
+use crate::catch_up::{CatchUp, CatchUpError};
 use crate::error::{
     AckError, AsOfError, Refusal, RollbackError, SendError, ShutdownError, SubmitError,
     TrySubmitError,
@@ -488,6 +489,28 @@ impl<E: Event> Engine<E> {
         self.history
             .changes_between(after, through, self.reader.seq())
             .await
+    }
+
+    /// A catch-up subscription: every committed event after `seq`, first
+    /// from the history (the as-of window, else the journal) and then
+    /// live, with no gap and no duplicate at the switch. Pass the seq of
+    /// the last event a subscriber applied, also after a restart. See
+    /// [`CatchUp`] for the switch point, rollbacks and lag.
+    ///
+    /// It lives on the engine rather than on [`Reader`] because its
+    /// history beyond the window is the journal, and the read side does
+    /// not know about persistence.
+    ///
+    /// # Errors
+    ///
+    /// [`CatchUpError::NotYet`] for a `seq` after the last committed one,
+    /// [`CatchUpError::Undone`] for a `seq` a rollback undid,
+    /// [`CatchUpError::Forgotten`] for a `seq` older than an in-memory
+    /// engine's window, [`CatchUpError::Pruned`] for one behind a compacted
+    /// journal, and [`CatchUpError::History`] or
+    /// [`CatchUpError::Stopped`] when the journal could not be read.
+    pub async fn changes_from(&self, seq: u64) -> Result<CatchUp<E>, CatchUpError> {
+        CatchUp::start(Arc::clone(&self.history), self.reader.clone(), seq).await
     }
 
     /// Rolls the state back to what it was at `target`, through the single

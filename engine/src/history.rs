@@ -17,9 +17,10 @@ use solostate_persistence::checkpoint::Checkpoints;
 use solostate_persistence::journal::{Journal, JournalError};
 use solostate_persistence::recovery::ReplayError;
 use solostate_persistence::replay;
-use solostate_queries::{CommittedBatch, Snapshot, SnapshotOf};
+use solostate_queries::{Change, CommittedBatch, Snapshot, SnapshotOf};
 
 use crate::batch::Committed;
+use crate::catch_up::{CatchUpError, Fetched};
 use crate::error::AsOfError;
 use crate::key_changes::{ChangesError, Coalesced, KeyChanges};
 
@@ -324,6 +325,85 @@ impl<E: Event> History<E> {
             return Err(ChangesError::Forgotten { after, oldest });
         }
         Ok(changes)
+    }
+
+    /// The journal of a durable engine: `None` in memory, `Some(None)`
+    /// once the owner has closed it.
+    pub(crate) fn journal(&self) -> Option<Option<Arc<Journal>>> {
+        self.disk.as_ref().map(|disk| disk.journal.upgrade())
+    }
+
+    /// Up to `max` committed events after `after`, through `through`, from
+    /// the window (see [`crate::catch_up`]); `None` when the window does not
+    /// hold them all. `through` must be published.
+    pub(crate) async fn window_after(
+        &self,
+        after: u64,
+        through: u64,
+        max: usize,
+    ) -> Option<Result<Fetched<E>, CatchUpError>> {
+        // Published a moment ago, the batch reaches the window right after.
+        while self.newest() < through {
+            tokio::task::yield_now().await;
+        }
+        let window = self.lock();
+        if let Some(undone) = window.undone.iter().find(|u| u.contains(&after)) {
+            return Some(Err(CatchUpError::Undone {
+                seq: after,
+                rollback: undone.end() + 1,
+                target: undone.start() - 1,
+            }));
+        }
+        // The first rollback after `after` that undid events up to
+        // `through` ends what may be delivered: the window still holds the
+        // batch whose tail it undid. (One that undid only later events is
+        // the live feed's to report.)
+        let rollback = window
+            .undone
+            .iter()
+            .map(|u| (u.end() + 1, u.start() - 1))
+            .filter(|&(seq, target)| seq > after && target < through)
+            .min();
+        let last = rollback.map_or(through, |(_, target)| target);
+        let mut fetched = Fetched::default();
+        let mut next = after + 1;
+        for version in &window.entries {
+            if next > last || fetched.changes.len() >= max {
+                break;
+            }
+            let Some(batch) = &version.batch else {
+                continue; // a base: the state before the batches after it
+            };
+            if batch.last_seq() < next {
+                continue;
+            }
+            if batch.first_seq() > next || batch.rollback_target().is_some() {
+                return None; // the events from `next` left the window
+            }
+            while next <= last.min(batch.last_seq()) && fetched.changes.len() < max {
+                let index = (next - batch.first_seq()) as usize;
+                fetched.changes.extend(Change::at(Arc::clone(batch), index));
+                next += 1;
+            }
+        }
+        if next <= last && fetched.changes.len() < max {
+            return None;
+        }
+        if next > last {
+            fetched.rollback = rollback;
+        }
+        Some(Ok(fetched))
+    }
+
+    /// The rollback sequence lock's value: odd while a rollback rewrites
+    /// the journal; a read that saw it change must read again.
+    pub(crate) fn rollback_epoch(&self) -> u64 {
+        self.rollbacks.load(Ordering::Acquire)
+    }
+
+    /// The oldest seq after which the window can deliver events.
+    pub(crate) fn oldest_kept(&self) -> u64 {
+        self.oldest()
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Window<E>> {

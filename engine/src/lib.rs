@@ -164,6 +164,7 @@
 mod backup;
 mod batch;
 mod builder;
+mod catch_up;
 mod checkpointer;
 mod durability;
 mod error;
@@ -183,6 +184,7 @@ mod stats;
 
 pub use backup::BackupReport;
 pub use builder::Builder;
+pub use catch_up::{CatchUp, CatchUpError};
 pub use durability::Durability;
 pub use error::{
     AckError, AsOfError, BackupError, OpenCause, OpenError, Refusal, RollbackError, SendError,

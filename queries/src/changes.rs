@@ -76,6 +76,14 @@ pub struct Change<E> {
 }
 
 impl<E> Change<E> {
+    /// The event at `index` in `batch`, or `None` past its end (and for a
+    /// rollback, which has no events). The engine builds these for
+    /// events it reads back from its history (catch-up subscriptions), so
+    /// that a subscriber handles historical and live events alike.
+    pub fn at(batch: Arc<CommittedBatch<E>>, index: usize) -> Option<Self> {
+        (index < batch.events.len()).then_some(Change { batch, index })
+    }
+
     /// The event's sequence number.
     pub fn seq(&self) -> u64 {
         self.batch.first_seq + self.index as u64
@@ -356,6 +364,15 @@ mod tests {
         tx.send(Arc::new(CommittedBatch::rollback(3, 1))).unwrap();
         tx.send(batch(4, &["c"])).unwrap();
         assert_eq!(drain(&mut feed), vec![(4, "c")]);
+    }
+
+    #[test]
+    fn a_change_at_an_index_of_a_batch_and_none_past_its_end() {
+        let events = batch(7, &["a", "b"]);
+        let second = Change::at(Arc::clone(&events), 1).unwrap();
+        assert_eq!((second.seq(), *second.event()), (8, "b"));
+        assert!(Change::at(events, 2).is_none());
+        assert!(Change::at(Arc::new(CommittedBatch::<&str>::rollback(3, 1)), 0).is_none());
     }
 
     #[tokio::test]
