@@ -92,7 +92,9 @@ fn run(
         .enable_all()
         .build()
         .unwrap();
-    runtime.block_on(async move {
+    // A bug at the switch can leave a subscriber waiting for an event that
+    // is never written: a case that hangs fails instead of stalling CI.
+    let case = async move {
         let dir = tempfile::tempdir().unwrap();
         let engine = if durable {
             open(dir.path(), change_capacity, window).await
@@ -194,8 +196,14 @@ fn run(
             .map(|event| event.expect("dense seqs"))
             .collect();
         (committed, received)
-    })
+    };
+    runtime
+        .block_on(async { tokio::time::timeout(HANG, case).await })
+        .unwrap_or_else(|_| panic!("a case took over {HANG:?}: something waits forever"))
 }
+
+/// How long one case may take (they take well under a second).
+const HANG: std::time::Duration = std::time::Duration::from_secs(120);
 
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(
