@@ -203,17 +203,7 @@ impl Journal {
         schema: &str,
         cache_bytes: u64,
     ) -> Result<Journal, JournalError> {
-        // Without a backend's files, opening would create a database.
-        let Some(backend) = Backend::detect(path) else {
-            return Err(JournalError::NotFound {
-                path: path.to_path_buf(),
-            });
-        };
-        if backend == Backend::Sled && !(path.join("conf").is_file() && path.join("db").is_file()) {
-            return Err(JournalError::NotFound {
-                path: path.to_path_buf(),
-            });
-        }
+        let backend = existing_backend(path)?;
         Self::open_inner(path, Some(schema), cache_bytes, backend, false, false)
     }
 
@@ -242,16 +232,7 @@ impl Journal {
         schema: Option<&str>,
         cache_bytes: u64,
     ) -> Result<Journal, JournalError> {
-        let Some(backend) = Backend::detect(path) else {
-            return Err(JournalError::NotFound {
-                path: path.to_path_buf(),
-            });
-        };
-        if backend == Backend::Sled && !(path.join("conf").is_file() && path.join("db").is_file()) {
-            return Err(JournalError::NotFound {
-                path: path.to_path_buf(),
-            });
-        }
+        let backend = existing_backend(path)?;
         Self::open_inner(path, schema, cache_bytes, backend, false, true)
     }
 
@@ -565,6 +546,20 @@ fn header_mismatch(path: &Path, found: &[u8], schema: &str) -> JournalError {
         found: String::from_utf8_lossy(rest).into_owned(),
         expected: schema.to_owned(),
     }
+}
+
+/// The backend of the journal already in `path`. Without a backend's
+/// files, opening would create a database, so their absence (or a sled
+/// directory missing `conf` or `db`) is [`JournalError::NotFound`].
+fn existing_backend(path: &Path) -> Result<Backend, JournalError> {
+    let not_found = || JournalError::NotFound {
+        path: path.to_path_buf(),
+    };
+    let backend = Backend::detect(path).ok_or_else(not_found)?;
+    if backend == Backend::Sled && !(path.join("conf").is_file() && path.join("db").is_file()) {
+        return Err(not_found());
+    }
+    Ok(backend)
 }
 
 #[cfg(test)]
