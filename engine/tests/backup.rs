@@ -12,16 +12,15 @@ use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Duration;
 
-use common::model::{Kv, kv, model_kv};
+use common::model::{Kv, durability_and_store, kv, model_kv};
 use proptest::prelude::*;
 use solostate::persistence::backup::BackupWriteError;
 use solostate::persistence::hash::state_hash;
 use solostate::persistence::replay::Replay;
 use solostate::{
     AckError, BackupError, CheckpointPolicy, Durability, Engine, JournalBackend, OpenCause,
-    Retention, State, StoreKind,
+    Retention, State,
 };
 
 const SCHEMA: &str = "backup-test-v1";
@@ -259,16 +258,7 @@ fn run(
         .expect("runtime");
     runtime.block_on(async move {
         let dir = tempfile::tempdir().expect("tempdir");
-        let durability = match pick % 3 {
-            0 => Durability::Always,
-            1 => Durability::Every(Duration::from_millis(2)),
-            _ => Durability::Never,
-        };
-        let store = if pick >= 3 {
-            StoreKind::Versioned
-        } else {
-            StoreKind::Persistent
-        };
+        let (durability, store) = durability_and_store(pick);
         let retention = if prune {
             Retention::SinceOldestCheckpoint
         } else {

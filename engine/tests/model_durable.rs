@@ -17,9 +17,8 @@
 mod common;
 
 use std::collections::HashMap;
-use std::time::Duration;
 
-use common::model::{Kv, kv, model_kv};
+use common::model::{Kv, durability_and_store, kv, model_kv};
 use proptest::prelude::*;
 use solostate::persistence::hash::state_hash;
 use solostate::persistence::replay::Replay;
@@ -124,20 +123,7 @@ fn run(steps: Vec<Step>, every: u64, durabilities: Vec<u8>) -> Result<(), TestCa
     runtime.block_on(async move {
         let dir = tempfile::tempdir().expect("tempdir");
         // Each open's durability and store.
-        let durability = |i: usize| {
-            let pick = durabilities[i % durabilities.len()];
-            let durability = match pick % 3 {
-                0 => Durability::Always,
-                1 => Durability::Every(Duration::from_millis(2)),
-                _ => Durability::Never,
-            };
-            let store = if pick >= 3 {
-                StoreKind::Versioned
-            } else {
-                StoreKind::Persistent
-            };
-            (durability, store)
-        };
+        let durability = |i: usize| durability_and_store(durabilities[i % durabilities.len()]);
         let mut restarts = 0;
         let mut engine = open(dir.path(), every, durability(restarts)).await;
         let mut model = Model {

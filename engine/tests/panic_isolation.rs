@@ -6,7 +6,7 @@ mod common;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use common::{TestEvent, TestRejection, quiet_intentional_panics};
+use common::{Bomb, TestEvent, TestRejection, arm_bomb, quiet_intentional_panics};
 use serde::{Deserialize, Serialize};
 use solostate::{AckError, Engine, Event, StateEvent, SubmitError, Txn};
 
@@ -263,25 +263,10 @@ async fn a_panic_after_several_writes_mid_batch_is_undone_and_later_events_apply
     engine.shutdown().await.unwrap();
 }
 
-/// A value whose first drop of a 13, once armed, panics: a `Drop` of the
-/// user's value type that fails while the engine settles a write set.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-struct Bomb(u8);
-
-static BOMB_ARMED: AtomicBool = AtomicBool::new(false);
-
-impl Drop for Bomb {
-    fn drop(&mut self) {
-        if self.0 == 13 && BOMB_ARMED.swap(false, Ordering::SeqCst) {
-            panic!("dropping 13 on purpose");
-        }
-    }
-}
-
 #[tokio::test]
 async fn a_panic_while_settling_a_write_set_refuses_the_batch_so_far_and_keeps_serving() {
     quiet_intentional_panics();
-    BOMB_ARMED.store(true, Ordering::SeqCst);
+    arm_bomb();
     let engine = Engine::<StateEvent<u8, Bomb>>::builder()
         .max_batch(64)
         .open()

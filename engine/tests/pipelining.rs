@@ -14,10 +14,8 @@ mod common;
 
 use std::collections::HashMap;
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, Ordering};
 
-use common::quiet_intentional_panics;
-use serde::{Deserialize, Serialize};
+use common::{Bomb, arm_bomb, quiet_intentional_panics};
 use solostate::{AckError, CheckpointPolicy, Durability, Engine, Pending, StateEvent, StoreKind};
 
 type Ev = StateEvent<u64, u64>;
@@ -133,21 +131,6 @@ async fn a_backlog_is_pipelined_on_a_current_thread_runtime() {
     pipelines_and_keeps_every_ack(StoreKind::Versioned).await;
 }
 
-/// A value whose first drop of a 13, once armed, panics: a `Drop` of the
-/// user's value type that fails while the engine settles a write set.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-struct Bomb(u8);
-
-static BOMB_ARMED: AtomicBool = AtomicBool::new(false);
-
-impl Drop for Bomb {
-    fn drop(&mut self) {
-        if self.0 == 13 && BOMB_ARMED.swap(false, Ordering::SeqCst) {
-            panic!("dropping 13 on purpose");
-        }
-    }
-}
-
 /// A batch whose write set cannot be settled goes back to the state
 /// before it: while the batch before it is in flight, that is the sealed
 /// batch's state, not the published one, or the batch in flight would be
@@ -185,7 +168,7 @@ async fn a_failed_settle_while_a_batch_is_in_flight_keeps_that_batch() {
         .into_iter()
         .map(|event| engine.try_submit(event).unwrap())
         .collect();
-    BOMB_ARMED.store(true, Ordering::SeqCst);
+    arm_bomb();
     let mut outcomes = Vec::new();
     for ack in pending {
         outcomes.push(ack.await.map(|ack| ack.seq));

@@ -86,3 +86,24 @@ pub fn copy_dir(from: &Path, to: &Path) {
         }
     }
 }
+
+/// A value whose first drop of a 13, once armed ([`arm_bomb`]), panics: a
+/// `Drop` of the user's value type that fails while the engine settles a
+/// write set.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Bomb(pub u8);
+
+static BOMB_ARMED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Makes the next drop of a `Bomb(13)` panic, once.
+pub fn arm_bomb() {
+    BOMB_ARMED.store(true, std::sync::atomic::Ordering::SeqCst);
+}
+
+impl Drop for Bomb {
+    fn drop(&mut self) {
+        if self.0 == 13 && BOMB_ARMED.swap(false, std::sync::atomic::Ordering::SeqCst) {
+            panic!("dropping 13 on purpose");
+        }
+    }
+}

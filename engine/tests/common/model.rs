@@ -74,3 +74,20 @@ pub fn model_kv(event: &Kv, map: &mut HashMap<u8, u8>) -> Result<(), StateReject
     }
     Ok(())
 }
+
+/// The durability and store a model test's `pick` in `0..6` stands for:
+/// each durability on each store.
+pub fn durability_and_store(pick: u8) -> (solostate::Durability, solostate::StoreKind) {
+    use solostate::{Durability, StoreKind};
+    let durability = match pick % 3 {
+        0 => Durability::Always,
+        1 => Durability::Every(std::time::Duration::from_millis(2)),
+        _ => Durability::Never,
+    };
+    let store = if pick >= 3 {
+        StoreKind::Versioned
+    } else {
+        StoreKind::Persistent
+    };
+    (durability, store)
+}
