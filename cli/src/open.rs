@@ -60,7 +60,7 @@ pub(crate) fn open(root: &Path, allow_sled_writes: bool) -> Result<Opened, Failu
         }
         Some(_) => {}
     }
-    let journal = match Journal::open_read_only(&layout.journal, None, SLED_CACHE_BYTES) {
+    let journal = match Journal::open_read_only(&layout.journal, None, &[], SLED_CACHE_BYTES) {
         Ok(journal) => journal,
         Err(JournalError::AlreadyOpen { .. }) => {
             return Err(CliError::Locked {

@@ -126,6 +126,9 @@ impl<E: Event> std::fmt::Debug for Newest<E> {
 pub struct Checkpoints {
     dir: PathBuf,
     schema: String,
+    /// Older schemas whose checkpoints load too: the engine's upcasters'
+    /// (see [`crate::upcast`]: the state's encoding does not change).
+    older: Vec<String>,
     /// The unfinished `.tmp` files [`Checkpoints::open`] removed, so that
     /// recovery can report them.
     removed_at_open: Vec<PathBuf>,
@@ -171,6 +174,7 @@ impl Checkpoints {
         Ok(Checkpoints {
             dir: dir.to_owned(),
             schema: schema.to_owned(),
+            older: Vec::new(),
             removed_at_open: removed,
             #[cfg(feature = "fault-injection")]
             faults: None,
@@ -184,6 +188,14 @@ impl Checkpoints {
     #[cfg(feature = "fault-injection")]
     pub fn inject_faults(&mut self, plan: crate::faults::FaultPlan) {
         self.faults = Some(plan);
+    }
+
+    /// Also loads checkpoints written under the `older` schemas, as this
+    /// store's schema: for an engine that reads them through upcasters
+    /// ([`crate::upcast`]), whose state is encoded as it was. New
+    /// checkpoints are still written under this store's schema.
+    pub fn accept_older<S: Into<String>>(&mut self, older: impl IntoIterator<Item = S>) {
+        self.older.extend(older.into_iter().map(Into::into));
     }
 
     /// The unfinished checkpoint files (`ckpt-*.tmp`, left by a crash
@@ -326,7 +338,7 @@ impl Checkpoints {
         let path = self.path_of(seq);
         let bytes = fs::read(&path).map_err(io_error(&path))?;
         let (header, payload) = format::verify(&bytes, &path, seq)?;
-        if header.schema != self.schema {
+        if header.schema != self.schema && !self.older.iter().any(|old| old == header.schema) {
             return Err(CheckpointError::SchemaMismatch {
                 path,
                 seq,

@@ -54,6 +54,7 @@ use serde::Serialize;
 use crate::codec::{self, CodecError};
 use flush_thread::FlushThread;
 use storage::{Storage, Write};
+use schemas::Schemas;
 use store::{Op, Store, Tree};
 
 mod checks;
@@ -66,6 +67,7 @@ mod maintenance;
 mod read;
 mod rollback;
 mod scan;
+mod schemas;
 pub(crate) mod storage;
 mod store;
 
@@ -77,6 +79,7 @@ pub use error::JournalError;
 pub use maintenance::Resumed;
 pub use rollback::{RollbackRefusal, RollbackReport};
 pub use scan::ScannedRecord;
+pub use schemas::Epoch;
 pub use store::{Backend, TornTail};
 
 /// The header's key in the meta tree.
@@ -105,6 +108,8 @@ pub struct Journal {
     /// What the segment log cut off its last segment when this journal was
     /// opened (never-synced bytes), for recovery to report.
     torn_tail: Option<TornTail>,
+    /// Which schema each seq is in, and the upcasters of the older ones.
+    schemas: Schemas,
 }
 
 /// One step of the timeline read back from the journal: an event, or a
@@ -185,8 +190,33 @@ impl Journal {
         cache_bytes: u64,
         backend: Backend,
     ) -> Result<Journal, JournalError> {
+        Self::open_upgrading(path, schema, &[], cache_bytes, backend)
+    }
+
+    /// [`Journal::open_with`], also opening a journal whose header names
+    /// one of the `older` schemas: its records are read through the
+    /// upcasters given to [`Journal::set_upcasters`] (see
+    /// [`crate::upcast`]), and records written from now on are in
+    /// `schema`. Nothing on disk changes until the first of them: that
+    /// write also puts `schema` in the header and the header's old schema,
+    /// with the last seq written under it, in the journal's epochs
+    /// ([`Journal::epochs`]).
+    ///
+    /// # Errors
+    ///
+    /// Those of [`Journal::open`]; [`JournalError::SchemaMismatch`] when
+    /// the header's schema is neither `schema` nor in `older`, and
+    /// [`JournalError::NoUpcaster`] when an epoch that still holds records
+    /// is in a schema not in `older`.
+    pub fn open_upgrading(
+        path: &Path,
+        schema: &str,
+        older: &[&str],
+        cache_bytes: u64,
+        backend: Backend,
+    ) -> Result<Journal, JournalError> {
         let backend = Backend::detect(path).unwrap_or(backend);
-        Self::open_inner(path, Some(schema), cache_bytes, backend, true, false)
+        Self::open_inner(path, Some(schema), older, cache_bytes, backend, true, false)
     }
 
     /// Opens the journal in `path` like [`Journal::open`], but never
@@ -204,7 +234,7 @@ impl Journal {
         cache_bytes: u64,
     ) -> Result<Journal, JournalError> {
         let backend = existing_backend(path)?;
-        Self::open_inner(path, Some(schema), cache_bytes, backend, false, false)
+        Self::open_inner(path, Some(schema), &[], cache_bytes, backend, false, false)
     }
 
     /// Opens the existing journal in `path` for inspection: for offline
@@ -220,6 +250,10 @@ impl Journal {
     /// without decoding events ([`Journal::scan`]) or decoded as a type the
     /// caller knows is right.
     ///
+    /// With `schema` `Some`, a journal whose header names one of the
+    /// `older` schemas opens too, as in [`Journal::open_upgrading`]: its
+    /// records are read through the upcasters (and nothing is written).
+    ///
     /// sled has no read-only open: a sled journal opens as through
     /// [`Journal::open_existing`], and sled may write its own files as it
     /// recovers them. Check [`Backend::detect`] first where that matters.
@@ -230,10 +264,11 @@ impl Journal {
     pub fn open_read_only(
         path: &Path,
         schema: Option<&str>,
+        older: &[&str],
         cache_bytes: u64,
     ) -> Result<Journal, JournalError> {
         let backend = existing_backend(path)?;
-        Self::open_inner(path, schema, cache_bytes, backend, false, true)
+        Self::open_inner(path, schema, older, cache_bytes, backend, false, true)
     }
 
     /// The schema named in the journal's header: what the engine that
@@ -260,13 +295,15 @@ impl Journal {
     fn open_inner(
         path: &Path,
         schema: Option<&str>,
+        older: &[&str],
         cache_bytes: u64,
         backend: Backend,
         create: bool,
         read_only: bool,
     ) -> Result<Journal, JournalError> {
         catch_sled(path, "opening the database", || {
-            Self::open_unguarded(path, schema, cache_bytes, backend, create, read_only)
+            let opened = Self::open_unguarded(path, schema, cache_bytes, backend, create, read_only)?;
+            opened.with_schemas(schema, older)
         })
     }
 
@@ -316,7 +353,8 @@ impl Journal {
             // its header).
             None => return Err(JournalError::NotFound { path }),
             Some(found) if found.as_ref() == expected.as_slice() => {}
-            Some(found) if schema.is_none() && found.first() == Some(&codec::FORMAT_VERSION) => {}
+            // Any schema: `with_schemas` decides, knowing the older ones.
+            Some(found) if found.first() == Some(&codec::FORMAT_VERSION) => {}
             Some(found) => {
                 return Err(header_mismatch(&path, &found, schema.unwrap_or("")));
             }
@@ -327,6 +365,7 @@ impl Journal {
             storage: Arc::new(storage::Os),
             flush_thread: OnceLock::new(),
             torn_tail: opened.torn_tail,
+            schemas: Schemas::default(),
         };
         if created {
             // The header reaches the disk before anything relies on it
@@ -334,6 +373,50 @@ impl Journal {
             journal.flush()?;
         }
         Ok(journal)
+    }
+
+    /// Reads the header's schema and the epochs, and decides what
+    /// `schema` (the reader's, `None` for any) and `older` make of them:
+    /// see [`Journal::open_upgrading`].
+    fn with_schemas(mut self, schema: Option<&str>, older: &[&str]) -> Result<Journal, JournalError> {
+        let header = self.schema()?;
+        let upgrade_to = match schema {
+            None => None,
+            Some(wanted) if wanted == header => None,
+            Some(wanted) if older.contains(&header.as_str()) => Some(wanted.to_owned()),
+            Some(wanted) => {
+                return Err(JournalError::SchemaMismatch {
+                    path: self.path.clone(),
+                    found: header,
+                    expected: wanted.to_owned(),
+                });
+            }
+        };
+        let epochs = self.store.get(Tree::Meta, schemas::EPOCHS_KEY)?;
+        self.schemas = Schemas::new(header, epochs.as_deref(), upgrade_to).map_err(|reason| {
+            JournalError::BadHeader {
+                path: self.path.clone(),
+                reason: format!("the schema epochs: {reason}"),
+            }
+        })?;
+        // Refused now rather than at the first read: an older schema whose
+        // records are still in the timeline, with nothing to read it.
+        if schema.is_some() {
+            let first = self.first_seq()?;
+            let unread = self
+                .epochs()
+                .into_iter()
+                .find(|epoch| epoch.through >= first && !older.contains(&epoch.schema.as_str()));
+            if let Some(epoch) = unread {
+                return Err(JournalError::NoUpcaster {
+                    path: self.path.clone(),
+                    seq: epoch.through,
+                    schema: epoch.schema,
+                    current: self.current_schema(),
+                });
+            }
+        }
+        Ok(self)
     }
 
     /// The journal's directory.
@@ -463,7 +546,12 @@ impl Journal {
         if let Some((seq, hash)) = &state_hash {
             ops.push(Op::Insert(Tree::StateHashes, seq, hash));
         }
+        let upgrade = self.schemas.upgrade(first_seq);
+        ops.extend(upgrade.iter().flat_map(schemas::Upgrade::ops));
         self.store.apply(&ops)?;
+        if let Some(upgrade) = upgrade {
+            self.schemas.upgraded(upgrade);
+        }
         Ok(len)
     }
 
@@ -578,3 +666,5 @@ mod tests_read_only;
 mod tests_rollback;
 #[cfg(test)]
 mod tests_support;
+#[cfg(test)]
+mod tests_upcast;

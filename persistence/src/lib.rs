@@ -38,6 +38,8 @@
 //!   checkpoint at its seq and a journal that begins after it), built
 //!   under a temporary name, synced throughout, then renamed into place;
 //!   what `Engine::backup` writes.
+//! * [`upcast`]: reading records of an older schema as today's event type,
+//!   through conversions the application registers.
 //!
 //! The engine journals and checkpoints through this crate when opened with
 //! a path.
@@ -89,5 +91,6 @@ pub mod recovery;
 pub mod replay;
 mod seglog;
 pub mod sync;
+pub mod upcast;
 #[cfg(test)]
 mod test_damage;

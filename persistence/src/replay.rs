@@ -21,12 +21,14 @@
 use std::marker::PhantomData;
 use std::ops::{Bound, RangeBounds};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use solostate_commands::{Event, State};
 
 use crate::checkpoint::Checkpoints;
 use crate::journal::{Entry, Journal, JournalError, catch_sled};
 use crate::recovery::{self, ReplayError};
+use crate::upcast::Upcasters;
 
 /// Where an engine keeps its files under its directory: the sled journal
 /// in `journal/` and checkpoint files in `checkpoints/`. Two directories,
@@ -83,12 +85,12 @@ pub fn state_at<E: Event>(
 
 /// A read-only view of an engine's directory.
 ///
-/// It opens the journal without repairing it or writing to it; the one
-/// change it may make is deleting a temporary checkpoint file left by an
-/// interrupted write. So it is safe to point at a copy of a production
-/// directory. sled locks its
-/// directory, so it cannot open the directory of a running engine; use
-/// `Engine::as_of` there.
+/// It opens the journal read-only ([`Journal::open_read_only`]: a torn
+/// tail is passed over, not cut) and the checkpoints without removing
+/// anything, so it changes nothing in the directory (except that sled, on
+/// a sled journal, may write its own files as it recovers them). The
+/// journal's lock is taken, so it cannot open the directory of a running
+/// engine; use `Engine::as_of` there.
 pub struct Replay<E: Event> {
     journal: Journal,
     checkpoints: Option<Checkpoints>,
@@ -117,19 +119,38 @@ impl<E: Event> Replay<E> {
     /// another event type or format (incompatible), and `BadHeader`,
     /// `SledPanicked` or `Storage` for a damaged one.
     pub fn open(root: &Path, schema: &str) -> Result<Self, ReplayError> {
+        Self::open_upcasting(root, schema, Upcasters::new())
+    }
+
+    /// [`Replay::open`] for a directory that may hold records (and
+    /// checkpoints) of the older schemas `upcasters` reads, converted to
+    /// `E` as they are read (see [`crate::upcast`]).
+    ///
+    /// # Errors
+    ///
+    /// Those of [`Replay::open`]; `SchemaMismatch` when the journal's
+    /// schema is neither `schema` nor one `upcasters` reads, and
+    /// `NoUpcaster` when the journal's epochs name an older schema that
+    /// `upcasters` does not read.
+    pub fn open_upcasting(
+        root: &Path,
+        schema: &str,
+        upcasters: Upcasters<E>,
+    ) -> Result<Self, ReplayError> {
         let layout = Layout::new(root);
-        let journal = Journal::open_existing(&layout.journal, schema, 16 << 20)?;
+        let older: Vec<&str> = upcasters.schemas().collect();
+        let mut journal = Journal::open_read_only(&layout.journal, Some(schema), &older, 16 << 20)?;
         let checkpoints = if layout.checkpoints.is_dir() {
-            Some(
-                Checkpoints::open(&layout.checkpoints, schema).map_err(|error| {
-                    ReplayError::Checkpoint {
-                        message: error.to_string(),
-                    }
-                })?,
-            )
+            let mut checkpoints = Checkpoints::open_read_only(&layout.checkpoints, schema)
+                .map_err(|error| ReplayError::Checkpoint {
+                    message: error.to_string(),
+                })?;
+            checkpoints.accept_older(older.iter().copied());
+            Some(checkpoints)
         } else {
             None
         };
+        journal.set_upcasters(Arc::new(upcasters));
         Ok(Replay {
             journal,
             checkpoints,

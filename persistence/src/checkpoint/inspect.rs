@@ -39,6 +39,7 @@ impl Checkpoints {
         Ok(Checkpoints {
             dir: dir.to_owned(),
             schema: schema.to_owned(),
+            older: Vec::new(),
             removed_at_open: Vec::new(),
             #[cfg(feature = "fault-injection")]
             faults: None,

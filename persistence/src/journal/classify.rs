@@ -15,7 +15,9 @@ impl JournalError {
     /// good data, and the fix is the right build or type.
     pub fn is_incompatible(&self) -> bool {
         match self {
-            JournalError::SchemaMismatch { .. } | JournalError::UnsupportedFormat { .. } => true,
+            JournalError::SchemaMismatch { .. }
+            | JournalError::UnsupportedFormat { .. }
+            | JournalError::NoUpcaster { .. } => true,
             JournalError::Corrupt { source, .. } => codec_incompatible(source),
             _ => false,
         }

@@ -37,6 +37,23 @@ pub enum JournalError {
         /// The schema this engine uses.
         expected: String,
     },
+    /// The journal holds records of an older schema (named by its header
+    /// or its epochs, [`Journal::epochs`](super::Journal::epochs)) that no
+    /// registered upcaster reads: incompatible, not damaged. Register one
+    /// for `schema` (`Builder::upcast_from` in the engine).
+    #[error(
+        "journal {path} holds records of schema {schema:?} (through seq {seq} or at it), and nothing reads them as this engine's schema {current:?}: register an upcaster from {schema:?} (the data is not damaged)"
+    )]
+    NoUpcaster {
+        /// The journal directory.
+        path: PathBuf,
+        /// A seq written under `schema`.
+        seq: u64,
+        /// The older schema.
+        schema: String,
+        /// The schema of the journal's new records.
+        current: String,
+    },
     /// The journal was written in a record format this build does not
     /// read (its header says so): incompatible, not damaged. A newer build
     /// wrote it, or an older one this build no longer reads.

@@ -298,7 +298,16 @@ impl Journal {
                 .iter()
                 .map(|key| Op::Remove(Tree::StateHashes, key)),
         );
+        // And they are written in today's schema: an older schema's epoch
+        // ends before them.
+        let cut = self.schemas.cut_from(seq);
+        if let Some((epochs, _)) = &cut {
+            ops.push(Op::Insert(Tree::Meta, super::schemas::EPOCHS_KEY, epochs));
+        }
         self.store.apply(&ops)?;
+        if let Some((_, epochs)) = cut {
+            self.schemas.set_epochs(epochs);
+        }
         self.flush()?;
         Ok(moves.len() as u64)
     }

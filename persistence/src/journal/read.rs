@@ -5,7 +5,7 @@ use serde::de::DeserializeOwned;
 
 use super::store::{Iter, Tree};
 use super::{Entry, Journal, JournalError, PRUNED_KEY, Step};
-use crate::codec::{self, Record, RecordKind};
+use crate::codec::{Record, RecordKind};
 
 /// Which records may follow which, checked as the iterator goes.
 #[derive(Debug, Clone, Copy)]
@@ -37,7 +37,7 @@ struct Steps<'a, E> {
     done: bool,
 }
 
-impl<E: DeserializeOwned> Steps<'_, E> {
+impl<E: DeserializeOwned + 'static> Steps<'_, E> {
     /// Decodes the next record into `pending`; `false` at the end.
     fn fill(&mut self) -> Result<bool, JournalError> {
         let Some(item) = self.records.next() else {
@@ -47,8 +47,7 @@ impl<E: DeserializeOwned> Steps<'_, E> {
         let (key, value) = item?;
         let first = journal.seq_of(&key)?;
         let value = journal.resolve(first, &value)?;
-        let record =
-            codec::decode_record::<E>(&value).map_err(|source| journal.corrupt(first, source))?;
+        let record = journal.decode::<E>(first, &value)?;
         let marker_target = match record {
             Record::Rollback { target } => Some(target),
             Record::Events(_) => None,
@@ -95,7 +94,7 @@ impl<E: DeserializeOwned> Steps<'_, E> {
     }
 }
 
-impl<E: DeserializeOwned> Iterator for Steps<'_, E> {
+impl<E: DeserializeOwned + 'static> Iterator for Steps<'_, E> {
     type Item = Result<Entry<E>, JournalError>;
 
     fn next(&mut self) -> Option<Self::Item> {
@@ -219,7 +218,7 @@ impl Journal {
     /// [`JournalError::Corrupt`] when the last record does not verify or
     /// decode as `E`, [`JournalError::BadHeader`] for a bad pruned-through
     /// mark, and [`JournalError::Storage`].
-    pub fn last_seq<E: DeserializeOwned>(&self) -> Result<u64, JournalError> {
+    pub fn last_seq<E: DeserializeOwned + 'static>(&self) -> Result<u64, JournalError> {
         let pruned = self.pruned_through()?;
         let Some((key, value)) = self.store.last(Tree::Records)? else {
             return Ok(pruned);
@@ -228,9 +227,7 @@ impl Journal {
         let value = self.resolve(first, &value)?;
         // Decoded, not just peeked, so a journal of another event type
         // fails here rather than at the first read.
-        let end = match codec::decode_record::<E>(&value)
-            .map_err(|source| self.corrupt(first, source))?
-        {
+        let end = match self.decode::<E>(first, &value)? {
             Record::Events(events) => (first + events.len() as u64).saturating_sub(1),
             Record::Rollback { .. } => first,
         };

@@ -92,7 +92,7 @@ impl Journal {
     /// when a record being moved does not verify (or the split batch does
     /// not decode as `E`), and [`JournalError::Storage`]. Nothing is
     /// written on any error.
-    pub fn rollback<E: Serialize + DeserializeOwned>(
+    pub fn rollback<E: Serialize + DeserializeOwned + 'static>(
         &self,
         target: u64,
         marker_seq: u64,
@@ -202,14 +202,21 @@ impl Journal {
                 .map(|key| Op::Remove(Tree::StateHashes, key)),
         );
         ops.push(Op::Insert(Tree::Records, &marker_key, &marker));
+        // The marker is the first record after an upgrade as much as a
+        // batch would be.
+        let upgrade = self.schemas.upgrade(marker_seq);
+        ops.extend(upgrade.iter().flat_map(super::schemas::Upgrade::ops));
         self.write(super::Write::Rollback)?;
         self.store.apply(&ops)?;
+        if let Some(upgrade) = upgrade {
+            self.schemas.upgraded(upgrade);
+        }
         self.flush()?;
         Ok(report)
     }
 
     /// The batch holding `target` when it also holds seqs after it.
-    fn split_at<E: Serialize + DeserializeOwned>(
+    fn split_at<E: Serialize + DeserializeOwned + 'static>(
         &self,
         target: u64,
     ) -> Result<Option<Split>, JournalError> {
@@ -224,19 +231,28 @@ impl Journal {
         }
         let old_chunks = self.chunk_keys(&value)?;
         let record = self.resolve(seq, &value)?;
-        let mut events: Vec<E> =
-            codec::decode_batch(&record).map_err(|source| self.corrupt(seq, source))?;
-        let suffix = events.split_off((target - seq + 1) as usize);
+        let kept = (target - seq + 1) as usize;
         let suffix_key = target + 1;
-        let encode = |events: &[E], at: u64| {
-            codec::encode_batch(events).map_err(|source| self.corrupt(at, source))
+        // A record of an older schema is split in that schema, so that
+        // both halves stay what the epochs say they are.
+        let (prefix, suffix) = match self.split_older::<E>(seq, &record, kept)? {
+            Some(halves) => halves,
+            None => {
+                let mut events: Vec<E> =
+                    codec::decode_batch(&record).map_err(|source| self.corrupt(seq, source))?;
+                let suffix = events.split_off(kept);
+                let encode = |events: &[E], at: u64| {
+                    codec::encode_batch(events).map_err(|source| self.corrupt(at, source))
+                };
+                (encode(&events, seq)?, encode(&suffix, suffix_key)?)
+            }
         };
         Ok(Some(Split {
             key: seq,
-            prefix: encode(&events, seq)?,
+            prefix,
             suffix_key,
-            archived: suffix.len() as u64,
-            suffix: encode(&suffix, suffix_key)?,
+            archived: end - target,
+            suffix,
             old_chunks,
         }))
     }

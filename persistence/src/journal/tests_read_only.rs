@@ -40,7 +40,7 @@ fn a_read_only_open_reports_a_torn_tail_and_changes_no_byte() {
     bytes[at] ^= 0x40;
     std::fs::write(&path, &bytes).unwrap();
 
-    let journal = Journal::open_read_only(dir.path(), None, CACHE).unwrap();
+    let journal = Journal::open_read_only(dir.path(), None, &[], CACHE).unwrap();
     let tail = journal.torn_tail().expect("the damaged frame is reported");
     assert_eq!(tail.segment, path);
     let seqs: Vec<u64> = journal.scan().map(|record| record.unwrap().seq).collect();
@@ -59,7 +59,7 @@ fn a_read_only_open_reports_a_torn_tail_and_changes_no_byte() {
 fn a_read_only_open_accepts_any_schema_and_names_it() {
     let dir = tempfile::tempdir().unwrap();
     three_batches(dir.path());
-    let journal = Journal::open_read_only(dir.path(), None, CACHE).unwrap();
+    let journal = Journal::open_read_only(dir.path(), None, &[], CACHE).unwrap();
     assert_eq!(journal.schema().unwrap(), "strings-v1");
     let records: Vec<ScannedRecord> = journal.scan().map(Result::unwrap).collect();
     assert_eq!(records.len(), 3);
@@ -69,7 +69,7 @@ fn a_read_only_open_accepts_any_schema_and_names_it() {
             .all(|r| r.seq == r.last && r.kind == codec::RecordKind::Events { count: 1 })
     );
     drop(journal);
-    let error = Journal::open_read_only(dir.path(), Some("other-v1"), CACHE).unwrap_err();
+    let error = Journal::open_read_only(dir.path(), Some("other-v1"), &[], CACHE).unwrap_err();
     assert!(
         matches!(error, JournalError::SchemaMismatch { .. }),
         "{error}"
@@ -81,16 +81,16 @@ fn a_read_only_open_is_refused_while_a_writer_holds_the_journal() {
     let dir = tempfile::tempdir().unwrap();
     three_batches(dir.path());
     let writer = Journal::open(dir.path(), "strings-v1", CACHE).unwrap();
-    let error = Journal::open_read_only(dir.path(), None, CACHE).unwrap_err();
+    let error = Journal::open_read_only(dir.path(), None, &[], CACHE).unwrap_err();
     assert!(matches!(error, JournalError::AlreadyOpen { .. }), "{error}");
     drop(writer);
-    Journal::open_read_only(dir.path(), None, CACHE).unwrap();
+    Journal::open_read_only(dir.path(), None, &[], CACHE).unwrap();
 }
 
 #[test]
 fn a_read_only_open_of_an_empty_directory_creates_nothing() {
     let dir = tempfile::tempdir().unwrap();
-    let error = Journal::open_read_only(dir.path(), None, CACHE).unwrap_err();
+    let error = Journal::open_read_only(dir.path(), None, &[], CACHE).unwrap_err();
     assert!(matches!(error, JournalError::NotFound { .. }), "{error}");
     assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
 }
