@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use solostate_commands::{Event, State};
 use solostate_persistence::journal::Backend as JournalBackend;
+use solostate_persistence::upcast::Upcasters;
 use solostate_queries::Publisher;
 use solostate_store::{StoreKind, Working};
 
@@ -46,6 +47,11 @@ pub struct Builder<E: Event> {
     path: Option<PathBuf>,
     durability: Durability,
     schema: Option<String>,
+    /// [`Builder::upcast_from`]'s conversions, shared with the journal.
+    upcasters: Upcasters<E>,
+    /// Whether an older schema was given to [`Builder::upcast_from`]
+    /// twice, refused at open.
+    upcast_twice: bool,
     journal_cache_bytes: u64,
     journal_backend: JournalBackend,
     store: StoreKind,
@@ -74,6 +80,7 @@ impl<E: Event> std::fmt::Debug for Builder<E> {
             .field("durability", &self.durability)
             .field("store", &self.store)
             .field("schema", &self.schema)
+            .field("upcasters", &self.upcasters)
             .field("checkpoints", &self.checkpoints)
             .field("retention", &self.retention)
             .field("as_of_window", &self.as_of_window)
@@ -122,6 +129,8 @@ impl<E: Event> Builder<E> {
             path: None,
             durability: Durability::default(),
             schema: None,
+            upcasters: Upcasters::new(),
+            upcast_twice: false,
             journal_cache_bytes: Self::DEFAULT_JOURNAL_CACHE_BYTES,
             journal_backend: JournalBackend::default(),
             store: StoreKind::default(),
@@ -188,6 +197,59 @@ impl<E: Event> Builder<E> {
     /// your data. In-memory engines ignore it.
     pub fn schema(mut self, schema: impl Into<String>) -> Self {
         self.schema = Some(schema.into());
+        self
+    }
+
+    /// Reads a directory written under the older schema `schema`, whose
+    /// events were of type `Old`, converting each to `E` with `upcast`:
+    /// schema evolution without rewriting history. Recovery, as-of reads,
+    /// rollback, [`Engine::changes_from`](crate::Engine::changes_from) and
+    /// `solostate_persistence::replay::Replay::open_upcasting` all read
+    /// the old records through it, and checkpoints written under `schema`
+    /// load as this engine's state.
+    ///
+    /// ```
+    /// # use serde::{Deserialize, Serialize};
+    /// # use solostate::{Engine, StateEvent};
+    /// #[derive(Serialize, Deserialize)]
+    /// enum AccountsV1 { Put(String, u64) }
+    ///
+    /// let builder = Engine::<StateEvent<String, u64>>::builder()
+    ///     .path("data/accounts")
+    ///     .schema("accounts-v2")
+    ///     .upcast_from("accounts-v1", |old: AccountsV1| match old {
+    ///         AccountsV1::Put(key, value) => StateEvent::put(key, value),
+    ///     });
+    /// ```
+    ///
+    /// Nothing on disk changes until the first new event: its write also
+    /// records that the seqs before it are `schema`'s (so opening the
+    /// directory under the old schema again works until then, and not
+    /// after). [`Recovery::upcast`](crate::Recovery::upcast) lists the
+    /// older schemas read. Register one upcaster per older schema, each
+    /// converting straight to `E`; opening fails with an incompatible
+    /// [`OpenError::Journal`] naming a schema whose records are still in
+    /// the journal and that has none.
+    ///
+    /// **What an upcaster must keep.** One old event becomes exactly one
+    /// new one (seqs are never renumbered); the state's key and value
+    /// types and their encoding do not change; and `E::apply` of an
+    /// upcast event changes the state exactly as the old type's `apply`
+    /// did, or replay would rebuild a state that was never acknowledged
+    /// (the determinism guard's recorded state hashes catch that at
+    /// replay). Giving the current schema, an empty one, or the same one
+    /// twice fails the open with [`OpenError::InvalidConfig`].
+    pub fn upcast_from<Old>(
+        mut self,
+        schema: impl Into<String>,
+        upcast: impl Fn(Old) -> E + Send + Sync + 'static,
+    ) -> Self
+    where
+        Old: serde::Serialize + serde::de::DeserializeOwned + 'static,
+    {
+        let schema = schema.into();
+        self.upcast_twice |= self.upcasters.reads(&schema);
+        self.upcasters.add(schema, upcast);
         self
     }
 
@@ -451,6 +513,7 @@ impl<E: Event> Builder<E> {
             Some(path) => {
                 // `check` refused a path without a schema.
                 let schema = self.schema.clone().unwrap_or_default();
+                let upcasters = Arc::new(self.upcasters);
                 let options = recovery::Options {
                     cache_bytes: self.journal_cache_bytes,
                     backend: self.journal_backend,
@@ -461,7 +524,8 @@ impl<E: Event> Builder<E> {
                 let progress = self.progress;
                 let recovering = Stamp::now();
                 let mut opened = tokio::task::spawn_blocking(move || {
-                    let opened = recovery::open::<E>(&path, &schema, &options, progress);
+                    let opened =
+                        recovery::open::<E>(&path, &schema, &upcasters, &options, progress);
                     opened.map(|opened| (opened, recovering.elapsed()))
                 })
                 .await

@@ -13,15 +13,19 @@
 //! 3. Whatever opening decides on its own is in [`Recovery`].
 
 use std::path::Path;
+use std::sync::Arc;
 
 use solostate_commands::{Event, State};
 use solostate_persistence::aside;
 use solostate_persistence::checkpoint::{CheckpointError, Checkpoints};
 use solostate_persistence::hash::StateHasher;
-use solostate_persistence::journal::{self, Backend as JournalBackend, Journal, JournalError};
+use solostate_persistence::journal::{
+    self, Backend as JournalBackend, Epoch, Journal, JournalError,
+};
 use solostate_persistence::recovery::{self, ReplayError};
 use solostate_persistence::replay::Layout;
 use solostate_persistence::sync::sync_dir;
+use solostate_persistence::upcast::Upcasters;
 
 use crate::error::OpenError;
 
@@ -83,6 +87,7 @@ pub(crate) struct Opened<E: Event> {
 pub(crate) fn open<E: Event>(
     root: &Path,
     schema: &str,
+    upcasters: &Arc<Upcasters<E>>,
     options: &Options,
     mut progress: Option<Progress>,
 ) -> Result<Opened<E>, OpenError> {
@@ -92,11 +97,13 @@ pub(crate) fn open<E: Event>(
     // directory, and until that is known nothing else is touched (opening
     // the checkpoints removes stray temporary files, which would be a
     // running engine's checkpoint in progress).
-    let scanned = match scan::<E>(&layout.journal, schema, options) {
+    let scanned = match scan::<E>(&layout.journal, schema, upcasters, options) {
         Err(error) if !movable(journal_cause(&error)) => return Err(journal_error(error)),
         scanned => scanned,
     };
-    let checkpoints = Checkpoints::open(&layout.checkpoints, schema).map_err(checkpoint_error)?;
+    let mut checkpoints =
+        Checkpoints::open(&layout.checkpoints, schema).map_err(checkpoint_error)?;
+    checkpoints.accept_older(upcasters.schemas());
     // `Checkpoints::open` and `newest` log what they remove and pass over;
     // the report says it too.
     report.removed_temp_files = checkpoints.removed_at_open().to_vec();
@@ -243,6 +250,7 @@ pub(crate) fn open<E: Event>(
                 report.checkpoint = base_seq;
                 report.last_seq = last.max(from - 1);
                 report.replayed = report.last_seq + 1 - from;
+                report.upcast = upcast_epochs(&journal, report.last_seq).map_err(journal_error)?;
                 return Ok(Opened {
                     journal,
                     checkpoints,
@@ -314,14 +322,33 @@ pub(crate) fn open<E: Event>(
 fn scan<E: Event>(
     path: &Path,
     schema: &str,
+    upcasters: &Arc<Upcasters<E>>,
     options: &Options,
 ) -> Result<(Journal, Option<journal::TornRecord>, u64), JournalError> {
     journal::catch_sled(path, "recovering the journal", || {
-        let journal = Journal::open_with(path, schema, options.cache_bytes, options.backend)?;
+        let older: Vec<&str> = upcasters.schemas().collect();
+        let mut journal =
+            Journal::open_upgrading(path, schema, &older, options.cache_bytes, options.backend)?;
+        journal.set_upcasters(Arc::clone(upcasters));
         let torn = journal.repair_tail()?;
         let last = journal.last_seq::<E>()?;
         Ok((journal, torn, last))
     })
+}
+
+/// The older schemas `journal` holds records of: its epochs, and its
+/// header's schema through `last` when the switch to the engine's schema
+/// is still to be written.
+fn upcast_epochs(journal: &Journal, last: u64) -> Result<Vec<Epoch>, JournalError> {
+    let mut epochs = journal.epochs();
+    let header = journal.schema()?;
+    if header != journal.current_schema() {
+        epochs.push(Epoch {
+            schema: header,
+            through: last,
+        });
+    }
+    Ok(epochs)
 }
 
 /// Moves the journal aside and starts a fresh one that continues after the

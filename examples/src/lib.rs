@@ -64,7 +64,9 @@
 #![warn(missing_docs)]
 
 pub mod bank;
+pub mod bank_v2;
 pub mod rng;
 
 pub use bank::{AccountId, Balance, Bank, BankRejection, total_balance};
+pub use bank_v2::{BANK_V1_SCHEMA, BANK_V2_SCHEMA, BankV2};
 pub use rng::SplitMix64;

@@ -57,6 +57,19 @@ impl<E: Event> Builder<E> {
                 "an empty schema name cannot tell one event encoding from another; name it, e.g. \"accounts-v1\"",
             );
         }
+        if self.upcast_twice {
+            return invalid(
+                "upcast_from",
+                "an older schema was given two upcasters; register one per older schema",
+            );
+        }
+        let own = self.schema.as_deref();
+        if self.upcasters.schemas().any(|old| old.is_empty() || Some(old) == own) {
+            return invalid(
+                "upcast_from",
+                "an upcaster's schema must be an older one: not empty, and not this engine's own .schema(...)",
+            );
+        }
         if let Some(path) = &self.path {
             if self.schema.is_none() {
                 return invalid(

@@ -3,7 +3,7 @@
 
 use std::path::PathBuf;
 
-use solostate_persistence::journal::TornTail;
+use solostate_persistence::journal::{Epoch, TornTail};
 
 use crate::error::OpenCause;
 
@@ -60,6 +60,15 @@ pub struct Recovery {
     /// tail) that were removed, so that the events written at those seqs
     /// next are not checked against them.
     pub removed_state_hashes: u64,
+    /// The older schemas whose records (and checkpoints) were read through
+    /// the upcasters registered with
+    /// [`Builder::upcast_from`](crate::Builder::upcast_from), oldest
+    /// first, each with the last seq written under it. When the journal's
+    /// header still names the last of them, the switch to this engine's
+    /// schema is written with the first new record (see
+    /// `solostate_persistence::upcast`). The caller's choice, not a
+    /// decision, so it leaves [`Recovery::is_clean`] true.
+    pub upcast: Vec<Epoch>,
 }
 
 impl Recovery {
