@@ -34,7 +34,7 @@ pub(crate) fn compact(
     dry_run: bool,
     out: &mut dyn Write,
 ) -> Result<(), Failure> {
-    let opened = open::open(dir, allow_sled_writes)?;
+    let opened = open::open(dir, allow_sled_writes, Some(typed))?;
     // Opening the journal for writing would cut a torn tail: not asked.
     if let Some(found) = torn_tail(&opened) {
         return Err(Failure::Damage(found));
@@ -75,10 +75,17 @@ pub(crate) fn compact(
         return Ok(());
     }
     let schema = opened.schema.clone();
+    let opened_backend = opened.journal.backend();
     // A writable open takes the same lock.
     drop(opened);
-    let journal = Journal::open(&journal_path, &schema, SLED_CACHE_BYTES)
-        .map_err(|error| journal_failure(error, &journal_path))?;
+    // The older schemas' epochs are only pruned, never decoded, but the
+    // open checks that something reads them.
+    let older = typed.older_schemas();
+    let older: Vec<&str> = older.iter().map(String::as_str).collect();
+    let backend = opened_backend;
+    let journal =
+        Journal::open_upgrading(&journal_path, &schema, &older, SLED_CACHE_BYTES, backend)
+            .map_err(|error| journal_failure(error, &journal_path))?;
     let removed = journal
         .prune_through(base)
         .and_then(|removed| journal.flush().map(|()| removed))

@@ -17,12 +17,20 @@ pub(crate) fn info(
     typed: Option<&dyn Typed>,
     out: &mut dyn Write,
 ) -> Result<Vec<Damage>, Failure> {
-    let opened = open::open(dir, allow_sled_writes)?;
+    let opened = open::open(dir, allow_sled_writes, typed)?;
     let journal = &opened.journal;
     let journal_path = &opened.layout.journal;
     let mut damage = Vec::new();
     writeln!(out, "directory:    {}", opened.root.display()).map_err(CliError::from)?;
     writeln!(out, "schema:       {}", opened.schema).map_err(CliError::from)?;
+    for epoch in opened.journal.epochs() {
+        writeln!(
+            out,
+            "older schema: {} through seq {} (read through an upcaster)",
+            epoch.schema, epoch.through
+        )
+        .map_err(CliError::from)?;
+    }
     writeln!(out, "format:       journal record format {FORMAT_VERSION}")
         .map_err(CliError::from)?;
     let backend = match journal.backend() {

@@ -155,6 +155,7 @@ pub use args::{Cli, Command, QuarantineAction};
 pub use error::{CliError, Damage};
 
 use error::Failure;
+use solostate::persistence::upcast::Upcasters;
 use typed::{For, Typed};
 
 /// Exit code: the command ran and found nothing wrong.
@@ -173,6 +174,23 @@ pub fn run<E: Event>() -> ExitCode {
 /// Runs a parsed command line for events of type `E`.
 pub fn execute<E: Event>(cli: &Cli) -> ExitCode {
     execute_with(cli, Some(&For::<E>::new()))
+}
+
+/// [`run`] for an event type whose directories may hold records of older
+/// schemas: `schema` is the one `E` is journaled under, and `upcasters`
+/// read the older ones (as `solostate::Builder::upcast_from` does for an
+/// engine). A directory still in an older schema is read as `E`; a
+/// rollback writes its marker under `schema`, upgrading it.
+pub fn run_upcasting<E: Event>(schema: &str, upcasters: Upcasters<E>) -> ExitCode {
+    execute_upcasting(&Cli::parse(), schema, upcasters)
+}
+
+/// [`execute`] with upcasters: see [`run_upcasting`].
+pub fn execute_upcasting<E: Event>(cli: &Cli, schema: &str, upcasters: Upcasters<E>) -> ExitCode {
+    execute_with(
+        cli,
+        Some(&For::upcasting(Some(schema.to_owned()), upcasters)),
+    )
 }
 
 /// Runs a parsed command line without an event type: `info` and `verify`
@@ -242,7 +260,7 @@ fn dispatch(cli: &Cli, typed: Option<&dyn Typed>, out: &mut dyn Write) -> Result
             archive,
         } => {
             let typed = typed.ok_or(CliError::NeedsType { command: "dump" })?;
-            let opened = open::open(dir, allow)?;
+            let opened = open::open(dir, allow, Some(typed))?;
             warn_torn_tail(&opened);
             let to = to.unwrap_or(u64::MAX);
             if *from > to {
@@ -257,7 +275,7 @@ fn dispatch(cli: &Cli, typed: Option<&dyn Typed>, out: &mut dyn Write) -> Result
         }
         Command::State { dir, at } => {
             let typed = typed.ok_or(CliError::NeedsType { command: "state" })?;
-            let opened = open::open(dir, allow)?;
+            let opened = open::open(dir, allow, Some(typed))?;
             warn_torn_tail(&opened);
             let seq = match at {
                 Some(seq) => *seq,

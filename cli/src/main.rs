@@ -9,7 +9,9 @@ use std::process::ExitCode;
 
 use clap::{Parser, ValueEnum};
 use solostate::StateEvent;
+use solostate::persistence::upcast::Upcasters;
 use solostate_cli::Cli;
+use solostate_examples::{BANK_V1_SCHEMA, BANK_V2_SCHEMA, BankV2};
 
 /// The command line: the library's, plus the choice of event type.
 #[derive(Debug, Parser)]
@@ -37,6 +39,9 @@ enum Types {
     U64String,
     /// The examples' `Bank` (account `u32` to balance `u64`).
     Bank,
+    /// The examples' `BankV2` (schema `bank-v2`), reading `bank-v1`
+    /// directories through its upcaster.
+    BankV2,
 }
 
 fn main() -> ExitCode {
@@ -48,5 +53,10 @@ fn main() -> ExitCode {
         Some(Types::U64U64) => solostate_cli::execute::<StateEvent<u64, u64>>(&bin.cli),
         Some(Types::U64String) => solostate_cli::execute::<StateEvent<u64, String>>(&bin.cli),
         Some(Types::Bank) => solostate_cli::execute::<solostate_examples::bank::Bank>(&bin.cli),
+        Some(Types::BankV2) => {
+            let mut upcasters = Upcasters::new();
+            upcasters.add(BANK_V1_SCHEMA, BankV2::from_v1);
+            solostate_cli::execute_upcasting(&bin.cli, BANK_V2_SCHEMA, upcasters)
+        }
     }
 }

@@ -16,6 +16,7 @@ use solostate::persistence::journal::{Backend, Journal, JournalError};
 use solostate::persistence::replay::Layout;
 
 use crate::error::{CliError, Failure, journal_failure};
+use crate::typed::Typed;
 
 /// sled's page cache for a sled journal the tool opens: small, since the
 /// tool reads each record once.
@@ -36,7 +37,8 @@ pub(crate) struct Opened {
 }
 
 /// Opens `root` read-only. `allow_sled_writes` is the operator's consent
-/// to open a sled journal, which sled cannot do without writing.
+/// to open a sled journal, which sled cannot do without writing. With
+/// `typed`, its upcasters read the older schemas' records and checkpoints.
 ///
 /// # Errors
 ///
@@ -44,7 +46,11 @@ pub(crate) struct Opened {
 /// segment or header: named by path); [`Failure::Error`] with
 /// [`CliError::Locked`], [`CliError::NotFound`],
 /// [`CliError::SledNeedsConsent`], or the journal's error.
-pub(crate) fn open(root: &Path, allow_sled_writes: bool) -> Result<Opened, Failure> {
+pub(crate) fn open(
+    root: &Path,
+    allow_sled_writes: bool,
+    typed: Option<&dyn Typed>,
+) -> Result<Opened, Failure> {
     let layout = Layout::new(root);
     let not_found = || CliError::NotFound {
         path: root.to_path_buf(),
@@ -79,13 +85,17 @@ pub(crate) fn open(root: &Path, allow_sled_writes: bool) -> Result<Opened, Failu
     } else {
         None
     };
-    Ok(Opened {
+    let mut opened = Opened {
         root: root.to_path_buf(),
         layout,
         journal,
         schema,
         checkpoints,
-    })
+    };
+    if let Some(typed) = typed {
+        typed.attach(&mut opened);
+    }
+    Ok(opened)
 }
 
 /// What recovery set aside beside the journal and checkpoints, kept and

@@ -18,7 +18,7 @@ pub(crate) fn list(
     allow_sled_writes: bool,
     out: &mut dyn Write,
 ) -> Result<(), Failure> {
-    let opened = open::open(dir, allow_sled_writes)?;
+    let opened = open::open(dir, allow_sled_writes, None)?;
     let quarantined = opened.journal.quarantined()?;
     if quarantined.is_empty() {
         writeln!(out, "quarantine: empty").map_err(CliError::from)?;

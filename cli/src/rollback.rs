@@ -28,7 +28,7 @@ pub(crate) fn rollback(
     dry_run: bool,
     out: &mut dyn Write,
 ) -> Result<(), Failure> {
-    let opened = open::open(dir, allow_sled_writes)?;
+    let opened = open::open(dir, allow_sled_writes, Some(typed))?;
     // An engine's open would cut a torn tail before rolling back; the
     // tool changes nothing it was not asked to, so it stops instead.
     if let Some(found) = torn_tail(&opened) {
@@ -100,7 +100,7 @@ pub(crate) fn rollback(
             format!("recovery:    opening the engine found: {recovery}"),
         )?;
     }
-    let reopened = open::open(&root, allow_sled_writes)?;
+    let reopened = open::open(&root, allow_sled_writes, Some(typed))?;
     let (_, after) = typed.state_hash_at(&reopened, seq)?;
     if after != hash {
         return Err(Failure::Damage(Damage {

@@ -4,7 +4,7 @@
 //! get `None`.
 
 use std::io::Write;
-use std::marker::PhantomData;
+use std::sync::Arc;
 
 use serde::Serialize;
 use solostate::Event;
@@ -13,6 +13,7 @@ use solostate::persistence::hash::{StateHasher, state_hash};
 use solostate::persistence::journal::{Entry, JournalError, Step};
 use solostate::persistence::recovery::{ReplayError, replay_range_hashed};
 use solostate::persistence::replay;
+use solostate::persistence::upcast::Upcasters;
 
 use crate::error::{CliError, Damage, Failure, journal_failure, replay_failure};
 use crate::open::Opened;
@@ -78,14 +79,33 @@ pub(crate) trait Typed {
         schema: &str,
         target: u64,
     ) -> Result<(u64, Option<String>), CliError>;
+
+    /// The older schemas this type reads through upcasters.
+    fn older_schemas(&self) -> Vec<String>;
+
+    /// Gives `opened`'s journal and checkpoints the upcasters.
+    fn attach(&self, opened: &mut Opened);
 }
 
-/// [`Typed`] for the event type `E`.
-pub(crate) struct For<E>(PhantomData<fn() -> E>);
+/// [`Typed`] for the event type `E`, with the upcasters that read its
+/// older schemas.
+pub(crate) struct For<E> {
+    /// The schema `E` is journaled under, when the caller named it (with
+    /// upcasters): what an engine opened by the tool uses.
+    schema: Option<String>,
+    upcasters: Arc<Upcasters<E>>,
+}
 
-impl<E> For<E> {
+impl<E: 'static> For<E> {
     pub(crate) fn new() -> Self {
-        For(PhantomData)
+        Self::upcasting(None, Upcasters::new())
+    }
+
+    pub(crate) fn upcasting(schema: Option<String>, upcasters: Upcasters<E>) -> Self {
+        For {
+            schema,
+            upcasters: Arc::new(upcasters),
+        }
     }
 }
 
@@ -286,12 +306,27 @@ impl<E: Event> Typed for For<E> {
             .map(|(state, hash)| (state.len(), hash))
     }
 
+    fn older_schemas(&self) -> Vec<String> {
+        self.upcasters.schemas().map(str::to_owned).collect()
+    }
+
+    fn attach(&self, opened: &mut Opened) {
+        opened.journal.set_upcasters(Arc::clone(&self.upcasters));
+        if let Some(checkpoints) = &mut opened.checkpoints {
+            checkpoints.accept_older(self.upcasters.schemas());
+        }
+    }
+
     fn rollback(
         &self,
         root: &std::path::Path,
         schema: &str,
         target: u64,
     ) -> Result<(u64, Option<String>), CliError> {
+        // Under the type's own schema when it was named: a directory
+        // still in an older one is then upgraded by the rollback's marker,
+        // as an engine's first write would.
+        let schema = self.schema.as_deref().unwrap_or(schema);
         let runtime = tokio::runtime::Builder::new_current_thread().build()?;
         runtime.block_on(async {
             // No checkpoint of its own (not even at shutdown) and none
@@ -299,6 +334,7 @@ impl<E: Event> Typed for For<E> {
             let engine = solostate::Engine::<E>::builder()
                 .path(root)
                 .schema(schema)
+                .upcasters((*self.upcasters).clone())
                 .checkpoints(solostate::CheckpointPolicy::never().keep(usize::MAX))
                 .open()
                 .await?;

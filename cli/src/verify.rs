@@ -32,7 +32,7 @@ pub(crate) fn verify(
     out: &mut dyn Write,
 ) -> Result<Verdict, Failure> {
     let mut verdict = Verdict::default();
-    let opened = match open::open(dir, allow_sled_writes) {
+    let opened = match open::open(dir, allow_sled_writes, typed) {
         Ok(opened) => opened,
         Err(Failure::Damage(found)) => {
             writeln!(out, "{found}").map_err(CliError::from)?;

@@ -253,6 +253,16 @@ impl<E: Event> Builder<E> {
         self
     }
 
+    /// [`Builder::upcast_from`] for every upcaster in `upcasters`: for a
+    /// set built once and shared, with
+    /// `solostate_persistence::replay::Replay::open_upcasting` or the
+    /// `solostate` tool.
+    pub fn upcasters(mut self, upcasters: Upcasters<E>) -> Self {
+        self.upcast_twice |= upcasters.schemas().any(|old| self.upcasters.reads(old));
+        self.upcasters.extend(upcasters);
+        self
+    }
+
     /// sled's page cache size in bytes, for a journal on
     /// [`JournalBackend::Sled`] (the segment log keeps only an index in
     /// memory), set explicitly because sled's own default (1 GiB) is

@@ -114,7 +114,10 @@ mod tests {
         let (mut v1, mut v2) = (State::<Bank>::new(), State::<BankV2>::new());
         for event in old {
             let before = v1.clone();
-            assert_eq!(event.apply_to(&mut v1), BankV2::from(event).apply_to(&mut v2));
+            assert_eq!(
+                event.apply_to(&mut v1),
+                BankV2::from(event).apply_to(&mut v2)
+            );
             assert_eq!(v1, v2, "after {event:?} from {before:?}");
         }
     }

@@ -188,7 +188,8 @@ async fn a_v1_bank_directory_upgrades_to_v2() {
 
         let mut upcasters = Upcasters::new();
         upcasters.add(BANK_V1_SCHEMA, BankV2::from_v1);
-        let replay = Replay::<BankV2>::open_upcasting(dir.path(), BANK_V2_SCHEMA, upcasters).unwrap();
+        let replay =
+            Replay::<BankV2>::open_upcasting(dir.path(), BANK_V2_SCHEMA, upcasters).unwrap();
         assert_eq!(replay.last_seq().unwrap(), v2_last);
         let replayed = replay.state_at(v2_last).unwrap();
         assert_eq!(state_hash::<BankV2>(&replayed).unwrap(), v2_hash);
@@ -217,7 +218,16 @@ async fn an_upcaster_for_the_engines_own_schema_or_twice_is_a_bad_setting() {
         .open()
         .await
         .unwrap_err();
-    assert!(matches!(own, OpenError::InvalidConfig { setting: "upcast_from", .. }), "{own}");
+    assert!(
+        matches!(
+            own,
+            OpenError::InvalidConfig {
+                setting: "upcast_from",
+                ..
+            }
+        ),
+        "{own}"
+    );
     let twice = Engine::<BankV2>::builder()
         .path(dir.path())
         .schema(BANK_V2_SCHEMA)
@@ -226,5 +236,14 @@ async fn an_upcaster_for_the_engines_own_schema_or_twice_is_a_bad_setting() {
         .open()
         .await
         .unwrap_err();
-    assert!(matches!(twice, OpenError::InvalidConfig { setting: "upcast_from", .. }), "{twice}");
+    assert!(
+        matches!(
+            twice,
+            OpenError::InvalidConfig {
+                setting: "upcast_from",
+                ..
+            }
+        ),
+        "{twice}"
+    );
 }

@@ -53,8 +53,8 @@ use serde::Serialize;
 
 use crate::codec::{self, CodecError};
 use flush_thread::FlushThread;
-use storage::{Storage, Write};
 use schemas::Schemas;
+use storage::{Storage, Write};
 use store::{Op, Store, Tree};
 
 mod checks;
@@ -302,7 +302,8 @@ impl Journal {
         read_only: bool,
     ) -> Result<Journal, JournalError> {
         catch_sled(path, "opening the database", || {
-            let opened = Self::open_unguarded(path, schema, cache_bytes, backend, create, read_only)?;
+            let opened =
+                Self::open_unguarded(path, schema, cache_bytes, backend, create, read_only)?;
             opened.with_schemas(schema, older)
         })
     }
@@ -378,7 +379,11 @@ impl Journal {
     /// Reads the header's schema and the epochs, and decides what
     /// `schema` (the reader's, `None` for any) and `older` make of them:
     /// see [`Journal::open_upgrading`].
-    fn with_schemas(mut self, schema: Option<&str>, older: &[&str]) -> Result<Journal, JournalError> {
+    fn with_schemas(
+        mut self,
+        schema: Option<&str>,
+        older: &[&str],
+    ) -> Result<Journal, JournalError> {
         let header = self.schema()?;
         let upgrade_to = match schema {
             None => None,

@@ -91,6 +91,6 @@ pub mod recovery;
 pub mod replay;
 mod seglog;
 pub mod sync;
-pub mod upcast;
 #[cfg(test)]
 mod test_damage;
+pub mod upcast;

@@ -42,17 +42,31 @@ use crate::codec::{self, CodecError, Record};
 /// Decodes a record of an older schema into today's events.
 type Decode<E> = dyn Fn(&[u8]) -> Result<Record<E>, CodecError> + Send + Sync;
 
+/// A batch record cut in two: the events before the cut, and after it.
+pub(crate) type Halves = (Vec<u8>, Vec<u8>);
+
 /// Splits a batch record of an older schema after its `n`th event, into
 /// two records of that same schema (for a rollback into the batch).
-type Split = dyn Fn(&[u8], usize) -> Result<(Vec<u8>, Vec<u8>), CodecError> + Send + Sync;
+type Split = dyn Fn(&[u8], usize) -> Result<Halves, CodecError> + Send + Sync;
 
 /// One older schema and how to read it.
 struct Upcaster<E> {
     schema: String,
     /// The old event type's name, for messages.
     from: &'static str,
-    decode: Box<Decode<E>>,
-    split: Box<Split>,
+    decode: Arc<Decode<E>>,
+    split: Arc<Split>,
+}
+
+impl<E> Clone for Upcaster<E> {
+    fn clone(&self) -> Self {
+        Upcaster {
+            schema: self.schema.clone(),
+            from: self.from,
+            decode: Arc::clone(&self.decode),
+            split: Arc::clone(&self.split),
+        }
+    }
 }
 
 /// The older schemas an engine reads, each with its conversion to the
@@ -77,6 +91,14 @@ struct Upcaster<E> {
 /// ```
 pub struct Upcasters<E> {
     list: Vec<Upcaster<E>>,
+}
+
+impl<E> Clone for Upcasters<E> {
+    fn clone(&self) -> Self {
+        Upcasters {
+            list: self.list.clone(),
+        }
+    }
 }
 
 impl<E> Default for Upcasters<E> {
@@ -119,7 +141,7 @@ impl<E: 'static> Upcasters<E> {
                 Record::Rollback { target } => Record::Rollback { target },
             })
         };
-        let split = |record: &[u8], n: usize| -> Result<(Vec<u8>, Vec<u8>), CodecError> {
+        let split = |record: &[u8], n: usize| -> Result<Halves, CodecError> {
             let mut events = codec::decode_batch::<Old>(record)?;
             let suffix = events.split_off(n.min(events.len()));
             Ok((codec::encode_batch(&events)?, codec::encode_batch(&suffix)?))
@@ -127,9 +149,19 @@ impl<E: 'static> Upcasters<E> {
         self.list.push(Upcaster {
             schema,
             from: std::any::type_name::<Old>(),
-            decode: Box::new(decode),
-            split: Box::new(split),
+            decode: Arc::new(decode),
+            split: Arc::new(split),
         });
+        self
+    }
+
+    /// Adds every upcaster of `other`, each replacing one of the same
+    /// schema here.
+    pub fn extend(&mut self, other: Upcasters<E>) -> &mut Self {
+        for up in other.list {
+            self.list.retain(|mine| mine.schema != up.schema);
+            self.list.push(up);
+        }
         self
     }
 
@@ -150,7 +182,11 @@ impl<E: 'static> Upcasters<E> {
 
     /// Decodes `record`, written under `schema`, as `E`; `None` when
     /// `schema` has no upcaster.
-    pub(crate) fn decode(&self, schema: &str, record: &[u8]) -> Option<Result<Record<E>, CodecError>> {
+    pub(crate) fn decode(
+        &self,
+        schema: &str,
+        record: &[u8],
+    ) -> Option<Result<Record<E>, CodecError>> {
         self.find(schema).map(|up| (up.decode)(record))
     }
 
@@ -162,7 +198,7 @@ impl<E: 'static> Upcasters<E> {
         schema: &str,
         record: &[u8],
         n: usize,
-    ) -> Option<Result<(Vec<u8>, Vec<u8>), CodecError>> {
+    ) -> Option<Result<Halves, CodecError>> {
         self.find(schema).map(|up| (up.split)(record, n))
     }
 

@@ -64,7 +64,11 @@ impl<E: Event> Builder<E> {
             );
         }
         let own = self.schema.as_deref();
-        if self.upcasters.schemas().any(|old| old.is_empty() || Some(old) == own) {
+        if self
+            .upcasters
+            .schemas()
+            .any(|old| old.is_empty() || Some(old) == own)
+        {
             return invalid(
                 "upcast_from",
                 "an upcaster's schema must be an older one: not empty, and not this engine's own .schema(...)",

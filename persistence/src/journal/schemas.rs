@@ -17,7 +17,7 @@ use serde::de::DeserializeOwned;
 use super::store::{Op, Tree};
 use super::{HEADER_KEY, Journal, JournalError};
 use crate::codec::{self, Record};
-use crate::upcast::{AnyUpcasters, Upcasters};
+use crate::upcast::{AnyUpcasters, Halves, Upcasters};
 
 /// The meta tree's key of the epochs: for each, the last seq (u64
 /// big-endian), the schema's length (u32 big-endian) and the schema.
@@ -232,7 +232,7 @@ impl Journal {
         seq: u64,
         record: &[u8],
         n: usize,
-    ) -> Result<Option<(Vec<u8>, Vec<u8>)>, JournalError> {
+    ) -> Result<Option<Halves>, JournalError> {
         let (schema, older) = self.schemas.schema_of(seq);
         if !older {
             return Ok(None);
@@ -241,13 +241,14 @@ impl Journal {
             .typed_upcasters::<E>()
             .and_then(|upcasters| upcasters.split(&schema, record, n))
             .ok_or_else(|| self.no_upcaster(seq, schema))?;
-        split
-            .map(Some)
-            .map_err(|source| self.corrupt(seq, source))
+        split.map(Some).map_err(|source| self.corrupt(seq, source))
     }
 
     fn typed_upcasters<E: 'static>(&self) -> Option<&Upcasters<E>> {
-        self.schemas.upcasters.as_ref()?.downcast_ref::<Upcasters<E>>()
+        self.schemas
+            .upcasters
+            .as_ref()?
+            .downcast_ref::<Upcasters<E>>()
     }
 
     fn no_upcaster(&self, seq: u64, schema: String) -> JournalError {
@@ -286,7 +287,10 @@ fn decode_epochs(mut bytes: &[u8]) -> Result<Vec<Epoch>, String> {
         }
         let (schema, rest) = rest.split_at(len);
         let through = u64::from_be_bytes(*through);
-        if epochs.last().is_some_and(|last: &Epoch| last.through >= through) {
+        if epochs
+            .last()
+            .is_some_and(|last: &Epoch| last.through >= through)
+        {
             return Err(format!("the epochs are out of order at seq {through}"));
         }
         epochs.push(Epoch {

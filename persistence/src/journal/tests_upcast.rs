@@ -41,7 +41,8 @@ fn v1_journal(dir: &std::path::Path, backend: Backend) {
 }
 
 fn upgraded(dir: &std::path::Path) -> Journal {
-    let mut journal = Journal::open_upgrading(dir, "t-v2", &["t-v1"], CACHE, Backend::default()).unwrap();
+    let mut journal =
+        Journal::open_upgrading(dir, "t-v2", &["t-v1"], CACHE, Backend::default()).unwrap();
     journal.set_upcasters(upcasters());
     journal
 }
@@ -93,7 +94,7 @@ fn the_first_new_record_switches_the_header_and_keeps_the_old_seqs_old() {
                 schema: "t-v1".into(),
                 through: 5,
             };
-            assert_eq!(journal.epochs(), [epoch.clone()]);
+            assert_eq!(journal.epochs(), [epoch]);
             assert_eq!(journal.schema().unwrap(), "t-v2");
         }
         // Reopened under the new schema, old and new records both read.
@@ -126,7 +127,10 @@ fn a_schema_neither_current_nor_older_is_still_refused() {
     v1_journal(dir.path(), Backend::default());
     let error = Journal::open_upgrading(dir.path(), "t-v2", &["t-v0"], CACHE, Backend::default())
         .unwrap_err();
-    assert!(matches!(error, JournalError::SchemaMismatch { .. }), "{error:?}");
+    assert!(
+        matches!(error, JournalError::SchemaMismatch { .. }),
+        "{error:?}"
+    );
 }
 
 #[test]
@@ -137,7 +141,10 @@ fn a_read_without_upcasters_is_refused_not_misread() {
     let journal =
         Journal::open_upgrading(dir.path(), "t-v2", &["t-v1"], CACHE, Backend::default()).unwrap();
     let error = journal.read_from::<V2>(1).next().unwrap().unwrap_err();
-    assert!(matches!(error, JournalError::NoUpcaster { seq: 1, .. }), "{error:?}");
+    assert!(
+        matches!(error, JournalError::NoUpcaster { seq: 1, .. }),
+        "{error:?}"
+    );
 }
 
 #[test]
