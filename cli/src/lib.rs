@@ -77,14 +77,20 @@
 //! The commands that decode events need the event type. The shipped
 //! binary serves the built-in `StateEvent<K, V>` for a few key and value
 //! types and the examples' `Bank`, chosen with `--types` (`string-u64`,
-//! `string-string`, `u64-u64`, `u64-string`, `bank`). For your own event
-//! type, build a binary of your own in a few lines:
+//! `string-string`, `u64-u64`, `u64-string`, `bank`, and `bank-v2`, which
+//! reads `bank-v1` directories through the examples' upcaster). For your
+//! own event type, build a binary of your own in a few lines:
 //!
 //! ```no_run
 //! fn main() -> std::process::ExitCode {
 //!     solostate_cli::run::<solostate::StateEvent<String, u64>>()
 //! }
 //! ```
+//!
+//! When your type has older schemas, give their upcasters (as for the
+//! engine's `Builder::upcast_from`) and the type's own schema, which a
+//! rollback writes under:
+//! [`run_upcasting`]`::<YourEvent>("yours-v2", upcasters)`.
 //!
 //! * `quarantine list DIR`: each record an engine opened with
 //!   `recover_to_prefix(true)` set aside (the quarantine it belongs to,
