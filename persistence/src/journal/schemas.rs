@@ -57,11 +57,9 @@ struct State {
 pub(super) struct Upgrade {
     header: Vec<u8>,
     epochs: Vec<u8>,
-    state: StateAfter,
+    /// What the in-memory state becomes once the write went through.
+    state: State,
 }
-
-/// What the in-memory state becomes once the write went through.
-struct StateAfter(State);
 
 impl Upgrade {
     /// The ops to add to the record's write.
@@ -132,19 +130,19 @@ impl Schemas {
             });
         }
         Some(Upgrade {
-            header: super::header(&new),
+            header: super::open::header(&new),
             epochs: encode_epochs(&epochs),
-            state: StateAfter(State {
+            state: State {
                 epochs,
                 header: new,
                 upgrade_to: None,
-            }),
+            },
         })
     }
 
     /// Records that `upgrade`'s write went through.
     pub(super) fn upgraded(&self, upgrade: Upgrade) {
-        *self.state.write().unwrap_or_else(|e| e.into_inner()) = upgrade.state.0;
+        *self.state.write().unwrap_or_else(|e| e.into_inner()) = upgrade.state;
     }
 
     /// The epochs cut back to end before `seq` (seqs from `seq` on are

@@ -3,6 +3,7 @@
 //! or damaged (its bytes changed, sled lost it, sled panics on it), and
 //! never a panic.
 
+use super::open::header;
 use super::*;
 use crate::test_damage::{self, Ev};
 
