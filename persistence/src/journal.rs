@@ -40,11 +40,19 @@
 //! quarantine remove the checks of the seqs they take out of the timeline
 //! and pruning those of the prefix, each in its own atomic write.
 //!
-//! The code lives in the submodules `error`, `read`, `rollback`,
+//! # Schemas
+//!
+//! The header names the schema of the journal's records. A journal opened
+//! under a newer schema, with upcasters for the older ones
+//! ([`Journal::open_upgrading`], [`crate::upcast`]), keeps its old records
+//! and reads them through the upcasters; its *epochs* ([`Journal::epochs`])
+//! say which seqs are in which older schema (the `schemas` module).
+//!
+//! The code lives in the submodules `open`, `error`, `read`, `rollback`,
 //! `maintenance`, `checks`, `chunks` (records over [`CHUNK_BYTES`] on
-//! sled), `store` (the trees on either backend) and `durable` (what makes
-//! a sled flush survive a power cut), with `flush_thread` and `storage`
-//! (the seam a fault plan stands in for) beside them.
+//! sled), `schemas`, `store` (the trees on either backend) and `durable`
+//! (what makes a sled flush survive a power cut), with `flush_thread` and
+//! `storage` (the seam a fault plan stands in for) beside them.
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
