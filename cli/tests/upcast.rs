@@ -9,6 +9,19 @@ use solostate::{CheckpointPolicy, Engine};
 use solostate_examples::{BANK_V1_SCHEMA, BANK_V2_SCHEMA, Bank, BankV2};
 use support::*;
 
+/// Runs the tool, asserts it exited 0, and returns its stdout.
+fn ok(args: &[&str]) -> String {
+    let output = solostate(args);
+    let text = stdout(&output);
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "{args:?}: {text}{}",
+        stderr(&output)
+    );
+    text
+}
+
 #[test]
 fn bank_v2_reads_a_bank_v1_directory_before_and_after_its_upgrade() {
     let root = tempfile::tempdir().unwrap();

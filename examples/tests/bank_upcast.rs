@@ -14,7 +14,8 @@ use solostate::persistence::hash::state_hash;
 use solostate::persistence::replay::Replay;
 use solostate::persistence::upcast::Upcasters;
 use solostate::{
-    CheckpointPolicy, Engine, OpenCause, OpenError, Retention, StoreKind, SubmitError,
+    Builder, CheckpointPolicy, Engine, Event, OpenCause, OpenError, Retention, StoreKind,
+    SubmitError,
 };
 use solostate_examples::{
     AccountId, BANK_V1_SCHEMA, BANK_V2_SCHEMA, Bank, BankV2, SplitMix64, total_balance,
@@ -31,35 +32,26 @@ const SETTINGS: [(StoreKind, Retention); 3] = [
     (StoreKind::Persistent, Retention::SinceOldestCheckpoint),
 ];
 
-fn checkpoints() -> CheckpointPolicy {
-    CheckpointPolicy::default().every_events(300).keep(2)
+/// The settings both versions open with.
+fn settings<E: Event>(builder: Builder<E>, store: StoreKind, retention: Retention) -> Builder<E> {
+    builder
+        .store(store)
+        .retention(retention)
+        .checkpoints(CheckpointPolicy::default().every_events(300).keep(2))
+        .state_hash_every(50)
 }
 
 async fn open_v1(dir: &Path, store: StoreKind, retention: Retention) -> Engine<Bank> {
-    Engine::<Bank>::builder()
-        .path(dir)
-        .schema(BANK_V1_SCHEMA)
-        .store(store)
-        .retention(retention)
-        .checkpoints(checkpoints())
-        .state_hash_every(50)
-        .open()
-        .await
-        .unwrap()
+    let builder = Engine::<Bank>::builder().path(dir).schema(BANK_V1_SCHEMA);
+    settings(builder, store, retention).open().await.unwrap()
 }
 
 async fn open_v2(dir: &Path, store: StoreKind, retention: Retention) -> Engine<BankV2> {
-    Engine::<BankV2>::builder()
+    let builder = Engine::<BankV2>::builder()
         .path(dir)
         .schema(BANK_V2_SCHEMA)
-        .upcast_from(BANK_V1_SCHEMA, BankV2::from_v1)
-        .store(store)
-        .retention(retention)
-        .checkpoints(checkpoints())
-        .state_hash_every(50)
-        .open()
-        .await
-        .unwrap()
+        .upcast_from(BANK_V1_SCHEMA, BankV2::from_v1);
+    settings(builder, store, retention).open().await.unwrap()
 }
 
 /// Random transfers (some overdraw and are rejected).
