@@ -12,12 +12,17 @@
 //!    between `FullHistory` and `SinceOldestCheckpoint`;
 //! 3. cuts the power at a random moment, or a few operations after a
 //!    checkpoint's temporary file appears, or a few operations after the
-//!    child says it is sending a rollback; the [`CutMode`] rotates;
+//!    child says it is sending a rollback; the [`CutMode`] rotates. The
+//!    last [`Config::backup_cycles`] cycles are backup cycles: the child
+//!    also backs the engine up again and again, and the power is cut a
+//!    few operations after it says a backup begins ([`super::backups`]);
 //! 4. SIGKILLs the child and reads everything it printed (an ack printed
 //!    after the cut is still real: its `fsync` returned before), unmounts,
 //!    and mounts the cut image;
 //! 5. reopens in the check child and judges the result
-//!    ([`super::check::judge`]).
+//!    ([`super::check::judge`]); in a backup cycle, also opens every
+//!    backup the child started and judges each against the model's state
+//!    at its seq ([`super::backups::judge`]).
 //!
 //! Everything random comes from the run's seed, printed with every
 //! failure, so `SOLOSTATE_POWERCUT_SEED` reruns it (the cut moments are
@@ -33,7 +38,8 @@ use std::time::{Duration, Instant};
 
 use solostate::Retention;
 
-use super::check::{AckedStep, Expected, Verdict, judge};
+use super::backups::{self, BackupFigures, Started};
+use super::check::{AckedStep, Expected, Verdict, judge_at};
 use super::child::{CHILD_COMMAND, CheckOutcome, Line, MAX_OUTCOME, Settings};
 use super::figures::CycleResult;
 pub use super::figures::{CutPoint, ModeFigures, Report};
@@ -61,6 +67,10 @@ pub struct Config {
     /// Every cut is [`CutMode::KeepAll`] (a process crash, not a power
     /// cut): the control run, in which nothing may be found lost.
     pub control: bool,
+    /// Backup cycles run after the `cycles` others (their cut modes
+    /// rotating the same way): the writer also takes online backups, and
+    /// the cut is aimed at them.
+    pub backup_cycles: u64,
 }
 
 impl Config {
@@ -74,6 +84,7 @@ impl Config {
             depth: 512,
             max_delay: Duration::from_millis(1_200),
             control: false,
+            backup_cycles: 0,
         }
     }
 }
@@ -127,7 +138,7 @@ pub fn run(config: &Config) -> Result<Report, String> {
     };
     let mut carry: Option<Carry> = None;
     let mut kept = [0usize; 4];
-    for n in 0..config.cycles {
+    for n in 0..config.cycles + config.backup_cycles {
         let mut rng = Rng::new(config.seed ^ (n + 1).wrapping_mul(0xA24B_AED4_963E_E407));
         let (row, mode) = match n % 3 {
             _ if config.control => (3, CutMode::KeepAll),
@@ -143,6 +154,7 @@ pub fn run(config: &Config) -> Result<Report, String> {
                 Retention::SinceOldestCheckpoint
             },
             every_events: config.every_events,
+            backups: n >= config.cycles,
         };
         let where_ = format!("seed {:#x}, cycle {n} ({})", config.seed, mode.name());
         let dump = std::env::var_os(DUMP_ENV).map(|d| {
@@ -247,6 +259,7 @@ fn cycle(
         .arg(settings.retention_arg())
         .arg(settings.every_events.to_string())
         .arg(config.depth.to_string())
+        .args(settings.backups.then_some("backups"))
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -265,7 +278,7 @@ fn cycle(
         all
     });
     let stderr = drain(writer.stderr.take().expect("piped"));
-    let point = match cut_when(config, rng, &sim, &lines, &mut writer) {
+    let point = match cut_when(config, rng, &sim, &lines, &mut writer, settings.backups) {
         Ok(point) => point,
         Err(e) => {
             // The writer failed on its own, before any cut: the engine
@@ -291,6 +304,7 @@ fn cycle(
                 reused,
                 stats: CutStats::default(),
                 verdict,
+                backups: BackupFigures::default(),
             };
             return Ok((result, None));
         }
@@ -316,6 +330,7 @@ fn cycle(
             })
             .map_err(|e| format!("dump to {}: {e}", dump.display()))?;
     }
+    let mut figures = BackupFigures::default();
     let mut verdict = match start_seq {
         Some(carried) if carried != start => Verdict {
             problems: vec![format!(
@@ -326,13 +341,29 @@ fn cycle(
         },
         _ => {
             let outcome = check(config, scratch, &dir, settings, start)?;
+            let started = Started::of(&printed);
+            let dests: Vec<PathBuf> = (started.started.iter())
+                .map(|&i| backups::dest(&dir, seed, i))
+                .collect();
+            let found = match settings.backups {
+                true => backups::look_at(&config.child, scratch, settings, &dests)?,
+                false => Vec::new(),
+            };
             let expected = Expected {
                 seed,
                 start,
                 base: &base,
                 acked: &acked,
             };
-            judge(&expected, outcome)
+            let mut verdict = judge_at(&expected, outcome, &backups::seqs(&found));
+            if settings.backups {
+                let known = verdict.model.is_some();
+                let (f, problems) = backups::judge(&started, &found, &verdict.states, known);
+                figures = f;
+                figures.temporaries = backups::temporaries(&mount.join("data"), seed);
+                verdict.problems.extend(problems);
+            }
+            verdict
         }
     };
     let after = sim.unmount().map_err(|e| e.to_string())?;
@@ -358,19 +389,22 @@ fn cycle(
         reused,
         stats,
         verdict,
+        backups: figures,
     };
     Ok((result, next))
 }
 
 /// Waits for the moment to cut, per a drawn [`CutPoint`]: for the random
 /// kind a random delay after the open; for the others, arms a trigger and
-/// waits for it (up to a limit, then it is a random cut after all).
+/// waits for it (up to a limit, then it is a random cut after all). A
+/// backup cycle's cut is always [`CutPoint::Backup`].
 fn cut_when(
     config: &Config,
     rng: &mut Rng,
     sim: &Simulator,
     lines: &mpsc::Receiver<Line>,
     writer: &mut Child,
+    backups: bool,
 ) -> Result<CutPoint, String> {
     let opened = wait_for(lines, writer, Duration::from_secs(120), |l| {
         matches!(l, Line::Open(_))
@@ -379,6 +413,7 @@ fn cut_when(
         return Err("the writer did not open the engine in 120 s".into());
     }
     let point = match rng.bits() % 4 {
+        _ if backups => CutPoint::Backup,
         0 | 1 => CutPoint::Random,
         2 => CutPoint::Checkpoint,
         _ => CutPoint::Rollback,
@@ -405,9 +440,31 @@ fn cut_when(
                 wait_frozen(sim, Duration::from_secs(5));
             }
         }
+        CutPoint::Backup => {
+            // Several backups return first; then the lines so far are
+            // dropped, so that the `BK` waited for is a backup beginning
+            // now, not one long done.
+            std::thread::sleep(random_delay(rng, config.max_delay / 2));
+            while lines.try_recv().is_ok() {}
+            let backing_up = wait_for(lines, writer, Duration::from_secs(5), |l| {
+                matches!(l, Line::BackingUp(_))
+            })?;
+            if backing_up {
+                sim.arm(Trigger::AfterOps(rng.range(0, BACKUP_OPS)));
+                wait_frozen(sim, Duration::from_secs(5));
+            }
+        }
     }
     Ok(point)
 }
+
+/// A backup cycle's cut falls within this many mutating operations after
+/// a backup begins: a backup's own (its temporary directory, the journal
+/// and checkpoint files, a sync of each, the rename, the parent's sync)
+/// number a few tens, and the writers' journal appends and syncs go on
+/// meanwhile, so this reaches from the backup's first operation to past
+/// its last one.
+const BACKUP_OPS: u64 = 160;
 
 /// A delay between 10 ms and `max` (at least 10 ms).
 fn random_delay(rng: &mut Rng, max: Duration) -> Duration {
@@ -459,7 +516,10 @@ fn acked_steps(lines: &[Line]) -> Result<(u64, BTreeMap<u64, AckedStep>), String
             }
             Line::Ack { seq, writer, index } => (seq, AckedStep::Event { writer, index }),
             Line::RolledBack { seq, target } => (seq, AckedStep::Rollback(target)),
-            Line::RollingBack(_) | Line::RollbackRefused(_) => continue,
+            Line::RollingBack(_)
+            | Line::RollbackRefused(_)
+            | Line::BackingUp(_)
+            | Line::BackedUp { .. } => continue,
         };
         if acked.insert(seq, step).is_some() {
             return Err(format!("the writer acked seq {seq} twice"));

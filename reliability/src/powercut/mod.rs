@@ -67,6 +67,7 @@
 //! as skipped, unless [`REQUIRE_FUSE_ENV`] is `1` (CI sets it, because the
 //! machines it runs on have FUSE), in which case a failed mount fails.
 
+pub mod backups;
 pub mod check;
 pub mod child;
 pub mod figures;
