@@ -1,18 +1,25 @@
 //! The power-cut harness, short form (CI): a handful of cycles of a
 //! durable engine with the default settings under pipelined load, the
 //! power cut at a random moment, during a checkpoint or during a
-//! rollback, then remount, reopen and check against a model. The long
-//! form (at least 500 cuts) is `reliability --full --only power_cut`.
+//! rollback, then remount, reopen and check against a model; then two
+//! backup cycles, in which the child also takes online backups
+//! (`Engine::backup`) on the mount and the cut falls a few operations
+//! after one begins. The long form (510 cuts and 60 backup cycles) is
+//! `reliability --full --only power_cut`.
 //!
 //! `SOLOSTATE_POWERCUT_SEED` reruns a given seed (every report prints
-//! its seed) and `SOLOSTATE_POWERCUT_CYCLES` changes the count. Where
+//! its seed), `SOLOSTATE_POWERCUT_CYCLES` changes the count and
+//! `SOLOSTATE_POWERCUT_BACKUP_CYCLES` the backup cycles'. Where
 //! FUSE is missing the test prints why and passes, unless
 //! `SOLOSTATE_REQUIRE_FUSE=1` (CI sets it).
 //!
 //! **What fails the test.** A lost acked event in any cut mode, a
 //! recovered journal that is not its writers' history or a state unlike
 //! the model ("other failures" in the table), and an open that fails or
-//! panics after any cut.
+//! panics after any cut; in the backup cycles, a backup that returned
+//! `Ok` and is missing, does not open, or holds another seq or a state
+//! unlike the model's at its seq ("backups lost"), and an in-flight one
+//! whose destination has content but is not whole ("torn").
 //!
 //! The writer creates its journal on the engine's default backend, the
 //! segment log; `SOLOSTATE_POWERCUT_BACKEND=sled` runs the same cuts on
@@ -23,7 +30,9 @@
 //! now and then.
 
 use solostate_reliability::powercut::harness::{Config, run};
-use solostate_reliability::powercut::section::{CYCLES_ENV, SEED, SEED_ENV, backend, env_u64};
+use solostate_reliability::powercut::section::{
+    BACKUP_CYCLES_ENV, CYCLES_ENV, QUICK_BACKUP_CYCLES, SEED, SEED_ENV, backend, env_u64,
+};
 use solostate_reliability::powercut::{Image, mount_or_skip};
 
 /// Cuts in CI's short form: two of each mode.
@@ -69,10 +78,13 @@ fn acked_events_survive_power_cuts_and_the_state_equals_the_model() {
     }
     let seed = env_u64(SEED_ENV).unwrap_or(SEED);
     let cycles = env_u64(CYCLES_ENV).unwrap_or(CYCLES);
-    let config = Config::new(cycles, seed, env!("CARGO_BIN_EXE_reliability").into());
+    let backup_cycles = env_u64(BACKUP_CYCLES_ENV).unwrap_or(QUICK_BACKUP_CYCLES);
+    let mut config = Config::new(cycles, seed, env!("CARGO_BIN_EXE_reliability").into());
+    config.backup_cycles = backup_cycles;
     let report = run(&config).unwrap_or_else(|e| panic!("the harness could not run: {e}"));
     eprintln!(
-        "power cut, backend {:?}, seed {seed:#x}, {cycles} cycles in {:.1} s:\n{}",
+        "power cut, backend {:?}, seed {seed:#x}, {cycles} cycles and {backup_cycles} backup \
+         cycles in {:.1} s:\n{}",
         backend(),
         report.elapsed.as_secs_f64(),
         report.table()
@@ -81,11 +93,21 @@ fn acked_events_survive_power_cuts_and_the_state_equals_the_model() {
         eprintln!("  {failure}");
     }
     let total = report.total();
-    assert_eq!(total.cycles, cycles, "every cycle ran");
+    assert_eq!(total.cycles, cycles + backup_cycles, "every cycle ran");
     assert!(
         total.acked > 0,
         "no event was acked: the run proved nothing"
     );
+    assert_eq!(
+        total.backups.cycles, backup_cycles,
+        "every backup cycle ran"
+    );
+    if backup_cycles > 0 {
+        assert!(
+            total.backups.reported > 0,
+            "no backup returned before a cut: the backup cycles proved nothing"
+        );
+    }
     // Always enforced: nothing acked is lost in any mode, every recovered
     // state is its writers' history and equals the model, and opening
     // never fails or panics after a drop-all or torn-prefix cut.
@@ -97,6 +119,13 @@ fn acked_events_survive_power_cuts_and_the_state_equals_the_model() {
             broken.push(format!(
                 "{mode}: {} lost, {} other",
                 figures.lost, figures.other_failures
+            ));
+        }
+        let b = &figures.backups;
+        if b.lost > 0 || b.torn > 0 {
+            broken.push(format!(
+                "{mode}: {} of {} returned backups lost, {} in-flight backups torn",
+                b.lost, b.reported, b.torn
             ));
         }
         let opens = figures.failed_opens + figures.panicked_opens;

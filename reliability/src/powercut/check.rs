@@ -71,6 +71,12 @@ pub struct Verdict {
     /// The model state at the recovered seq, when the history checked out
     /// (the next cycle on this directory starts from it).
     pub model: Option<PcModel>,
+    /// The model state at each seq [`judge_at`] was asked for, when the
+    /// history checked out and the seq is in `start..=recovered`: `None`
+    /// where the history does not determine it (unseen seqs before it that
+    /// more than one writer could hold). A backup's state is compared
+    /// with these.
+    pub states: BTreeMap<u64, Option<PcModel>>,
 }
 
 impl Verdict {
@@ -85,6 +91,12 @@ impl Verdict {
 
 /// Judges a cycle.
 pub fn judge(expected: &Expected<'_>, outcome: CheckOutcome) -> Verdict {
+    judge_at(expected, outcome, &BTreeSet::new())
+}
+
+/// Judges a cycle, and keeps the model state at each seq of `at` (see
+/// [`Verdict::states`]): the seqs the cycle's backups hold.
+pub fn judge_at(expected: &Expected<'_>, outcome: CheckOutcome, at: &BTreeSet<u64>) -> Verdict {
     let mut verdict = Verdict::default();
     if let Some(panic) = outcome.open_panic {
         verdict.panicked_open = Some(panic);
@@ -133,10 +145,11 @@ pub fn judge(expected: &Expected<'_>, outcome: CheckOutcome) -> Verdict {
         }
     }
     let state: PcModel = opened.state.into_iter().collect();
-    match history(expected, recovered, &journaled, &state, &mut verdict) {
-        Some(model) => {
+    match history(expected, recovered, &journaled, &state, &mut verdict, at) {
+        Some((model, states)) => {
             if state == model {
                 verdict.model = Some(model);
+                verdict.states = states;
             } else {
                 let rollbacks: Vec<String> = journaled
                     .iter()
@@ -173,9 +186,12 @@ enum Rebuilt {
     Rollback(u64),
 }
 
+/// The model state at each asked-for seq (see [`Verdict::states`]).
+type States = BTreeMap<u64, Option<PcModel>>;
+
 /// Walks the steps `start + 1 ..= recovered`, checking each, and returns
-/// the model state after them (None when a step is missing or wrong; the
-/// reason is in the verdict).
+/// the model state after them and at each seq of `at` (None when a step
+/// is missing or wrong; the reason is in the verdict).
 ///
 /// A seq that is neither acked nor journaled is *unseen*: the journal's
 /// pruned prefix (a checkpoint covers it) holds acks the writer had not
@@ -192,7 +208,8 @@ fn history(
     journaled: &BTreeMap<u64, JournalStep>,
     state: &PcModel,
     verdict: &mut Verdict,
-) -> Option<PcModel> {
+    at: &BTreeSet<u64>,
+) -> Option<(PcModel, States)> {
     let seed = expected.seed;
     let mut rollbacks: Vec<(u64, Rebuilt)> = Vec::new();
     let mut unseen: Vec<u64> = Vec::new();
@@ -258,14 +275,14 @@ fn history(
     // that, what the first one found.
     let mut first = None;
     for writers in alternatives {
-        let rebuilt = rebuild(expected, recovered, writers, &rollbacks, &unseen, state);
-        if rebuilt.as_ref().is_ok_and(|model| model == state) {
+        let rebuilt = rebuild(expected, recovered, writers, &rollbacks, &unseen, state, at);
+        if rebuilt.as_ref().is_ok_and(|(model, _)| model == state) {
             return rebuilt.ok();
         }
         first.get_or_insert(rebuilt);
     }
     match first.expect("settle_tails returns at least one alternative") {
-        Ok(model) => Some(model),
+        Ok(rebuilt) => Some(rebuilt),
         Err(problem) => {
             verdict.problems.push(problem);
             None
@@ -282,7 +299,8 @@ const TAIL_ALTERNATIVES: usize = 256;
 /// The rest of [`history`] for one way of settling the writers' steps:
 /// places the unseen seqs, checks that no rollback depends on the
 /// placement, and replays the steps (`rollbacks` and the writers' known
-/// events, then the placed ones) into the model state.
+/// events, then the placed ones) into the model state, keeping it at each
+/// seq of `at` whose state the placement settles.
 fn rebuild(
     expected: &Expected<'_>,
     recovered: u64,
@@ -290,7 +308,8 @@ fn rebuild(
     rollbacks: &[(u64, Rebuilt)],
     unseen: &[u64],
     state: &PcModel,
-) -> Result<PcModel, String> {
+    at: &BTreeSet<u64>,
+) -> Result<(PcModel, States), String> {
     let seed = expected.seed;
     let mut known = rollbacks.to_vec();
     known.extend(
@@ -351,7 +370,16 @@ fn rebuild(
     if targets.contains(&expected.start) {
         kept.insert(expected.start, model.clone());
     }
+    // The asked-for seqs, each kept as the model stands just before the
+    // first step past it. A seq whose state the placement does not settle
+    // (deferred unseen seqs at or before it among them) is `None`.
+    let mut states: States = BTreeMap::new();
+    let mut asked = at.range(expected.start..=recovered).copied().peekable();
     for (seq, step) in steps {
+        while let Some(wanted) = asked.next_if(|&w| w < seq) {
+            let settled = unseen::settled(wanted, unseen, &windows, &last).is_ok();
+            states.insert(wanted, settled.then(|| model.clone()));
+        }
         match step {
             Rebuilt::Event { writer, index } => apply(&mut model, &event(seed, writer, index)),
             Rebuilt::Rollback(target) => match kept.get(&target) {
@@ -366,6 +394,11 @@ fn rebuild(
         if targets.contains(&seq) {
             kept.insert(seq, model.clone());
         }
+    }
+    for wanted in asked {
+        let settled =
+            unseen::settled(wanted, unseen, &windows, &last).is_ok() && placed.deferred.is_none();
+        states.insert(wanted, settled.then(|| model.clone()));
     }
     if let Some(deferred) = placed.deferred {
         let Some(counts) = count_by_state(seed, &model, state, &next, &deferred) else {
@@ -382,7 +415,7 @@ fn rebuild(
             }
         }
     }
-    Ok(model)
+    Ok((model, states))
 }
 
 /// For unseen seqs that only the recovered state can split among several

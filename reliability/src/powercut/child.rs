@@ -1,18 +1,24 @@
 //! The harness's child processes, both the `reliability` bin's hidden
 //! [`CHILD_COMMAND`]:
 //!
-//! * `write DIR SEED RETENTION EVERY_EVENTS DEPTH`: opens a durable engine
-//!   in `DIR` with the default settings (`Durability::Always`, the default
-//!   `max_batch` and cache) but checkpoints every `EVERY_EVENTS`, and
-//!   writes from [`WRITERS`] pipelined tasks (`DEPTH` events in flight
-//!   each) and one task that rolls back now and then, until it is killed.
-//!   It prints one line per fact, as it happens (see [`Line`]);
+//! * `write DIR SEED RETENTION EVERY_EVENTS DEPTH [backups]`: opens a
+//!   durable engine in `DIR` with the default settings
+//!   (`Durability::Always`, the default `max_batch` and cache) but
+//!   checkpoints every `EVERY_EVENTS`, and writes from [`WRITERS`]
+//!   pipelined tasks (`DEPTH` events in flight each) and one task that
+//!   rolls back now and then, until it is killed; with `backups`, one more
+//!   task backs the engine up beside `DIR` again and again
+//!   ([`super::backups`]). It prints one line per fact, as it happens (see
+//!   [`Line`]);
 //! * `check DIR RETENTION EVERY_EVENTS FROM OUT`: reopens `DIR` with the
 //!   same settings, records the recovered seq and state, shuts down, then
 //!   reads every journaled step after `FROM` (live and archived) with
 //!   `Replay`, and writes a [`CheckOutcome`] to `OUT`. A panic anywhere is
 //!   caught and reported in the outcome, so that the parent counts it
-//!   instead of dying of it.
+//!   instead of dying of it;
+//! * `backups RETENTION EVERY_EVENTS OUT DEST...`: opens each backup
+//!   destination the writer started, and writes what each held to `OUT`
+//!   ([`super::backups::Found`]).
 
 use std::collections::{BTreeSet, VecDeque};
 use std::io::Write;
@@ -62,6 +68,17 @@ pub enum Line {
     },
     /// `RBNO target`: the rollback was refused (its target was pruned).
     RollbackRefused(u64),
+    /// `BK i`: the `i`-th backup (to [`super::backups::dest`]) is about to
+    /// be called.
+    BackingUp(u64),
+    /// `BKOK i seq`: the `i`-th backup returned `Ok`, holding the state at
+    /// `seq`.
+    BackedUp {
+        /// Which backup.
+        index: u64,
+        /// The seq its report named.
+        seq: u64,
+    },
 }
 
 impl Line {
@@ -83,6 +100,11 @@ impl Line {
                 target: num()?,
             },
             "RBNO" => Line::RollbackRefused(num()?),
+            "BK" => Line::BackingUp(num()?),
+            "BKOK" => Line::BackedUp {
+                index: num()?,
+                seq: num()?,
+            },
             _ => return None,
         })
     }
@@ -95,6 +117,9 @@ pub struct Settings {
     pub retention: Retention,
     /// Checkpoint after this many events.
     pub every_events: u64,
+    /// Whether the writer also backs the engine up, again and again (a
+    /// backup cycle: the cut is aimed at the backups).
+    pub backups: bool,
 }
 
 impl Settings {
@@ -106,7 +131,7 @@ impl Settings {
         }
     }
 
-    fn parse(retention: &str, every: &str) -> Option<Settings> {
+    pub(super) fn parse(retention: &str, every: &str) -> Option<Settings> {
         let retention = match retention {
             "since-oldest-checkpoint" => Retention::SinceOldestCheckpoint,
             "full-history" => Retention::FullHistory,
@@ -115,6 +140,7 @@ impl Settings {
         Some(Settings {
             retention,
             every_events: every.parse().ok()?,
+            backups: false,
         })
     }
 }
@@ -176,7 +202,7 @@ pub struct CheckOutcome {
 /// retention and checkpoint interval. `on_shutdown` is off in the check
 /// child, whose shutdown checkpoint would prune (with
 /// `SinceOldestCheckpoint`) the very journal it is about to read back.
-async fn open(
+pub(super) async fn open(
     dir: &Path,
     settings: Settings,
     on_shutdown: bool,
@@ -203,9 +229,11 @@ pub fn child_main(mut args: impl Iterator<Item = String>) -> ExitCode {
     let result = match args.first().map(String::as_str) {
         Some("write") => write_main(&args[1..]),
         Some("check") => check_main(&args[1..]),
+        Some("backups") => super::backups::check_main(&args[1..]),
         _ => Err(format!(
-            "usage: reliability {CHILD_COMMAND} write DIR SEED RETENTION EVERY_EVENTS DEPTH\n       \
-             reliability {CHILD_COMMAND} check DIR RETENTION EVERY_EVENTS FROM OUT"
+            "usage: reliability {CHILD_COMMAND} write DIR SEED RETENTION EVERY_EVENTS DEPTH [backups]\n       \
+             reliability {CHILD_COMMAND} check DIR RETENTION EVERY_EVENTS FROM OUT\n       \
+             reliability {CHILD_COMMAND} backups RETENTION EVERY_EVENTS OUT DEST..."
         )),
     };
     match result {
@@ -219,7 +247,7 @@ pub fn child_main(mut args: impl Iterator<Item = String>) -> ExitCode {
 
 /// Prints one line and flushes it, so that the parent sees each ack as
 /// soon as it happens.
-fn say(line: std::fmt::Arguments<'_>) -> Result<(), String> {
+pub(super) fn say(line: std::fmt::Arguments<'_>) -> Result<(), String> {
     let mut out = std::io::stdout().lock();
     out.write_fmt(line)
         .and_then(|()| out.write_all(b"\n"))
@@ -236,8 +264,12 @@ struct Live {
 }
 
 fn write_main(args: &[String]) -> Result<(), String> {
+    let (args, backups) = match args {
+        [rest @ .., last] if last == "backups" => (rest, true),
+        _ => (args, false),
+    };
     let [dir, seed, retention, every, depth] = args else {
-        return Err("write needs DIR SEED RETENTION EVERY_EVENTS DEPTH".into());
+        return Err("write needs DIR SEED RETENTION EVERY_EVENTS DEPTH [backups]".into());
     };
     let dir = PathBuf::from(dir);
     let seed: u64 = seed.parse().map_err(|_| "SEED is a number")?;
@@ -256,6 +288,12 @@ fn write_main(args: &[String]) -> Result<(), String> {
             let (engine, live) = (engine.clone(), Arc::clone(&live));
             tasks.push(tokio::spawn(write_forever(
                 engine, seed, writer, depth, live,
+            )));
+        }
+        if backups {
+            let (engine, dir) = (engine.clone(), dir.clone());
+            tasks.push(tokio::spawn(super::backups::back_up_now_and_then(
+                engine, dir, seed,
             )));
         }
         tasks.push(tokio::spawn(roll_back_now_and_then(engine, seed, live)));
@@ -359,7 +397,7 @@ fn check_main(args: &[String]) -> Result<(), String> {
     std::fs::write(out, bytes).map_err(|e| format!("{out}: {e}"))
 }
 
-fn panic_text(panic: &(dyn std::any::Any + Send)) -> String {
+pub(super) fn panic_text(panic: &(dyn std::any::Any + Send)) -> String {
     panic
         .downcast_ref::<String>()
         .cloned()
@@ -369,7 +407,7 @@ fn panic_text(panic: &(dyn std::any::Any + Send)) -> String {
 
 /// Opens the engine as the writer did, takes its seq and state, and shuts
 /// it down.
-fn reopen(dir: &Path, settings: Settings) -> Result<Opened, String> {
+pub(super) fn reopen(dir: &Path, settings: Settings) -> Result<Opened, String> {
     runtime()?.block_on(async {
         let engine = open(dir, settings, false).await?;
         let snapshot = engine.reader().snapshot();

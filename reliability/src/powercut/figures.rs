@@ -3,6 +3,7 @@
 
 use std::time::Duration;
 
+use super::backups::BackupFigures;
 use super::check::Verdict;
 use super::image::CutStats;
 
@@ -20,6 +21,8 @@ pub(crate) struct CycleResult {
     pub(crate) stats: CutStats,
     /// The judgement.
     pub(crate) verdict: Verdict,
+    /// What its backups came to (all zero outside a backup cycle).
+    pub(crate) backups: BackupFigures,
 }
 
 /// Where in the run a cut fell.
@@ -31,6 +34,8 @@ pub enum CutPoint {
     Checkpoint,
     /// While a rollback was being written.
     Rollback,
+    /// Around an online backup (a backup cycle).
+    Backup,
 }
 
 /// The figures of one cut mode.
@@ -61,6 +66,10 @@ pub struct ModeFigures {
     pub unsynced_bytes: u64,
     /// Unsynced bytes the cuts dropped.
     pub dropped_bytes: u64,
+    /// Cuts that fell a few operations after a backup began.
+    pub in_backup: u64,
+    /// What the backup cycles' backups came to.
+    pub backups: BackupFigures,
 }
 
 impl ModeFigures {
@@ -81,6 +90,8 @@ impl ModeFigures {
         self.reused += u64::from(cycle.reused);
         self.unsynced_bytes += cycle.stats.unsynced_bytes;
         self.dropped_bytes += cycle.stats.dropped_bytes;
+        self.in_backup += u64::from(cycle.point == CutPoint::Backup);
+        self.backups.add(&cycle.backups);
     }
 
     /// Whether every promise held.
@@ -89,6 +100,8 @@ impl ModeFigures {
             && self.failed_opens == 0
             && self.panicked_opens == 0
             && self.other_failures == 0
+            && self.backups.lost == 0
+            && self.backups.torn == 0
     }
 }
 
@@ -124,6 +137,8 @@ impl Report {
             t.reused += m.reused;
             t.unsynced_bytes += m.unsynced_bytes;
             t.dropped_bytes += m.dropped_bytes;
+            t.in_backup += m.in_backup;
+            t.backups.add(&m.backups);
         }
         t
     }
@@ -133,7 +148,9 @@ impl Report {
         let mut out = String::from(
             "| cut mode | cuts | acked events | lost | failed opens | panicked opens | other \
              failures | recovered beyond acked | cuts in a checkpoint | cuts in a rollback | \
-             reopened recovered dirs | unsynced MiB dropped |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n",
+             reopened recovered dirs | unsynced MiB dropped | cuts around a backup | backups \
+             reported | backups checked | backups lost | in-flight backups (whole, torn) |\n\
+             |---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n",
         );
         let total = self.total();
         for (name, m) in self
@@ -144,7 +161,8 @@ impl Report {
             .chain([("all", &total)])
         {
             out.push_str(&format!(
-                "| {name} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {:.1} of {:.1} |\n",
+                "| {name} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {:.1} of {:.1} | {} | \
+                 {} | {} | {} | {} ({}, {}) |\n",
                 m.cycles,
                 m.acked,
                 m.lost,
@@ -157,6 +175,13 @@ impl Report {
                 m.reused,
                 m.dropped_bytes as f64 / (1 << 20) as f64,
                 m.unsynced_bytes as f64 / (1 << 20) as f64,
+                m.in_backup,
+                m.backups.reported,
+                m.backups.checked,
+                m.backups.lost,
+                m.backups.in_flight,
+                m.backups.in_flight_whole,
+                m.backups.torn,
             ));
         }
         out

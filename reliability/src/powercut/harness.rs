@@ -12,12 +12,17 @@
 //!    between `FullHistory` and `SinceOldestCheckpoint`;
 //! 3. cuts the power at a random moment, or a few operations after a
 //!    checkpoint's temporary file appears, or a few operations after the
-//!    child says it is sending a rollback; the [`CutMode`] rotates;
+//!    child says it is sending a rollback; the [`CutMode`] rotates. The
+//!    last [`Config::backup_cycles`] cycles are backup cycles: the child
+//!    also backs the engine up again and again, and the power is cut a
+//!    few operations after it says a backup begins ([`super::backups`]);
 //! 4. SIGKILLs the child and reads everything it printed (an ack printed
 //!    after the cut is still real: its `fsync` returned before), unmounts,
 //!    and mounts the cut image;
 //! 5. reopens in the check child and judges the result
-//!    ([`super::check::judge`]).
+//!    ([`super::check::judge`]); in a backup cycle, also opens every
+//!    backup the child started and judges each against the model's state
+//!    at its seq ([`super::backups::judge`]).
 //!
 //! Everything random comes from the run's seed, printed with every
 //! failure, so `SOLOSTATE_POWERCUT_SEED` reruns it (the cut moments are
@@ -25,7 +30,7 @@
 //! exact interleaving).
 
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader, Read};
+use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
@@ -33,8 +38,9 @@ use std::time::{Duration, Instant};
 
 use solostate::Retention;
 
-use super::check::{AckedStep, Expected, Verdict, judge};
-use super::child::{CHILD_COMMAND, CheckOutcome, Line, MAX_OUTCOME, Settings};
+use super::backups::{self, BackupFigures, Started};
+use super::check::{AckedStep, Expected, Verdict, judge_at};
+use super::child::{CHILD_COMMAND, Line, Settings};
 use super::figures::CycleResult;
 pub use super::figures::{CutPoint, ModeFigures, Report};
 use super::fs::Simulator;
@@ -42,6 +48,9 @@ use super::image::{CutMode, CutStats, Image};
 use super::model::Trigger;
 use super::workload::PcModel;
 use crate::workload::Rng;
+use children::{check, copy_tree, drain, tail};
+
+mod children;
 
 /// How long a run is and what it runs.
 #[derive(Debug, Clone)]
@@ -61,6 +70,10 @@ pub struct Config {
     /// Every cut is [`CutMode::KeepAll`] (a process crash, not a power
     /// cut): the control run, in which nothing may be found lost.
     pub control: bool,
+    /// Backup cycles run after the `cycles` others (their cut modes
+    /// rotating the same way): the writer also takes online backups, and
+    /// the cut is aimed at them.
+    pub backup_cycles: u64,
 }
 
 impl Config {
@@ -74,6 +87,7 @@ impl Config {
             depth: 512,
             max_delay: Duration::from_millis(1_200),
             control: false,
+            backup_cycles: 0,
         }
     }
 }
@@ -127,7 +141,7 @@ pub fn run(config: &Config) -> Result<Report, String> {
     };
     let mut carry: Option<Carry> = None;
     let mut kept = [0usize; 4];
-    for n in 0..config.cycles {
+    for n in 0..config.cycles + config.backup_cycles {
         let mut rng = Rng::new(config.seed ^ (n + 1).wrapping_mul(0xA24B_AED4_963E_E407));
         let (row, mode) = match n % 3 {
             _ if config.control => (3, CutMode::KeepAll),
@@ -143,6 +157,7 @@ pub fn run(config: &Config) -> Result<Report, String> {
                 Retention::SinceOldestCheckpoint
             },
             every_events: config.every_events,
+            backups: n >= config.cycles,
         };
         let where_ = format!("seed {:#x}, cycle {n} ({})", config.seed, mode.name());
         let dump = std::env::var_os(DUMP_ENV).map(|d| {
@@ -247,6 +262,7 @@ fn cycle(
         .arg(settings.retention_arg())
         .arg(settings.every_events.to_string())
         .arg(config.depth.to_string())
+        .args(settings.backups.then_some("backups"))
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -265,7 +281,7 @@ fn cycle(
         all
     });
     let stderr = drain(writer.stderr.take().expect("piped"));
-    let point = match cut_when(config, rng, &sim, &lines, &mut writer) {
+    let point = match cut_when(config, rng, &sim, &lines, &mut writer, settings.backups) {
         Ok(point) => point,
         Err(e) => {
             // The writer failed on its own, before any cut: the engine
@@ -291,6 +307,7 @@ fn cycle(
                 reused,
                 stats: CutStats::default(),
                 verdict,
+                backups: BackupFigures::default(),
             };
             return Ok((result, None));
         }
@@ -316,6 +333,7 @@ fn cycle(
             })
             .map_err(|e| format!("dump to {}: {e}", dump.display()))?;
     }
+    let mut figures = BackupFigures::default();
     let mut verdict = match start_seq {
         Some(carried) if carried != start => Verdict {
             problems: vec![format!(
@@ -326,13 +344,29 @@ fn cycle(
         },
         _ => {
             let outcome = check(config, scratch, &dir, settings, start)?;
+            let started = Started::of(&printed);
+            let dests: Vec<PathBuf> = (started.started.iter())
+                .map(|&i| backups::dest(&dir, seed, i))
+                .collect();
+            let found = match settings.backups {
+                true => backups::look_at(&config.child, scratch, settings, &dests)?,
+                false => Vec::new(),
+            };
             let expected = Expected {
                 seed,
                 start,
                 base: &base,
                 acked: &acked,
             };
-            judge(&expected, outcome)
+            let mut verdict = judge_at(&expected, outcome, &backups::seqs(&found));
+            if settings.backups {
+                let known = verdict.model.is_some();
+                let (f, problems) = backups::judge(&started, &found, &verdict.states, known);
+                figures = f;
+                figures.temporaries = backups::temporaries(&mount.join("data"), seed);
+                verdict.problems.extend(problems);
+            }
+            verdict
         }
     };
     let after = sim.unmount().map_err(|e| e.to_string())?;
@@ -358,19 +392,22 @@ fn cycle(
         reused,
         stats,
         verdict,
+        backups: figures,
     };
     Ok((result, next))
 }
 
 /// Waits for the moment to cut, per a drawn [`CutPoint`]: for the random
 /// kind a random delay after the open; for the others, arms a trigger and
-/// waits for it (up to a limit, then it is a random cut after all).
+/// waits for it (up to a limit, then it is a random cut after all). A
+/// backup cycle's cut is always [`CutPoint::Backup`].
 fn cut_when(
     config: &Config,
     rng: &mut Rng,
     sim: &Simulator,
     lines: &mpsc::Receiver<Line>,
     writer: &mut Child,
+    backups: bool,
 ) -> Result<CutPoint, String> {
     let opened = wait_for(lines, writer, Duration::from_secs(120), |l| {
         matches!(l, Line::Open(_))
@@ -379,6 +416,7 @@ fn cut_when(
         return Err("the writer did not open the engine in 120 s".into());
     }
     let point = match rng.bits() % 4 {
+        _ if backups => CutPoint::Backup,
         0 | 1 => CutPoint::Random,
         2 => CutPoint::Checkpoint,
         _ => CutPoint::Rollback,
@@ -405,9 +443,31 @@ fn cut_when(
                 wait_frozen(sim, Duration::from_secs(5));
             }
         }
+        CutPoint::Backup => {
+            // Several backups return first; then the lines so far are
+            // dropped, so that the `BK` waited for is a backup beginning
+            // now, not one long done.
+            std::thread::sleep(random_delay(rng, config.max_delay / 2));
+            while lines.try_recv().is_ok() {}
+            let backing_up = wait_for(lines, writer, Duration::from_secs(5), |l| {
+                matches!(l, Line::BackingUp(_))
+            })?;
+            if backing_up {
+                sim.arm(Trigger::AfterOps(rng.range(0, BACKUP_OPS)));
+                wait_frozen(sim, Duration::from_secs(5));
+            }
+        }
     }
     Ok(point)
 }
+
+/// A backup cycle's cut falls within this many mutating operations after
+/// a backup begins: a backup's own (its temporary directory, the journal
+/// and checkpoint files, a sync of each, the rename, the parent's sync)
+/// number a few tens, and the writers' journal appends and syncs go on
+/// meanwhile, so this reaches from the backup's first operation to past
+/// its last one.
+const BACKUP_OPS: u64 = 160;
 
 /// A delay between 10 ms and `max` (at least 10 ms).
 fn random_delay(rng: &mut Rng, max: Duration) -> Duration {
@@ -459,108 +519,14 @@ fn acked_steps(lines: &[Line]) -> Result<(u64, BTreeMap<u64, AckedStep>), String
             }
             Line::Ack { seq, writer, index } => (seq, AckedStep::Event { writer, index }),
             Line::RolledBack { seq, target } => (seq, AckedStep::Rollback(target)),
-            Line::RollingBack(_) | Line::RollbackRefused(_) => continue,
+            Line::RollingBack(_)
+            | Line::RollbackRefused(_)
+            | Line::BackingUp(_)
+            | Line::BackedUp { .. } => continue,
         };
         if acked.insert(seq, step).is_some() {
             return Err(format!("the writer acked seq {seq} twice"));
         }
     }
     Ok((start.ok_or("the writer never said where it opened")?, acked))
-}
-
-/// Runs the check child on the mounted cut image and reads its outcome.
-/// A child that dies without one (an abort, a crash) counts as a panicked
-/// open; one that hangs for 5 minutes is killed and counts as failed.
-fn check(
-    config: &Config,
-    scratch: &Path,
-    dir: &Path,
-    settings: Settings,
-    from: u64,
-) -> Result<CheckOutcome, String> {
-    let out = scratch.join("outcome.bin");
-    let _ = std::fs::remove_file(&out); // a previous cycle's
-    let mut child = Command::new(&config.child)
-        .arg(CHILD_COMMAND)
-        .arg("check")
-        .arg(dir)
-        .arg(settings.retention_arg())
-        .arg(settings.every_events.to_string())
-        .arg(from.to_string())
-        .arg(&out)
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .map_err(|e| format!("spawn {}: {e}", config.child.display()))?;
-    let stderr = drain(child.stderr.take().expect("piped"));
-    let deadline = Instant::now() + Duration::from_secs(300);
-    let status = loop {
-        match child
-            .try_wait()
-            .map_err(|e| format!("wait for the check: {e}"))?
-        {
-            Some(status) => break Some(status),
-            None if Instant::now() > deadline => {
-                let _ = child.kill();
-                let _ = child.wait();
-                break None;
-            }
-            None => std::thread::sleep(Duration::from_millis(10)),
-        }
-    };
-    let stderr = stderr.join().unwrap_or_default();
-    let Some(status) = status else {
-        return Ok(CheckOutcome {
-            open: Err("the reopen hung for 5 minutes".into()),
-            open_panic: None,
-            steps: Err("not read".into()),
-        });
-    };
-    match std::fs::read(&out) {
-        Ok(bytes) => {
-            let config = bincode::config::standard().with_limit::<MAX_OUTCOME>();
-            bincode::serde::decode_from_slice(&bytes, config)
-                .map(|(outcome, _)| outcome)
-                .map_err(|e| format!("the check's outcome is unreadable: {e}"))
-        }
-        Err(_) => Ok(CheckOutcome {
-            open: Err("the check process died".into()),
-            open_panic: Some(format!("{status}: {}", tail(&stderr))),
-            steps: Err("not read".into()),
-        }),
-    }
-}
-
-/// Copies the directory tree `from` to `to` (files and directories only:
-/// all the simulator has).
-fn copy_tree(from: &Path, to: &Path) -> std::io::Result<()> {
-    std::fs::create_dir_all(to)?;
-    if !from.exists() {
-        return Ok(()); // cut before the engine made it
-    }
-    for entry in std::fs::read_dir(from)? {
-        let entry = entry?;
-        let target = to.join(entry.file_name());
-        if entry.file_type()?.is_dir() {
-            copy_tree(&entry.path(), &target)?;
-        } else {
-            std::fs::copy(entry.path(), target)?;
-        }
-    }
-    Ok(())
-}
-
-/// Reads a child's stderr on a thread of its own, so it never blocks.
-fn drain(mut stream: impl Read + Send + 'static) -> std::thread::JoinHandle<String> {
-    std::thread::spawn(move || {
-        let mut text = String::new();
-        let _ = stream.read_to_string(&mut text); // whatever arrived
-        text
-    })
-}
-
-/// The last few lines of a child's stderr.
-fn tail(text: &str) -> String {
-    let lines: Vec<&str> = text.lines().collect();
-    lines[lines.len().saturating_sub(6)..].join(" | ")
 }

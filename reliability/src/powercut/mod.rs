@@ -58,8 +58,18 @@
 //! the power at a random moment (or during a checkpoint or a rollback),
 //! remounts the image, reopens it in another child process, and checks
 //! that every acknowledged event is there and the state equals a model.
-//! [`workload`] makes the writers' events, [`child`] is both child
+//! [`workload`] makes the writers' events, [`child`] is the child
 //! processes, [`check`] judges what the reopen found.
+//!
+//! Its backup cycles ([`backups`]) test `Engine::backup` the same way:
+//! the writer child also backs the engine up to new destinations on the
+//! mount, again and again under the same load, and reports each backup
+//! that returned `Ok` (its destination and seq) as it reports acks; the
+//! power is cut a few operations after a backup begins. After the
+//! remount every reported backup must open (same schema) at its seq with
+//! the model's state there, and an in-flight one must have left its
+//! destination absent, empty, or whole at some seq of the history.
+//! Leftover temporary directories are allowed, and counted.
 //!
 //! # Where FUSE is missing
 //!
@@ -67,6 +77,7 @@
 //! as skipped, unless [`REQUIRE_FUSE_ENV`] is `1` (CI sets it, because the
 //! machines it runs on have FUSE), in which case a failed mount fails.
 
+pub mod backups;
 pub mod check;
 pub mod child;
 pub mod figures;

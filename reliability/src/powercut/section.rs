@@ -9,6 +9,10 @@ use crate::report::{Mode, Section};
 /// Overrides the number of cuts of either form.
 pub const CYCLES_ENV: &str = "SOLOSTATE_POWERCUT_CYCLES";
 
+/// Overrides the number of backup cycles of either form (cuts aimed at
+/// online backups, run after the others: see [`super::backups`]).
+pub const BACKUP_CYCLES_ENV: &str = "SOLOSTATE_POWERCUT_BACKUP_CYCLES";
+
 /// Overrides the run's seed.
 pub const SEED_ENV: &str = "SOLOSTATE_POWERCUT_SEED";
 
@@ -61,6 +65,13 @@ pub const QUICK_CYCLES: u64 = 6;
 /// Cuts in the long form: 170 per cut mode.
 pub const FULL_CYCLES: u64 = 510;
 
+/// Backup cycles in the quick form (and CI's test): one each of two cut
+/// modes, a few seconds.
+pub const QUICK_BACKUP_CYCLES: u64 = 2;
+
+/// Backup cycles in the long form: 20 per cut mode.
+pub const FULL_BACKUP_CYCLES: u64 = 60;
+
 /// A `u64` from the environment, decimal or `0x` hex.
 pub fn env_u64(name: &str) -> Option<u64> {
     let value = std::env::var(name).ok()?;
@@ -87,6 +98,10 @@ pub fn section(mode: Mode, child: &Path) -> Result<Section, String> {
     });
     let seed = env_u64(SEED_ENV).unwrap_or(SEED);
     let mut config = Config::new(cycles, seed, child.to_owned());
+    config.backup_cycles = env_u64(BACKUP_CYCLES_ENV).unwrap_or(match mode {
+        Mode::Quick => QUICK_BACKUP_CYCLES,
+        Mode::Full => FULL_BACKUP_CYCLES,
+    });
     if mode == Mode::Full {
         // Longer runs too: a journal of a few hundred thousand events.
         config.max_delay = Duration::from_secs(2);
@@ -109,12 +124,15 @@ fn to_section(report: &Report) -> Section {
         "Acknowledged events survive a power cut",
         "With the default settings (`Durability::Always`, `max_batch` 4096), every acknowledged \
          event is still there after the power is cut at any moment (under pipelined writes, \
-         during a checkpoint, during a rollback), on a simulated disk that keeps only what was \
-         fsynced, or that and a random subset or a torn prefix of the rest; the directory always \
-         reopens, without an error or a panic, and its state equals a plain model's at the \
-         recovered seq.",
+         during a checkpoint, during a rollback, around an online backup), on a simulated disk \
+         that keeps only what was fsynced, or that and a random subset or a torn prefix of the \
+         rest; the directory always reopens, without an error or a panic, and its state equals a \
+         plain model's at the recovered seq. Every backup that returned `Ok` before the cut \
+         opens at its seq with the model's state there, and a backup in flight left its \
+         destination absent, empty or whole.",
     )
     .checked_by("reliability/src/powercut/harness.rs")
+    .checked_by("reliability/src/powercut/backups.rs")
     .checked_by("reliability/tests/power_cut.rs")
     .checked_by("reliability/tests/power_cut_fs.rs");
     section.figure(
@@ -128,6 +146,24 @@ fn to_section(report: &Report) -> Section {
     section.figure("states unlike the model", total.other_failures);
     section.figure("cuts during a checkpoint", total.in_checkpoint);
     section.figure("cuts during a rollback", total.in_rollback);
+    section.figure("cuts around a backup", total.in_backup);
+    section.figure("backups returned before the cuts", total.backups.reported);
+    section.figure(
+        "of them, opened at their seq with the model's state",
+        total.backups.checked,
+    );
+    section.figure("backups lost", total.backups.lost);
+    section.figure(
+        "in-flight backups (whole, torn)",
+        format!(
+            "{} ({}, {})",
+            total.backups.in_flight, total.backups.in_flight_whole, total.backups.torn
+        ),
+    );
+    section.figure(
+        "backups not compared (state undetermined)",
+        total.backups.unchecked,
+    );
     section.figure("reopens of a directory recovered before", total.reused);
     section.figure(
         "steps recovered beyond the last printed ack",

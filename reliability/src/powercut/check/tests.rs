@@ -510,3 +510,24 @@ fn a_journaled_delete_its_successor_rules_out_is_a_problem() {
         "{verdict:?}"
     );
 }
+
+#[test]
+fn judge_at_keeps_the_model_state_at_each_asked_seq_of_the_history() {
+    let (acked, model) = acked_run(20);
+    let base = PcModel::new();
+    let expected = Expected {
+        seed: SEED,
+        start: 0,
+        base: &base,
+        acked: &acked,
+    };
+    let at = BTreeSet::from([0, 7, 20, 25]);
+    let verdict = judge_at(&expected, outcome(20, &model, journal(1, 20)), &at);
+    assert!(verdict.passed(), "{verdict:?}");
+    let (_, at_7) = acked_run(7);
+    assert_eq!(verdict.states.get(&0), Some(&Some(PcModel::new())));
+    assert_eq!(verdict.states.get(&7), Some(&Some(at_7)));
+    assert_eq!(verdict.states.get(&20), Some(&Some(model)));
+    // Past the recovered seq there is no history to know it from.
+    assert_eq!(verdict.states.get(&25), None);
+}
