@@ -284,9 +284,10 @@ fn a_return_before_its_call_is_a_typed_error() {
 
 #[test]
 fn many_concurrent_unknown_writes_stay_tractable() {
-    // Memoization is what keeps this small: 14 writes of two values that
-    // never return, read back around them. Without the cache the search
-    // tries orders of the 14 writes; with it, sets of them.
+    // 14 writes that never return stay open for the whole history, so
+    // every later step has them all to choose from; the reads between
+    // force the search to interleave them. It must still finish well
+    // within its budget.
     let mut history: Vec<Op> = (0..14)
         .map(|i| {
             Operation::unknown(
