@@ -15,6 +15,11 @@
 //!   placed. [`model`] holds its [`model::Model`] trait and the key-value
 //!   map of compare-and-swap registers, with `StateEvent`'s semantics,
 //!   checked one key at a time.
+//! * [`proxy`]: a loopback TCP proxy per directed link between two nodes,
+//!   switchable at run time between passing, delaying, resetting and
+//!   silently swallowing traffic, and [`proxy::Network`], which puts one
+//!   proxy on every link of a cluster and partitions it: isolate a node,
+//!   or split `{a} | {b, c}`.
 //!
 //! **Not built yet**: the cluster itself. There is no openraft node, no
 //! node process and no client in this crate; they come with the engine
@@ -23,8 +28,11 @@
 //!
 //! # How the pieces will be used
 //!
-//! A cluster test will start each node as a process on its own port.
-//! Client tasks run a random workload of reads, puts,
+//! A cluster test will start each node as a process listening on its own
+//! port, start a [`proxy::Network`] over those ports, and give every node
+//! its own table of peer addresses from [`proxy::Network::peers_of`], so
+//! that all Raft traffic from node `a` to node `b` crosses the proxy for
+//! the link `a -> b`. Client tasks run a random workload of reads, puts,
 //! deletes and compare-and-swaps against the cluster, each recording an
 //! [`linearizability::Operation`] with its call and return times (a
 //! request that timed out or failed ambiguously is recorded as
@@ -65,3 +73,4 @@
 
 pub mod linearizability;
 pub mod model;
+pub mod proxy;
