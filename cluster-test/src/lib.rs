@@ -1,0 +1,76 @@
+//! The cluster test harness for solostate's replication.
+//!
+//! Issue 14 replicates solostate on openraft and tests the cluster as real
+//! processes on 127.0.0.1: failover (the leader SIGKILLed or SIGSTOPped),
+//! linearizability of a compare-and-swap workload, and partitions. This
+//! crate holds the parts of that harness that do not depend on the
+//! replicated engine, so that they are built and tested first:
+//!
+//! * [`linearizability`]: a Porcupine-style checker (Wing & Gong's search
+//!   with Lowe's just-in-time linearization and memoization) for client
+//!   histories, with timed-out operations treated as possibly applied at
+//!   any time after their call, a step budget or timeout that answers
+//!   "unknown" instead of hanging, and counterexamples that name the key,
+//!   the longest linearizable prefix and the operations that could not be
+//!   placed. [`model`] holds its [`model::Model`] trait and the key-value
+//!   map of compare-and-swap registers, with `StateEvent`'s semantics,
+//!   checked one key at a time.
+//! * [`proxy`]: a loopback TCP proxy per directed link between two nodes,
+//!   switchable at run time between passing, delaying, resetting and
+//!   silently swallowing traffic, and [`proxy::Network`], which puts one
+//!   proxy on every link of a cluster and partitions it: isolate a node,
+//!   or split `{a} | {b, c}`.
+//!
+//! **Not built yet**: the cluster itself. There is no openraft node, no
+//! node process and no client in this crate; they come with the engine
+//! side of issue 14, once the store's transaction and state-swap path has
+//! landed. This crate is `publish = false`: it is test equipment.
+//!
+//! # How the pieces will be used
+//!
+//! A cluster test will start each node as a process listening on its own
+//! port, start a [`proxy::Network`] over those ports, and give every node
+//! its own table of peer addresses from [`proxy::Network::peers_of`], so
+//! that all Raft traffic from node `a` to node `b` crosses the proxy for
+//! the link `a -> b`. Client tasks run a random workload of reads, puts,
+//! deletes and compare-and-swaps against the cluster, each recording an
+//! [`linearizability::Operation`] with its call and return times (a
+//! request that timed out or failed ambiguously is recorded as
+//! [`linearizability::Completion::Unknown`]), while the test partitions,
+//! heals and kills nodes. At the end [`linearizability::check_kv`] must
+//! answer [`linearizability::Verdict::Linearizable`].
+//!
+//! # Example
+//!
+//! A stale read: the write of 2 finished before the read began, so the
+//! read may not see 1.
+//!
+//! ```
+//! use solostate_cluster_test::linearizability::{Limits, Operation, Verdict, check_kv};
+//! use solostate_cluster_test::model::{KvInput, KvOutput};
+//!
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let put = |value| KvInput::Put { key: "x", value };
+//! let history = vec![
+//!     Operation::returned(1, put(1), 0, 10, KvOutput::Ok),
+//!     Operation::returned(1, put(2), 20, 30, KvOutput::Ok),
+//!     Operation::returned(2, KvInput::Read { key: "x" }, 40, 50, KvOutput::Value(Some(1))),
+//! ];
+//! match check_kv(&history, &Limits::default())? {
+//!     Verdict::NotLinearizable(why) => {
+//!         assert_eq!(why.partition.as_deref(), Some("\"x\""));
+//!         assert_eq!(why.stuck, 2);
+//!         println!("{why}");
+//!     }
+//!     other => panic!("expected a stale read to be caught, got {other:?}"),
+//! }
+//! # Ok(())
+//! # }
+//! ```
+
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+pub mod linearizability;
+pub mod model;
+pub mod proxy;
