@@ -80,6 +80,17 @@ pub enum Command {
         #[arg(long)]
         dry_run: bool,
     },
+    /// Write a consistent, openable copy of the directory's state at its
+    /// last seq into DEST (a new or empty directory), as the engine's
+    /// online `Engine::backup` does: a checkpoint at that seq and an empty
+    /// journal that continues after it. The history is not copied. The
+    /// source is only read. Needs the event type.
+    Backup {
+        /// The engine's directory.
+        dir: PathBuf,
+        /// Where to write the backup: a new or empty directory.
+        dest: PathBuf,
+    },
     /// The records that recovery to a prefix set aside.
     Quarantine {
         /// What to do with them.
