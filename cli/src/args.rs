@@ -120,4 +120,21 @@ pub enum QuarantineAction {
         /// The engine's directory.
         dir: PathBuf,
     },
+    /// Put the records of the chosen quarantines back into the timeline,
+    /// in one atomic write, flushed: only records that verify, and only
+    /// when they continue the journal from its last seq (the engine has
+    /// not written those seqs again since). This changes the directory
+    /// unless --dry-run is given. With the event type, the restored
+    /// events are then replayed.
+    Restore {
+        /// The engine's directory.
+        dir: PathBuf,
+        /// A quarantine to restore (its id, as `quarantine list` shows);
+        /// repeat for several.
+        #[arg(long = "id", required = true)]
+        ids: Vec<u64>,
+        /// Print what would be restored without changing anything.
+        #[arg(long)]
+        dry_run: bool,
+    },
 }

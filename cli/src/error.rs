@@ -85,6 +85,10 @@ pub enum CliError {
     /// error names the path).
     #[error(transparent)]
     Backup(#[from] solostate::persistence::backup::BackupWriteError),
+    /// A quarantine restore was refused or failed (the error names the
+    /// journal, the quarantine and the seq).
+    #[error(transparent)]
+    Restore(#[from] solostate::persistence::journal::RestoreError),
     /// Writing the output failed (a closed pipe, a full disk).
     #[error("writing the output: {0}")]
     Output(#[from] std::io::Error),

@@ -4,7 +4,8 @@
 //!
 //! The tool reads a directory an engine wrote (the path given to
 //! `Builder::path`) while no engine has it open. Nothing changes the
-//! directory but `rollback` and `compact` without `--dry-run` (`backup`
+//! directory but `rollback`, `compact` and `quarantine restore` without
+//! `--dry-run` (`backup`
 //! writes only its destination): every
 //! other command opens the segment log read-only (a torn tail that an
 //! engine's open would cut is reported, not cut; an unfinished checkpoint
@@ -24,6 +25,7 @@
 //! solostate --types string-u64 compact DIR --dry-run             # likewise
 //! solostate --types string-u64 backup DIR DEST               # an openable copy at the last seq
 //! solostate quarantine list DIR          # what recovery to a prefix set aside
+//! solostate quarantine restore DIR --id 7 --dry-run  # what would go back; without --dry-run, put it back
 //! ```
 //!
 //! * `info DIR`: the schema in the journal's header, the record format,
@@ -103,10 +105,21 @@
 //!   `recover_to_prefix(true)` set aside (the quarantine it belongs to,
 //!   its first seq, its size) and whether it verifies. Read-only.
 //!
-//! Not built yet: `quarantine restore` (the seqs a quarantine held are
-//! written anew once the engine resumes, so a restore must decide which
-//! history wins), and a `backup --with-history` that would copy the
-//! journal too.
+//! * `quarantine restore DIR --id N [--id M ...] [--dry-run]`: puts the
+//!   records of the chosen quarantines back into the timeline
+//!   (`Journal::restore_quarantined`: one atomic write, flushed). The
+//!   seqs a quarantine held are written anew once the engine resumes, so
+//!   a restore would have to decide which history wins; it does not, and
+//!   restores only while the timeline has not moved on: every record
+//!   must verify, and together they must continue the journal from its
+//!   last seq + 1. Otherwise it refuses (exit 1) naming the quarantine
+//!   and the seq (for a seq the engine wrote again: dump or export the
+//!   quarantined records instead). With the event type it then replays
+//!   to the new last seq and prints its state hash. Changes the directory
+//!   only without `--dry-run`, and refuses a torn tail.
+//!
+//! Not built yet: a `backup --with-history` that would copy the journal
+//! too.
 //!
 //! # Architecture
 //!
@@ -303,6 +316,12 @@ fn dispatch(cli: &Cli, typed: Option<&dyn Typed>, out: &mut dyn Write) -> Result
             action: QuarantineAction::List { dir },
         } => {
             quarantine::list(dir, allow, out)?;
+            Ok(Outcome::Clean)
+        }
+        Command::Quarantine {
+            action: QuarantineAction::Restore { dir, ids, dry_run },
+        } => {
+            quarantine::restore(dir, allow, typed, ids, *dry_run, out)?;
             Ok(Outcome::Clean)
         }
         Command::Compact { dir, dry_run } => {
