@@ -80,6 +80,17 @@ pub enum Command {
         #[arg(long)]
         dry_run: bool,
     },
+    /// Write a consistent, openable copy of the directory's state at its
+    /// last seq into DEST (a new or empty directory), as the engine's
+    /// online `Engine::backup` does: a checkpoint at that seq and an empty
+    /// journal that continues after it. The history is not copied. The
+    /// source is only read. Needs the event type.
+    Backup {
+        /// The engine's directory.
+        dir: PathBuf,
+        /// Where to write the backup: a new or empty directory.
+        dest: PathBuf,
+    },
     /// The records that recovery to a prefix set aside.
     Quarantine {
         /// What to do with them.
@@ -108,5 +119,22 @@ pub enum QuarantineAction {
     List {
         /// The engine's directory.
         dir: PathBuf,
+    },
+    /// Put the records of the chosen quarantines back into the timeline,
+    /// in one atomic write, flushed: only records that verify, and only
+    /// when they continue the journal from its last seq (the engine has
+    /// not written those seqs again since). This changes the directory
+    /// unless --dry-run is given. With the event type, the restored
+    /// events are then replayed.
+    Restore {
+        /// The engine's directory.
+        dir: PathBuf,
+        /// A quarantine to restore (its id, as `quarantine list` shows);
+        /// repeat for several.
+        #[arg(long = "id", required = true)]
+        ids: Vec<u64>,
+        /// Print what would be restored without changing anything.
+        #[arg(long)]
+        dry_run: bool,
     },
 }

@@ -81,6 +81,14 @@ pub enum CliError {
     /// The engine failed while shutting down after the rollback.
     #[error("shutting the engine down after the rollback: {0}")]
     Shutdown(#[from] solostate::ShutdownError),
+    /// Writing a backup failed, or its destination is in use (the
+    /// error names the path).
+    #[error(transparent)]
+    Backup(#[from] solostate::persistence::backup::BackupWriteError),
+    /// A quarantine restore was refused or failed (the error names the
+    /// journal, the quarantine and the seq).
+    #[error(transparent)]
+    Restore(#[from] solostate::persistence::journal::RestoreError),
     /// Writing the output failed (a closed pipe, a full disk).
     #[error("writing the output: {0}")]
     Output(#[from] std::io::Error),

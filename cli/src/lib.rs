@@ -4,7 +4,9 @@
 //!
 //! The tool reads a directory an engine wrote (the path given to
 //! `Builder::path`) while no engine has it open. Nothing changes the
-//! directory but `rollback` and `compact` without `--dry-run`: every
+//! directory but `rollback`, `compact` and `quarantine restore` without
+//! `--dry-run` (`backup`
+//! writes only its destination): every
 //! other command opens the segment log read-only (a torn tail that an
 //! engine's open would cut is reported, not cut; an unfinished checkpoint
 //! is listed, not removed), and a journal on sled, which cannot be opened
@@ -21,7 +23,9 @@
 //! solostate --types string-u64 state DIR --at 100           # the state at seq 100, and its hash
 //! solostate --types string-u64 rollback DIR --to 100 --dry-run  # the plan; without --dry-run, do it
 //! solostate --types string-u64 compact DIR --dry-run             # likewise
+//! solostate --types string-u64 backup DIR DEST               # an openable copy at the last seq
 //! solostate quarantine list DIR          # what recovery to a prefix set aside
+//! solostate quarantine restore DIR --id 7 --dry-run  # what would go back; without --dry-run, put it back
 //! ```
 //!
 //! * `info DIR`: the schema in the journal's header, the record format,
@@ -70,6 +74,17 @@
 //!   pruned records, so the size on disk may not shrink at once. Changes
 //!   the directory only without `--dry-run`, and refuses a torn tail.
 //!
+//! * `backup DIR DEST`: an openable copy of the state at the
+//!   directory's last seq `S` in `DEST` (a new or empty directory; one
+//!   that holds anything is refused, exit 1), written by the same code as
+//!   the engine's online `Engine::backup`: a checkpoint at `S` and an
+//!   empty journal that continues after it, on the source's backend,
+//!   renamed into place only once durable. It prints the seq, the bytes,
+//!   the path and the state hash. The state at `S` is rebuilt from the
+//!   directory, so it needs the event type; the source is only read. The
+//!   history before `S` is not copied, so as-of reads before `S` need the
+//!   source.
+//!
 //! Long work (the record scan, checkpoint checks, the replay) draws a
 //! progress bar on stderr when stderr is a terminal, and nothing
 //! otherwise, so scripts and logs get only the results on stdout.
@@ -96,9 +111,21 @@
 //!   `recover_to_prefix(true)` set aside (the quarantine it belongs to,
 //!   its first seq, its size) and whether it verifies. Read-only.
 //!
-//! Not built yet: `quarantine restore` (the seqs a quarantine held are
-//! written anew once the engine resumes, so a restore must decide which
-//! history wins) and `backup` (online backup belongs to the engine).
+//! * `quarantine restore DIR --id N [--id M ...] [--dry-run]`: puts the
+//!   records of the chosen quarantines back into the timeline
+//!   (`Journal::restore_quarantined`: one atomic write, flushed). The
+//!   seqs a quarantine held are written anew once the engine resumes, so
+//!   a restore would have to decide which history wins; it does not, and
+//!   restores only while the timeline has not moved on: every record
+//!   must verify, and together they must continue the journal from its
+//!   last seq + 1. Otherwise it refuses (exit 1) naming the quarantine
+//!   and the seq (for a seq the engine wrote again: dump or export the
+//!   quarantined records instead). With the event type it then replays
+//!   to the new last seq and prints its state hash. Changes the directory
+//!   only without `--dry-run`, and refuses a torn tail.
+//!
+//! Not built yet: a `backup --with-history` that would copy the journal
+//! too.
 //!
 //! # Architecture
 //!
@@ -147,6 +174,7 @@ use clap::Parser;
 use solostate::Event;
 
 mod args;
+mod backup;
 mod compact;
 mod error;
 mod info;
@@ -303,10 +331,21 @@ fn dispatch(cli: &Cli, typed: Option<&dyn Typed>, out: &mut dyn Write) -> Result
             rollback::rollback(dir, allow, typed, *to, *dry_run, out)?;
             Ok(Outcome::Clean)
         }
+        Command::Backup { dir, dest } => {
+            let typed = typed.ok_or(CliError::NeedsType { command: "backup" })?;
+            backup::backup(dir, allow, typed, dest, out)?;
+            Ok(Outcome::Clean)
+        }
         Command::Quarantine {
             action: QuarantineAction::List { dir },
         } => {
             quarantine::list(dir, allow, out)?;
+            Ok(Outcome::Clean)
+        }
+        Command::Quarantine {
+            action: QuarantineAction::Restore { dir, ids, dry_run },
+        } => {
+            quarantine::restore(dir, allow, typed, ids, *dry_run, out)?;
             Ok(Outcome::Clean)
         }
         Command::Compact { dir, dry_run } => {

@@ -8,6 +8,7 @@ use std::sync::Arc;
 
 use serde::Serialize;
 use solostate::Event;
+use solostate::persistence::backup::{self, Written};
 use solostate::persistence::checkpoint::{CheckpointError, CheckpointSummary, Checkpoints};
 use solostate::persistence::hash::{StateHasher, state_hash};
 use solostate::persistence::journal::{Entry, JournalError, Step};
@@ -85,6 +86,17 @@ pub(crate) trait Typed {
 
     /// Gives `opened`'s journal and checkpoints the upcasters.
     fn attach(&self, opened: &mut Opened);
+
+    /// Rebuilds the state at `seq` and writes it to `dest` as a backup
+    /// ([`solostate::persistence::backup::write`]), on the journal's own
+    /// backend and under its schema. Returns what was written and the
+    /// state's hash.
+    fn backup(
+        &self,
+        opened: &Opened,
+        seq: u64,
+        dest: &std::path::Path,
+    ) -> Result<(Written, u64), Failure>;
 }
 
 /// [`Typed`] for the event type `E`, with the upcasters that read its
@@ -346,6 +358,24 @@ impl<E: Event> Typed for For<E> {
             stopped?;
             Ok((ack.seq, found))
         })
+    }
+
+    fn backup(
+        &self,
+        opened: &Opened,
+        seq: u64,
+        dest: &std::path::Path,
+    ) -> Result<(Written, u64), Failure> {
+        let (state, hash) = self.rebuild(opened, seq)?;
+        let written = backup::write::<E>(
+            dest,
+            &opened.schema,
+            opened.journal.backend(),
+            seq,
+            state.iter(),
+        )
+        .map_err(CliError::from)?;
+        Ok((written, hash))
     }
 
     fn state(&self, opened: &Opened, seq: u64, out: &mut dyn Write) -> Result<(), Failure> {

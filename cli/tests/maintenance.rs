@@ -214,3 +214,126 @@ fn quarantine_list_shows_what_recovery_to_a_prefix_set_aside() {
     let text = stdout(&solostate(&["info", arg(&written.dir)]));
     assert!(text.contains("quarantine:   6 records"), "{text}");
 }
+
+/// Writes 50 puts, damages seq 45 (`key-00005`'s second write) and lets
+/// an engine recover to the prefix before it; then, if `new_events`,
+/// writes that many events after it (at seqs 45..). Returns the
+/// directory and the quarantine's id.
+fn quarantined(root: &std::path::Path, new_events: u64) -> (std::path::PathBuf, u64) {
+    let written = write(root, 50, 1000, None, JournalBackend::Segments);
+    damage_record_inside_its_frame(&written.dir, key(5).as_bytes(), 1);
+    for (_, path) in checkpoints(&written.dir) {
+        std::fs::remove_file(path).unwrap();
+    }
+    runtime().block_on(async {
+        let engine = solostate::Engine::<Ev>::builder()
+            .path(&written.dir)
+            .schema(SCHEMA)
+            .recover_to_prefix(true)
+            .open()
+            .await
+            .unwrap();
+        assert_eq!(engine.recovery().quarantined_from, Some(45));
+        for i in 0..new_events {
+            engine
+                .submit(solostate::StateEvent::put("new".into(), i))
+                .await
+                .unwrap();
+        }
+        engine.shutdown().await.unwrap();
+    });
+    let text = stdout(&solostate(&["quarantine", "list", arg(&written.dir)]));
+    let id = text
+        .strip_prefix("quarantine ")
+        .and_then(|rest| rest.split(':').next())
+        .unwrap_or_else(|| panic!("{text}"))
+        .parse()
+        .unwrap();
+    (written.dir, id)
+}
+
+/// Flips back the bit `damage_record_inside_its_frame` flipped in seq
+/// 45's record, wherever its bytes are in the segment (the timeline's
+/// old frame and the quarantine's copy): the operator's repair.
+fn repair(dir: &std::path::Path) {
+    let damaged = b"jey-00005";
+    let bytes = std::fs::read(segment(dir)).unwrap();
+    let copies = bytes
+        .windows(damaged.len())
+        .filter(|w| w == damaged)
+        .count();
+    assert!(copies > 0);
+    for _ in 0..copies {
+        damage_record_inside_its_frame(dir, damaged, 0);
+    }
+}
+
+#[test]
+fn quarantine_restore_refuses_a_record_that_does_not_verify() {
+    let root = tempfile::tempdir().unwrap();
+    let (dir, id) = quarantined(root.path(), 0);
+    let before = contents(&dir);
+    let id = id.to_string();
+    let output = solostate(&["quarantine", "restore", arg(&dir), "--id", &id]);
+    assert_eq!(output.status.code(), Some(1), "{}", stdout(&output));
+    let text = stderr(&output);
+    assert!(text.contains("record at seq 45 does not verify"), "{text}");
+    assert_eq!(contents(&dir), before, "nothing changed");
+}
+
+#[test]
+fn quarantine_restore_puts_verifying_records_back_and_replays_them() {
+    let root = tempfile::tempdir().unwrap();
+    let (dir, id) = quarantined(root.path(), 0);
+    repair(&dir);
+    let id = id.to_string();
+    let before = contents(&dir);
+    let output = solostate(&["quarantine", "restore", arg(&dir), "--id", &id, "--dry-run"]);
+    let text = stdout(&output);
+    assert_eq!(output.status.code(), Some(0), "{text}{}", stderr(&output));
+    assert!(text.contains("goes from 44 to 50"), "{text}");
+    assert!(text.contains("dry run:     nothing was changed"), "{text}");
+    assert_eq!(contents(&dir), before, "a dry run changed nothing");
+
+    let output = solostate(&[
+        "--types",
+        "string-u64",
+        "quarantine",
+        "restore",
+        arg(&dir),
+        "--id",
+        &id,
+    ]);
+    let text = stdout(&output);
+    assert_eq!(output.status.code(), Some(0), "{text}{}", stderr(&output));
+    assert!(
+        text.contains("restored:    6 records; the journal now ends at seq 50"),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!("state hash {}", model_hash(50))),
+        "{text}"
+    );
+    let output = solostate(&["quarantine", "list", arg(&dir)]);
+    assert_eq!(stdout(&output), "quarantine: empty\n");
+    let output = solostate(&["--types", "string-u64", "verify", arg(&dir)]);
+    assert_eq!(output.status.code(), Some(0), "{}", stdout(&output));
+}
+
+#[test]
+fn quarantine_restore_is_refused_once_the_engine_wrote_the_seqs_again() {
+    let root = tempfile::tempdir().unwrap();
+    let (dir, id) = quarantined(root.path(), 2);
+    repair(&dir);
+    let before = contents(&dir);
+    let id = id.to_string();
+    let output = solostate(&["quarantine", "restore", arg(&dir), "--id", &id]);
+    assert_eq!(output.status.code(), Some(1), "{}", stdout(&output));
+    let text = stderr(&output);
+    assert!(
+        text.contains("the timeline has moved on: the journal already holds seq 45"),
+        "{text}"
+    );
+    assert!(text.contains("wrote new events there"), "{text}");
+    assert_eq!(contents(&dir), before, "nothing changed");
+}

@@ -33,6 +33,9 @@ pub(crate) enum Write {
     /// [`Journal::quarantine_from`](super::Journal::quarantine_from)'s
     /// transaction.
     Quarantine,
+    /// [`Journal::restore_quarantined`](super::Journal::restore_quarantined)'s
+    /// transaction.
+    Restore,
     /// [`Journal::repair_tail`](super::Journal::repair_tail)'s removal.
     Repair,
     /// [`Journal::record_state_hash`](super::Journal::record_state_hash):

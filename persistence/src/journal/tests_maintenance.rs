@@ -187,3 +187,113 @@ fn open_existing_refuses_a_directory_without_a_journal() {
         JournalError::SchemaMismatch { .. }
     ));
 }
+
+/// Seqs 1..=5 in four records, with 4..=5 quarantined although they
+/// verify (as after a quarantine whose damage was repaired in place).
+fn quarantined_tail(dir: &Path, backend: Backend) -> (Journal, u64) {
+    let journal = Journal::open_with(dir, "strings", CACHE, backend).unwrap();
+    append(&journal, 1, &["a"]);
+    append(&journal, 2, &["b", "c"]);
+    append(&journal, 4, &["d"]);
+    append(&journal, 5, &["e"]);
+    assert_eq!(journal.quarantine_from(4).unwrap(), 2);
+    let id = journal.quarantined().unwrap()[0].0;
+    (journal, id)
+}
+
+#[test]
+fn restoring_a_quarantine_that_continues_the_timeline_puts_it_back_durably() {
+    for backend in [Backend::Segments, Backend::Sled] {
+        let dir = tempfile::tempdir().unwrap();
+        let (journal, id) = quarantined_tail(dir.path(), backend);
+        let plan = journal.plan_restore(&[id]).unwrap();
+        assert_eq!((plan.after, plan.last()), (3, 5));
+        assert_eq!(
+            journal.quarantined().unwrap().len(),
+            2,
+            "a plan writes nothing"
+        );
+        let restored = journal.restore_quarantined(&[id]).unwrap();
+        assert_eq!(restored, plan);
+        assert!(journal.quarantined().unwrap().is_empty(), "{backend:?}");
+        drop(journal);
+        let journal = Journal::open_with(dir.path(), "strings", CACHE, backend).unwrap();
+        assert_eq!(
+            seqs(&journal, 1).unwrap(),
+            vec![1, 2, 3, 4, 5],
+            "{backend:?}"
+        );
+        let events: Vec<String> = journal
+            .read_from::<String>(4)
+            .map(|entry| entry.unwrap().event().unwrap().clone())
+            .collect();
+        assert_eq!(events, vec!["d", "e"]);
+        assert!(journal.quarantined().unwrap().is_empty());
+    }
+}
+
+#[test]
+fn a_restore_is_refused_once_the_engine_wrote_the_quarantined_seqs_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let (journal, id) = quarantined_tail(dir.path(), Backend::Segments);
+    append(&journal, 4, &["d2"]);
+    match journal.restore_quarantined(&[id]).unwrap_err() {
+        RestoreError::TimelineMovedOn {
+            seq, last, id: got, ..
+        } => {
+            assert_eq!((seq, last, got), (4, 4, id))
+        }
+        other => panic!("expected TimelineMovedOn, got {other}"),
+    }
+    assert_eq!(journal.quarantined().unwrap().len(), 2, "nothing moved");
+    assert_eq!(seqs(&journal, 1).unwrap(), vec![1, 2, 3, 4]);
+}
+
+#[test]
+fn a_restore_refuses_a_record_that_does_not_verify_a_gap_and_an_unknown_id() {
+    let dir = tempfile::tempdir().unwrap();
+    let journal = open(dir.path());
+    append(&journal, 1, &["a"]);
+    append(&journal, 2, &["b"]);
+    append(&journal, 3, &["c"]);
+    let mut corrupt = journal
+        .raw(Tree::Records)
+        .get(2u64.to_be_bytes())
+        .unwrap()
+        .unwrap()
+        .to_vec();
+    let last = corrupt.len() - 1;
+    corrupt[last] ^= 0x01;
+    journal
+        .raw(Tree::Records)
+        .insert(2u64.to_be_bytes(), corrupt)
+        .unwrap();
+    assert_eq!(journal.quarantine_from(2).unwrap(), 2);
+    let id = journal.quarantined().unwrap()[0].0;
+    match journal.restore_quarantined(&[id]).unwrap_err() {
+        RestoreError::DoesNotVerify { seq, .. } => assert_eq!(seq, 2),
+        other => panic!("expected DoesNotVerify, got {other}"),
+    }
+    match journal.restore_quarantined(&[id + 1000]).unwrap_err() {
+        RestoreError::NoSuchQuarantine { id: got, .. } => assert_eq!(got, id + 1000),
+        other => panic!("expected NoSuchQuarantine, got {other}"),
+    }
+    assert_eq!(journal.quarantined().unwrap().len(), 2, "nothing moved");
+    assert_eq!(seqs(&journal, 1).unwrap(), vec![1]);
+
+    // Seq 3 alone, after seq 1: a gap at seq 2.
+    let dir = tempfile::tempdir().unwrap();
+    let journal = open(dir.path());
+    append(&journal, 1, &["a"]);
+    append(&journal, 2, &["b"]);
+    append(&journal, 3, &["c"]);
+    journal.quarantine_from(3).unwrap();
+    let id = journal.quarantined().unwrap()[0].0;
+    journal.discard(2).unwrap();
+    match journal.restore_quarantined(&[id]).unwrap_err() {
+        RestoreError::NotContiguous {
+            expected, found, ..
+        } => assert_eq!((expected, found), (2, 3)),
+        other => panic!("expected NotContiguous, got {other}"),
+    }
+}

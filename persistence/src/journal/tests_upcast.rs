@@ -203,6 +203,17 @@ fn a_quarantine_cuts_the_old_epoch_back_so_new_seqs_are_read_new() {
     let read = events(&journal);
     assert_eq!(read[2], (3, v2(3, true)));
     assert_eq!(read[3], (4, v2(40, false)));
+    // Which schema the quarantined records were in is not kept: putting
+    // them back is refused, not guessed.
+    let (id, _, _) = journal.quarantined().unwrap()[0].clone();
+    let refused = journal.plan_restore(&[id]).unwrap_err();
+    assert!(
+        matches!(
+            refused,
+            super::RestoreError::SchemaChanged { through: 3, .. }
+        ),
+        "{refused:?}"
+    );
 }
 
 #[test]
