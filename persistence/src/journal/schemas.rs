@@ -108,6 +108,14 @@ impl Schemas {
         state.upgrade_to.unwrap_or(state.header)
     }
 
+    /// Whether every record is in the header's schema and stays so: no
+    /// epochs, no upgrade due. Every record read asks, before anything is
+    /// cloned.
+    fn single(&self) -> bool {
+        let state = self.state.read().unwrap_or_else(|e| e.into_inner());
+        state.epochs.is_empty() && state.upgrade_to.is_none()
+    }
+
     /// The schema the record at `seq` was written under, and whether it is
     /// an older one than [`Schemas::current`].
     fn schema_of(&self, seq: u64) -> (String, bool) {
@@ -120,7 +128,8 @@ impl Schemas {
 
     /// The upgrade to write with a record at `first_seq`, if one is due.
     pub(super) fn upgrade(&self, first_seq: u64) -> Option<Upgrade> {
-        let state = self.read();
+        // Every append asks: no clone unless an upgrade is due.
+        let state = self.state.read().unwrap_or_else(|e| e.into_inner());
         let new = state.upgrade_to.clone()?;
         let mut epochs = state.epochs.clone();
         if first_seq > 1 {
@@ -210,10 +219,12 @@ impl Journal {
         seq: u64,
         record: &[u8],
     ) -> Result<Record<E>, JournalError> {
+        let upcasters = self.typed_upcasters::<E>().filter(|ups| !ups.is_empty());
+        if upcasters.is_none() && self.schemas.single() {
+            return codec::decode_record::<E>(record).map_err(|source| self.corrupt(seq, source));
+        }
         let (schema, older) = self.schemas.schema_of(seq);
-        let upcast = self
-            .typed_upcasters::<E>()
-            .and_then(|upcasters| upcasters.decode(&schema, record));
+        let upcast = upcasters.and_then(|upcasters| upcasters.decode(&schema, record));
         match upcast {
             Some(decoded) => decoded,
             None if older => return Err(self.no_upcaster(seq, schema)),
