@@ -48,6 +48,14 @@ fn append_truncate_purge_and_vote_survive_reopen() {
             let mut store = LogStore::open(dir.path()).unwrap();
             store.append_entries((1..=10).map(|i| entry(1, i))).unwrap();
             store.truncate(log_id(1, 8)).await.unwrap();
+            // Truncate is inclusive: 8 itself is gone (guards an off-by-one).
+            let state = store.get_log_state().await.unwrap();
+            assert_eq!(
+                state.last_log_id,
+                Some(log_id(1, 7)),
+                "truncate(8) keeps ..=7"
+            );
+            assert_eq!(store.entry(8).unwrap(), None);
             store.purge(log_id(1, 3)).await.unwrap();
             let vote = Vote::new_committed(2, 1);
             store.save_vote(&vote).await.unwrap();
