@@ -174,14 +174,7 @@ impl LogStore {
     /// [`LogStoreError::Corrupt`] naming the tree and index if the stored
     /// value fails its crc or does not decode; [`LogStoreError::Sled`].
     pub fn entry(&self, index: u64) -> Result<Option<Entry<TypeConfig>>, LogStoreError> {
-        let bytes = self
-            .inner
-            .log
-            .get(index_key(index))
-            .map_err(|source| LogStoreError::Sled {
-                tree: LOG_TREE,
-                source,
-            })?;
+        let bytes = self.inner.log.get(index_key(index)).map_err(log_error)?;
         bytes
             .map(|b| decode(&b, LOG_TREE, &format!("index {index}")))
             .transpose()
@@ -205,13 +198,7 @@ impl LogStore {
             let bytes = encode(&entry, LOG_TREE, &format!("index {index}"))?;
             batch.insert(&index_key(index), bytes);
         }
-        self.inner
-            .log
-            .apply_batch(batch)
-            .map_err(|source| LogStoreError::Sled {
-                tree: LOG_TREE,
-                source,
-            })?;
+        self.apply_log(batch)?;
         self.flush()
     }
 
@@ -232,10 +219,7 @@ impl LogStore {
         };
         let mut out = Vec::new();
         for item in self.inner.log.range::<[u8; 8], _>((start, end)) {
-            let (key, value) = item.map_err(|source| LogStoreError::Sled {
-                tree: LOG_TREE,
-                source,
-            })?;
+            let (key, value) = item.map_err(log_error)?;
             let name = match key_index(&key) {
                 Some(i) => format!("index {i}"),
                 None => format!("{key:?}"),
@@ -275,33 +259,28 @@ impl LogStore {
 
     /// Removes every entry with index `<= index`.
     fn remove_through(&self, index: u64) -> Result<(), LogStoreError> {
+        self.remove_keys(..=index_key(index))
+    }
+
+    /// Removes the entries whose keys are in `range`, in one batch.
+    fn remove_keys(&self, range: impl RangeBounds<[u8; 8]>) -> Result<(), LogStoreError> {
         let mut batch = sled::Batch::default();
-        for key in self.inner.log.range(..=index_key(index)).keys() {
-            batch.remove(key.map_err(|source| LogStoreError::Sled {
-                tree: LOG_TREE,
-                source,
-            })?);
+        for key in self.inner.log.range(range).keys() {
+            batch.remove(key.map_err(log_error)?);
         }
-        self.inner
-            .log
-            .apply_batch(batch)
-            .map_err(|source| LogStoreError::Sled {
-                tree: LOG_TREE,
-                source,
-            })
+        self.apply_log(batch)
+    }
+
+    /// Applies `batch` to the log tree (not flushed).
+    fn apply_log(&self, batch: sled::Batch) -> Result<(), LogStoreError> {
+        self.inner.log.apply_batch(batch).map_err(log_error)
     }
 
     /// sled's flush, then the syncs that make it durable: `fdatasync` of
     /// sled's log file `db`, then of every blob file and the blob
     /// directory, if sled wrote any (values over about 131 KB).
     fn flush(&self) -> Result<(), LogStoreError> {
-        self.inner
-            .db
-            .flush()
-            .map_err(|source| LogStoreError::Sled {
-                tree: LOG_TREE,
-                source,
-            })?;
+        self.inner.db.flush().map_err(log_error)?;
         self.inner
             .db_file
             .sync_data()
@@ -390,12 +369,11 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     async fn get_log_state(&mut self) -> Result<LogState<TypeConfig>, StorageError<u64>> {
         let read = |e: LogStoreError| e.into_storage(ErrorSubject::Logs, ErrorVerb::Read);
         let last_purged_log_id = self.last_purged().map_err(read)?;
-        let last = self.inner.log.last().map_err(|source| {
-            read(LogStoreError::Sled {
-                tree: LOG_TREE,
-                source,
-            })
-        })?;
+        let last = self
+            .inner
+            .log
+            .last()
+            .map_err(|source| read(log_error(source)))?;
         let last_log_id = match last {
             Some((key, value)) => {
                 let name = format!("index {}", key_index(&key).unwrap_or(u64::MAX));
@@ -466,21 +444,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
 
     async fn truncate(&mut self, log_id: LogId<u64>) -> Result<(), StorageError<u64>> {
         let write = |e: LogStoreError| e.into_storage(ErrorSubject::Logs, ErrorVerb::Delete);
-        let mut batch = sled::Batch::default();
-        for key in self.inner.log.range(index_key(log_id.index)..).keys() {
-            batch.remove(key.map_err(|source| {
-                write(LogStoreError::Sled {
-                    tree: LOG_TREE,
-                    source,
-                })
-            })?);
-        }
-        self.inner.log.apply_batch(batch).map_err(|source| {
-            write(LogStoreError::Sled {
-                tree: LOG_TREE,
-                source,
-            })
-        })?;
+        self.remove_keys(index_key(log_id.index)..).map_err(write)?;
         self.flush().map_err(write)
     }
 
@@ -491,5 +455,13 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         self.meta_put(PURGED_KEY, &log_id).map_err(write)?;
         self.remove_through(log_id.index).map_err(write)?;
         self.flush().map_err(write)
+    }
+}
+
+/// A sled error on the log tree.
+fn log_error(source: sled::Error) -> LogStoreError {
+    LogStoreError::Sled {
+        tree: LOG_TREE,
+        source,
     }
 }
