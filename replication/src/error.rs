@@ -58,3 +58,105 @@ impl LogStoreError {
         StorageIOError::new(subject, verb, openraft::AnyError::new(&self)).into()
     }
 }
+
+/// Why a replica snapshot was refused or could not be written.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum SnapshotError {
+    /// The bytes are not a whole, undamaged snapshot: a bad header,
+    /// version, crc, or a payload that does not decode.
+    #[error("corrupt snapshot: {reason}")]
+    Corrupt {
+        /// What was wrong.
+        reason: String,
+    },
+    /// The entries decoded, but do not hash to the state hash the
+    /// snapshot states: they are not the state that was written.
+    #[error(
+        "snapshot of seq {seq} states hash {stated:#018x}, but its entries hash to {computed:#018x}"
+    )]
+    HashMismatch {
+        /// The seq the snapshot claims to hold.
+        seq: u64,
+        /// The hash it states.
+        stated: u64,
+        /// The hash of what it holds.
+        computed: u64,
+    },
+    /// The snapshot's own meta names another log id than the one openraft
+    /// is installing.
+    #[error("snapshot holds log id {inside}, but was offered as {offered}")]
+    WrongMeta {
+        /// The log id inside the snapshot.
+        inside: String,
+        /// The log id openraft gave.
+        offered: String,
+    },
+    /// An entry could not be encoded.
+    #[error("cannot encode snapshot: {reason}")]
+    Encode {
+        /// bincode's or the hash's error.
+        reason: String,
+    },
+}
+
+/// Why a replica's state machine failed. openraft stops the node on any
+/// of these (they mean the disk or the local engine can no longer be
+/// trusted); rejected events are never errors but
+/// [`Response::Rejected`](crate::Response::Rejected).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum MachineError {
+    /// The Raft store (which also keeps the machine's applied point).
+    #[error(transparent)]
+    Store(#[from] LogStoreError),
+    /// A snapshot failed its checks or could not be built.
+    #[error(transparent)]
+    Snapshot(#[from] SnapshotError),
+    /// The local engine did not open.
+    #[error("opening the replica's engine at {path} failed: {message}")]
+    Open {
+        /// The engine's directory.
+        path: PathBuf,
+        /// The engine's open error.
+        message: String,
+    },
+    /// The local engine failed or stopped while applying committed
+    /// entries (a journal write failed, or it was shut down).
+    #[error("the replica's engine failed at log index {index}: {message}")]
+    Engine {
+        /// The log index being applied.
+        index: u64,
+        /// What the engine said.
+        message: String,
+    },
+    /// Writing the backup directory of an installed snapshot failed.
+    #[error("writing the installed snapshot's engine directory failed: {message}")]
+    Install {
+        /// The backup writer's error, naming the path.
+        message: String,
+    },
+    /// A file or directory operation failed.
+    #[error("{what} {path}: {source}")]
+    Io {
+        /// What was being done.
+        what: &'static str,
+        /// Where.
+        path: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+}
+
+impl MachineError {
+    /// As openraft's [`StorageError`] on the state machine (or snapshot).
+    pub(crate) fn into_storage(self, verb: ErrorVerb) -> StorageError<u64> {
+        let subject = match &self {
+            MachineError::Snapshot(_) | MachineError::Install { .. } => {
+                ErrorSubject::Snapshot(None)
+            }
+            _ => ErrorSubject::StateMachine,
+        };
+        StorageIOError::new(subject, verb, openraft::AnyError::new(&self)).into()
+    }
+}

@@ -64,9 +64,16 @@
 #![warn(missing_docs)]
 
 mod error;
+mod install;
+mod logged;
+mod machine;
+mod snapshot;
 mod store;
 mod types;
 
-pub use error::LogStoreError;
+pub use error::{LogStoreError, MachineError, SnapshotError};
+pub use install::Builder as SnapshotBuilder;
+pub use logged::Logged;
+pub use machine::{Applied, Machine, MachineRecovery};
 pub use store::LogStore;
-pub use types::{Request, Response, TypeConfig};
+pub use types::{MAX_EVENT_BYTES, Request, Response, TypeConfig};

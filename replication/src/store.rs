@@ -253,6 +253,43 @@ impl LogStore {
         Ok(())
     }
 
+    /// Reads a value the state machine keeps in the meta tree (its applied
+    /// point, a pending snapshot install). Keeping them in the log's
+    /// database means the log's every durable write also makes them
+    /// durable.
+    pub(crate) fn machine_get<T: DeserializeOwned>(
+        &self,
+        key: &'static str,
+    ) -> Result<Option<T>, LogStoreError> {
+        self.meta_get(key)
+    }
+
+    /// Writes a state machine value (durable with the next flush).
+    pub(crate) fn machine_put<T: Serialize>(
+        &self,
+        key: &'static str,
+        value: &T,
+    ) -> Result<(), LogStoreError> {
+        self.meta_put(key, value)
+    }
+
+    /// Removes a state machine value (durable with the next flush).
+    pub(crate) fn machine_remove(&self, key: &'static str) -> Result<(), LogStoreError> {
+        self.inner
+            .meta
+            .remove(key)
+            .map(drop)
+            .map_err(|source| LogStoreError::Sled {
+                tree: META_TREE,
+                source,
+            })
+    }
+
+    /// Makes everything written so far durable (flush and fdatasync).
+    pub(crate) fn sync(&self) -> Result<(), LogStoreError> {
+        self.flush()
+    }
+
     fn last_purged(&self) -> Result<Option<LogId<u64>>, LogStoreError> {
         self.meta_get(PURGED_KEY)
     }

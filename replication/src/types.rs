@@ -29,11 +29,14 @@ pub enum Response {
         /// The event's seq.
         seq: u64,
     },
-    /// Rejected by the event's validation; the message says why.
+    /// Rejected by the event's validation (or its `apply` panicked, or it
+    /// did not decode); the message says why. Nothing changed.
     Rejected {
         /// Why.
         reason: String,
     },
+    /// A blank or membership entry: openraft's own, with no event.
+    Internal,
 }
 
 openraft::declare_raft_types!(
@@ -44,3 +47,46 @@ openraft::declare_raft_types!(
         D = Request,
         R = Response,
 );
+
+/// The largest encoded event a [`Request`] may carry (16 MiB): bincode
+/// refuses to decode more, so a damaged length never allocates beyond it.
+pub const MAX_EVENT_BYTES: usize = 16 << 20;
+
+fn event_config() -> impl bincode::config::Config {
+    bincode::config::standard().with_limit::<MAX_EVENT_BYTES>()
+}
+
+impl Request {
+    /// Encodes `event` for the Raft log (bincode 2, serde, with the
+    /// [`MAX_EVENT_BYTES`] limit).
+    ///
+    /// # Errors
+    ///
+    /// bincode's error, when the event cannot be encoded or is too large.
+    pub fn encode<E: Serialize>(event: &E) -> Result<Request, bincode::error::EncodeError> {
+        Ok(Request {
+            event: bincode::serde::encode_to_vec(event, event_config())?,
+        })
+    }
+
+    /// Decodes the event, refusing trailing bytes.
+    ///
+    /// # Errors
+    ///
+    /// A message naming what did not decode. Applying a request that does
+    /// not decode answers [`Response::Rejected`] with it, on every node
+    /// alike, so a bad entry never stops a replica.
+    pub fn decode<E: serde::de::DeserializeOwned>(&self) -> Result<E, String> {
+        match bincode::serde::decode_from_slice(&self.event, event_config()) {
+            Ok((event, read)) if read == self.event.len() => Ok(event),
+            Ok((_, read)) => Err(format!(
+                "event does not decode: {} trailing bytes after {read}",
+                self.event.len() - read
+            )),
+            Err(e) => Err(format!(
+                "event of {} bytes does not decode: {e}",
+                self.event.len()
+            )),
+        }
+    }
+}
