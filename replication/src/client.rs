@@ -18,7 +18,7 @@ use openraft::error::{CheckIsLeaderError, ClientWriteError, RaftError};
 use openraft::raft::ClientWriteResponse;
 use openraft::{BasicNode, LogId, Raft};
 
-use crate::server::{answer, decode_body};
+use crate::server::{answer, bad_request};
 use crate::types::{Request, TypeConfig};
 use crate::wire;
 
@@ -45,14 +45,14 @@ pub(crate) fn router(raft: Raft<TypeConfig>) -> Router {
 }
 
 async fn write(State(raft): State<Raft<TypeConfig>>, body: Bytes) -> axum::response::Response {
-    match decode_body::<Request>(&body) {
-        Ok(request) => answer::<WriteResult>(&raft.client_write(request).await),
-        Err(refusal) => refusal,
+    match wire::decode::<Request>(&body) {
+        Ok(request) => answer(&raft.client_write(request).await),
+        Err(e) => bad_request(&e),
     }
 }
 
 async fn read_index(State(raft): State<Raft<TypeConfig>>) -> axum::response::Response {
-    answer::<ReadIndexResult>(&raft.ensure_linearizable().await)
+    answer(&raft.ensure_linearizable().await)
 }
 
 /// POSTs `body` to `http://{addr}{path}` and decodes the answer; a

@@ -1,5 +1,5 @@
-//! Replication for solostate on [openraft]: **so far only the Raft log
-//! store.**
+//! Replication for solostate on [openraft]: **so far the Raft log store
+//! and the Raft network.**
 //!
 //! # What exists
 //!
@@ -11,6 +11,19 @@
 //!   is durable before `save_vote` returns; the committed log id is saved
 //!   (flushed with the next durable write). Blank, normal and membership
 //!   entries round-trip.
+//! * [`HttpNetwork`] (with [`HttpConnection`]): openraft's
+//!   `RaftNetworkFactory`/`RaftNetwork` over HTTP/1 (reqwest, one pooled
+//!   client for all peers). A peer is reached at its `BasicNode::addr`.
+//!   Timeouts follow openraft's `RPCOption::hard_ttl`; a failed connect is
+//!   `RPCError::Unreachable` (openraft backs off), a peer's `RaftError`
+//!   comes back as `RPCError::RemoteError` naming the peer. Snapshots go
+//!   by openraft 0.9's chunked `install_snapshot`.
+//! * [`raft_router`] and [`serve`]: the server side (axum), `POST
+//!   /raft/append`, `/raft/vote`, `/raft/snapshot` into one `Raft`. A body
+//!   that does not decode is a `400` with the reason, never a panic. The
+//!   router can be merged with other routes.
+//! * [`wire`]: the one bincode 2 codec of every message, with a 64 MiB
+//!   limit on both sides.
 //! * [`TypeConfig`], [`Request`], [`Response`]: the Raft types.
 //! * [`LogStoreError`]: the store's typed error, mapped into openraft's
 //!   `StorageError` with the subject (`Logs`, `Vote`, `Store`) and verb
@@ -18,11 +31,14 @@
 //!
 //! # What does not exist yet
 //!
-//! No state machine (`RaftStateMachine`), no snapshots, no network, no
-//! `Raft` instance or cluster, no replicated engine handle, no forwarding,
-//! no linearizable reads. Other pieces of issue 14 build those. The
-//! in-memory state machine in this crate's tests exists only to run
-//! openraft's storage test suite and is not part of the API.
+//! No state machine (`RaftStateMachine`), so no snapshots of the engine's
+//! state to send (the network can carry them), no replicated
+//! engine handle, no forwarding of client writes to the leader, no
+//! linearizable reads, no cluster membership tooling. Other pieces of
+//! issue 14 build those. The network has no TLS and no authentication:
+//! run it on a trusted network only. The in-memory state machines in this
+//! crate's tests exist only to run openraft's storage test suite and the
+//! three-node network test, and are not part of the API.
 //!
 //! # Architecture
 //!
@@ -33,6 +49,10 @@
 //! file `db`, any blob files and their directory; at open it syncs `conf`,
 //! `db` and the directory.
 //!
+//! The network is HTTP/1 with bincode bodies: each RPC is one `POST`, its
+//! answer the encoded `Result` of the peer's `Raft` call. Client and server
+//! share [`wire`] and never import each other.
+//!
 //! # Trade-offs
 //!
 //! **openraft is pinned `=0.9.25`, the stable line.** A library others
@@ -40,6 +60,12 @@
 //! 0.10 is at alpha.37 and needs Rust 1.88. Its lease reads and transient
 //! state machines are optimizations we can adopt when 0.10 is released;
 //! 0.9 already has read-index linearizable reads (`ensure_linearizable`).
+//!
+//! **HTTP/1 and bincode rather than gRPC.** axum and reqwest are tokio's
+//! own stack, need no code generation, and let the replicated engine's
+//! client routes share the Raft listener. One request per RPC on pooled
+//! keep-alive connections is enough for heartbeats every 50 ms; openraft
+//! 0.9 sends one AppendEntries at a time per peer anyway.
 //!
 //! Every `append`, `truncate`, `purge` and `save_vote` is one flush and
 //! one `fdatasync`: openraft batches appends, so this is group commit.
@@ -63,17 +89,27 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+mod client;
 mod error;
 mod install;
 mod logged;
 mod machine;
+mod network;
+mod replica;
+mod replica_error;
+mod server;
 mod snapshot;
 mod store;
 mod types;
+pub mod wire;
 
 pub use error::{LogStoreError, MachineError, SnapshotError};
 pub use install::Builder as SnapshotBuilder;
 pub use logged::Logged;
 pub use machine::{Applied, Machine, MachineRecovery};
+pub use network::{HttpConnection, HttpNetwork, HttpNetworkError};
+pub use replica::{ReplicaBuilder, ReplicatedAck, ReplicatedEngine};
+pub use replica_error::{OpenError, ReadError, WriteError};
+pub use server::{raft_router, serve};
 pub use store::LogStore;
 pub use types::{MAX_EVENT_BYTES, Request, Response, TypeConfig};

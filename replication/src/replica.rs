@@ -181,7 +181,8 @@ impl<E: Event> ReplicaBuilder<E> {
             backend: self.backend,
             durability: Durability::default(),
         };
-        let (machine, recovery) = Machine::<E>::open(Layout::new(&dir), log.clone(), settings).await?;
+        let (machine, recovery) =
+            Machine::<E>::open(Layout::new(&dir), log.clone(), settings).await?;
         let shared = Arc::clone(&machine.shared);
         let network = HttpNetwork::new()
             .map_err(|e| OpenError::Raft(e.to_string()))?
@@ -292,8 +293,10 @@ impl<E: Event> ReplicatedEngine<E> {
     /// [`WriteError::Raft`] when the node is already initialized or the
     /// members are invalid.
     pub async fn initialize(&self, members: BTreeMap<u64, String>) -> Result<(), WriteError> {
-        let nodes: BTreeMap<u64, BasicNode> =
-            members.into_iter().map(|(id, addr)| (id, BasicNode::new(addr))).collect();
+        let nodes: BTreeMap<u64, BasicNode> = members
+            .into_iter()
+            .map(|(id, addr)| (id, BasicNode::new(addr)))
+            .collect();
         self.raft.initialize(nodes).await.map_err(raft_error)
     }
 
@@ -305,7 +308,11 @@ impl<E: Event> ReplicatedEngine<E> {
     /// [`WriteError::LeaderChanged`] on a follower, [`WriteError::Raft`]
     /// otherwise.
     pub async fn add_learner(&self, id: u64, addr: impl Into<String>) -> Result<(), WriteError> {
-        membership(self.raft.add_learner(id, BasicNode::new(addr.into()), true).await)
+        membership(
+            self.raft
+                .add_learner(id, BasicNode::new(addr.into()), true)
+                .await,
+        )
     }
 
     /// Makes `voters` the voting members (promoting learners, removing
@@ -345,7 +352,9 @@ impl<E: Event> ReplicatedEngine<E> {
                     .map_err(|reason| WriteError::Forward { leader, reason })?;
                 match answer {
                     Err(RaftError::APIError(ClientWriteError::ForwardToLeader(to))) => {
-                        Err(WriteError::LeaderChanged { leader: to.leader_id })
+                        Err(WriteError::LeaderChanged {
+                            leader: to.leader_id,
+                        })
                     }
                     other => ack_of(other),
                 }
@@ -392,12 +401,22 @@ impl<E: Event> ReplicatedEngine<E> {
                 match answer {
                     Ok(read) => read,
                     Err(RaftError::APIError(CheckIsLeaderError::ForwardToLeader(to))) => {
-                        return Err(ReadError::LeaderChanged { leader: to.leader_id });
+                        return Err(ReadError::LeaderChanged {
+                            leader: to.leader_id,
+                        });
                     }
-                    Err(e) => return Err(ReadError::Raft { reason: e.to_string() }),
+                    Err(e) => {
+                        return Err(ReadError::Raft {
+                            reason: e.to_string(),
+                        });
+                    }
                 }
             }
-            Err(e) => return Err(ReadError::Raft { reason: e.to_string() }),
+            Err(e) => {
+                return Err(ReadError::Raft {
+                    reason: e.to_string(),
+                });
+            }
         };
         self.wait_applied(index.map_or(0, |id| id.index)).await
     }
@@ -408,7 +427,10 @@ impl<E: Event> ReplicatedEngine<E> {
     /// # Errors
     ///
     /// [`ReadError::Stopped`] if the node stops first.
-    pub async fn wait_for(&self, ack: &ReplicatedAck) -> Result<Arc<SnapshotOf<Logged<E>>>, ReadError> {
+    pub async fn wait_for(
+        &self,
+        ack: &ReplicatedAck,
+    ) -> Result<Arc<SnapshotOf<Logged<E>>>, ReadError> {
         self.wait_applied(ack.log_id.index).await
     }
 
@@ -436,12 +458,16 @@ impl<E: Event> ReplicatedEngine<E> {
             let _ = stop.send(());
             let _ = server.await;
         }
-        raft_stopped.map_err(|e| WriteError::Raft { reason: e.to_string() })?;
+        raft_stopped.map_err(|e| WriteError::Raft {
+            reason: e.to_string(),
+        })?;
         self.shared
             .engine()
             .shutdown()
             .await
-            .map_err(|e| WriteError::Raft { reason: e.to_string() })
+            .map_err(|e| WriteError::Raft {
+                reason: e.to_string(),
+            })
     }
 }
 
@@ -455,7 +481,9 @@ fn membership(result: WriteResult) -> Result<(), WriteError> {
     match result {
         Ok(_) => Ok(()),
         Err(RaftError::APIError(ClientWriteError::ForwardToLeader(to))) => {
-            Err(WriteError::LeaderChanged { leader: to.leader_id })
+            Err(WriteError::LeaderChanged {
+                leader: to.leader_id,
+            })
         }
         Err(e) => Err(raft_error(e)),
     }
@@ -465,7 +493,9 @@ fn ack_of(result: WriteResult) -> Result<ReplicatedAck, WriteError> {
     let ClientWriteResponse { log_id, data, .. } = match result {
         Ok(response) => response,
         Err(RaftError::APIError(ClientWriteError::ForwardToLeader(to))) => {
-            return Err(WriteError::LeaderChanged { leader: to.leader_id });
+            return Err(WriteError::LeaderChanged {
+                leader: to.leader_id,
+            });
         }
         Err(e) => return Err(raft_error(e)),
     };

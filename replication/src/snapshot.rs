@@ -43,8 +43,6 @@ pub(crate) struct Decoded<E: Event> {
     pub(crate) meta: SnapshotMeta<u64, BasicNode>,
     /// The engine seq whose state it holds.
     pub(crate) seq: u64,
-    /// The state hash at `seq`, as recomputed and checked.
-    pub(crate) hash: u64,
     /// The state's entries.
     pub(crate) entries: Vec<(E::Key, E::Value)>,
 }
@@ -152,12 +150,7 @@ pub(crate) fn decode<E: Event>(bytes: &[u8]) -> Result<Decoded<E>, SnapshotError
             computed,
         });
     }
-    Ok(Decoded {
-        meta,
-        seq,
-        hash,
-        entries,
-    })
+    Ok(Decoded { meta, seq, entries })
 }
 
 #[cfg(test)]

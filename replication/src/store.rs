@@ -16,6 +16,10 @@ use serde::de::DeserializeOwned;
 
 use crate::LogStoreError;
 use crate::types::TypeConfig;
+// Values use the wire's bincode configuration: the same 64 MiB decode
+// limit, so a corrupt length can never make the store allocate more. The
+// crc framing below is the store's own.
+use crate::wire::config;
 
 /// The tree of log entries, keyed by the big-endian log index.
 const LOG_TREE: &str = "raft_log";
@@ -24,14 +28,6 @@ const META_TREE: &str = "raft_meta";
 const VOTE_KEY: &str = "vote";
 const COMMITTED_KEY: &str = "committed";
 const PURGED_KEY: &str = "last_purged";
-
-/// The largest value bincode will decode (or encode): a corrupt length can
-/// never make it allocate more.
-const MAX_VALUE: usize = 64 << 20;
-
-fn config() -> impl bincode::config::Config {
-    bincode::config::standard().with_limit::<MAX_VALUE>()
-}
 
 /// Frames `value`: crc32 of the payload (4 bytes, little-endian), then the
 /// bincode payload.
