@@ -111,7 +111,8 @@ impl RaftNetworkFactory<TypeConfig> for HttpNetwork {
 }
 
 /// openraft's `RaftNetwork` to one peer: the peer's id (for
-/// `RemoteError`) and the three URLs, built once.
+/// `RemoteError`) and the three URLs, built once. [`HttpNetwork`] hands
+/// these out (openraft asks it for one per peer it replicates to).
 ///
 /// Snapshots go by openraft's default `full_snapshot`, which splits them
 /// into `install_snapshot` chunks of `Config::snapshot_max_chunk_size`.
@@ -158,7 +159,7 @@ impl HttpConnection {
         Resp: DeserializeOwned,
         E: Error + DeserializeOwned,
     {
-        let response = self
+        let mut response = self
             .client
             .post(url)
             .timeout(ttl)
@@ -168,10 +169,21 @@ impl HttpConnection {
             .await
             .map_err(|e| transport_error(url, e))?;
         let status = response.status();
-        let bytes = response
-            .bytes()
+        // Read the answer in chunks, never more than the wire limit: a
+        // misbehaving peer must not make this node buffer without bound.
+        let mut bytes = Vec::new();
+        while let Some(chunk) = response
+            .chunk()
             .await
-            .map_err(|e| transport_error(url, e))?;
+            .map_err(|e| transport_error(url, e))?
+        {
+            if bytes.len() + chunk.len() > wire::MAX_MESSAGE {
+                return Err(RPCError::Unreachable(Unreachable::new(&TransportError(
+                    format!("{url} answered with more than {} bytes", wire::MAX_MESSAGE),
+                ))));
+            }
+            bytes.extend_from_slice(&chunk);
+        }
         if !status.is_success() {
             let text = String::from_utf8_lossy(&bytes[..bytes.len().min(512)]).into_owned();
             return Err(RPCError::Unreachable(Unreachable::new(&TransportError(

@@ -495,3 +495,77 @@ async fn a_garbage_body_is_http_400_and_the_node_keeps_serving() {
     .expect("a vote after the garbage is answered");
     node.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_raft_router_merges_with_other_routes_on_one_listener() {
+    // What the replicated engine will do: its client routes beside the
+    // Raft routes, one listener.
+    let sm = TestOnlyStateMachine::default();
+    let dir = tempfile::tempdir().unwrap();
+    let raft = Raft::new(
+        6,
+        Arc::new(test_config().validate().unwrap()),
+        HttpNetwork::new().unwrap(),
+        LogStore::open(dir.path()).unwrap(),
+        sm,
+    )
+    .await
+    .unwrap();
+    let router = raft_router(raft.clone()).merge(
+        axum::Router::new().route("/client/hello", axum::routing::get(|| async { "hello" })),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    let (stop, stopped) = oneshot::channel::<()>();
+    let server = tokio::spawn(serve(listener, router, async move {
+        let _ = stopped.await;
+    }));
+
+    let client = reqwest::Client::builder().no_proxy().build().unwrap();
+    let hello = client
+        .get(format!("http://{addr}/client/hello"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(hello.status(), reqwest::StatusCode::OK);
+    assert_eq!(hello.text().await.unwrap(), "hello");
+    let mut network = HttpNetwork::new().unwrap();
+    let mut conn = network.new_client(6, &BasicNode::new(&addr)).await;
+    conn.vote(
+        VoteRequest::new(Vote::new(1, 1), None),
+        RPCOption::new(Duration::from_secs(5)),
+    )
+    .await
+    .expect("the raft routes still answer after the merge");
+
+    raft.shutdown().await.unwrap();
+    let _ = stop.send(());
+    server.await.unwrap().unwrap();
+}
+
+#[tokio::test]
+async fn a_server_without_the_raft_routes_is_unreachable_not_a_hot_retry() {
+    // An HTTP server that answers 404 to everything: the peer does not
+    // speak this protocol, so openraft should back off (Unreachable).
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    let (stop, stopped) = oneshot::channel::<()>();
+    let server = tokio::spawn(serve(listener, axum::Router::new(), async move {
+        let _ = stopped.await;
+    }));
+    let mut network = HttpNetwork::new().unwrap();
+    let mut conn = network.new_client(8, &BasicNode::new(&addr)).await;
+    let err = conn
+        .vote(
+            VoteRequest::new(Vote::new(1, 1), None),
+            RPCOption::new(Duration::from_secs(5)),
+        )
+        .await
+        .expect_err("404");
+    assert!(
+        matches!(err, RPCError::Unreachable(ref u) if u.to_string().contains("404")),
+        "{err:?}"
+    );
+    let _ = stop.send(());
+    server.await.unwrap().unwrap();
+}
