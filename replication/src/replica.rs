@@ -50,6 +50,7 @@ pub struct ReplicaBuilder<E> {
     heartbeat_ms: u64,
     election_ms: (u64, u64),
     snapshot_every: u64,
+    keep_logs: u64,
     _event: PhantomData<fn() -> E>,
 }
 
@@ -66,6 +67,7 @@ impl<E: Event> Default for ReplicaBuilder<E> {
             heartbeat_ms: 100,
             election_ms: (400, 800),
             snapshot_every: 20_000,
+            keep_logs: 1_000,
             _event: PhantomData,
         }
     }
@@ -135,6 +137,14 @@ impl<E: Event> ReplicaBuilder<E> {
         self
     }
 
+    /// How many log entries to keep behind each snapshot (default 1,000):
+    /// a follower that lags by fewer catches up from the log, one that lags
+    /// by more from the snapshot.
+    pub fn keep_logs_after_snapshot(mut self, entries: u64) -> Self {
+        self.keep_logs = entries;
+        self
+    }
+
     fn raft_config(&self) -> Result<Config, OpenError> {
         let config = Config {
             cluster_name: "solostate".to_owned(),
@@ -142,7 +152,7 @@ impl<E: Event> ReplicaBuilder<E> {
             election_timeout_min: self.election_ms.0,
             election_timeout_max: self.election_ms.1,
             snapshot_policy: SnapshotPolicy::LogsSinceLast(self.snapshot_every),
-            max_in_snapshot_log_to_keep: 1_000,
+            max_in_snapshot_log_to_keep: self.keep_logs,
             ..Config::default()
         };
         config.validate().map_err(|e| OpenError::InvalidConfig {
