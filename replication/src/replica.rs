@@ -6,6 +6,7 @@ use std::marker::PhantomData;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use openraft::error::{CheckIsLeaderError, ClientWriteError, ForwardToLeader, RaftError};
 use openraft::raft::ClientWriteResponse;
@@ -51,6 +52,7 @@ pub struct ReplicaBuilder<E> {
     election_ms: (u64, u64),
     snapshot_every: u64,
     keep_logs: u64,
+    timeout: Duration,
     _event: PhantomData<fn() -> E>,
 }
 
@@ -68,6 +70,7 @@ impl<E: Event> Default for ReplicaBuilder<E> {
             election_ms: (400, 800),
             snapshot_every: 20_000,
             keep_logs: 1_000,
+            timeout: Duration::from_secs(10),
             _event: PhantomData,
         }
     }
@@ -142,6 +145,16 @@ impl<E: Event> ReplicaBuilder<E> {
     /// by more from the snapshot.
     pub fn keep_logs_after_snapshot(mut self, entries: u64) -> Self {
         self.keep_logs = entries;
+        self
+    }
+
+    /// How long [`submit`](ReplicatedEngine::submit) and
+    /// [`linearizable`](ReplicatedEngine::linearizable) wait before they
+    /// give up (default 10 s). Why a deadline: a leader cut off from its
+    /// followers keeps its leadership until it hears a higher term, and
+    /// its writes wait for a commit that cannot come.
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
         self
     }
 
@@ -228,6 +241,7 @@ impl<E: Event> ReplicaBuilder<E> {
                 .build()
                 .map_err(|e| OpenError::Raft(e.to_string()))?,
             recovery,
+            timeout: self.timeout,
             stop: Mutex::new(Some((stop, server))),
         })
     }
@@ -250,6 +264,7 @@ pub struct ReplicatedEngine<E: Event> {
     peers: BTreeMap<u64, String>,
     client: reqwest::Client,
     recovery: MachineRecovery,
+    timeout: Duration,
     stop: Mutex<Option<(oneshot::Sender<()>, JoinHandle<std::io::Result<()>>)>>,
 }
 
@@ -348,6 +363,13 @@ impl<E: Event> ReplicatedEngine<E> {
     ///
     /// See [`WriteError`]: which errors leave the outcome unknown.
     pub async fn submit(&self, event: &E) -> Result<ReplicatedAck, WriteError> {
+        let timeout = self.timeout;
+        tokio::time::timeout(timeout, self.submit_now(event))
+            .await
+            .unwrap_or(Err(WriteError::Timeout { timeout }))
+    }
+
+    async fn submit_now(&self, event: &E) -> Result<ReplicatedAck, WriteError> {
         let request = Request::encode(event).map_err(|e| WriteError::Encode {
             reason: e.to_string(),
         })?;
@@ -400,6 +422,13 @@ impl<E: Event> ReplicatedEngine<E> {
     ///
     /// See [`ReadError`].
     pub async fn linearizable(&self) -> Result<Arc<SnapshotOf<Logged<E>>>, ReadError> {
+        let timeout = self.timeout;
+        tokio::time::timeout(timeout, self.linearizable_now())
+            .await
+            .unwrap_or(Err(ReadError::Timeout { timeout }))
+    }
+
+    async fn linearizable_now(&self) -> Result<Arc<SnapshotOf<Logged<E>>>, ReadError> {
         let index = match self.raft.ensure_linearizable().await {
             Ok(read) => read,
             Err(RaftError::APIError(CheckIsLeaderError::ForwardToLeader(to))) => {

@@ -88,6 +88,12 @@ pub enum WriteError {
         /// What failed.
         reason: String,
     },
+    /// No answer within the replica's timeout: the outcome is unknown.
+    #[error("no answer within {timeout:?}; the outcome is unknown")]
+    Timeout {
+        /// The timeout ([`ReplicaBuilder::timeout`](crate::ReplicaBuilder::timeout)).
+        timeout: std::time::Duration,
+    },
     /// openraft failed otherwise (shutting down, or a membership error):
     /// the outcome is unknown.
     #[error("raft failed: {reason}")]
@@ -117,6 +123,12 @@ pub enum ReadError {
         leader: u64,
         /// What failed.
         reason: String,
+    },
+    /// The read was not confirmed within the replica's timeout.
+    #[error("the read was not confirmed within {timeout:?}")]
+    Timeout {
+        /// The timeout.
+        timeout: std::time::Duration,
     },
     /// openraft failed otherwise.
     #[error("raft failed: {reason}")]
