@@ -71,6 +71,8 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod cluster;
 pub mod linearizability;
 pub mod model;
 pub mod proxy;
+pub mod writers;
