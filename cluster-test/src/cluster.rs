@@ -66,6 +66,8 @@ pub struct Cluster {
     network: Network,
     nodes: BTreeMap<u64, NodeProcess>,
     client: ClusterClient,
+    /// Extra arguments for every node.
+    args: Vec<String>,
 }
 
 fn free_addr() -> SocketAddr {
@@ -81,6 +83,12 @@ impl Cluster {
     ///
     /// If a process or proxy cannot start: this is test equipment.
     pub async fn start(binary: &Path, dir: &Path, n: u64) -> Cluster {
+        Cluster::start_with(binary, dir, n, &[]).await
+    }
+
+    /// [`start`](Self::start), passing `args` to every node (for example
+    /// `--snapshot-every 50`).
+    pub async fn start_with(binary: &Path, dir: &Path, n: u64, args: &[&str]) -> Cluster {
         let addrs: BTreeMap<u64, (SocketAddr, SocketAddr)> =
             (1..=n).map(|id| (id, (free_addr(), free_addr()))).collect();
         let raft: BTreeMap<NodeId, SocketAddr> =
@@ -112,6 +120,7 @@ impl Cluster {
             network,
             nodes,
             client,
+            args: args.iter().map(|a| a.to_string()).collect(),
         };
         for id in 1..=n {
             cluster.spawn(id, id == 1);
@@ -159,6 +168,7 @@ impl Cluster {
             .arg(node.raft.to_string())
             .arg("--api")
             .arg(node.api.to_string());
+        command.args(&self.args);
         for (peer, addr) in self.network.peers_of(id) {
             command.arg("--peer").arg(format!("{peer}={addr}"));
         }

@@ -2,7 +2,7 @@
 //! while a test kills, pauses and partitions them, and remember how every
 //! write ended.
 //!
-//! Every key is written once (`w{client}-{n}` = `n`), so "every
+//! Every key is written once (`{prefix}{client}-{n}` = `n`), so "every
 //! acknowledged write survived" is a plain set check on each node's state.
 
 use std::collections::BTreeMap;
@@ -41,13 +41,15 @@ pub struct Writers {
 }
 
 impl Writers {
-    /// Starts `clients` tasks writing through `targets` in turn.
-    pub fn start(client: &ClusterClient, clients: u64, targets: Vec<u64>) -> Writers {
+    /// Starts `clients` tasks writing through `targets` in turn, keys
+    /// `{prefix}{client}-{n}` (give each `Writers` its own prefix).
+    pub fn start(client: &ClusterClient, prefix: &str, clients: u64, targets: Vec<u64>) -> Writers {
         let targets = Arc::new(Mutex::new(targets));
         let stop = Arc::new(AtomicBool::new(false));
         let acks = Arc::new(Mutex::new(Vec::new()));
         let tasks = (0..clients)
             .map(|c| {
+                let prefix = prefix.to_owned();
                 let (client, targets, stop, acks) = (
                     client.clone(),
                     Arc::clone(&targets),
@@ -62,7 +64,7 @@ impl Writers {
                             let targets = targets.lock().expect("targets lock");
                             targets[(n + c) as usize % targets.len()]
                         };
-                        let key = format!("w{c}-{n}");
+                        let key = format!("{prefix}{c}-{n}");
                         let sent = Instant::now();
                         let outcome = client.put(via, &key, n).await;
                         let at = Instant::now();

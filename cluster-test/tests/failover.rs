@@ -51,7 +51,7 @@ async fn every_acknowledged_write_survives_the_leader_being_killed_or_paused() {
         let pause = cycle % 2 == 1;
         let old = cluster.wait_leader(&[]).await;
         let others: Vec<u64> = cluster.ids().into_iter().filter(|id| *id != old).collect();
-        let writers = Writers::start(&cluster.client(), 4, cluster.ids());
+        let writers = Writers::start(&cluster.client(), &format!("c{cycle}w"), 4, cluster.ids());
         tokio::time::sleep(Duration::from_millis(700)).await;
         // From here on, send writes only to the survivors, so the failover
         // time is not the old leader's timeout.

@@ -60,6 +60,12 @@ struct Args {
     /// Write and read timeout, in milliseconds.
     #[arg(long, default_value_t = 3_000)]
     timeout_ms: u64,
+    /// Build a snapshot every this many log entries.
+    #[arg(long, default_value_t = 20_000)]
+    snapshot_every: u64,
+    /// Log entries kept behind a snapshot.
+    #[arg(long, default_value_t = 1_000)]
+    keep_logs: u64,
 }
 
 fn pairs(text: &str) -> Result<BTreeMap<u64, String>, String> {
@@ -82,7 +88,9 @@ async fn main() -> Result<(), String> {
         .id(args.id)
         .path(&args.dir)
         .listen(args.raft)
-        .timeout(Duration::from_millis(args.timeout_ms));
+        .timeout(Duration::from_millis(args.timeout_ms))
+        .snapshot_every(args.snapshot_every)
+        .keep_logs_after_snapshot(args.keep_logs);
     for (id, addr) in pairs(&args.peers.join(","))? {
         builder = builder.peer_address(id, addr);
     }
