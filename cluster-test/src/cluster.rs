@@ -18,6 +18,10 @@ use crate::proxy::{Network, NodeId};
 /// the harness gives up. Not a performance bound.
 pub const PATIENCE: Duration = Duration::from_secs(60);
 
+/// The status [`ClusterClient`] gives a call that could not connect: the
+/// node never saw it (not an HTTP status; 502 is the node's own refusal).
+const REFUSED: u16 = 0;
+
 /// How one write ended, as its client saw it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Written {
@@ -301,7 +305,12 @@ impl ClusterClient {
         } else {
             self.client.get(url)
         };
-        let response = request.send().await.ok()?;
+        let response = match request.send().await {
+            Ok(response) => response,
+            // Nothing reached the node (it is down): as if refused.
+            Err(e) if e.is_connect() => return Some((REFUSED, e.to_string())),
+            Err(_) => return None,
+        };
         let status = response.status().as_u16();
         Some((status, response.text().await.ok()?))
     }
@@ -336,7 +345,7 @@ impl ClusterClient {
                 }
             }
             Some((409, _)) => Written::Rejected,
-            Some((502, _)) => Written::Refused,
+            Some((502 | REFUSED, _)) => Written::Refused,
             _ => Written::Unknown,
         }
     }
