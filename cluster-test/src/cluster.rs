@@ -54,6 +54,9 @@ pub struct Status {
     pub seq: u64,
     /// Its Raft role (`Leader`, `Follower`, `Candidate`, `Learner`).
     pub state: String,
+    /// The first log index its log still holds (0 before any purge):
+    /// a node behind it can only catch up from a snapshot.
+    pub first_kept: u64,
 }
 
 struct NodeProcess {
@@ -321,7 +324,7 @@ impl ClusterClient {
             return None;
         };
         let words: Vec<&str> = text.split_whitespace().collect();
-        let [leader, term, applied, seq, state] = words[..] else {
+        let [leader, term, applied, seq, state, first_kept] = words[..] else {
             return None;
         };
         Some(Status {
@@ -330,6 +333,7 @@ impl ClusterClient {
             applied: applied.parse().ok()?,
             seq: seq.parse().ok()?,
             state: state.to_owned(),
+            first_kept: first_kept.parse().ok()?,
         })
     }
 

@@ -15,7 +15,7 @@ use solostate::{Durability, Event, JournalBackend, Reader, SnapshotOf, StoreKind
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
-use crate::client::{self, READ_INDEX_PATH, ReadIndexResult, WRITE_PATH, WriteResult};
+use crate::client::{self, CallError, READ_INDEX_PATH, ReadIndexResult, WRITE_PATH, WriteResult};
 use crate::logged::Logged;
 use crate::machine::{Applied, EngineSettings, Layout, Machine, MachineRecovery, Shared};
 use crate::network::HttpNetwork;
@@ -381,7 +381,10 @@ impl<E: Event> ReplicatedEngine<E> {
                 })?;
                 let answer: WriteResult = client::call(&self.client, &addr, WRITE_PATH, body)
                     .await
-                    .map_err(|reason| WriteError::Forward { leader, reason })?;
+                    .map_err(|e| match e {
+                        CallError::NotSent(reason) => WriteError::Unreachable { leader, reason },
+                        CallError::Lost(reason) => WriteError::Forward { leader, reason },
+                    })?;
                 match answer {
                     Err(RaftError::APIError(ClientWriteError::ForwardToLeader(to))) => {
                         Err(WriteError::LeaderChanged {
@@ -436,7 +439,9 @@ impl<E: Event> ReplicatedEngine<E> {
                 let answer: ReadIndexResult =
                     client::call(&self.client, &addr, READ_INDEX_PATH, Vec::new())
                         .await
-                        .map_err(|reason| ReadError::Forward { leader, reason })?;
+                        .map_err(|(CallError::NotSent(reason) | CallError::Lost(reason))| {
+                            ReadError::Forward { leader, reason }
+                        })?;
                 match answer {
                     Ok(read) => read,
                     Err(RaftError::APIError(CheckIsLeaderError::ForwardToLeader(to))) => {

@@ -44,8 +44,9 @@ pub enum OpenError {
 
 /// Why a replicated write was not acknowledged.
 ///
-/// Only [`WriteError::Rejected`] and [`WriteError::Encode`] say for certain
-/// that nothing changed; after the others the write may or may not have
+/// [`WriteError::Rejected`], [`WriteError::Encode`], [`WriteError::NoLeader`],
+/// [`WriteError::LeaderChanged`] and [`WriteError::Unreachable`] say for
+/// certain that nothing changed; after the others the write may or may not have
 /// been committed (as with any Raft client after a leader change): retry
 /// it only if it is idempotent, or read to find out.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -79,8 +80,17 @@ pub enum WriteError {
         /// The leader that node knows.
         leader: Option<u64>,
     },
-    /// Forwarding to the leader failed in transport: the outcome is
-    /// unknown.
+    /// The leader could not be reached to forward the write (the
+    /// connection failed): it was not sent.
+    #[error("leader {leader} is unreachable; the write was not sent: {reason}")]
+    Unreachable {
+        /// The leader it was for.
+        leader: u64,
+        /// What failed.
+        reason: String,
+    },
+    /// Forwarding to the leader failed in transport after the request
+    /// may have reached it: the outcome is unknown.
     #[error("forwarding to leader {leader} failed, outcome unknown: {reason}")]
     Forward {
         /// The leader it went to.

@@ -17,7 +17,8 @@
 //!   changed), `502 refused ...` (not sent: no leader, leader changed),
 //!   `503 unknown ...` (the outcome is unknown);
 //! * `GET /get/{key}/{lin|stale}`: `200 some {v}` or `200 none`, `503 ...`;
-//! * `GET /status`: `{leader|-} {term} {applied index} {seq} {state}`;
+//! * `GET /status`: `{leader|-} {term} {applied index} {seq} {state}
+//!   {first log index kept}`;
 //! * `GET /dump`: the local state, a `key value` line each.
 
 use std::collections::BTreeMap;
@@ -111,7 +112,11 @@ async fn main() -> Result<(), String> {
     let listener = tokio::net::TcpListener::bind(args.api)
         .await
         .map_err(|e| format!("api {}: {e}", args.api))?;
-    axum::serve(listener, app).await.map_err(|e| e.to_string())
+    // The replication crate's `serve` sets TCP_NODELAY per connection: an
+    // answer is one small write that Nagle's algorithm would hold back.
+    solostate_replication::serve(listener, app, std::future::pending())
+        .await
+        .map_err(|e| e.to_string())
 }
 
 type Answer = (StatusCode, String);
@@ -186,11 +191,12 @@ async fn status(State(node): State<Node>) -> Answer {
     (
         StatusCode::OK,
         format!(
-            "{leader} {} {} {} {:?}",
+            "{leader} {} {} {} {:?} {}",
             metrics.current_term,
             applied.log_id.map_or(0, |id| id.index),
             applied.seq,
-            metrics.state
+            metrics.state,
+            metrics.purged.map_or(0, |id| id.index + 1),
         ),
     )
 }
