@@ -247,6 +247,9 @@ impl<E: Event> ReplicaBuilder<E> {
     }
 }
 
+/// The running server: its stop signal and its task.
+type Server = (oneshot::Sender<()>, JoinHandle<std::io::Result<()>>);
+
 /// One node of a replicated cluster: writes go through the Raft leader
 /// (a follower forwards them), every node applies the committed log to its
 /// own engine, and reads come from the local engine.
@@ -265,7 +268,7 @@ pub struct ReplicatedEngine<E: Event> {
     client: reqwest::Client,
     recovery: MachineRecovery,
     timeout: Duration,
-    stop: Mutex<Option<(oneshot::Sender<()>, JoinHandle<std::io::Result<()>>)>>,
+    stop: Mutex<Option<Server>>,
 }
 
 impl<E: Event> ReplicatedEngine<E> {
