@@ -31,7 +31,8 @@ pub struct Record {
     pub at: Instant,
 }
 
-/// Client tasks writing through whichever nodes [`Writers::targets`] names.
+/// Client tasks writing through whichever nodes [`Writers::set_targets`]
+/// last named.
 pub struct Writers {
     targets: Arc<Mutex<Vec<u64>>>,
     /// When each acknowledged write was sent and answered, as they come.
