@@ -96,6 +96,9 @@ impl Cluster {
     /// [`start`](Self::start), passing `args` to every node (for example
     /// `--snapshot-every 50`).
     pub async fn start_with(binary: &Path, dir: &Path, n: u64, args: &[&str]) -> Cluster {
+        // Durably, as an operator's data directory would be: the nodes make
+        // their own directories durable, not this one.
+        solostate::persistence::sync::create_dir_all(dir).expect("create the cluster's directory");
         let addrs: BTreeMap<u64, (SocketAddr, SocketAddr)> =
             (1..=n).map(|id| (id, (free_addr(), free_addr()))).collect();
         let raft: BTreeMap<NodeId, SocketAddr> =
@@ -202,7 +205,12 @@ impl Cluster {
     async fn wait_up(&self, id: u64) {
         let deadline = Instant::now() + PATIENCE;
         while self.status(id).await.is_none() {
-            assert!(Instant::now() < deadline, "node {id} did not come up");
+            if Instant::now() > deadline {
+                let log = self.dir.join(format!("node-{id}.log"));
+                let text = std::fs::read_to_string(&log).unwrap_or_default();
+                let tail: Vec<&str> = text.lines().rev().take(20).collect();
+                panic!("node {id} did not come up; its log ends:\n{}", tail.join("\n"));
+            }
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }

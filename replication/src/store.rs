@@ -128,9 +128,14 @@ impl LogStore {
     /// decode.
     pub fn open(dir: impl AsRef<Path>) -> Result<LogStore, LogStoreError> {
         let dir = dir.as_ref().to_path_buf();
-        std::fs::create_dir_all(&dir).map_err(|source| LogStoreError::Sync {
-            path: dir.clone(),
-            source,
+        // Each new directory's name made durable in its parent: without it
+        // a power cut soon after takes back the directory and every synced
+        // entry below it (the cluster power-cut test lost whole logs so).
+        solostate::persistence::sync::create_dir_all(&dir).map_err(|source| {
+            LogStoreError::Sync {
+                path: dir.clone(),
+                source,
+            }
         })?;
         let db = open_db(&dir)?;
         let sled_err = |tree| move |source| LogStoreError::Sled { tree, source };

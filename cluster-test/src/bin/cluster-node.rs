@@ -85,6 +85,11 @@ fn pairs(text: &str) -> Result<BTreeMap<u64, String>, String> {
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() -> Result<(), String> {
     let args = Args::parse();
+    tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::WARN)
+        .with_writer(std::io::stderr)
+        .with_ansi(false)
+        .init();
     let mut builder = ReplicatedEngine::<Ev>::builder()
         .id(args.id)
         .path(&args.dir)
