@@ -209,7 +209,10 @@ impl Cluster {
                 let log = self.dir.join(format!("node-{id}.log"));
                 let text = std::fs::read_to_string(&log).unwrap_or_default();
                 let tail: Vec<&str> = text.lines().rev().take(20).collect();
-                panic!("node {id} did not come up; its log ends:\n{}", tail.join("\n"));
+                panic!(
+                    "node {id} did not come up; its log ends:\n{}",
+                    tail.join("\n")
+                );
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
         }

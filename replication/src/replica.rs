@@ -8,7 +8,9 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use openraft::error::{CheckIsLeaderError, ClientWriteError, ForwardToLeader, RaftError};
+use openraft::error::{
+    CheckIsLeaderError, ClientWriteError, ForwardToLeader, InitializeError, RaftError,
+};
 use openraft::raft::ClientWriteResponse;
 use openraft::{BasicNode, Config, LogId, Raft, RaftMetrics, SnapshotPolicy};
 use solostate::{Durability, Event, JournalBackend, Reader, SnapshotOf, StoreKind};
@@ -318,14 +320,22 @@ impl<E: Event> ReplicatedEngine<E> {
     ///
     /// # Errors
     ///
-    /// [`WriteError::Raft`] when the node is already initialized or the
-    /// members are invalid.
+    /// [`WriteError::AlreadyInitialized`] when the node has a log or a vote
+    /// already (a restarted node: safe to ignore), [`WriteError::Raft`] when
+    /// the members are invalid.
     pub async fn initialize(&self, members: BTreeMap<u64, String>) -> Result<(), WriteError> {
         let nodes: BTreeMap<u64, BasicNode> = members
             .into_iter()
             .map(|(id, addr)| (id, BasicNode::new(addr)))
             .collect();
-        self.raft.initialize(nodes).await.map_err(raft_error)
+        match self.raft.initialize(nodes).await {
+            Err(RaftError::APIError(InitializeError::NotAllowed(e))) => {
+                Err(WriteError::AlreadyInitialized {
+                    reason: e.to_string(),
+                })
+            }
+            other => other.map_err(raft_error),
+        }
     }
 
     /// Adds node `id` at `addr` as a learner (it receives the log but does

@@ -98,6 +98,13 @@ pub enum WriteError {
         /// What failed.
         reason: String,
     },
+    /// [`initialize`](crate::ReplicatedEngine::initialize) on a node that
+    /// already has a log or a vote: it belongs to a cluster already.
+    #[error("already initialized: {reason}")]
+    AlreadyInitialized {
+        /// openraft's explanation (its last log id and vote).
+        reason: String,
+    },
     /// No answer within the replica's timeout: the outcome is unknown.
     #[error("no answer within {timeout:?}; the outcome is unknown")]
     Timeout {

@@ -102,9 +102,10 @@ async fn main() -> Result<(), String> {
     }
     let node: Node = Arc::new(builder.open().await.map_err(|e| e.to_string())?);
     if let Some(members) = &args.init {
-        let members = pairs(members)?;
-        if node.metrics().membership_config.nodes().next().is_none() {
-            node.initialize(members).await.map_err(|e| e.to_string())?;
+        match node.initialize(pairs(members)?).await {
+            // A restart: the cluster exists.
+            Ok(()) | Err(WriteError::AlreadyInitialized { .. }) => {}
+            Err(e) => return Err(e.to_string()),
         }
     }
     let app = Router::new()
