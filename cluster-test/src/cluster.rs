@@ -287,6 +287,34 @@ impl Cluster {
         }
     }
 
+    /// Waits until node `id` has applied through log index `top`, and
+    /// checks that its state holds every write of `acked` (key to value);
+    /// returns the state. `when` goes into the panic message.
+    ///
+    /// # Panics
+    ///
+    /// When a write is missing or different, naming how many and the
+    /// first few.
+    pub async fn assert_holds(
+        &self,
+        id: u64,
+        acked: &BTreeMap<String, u64>,
+        top: u64,
+        when: &str,
+    ) -> BTreeMap<String, u64> {
+        self.wait_applied(id, top).await;
+        let state = self.dump(id).await.expect("the node answers /dump");
+        let lost = crate::writers::missing(acked, &state);
+        assert!(
+            lost.is_empty(),
+            "{when}: node {id} lacks {} of {} acknowledged writes, first {:?}",
+            lost.len(),
+            acked.len(),
+            &lost[..lost.len().min(5)]
+        );
+        state
+    }
+
     /// Waits until node `id` has applied through log index `index`.
     pub async fn wait_applied(&self, id: u64, index: u64) {
         let deadline = Instant::now() + PATIENCE;

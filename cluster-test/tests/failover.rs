@@ -12,32 +12,13 @@
 use std::time::{Duration, Instant};
 
 use solostate_cluster_test::cluster::{Cluster, PATIENCE};
-use solostate_cluster_test::writers::{Writers, acked, missing};
+use solostate_cluster_test::writers::{Writers, acked};
 
 fn cycles() -> u64 {
     std::env::var("SOLOSTATE_FAILOVER_CYCLES")
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(2)
-}
-
-async fn check_node(
-    cluster: &Cluster,
-    id: u64,
-    acked: &std::collections::BTreeMap<String, u64>,
-    top: u64,
-    when: &str,
-) {
-    cluster.wait_applied(id, top).await;
-    let state = cluster.dump(id).await.expect("the node answers /dump");
-    let lost = missing(acked, &state);
-    assert!(
-        lost.is_empty(),
-        "{when}: node {id} lacks {} of {} acknowledged writes, first {:?}",
-        lost.len(),
-        acked.len(),
-        &lost[..lost.len().min(5)]
-    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -74,14 +55,18 @@ async fn every_acknowledged_write_survives_the_leader_being_killed_or_paused() {
         let (keys, top) = acked(&records);
         total_acked += keys.len();
         for id in &others {
-            check_node(&cluster, *id, &keys, top, "after the failover").await;
+            cluster
+                .assert_holds(*id, &keys, top, "after the failover")
+                .await;
         }
         if pause {
             cluster.signal(old, false);
         } else {
             cluster.restart(old).await;
         }
-        check_node(&cluster, old, &keys, top, "after the old leader rejoined").await;
+        cluster
+            .assert_holds(old, &keys, top, "after the old leader rejoined")
+            .await;
         println!(
             "cycle {cycle}: {} leader {old} -> {new}, {} writes acked, failover {:?}",
             if pause { "SIGSTOP" } else { "SIGKILL" },

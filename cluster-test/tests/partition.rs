@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use solostate_cluster_test::cluster::{Cluster, Written};
 use solostate_cluster_test::proxy::LinkMode;
-use solostate_cluster_test::writers::{Writers, acked, missing};
+use solostate_cluster_test::writers::{Writers, acked};
 
 /// Every node's claim to lead, per term: Raft allows at most one.
 async fn leaders_by_term(cluster: &Cluster, seen: &mut BTreeMap<u64, Vec<u64>>) {
@@ -82,10 +82,9 @@ async fn the_minority_side_acknowledges_nothing_and_there_is_no_split_brain() {
         panic!("the healed cluster refused a write: {after:?}");
     };
     for id in cluster.ids() {
-        cluster.wait_applied(id, top.max(index)).await;
-        let state = cluster.dump(id).await.unwrap();
-        let lost = missing(&keys, &state);
-        assert!(lost.is_empty(), "node {id} lacks acked writes {lost:?}");
+        let state = cluster
+            .assert_holds(id, &keys, top.max(index), "after the heal")
+            .await;
         let leaked: Vec<_> = minority
             .iter()
             .filter(|r| state.contains_key(&r.key))

@@ -19,7 +19,7 @@
 use std::time::Duration;
 
 use solostate_cluster_test::cluster::Cluster;
-use solostate_cluster_test::writers::{Writers, acked, missing};
+use solostate_cluster_test::writers::{Writers, acked};
 use solostate_reliability::powercut::{CutMode, Image, mount_or_skip};
 
 fn cuts() -> u64 {
@@ -57,16 +57,8 @@ async fn every_acknowledged_write_survives_a_power_cut_of_the_whole_cluster() {
         let leader = cluster.wait_leader(&[]).await;
         // What the previous cuts' acks left must all be here still.
         for id in cluster.ids() {
-            cluster.wait_applied(id, top).await;
-            let state = cluster.dump(id).await.unwrap();
-            let lost = missing(&all_acked, &state);
-            assert!(
-                lost.is_empty(),
-                "after cut {cut}: node {id} lacks {} of {} acknowledged writes, first {:?}",
-                lost.len(),
-                all_acked.len(),
-                &lost[..lost.len().min(5)]
-            );
+            let when = format!("restarted before cut {cut}");
+            cluster.assert_holds(id, &all_acked, top, &when).await;
         }
         let writers = Writers::start(&cluster.client(), &format!("p{cut}w"), 4, cluster.ids());
         tokio::time::sleep(Duration::from_millis(1_500)).await;
@@ -99,12 +91,9 @@ async fn every_acknowledged_write_survives_a_power_cut_of_the_whole_cluster() {
     let cluster = Cluster::start(binary.as_ref(), &sim.path().join("cluster"), 3).await;
     cluster.wait_leader(&[]).await;
     for id in cluster.ids() {
-        cluster.wait_applied(id, top).await;
-        let state = cluster.dump(id).await.unwrap();
-        assert!(
-            missing(&all_acked, &state).is_empty(),
-            "node {id} lost acknowledged writes"
-        );
+        cluster
+            .assert_holds(id, &all_acked, top, "after the last cut")
+            .await;
     }
     println!(
         "power cut: {} cuts, {} acknowledged writes, none lost",
