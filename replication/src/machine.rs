@@ -60,6 +60,11 @@ impl Layout {
 }
 
 /// How a replica opens its local engine (again, after a snapshot install).
+///
+/// Retention stays the default, `FullHistory`, on purpose: at open the
+/// machine reads the log id of the journal's last event, so that event
+/// must never be pruned behind a checkpoint (only an installed snapshot's
+/// empty journal lacks it, and the install synced the applied point).
 #[derive(Debug, Clone)]
 pub(crate) struct EngineSettings {
     pub(crate) schema: String,
