@@ -22,6 +22,21 @@
 //!   /raft/append`, `/raft/vote`, `/raft/snapshot` into one `Raft`. A body
 //!   that does not decode is a `400` with the reason, never a panic. The
 //!   router can be merged with other routes.
+//! * The determinism guard across replicas: every node serves `POST
+//!   /client/state_hash` (body: a wire-encoded seq; answer: a
+//!   wire-encoded `Result<`[`StateHash`]`, `[`Unavailable`]`>`), the
+//!   order-independent hash of its engine's state at exactly that seq,
+//!   from the current snapshot or the engine's as-of history.
+//!   [`ReplicatedEngine::state_hash`] is the local half;
+//!   [`ReplicatedEngine::compare_replicas`] (the membership) and
+//!   [`ReplicatedEngine::compare_with`] (any nodes) ask each node and
+//!   return a [`GuardReport`]: agreement, or for each node that differs
+//!   the first divergent seq, found by bisecting the history both hold.
+//! * Membership changes through [`ReplicatedEngine::add_learner`] and
+//!   [`ReplicatedEngine::change_membership`] on the leader (a follower
+//!   answers [`WriteError::LeaderChanged`]), tested end to end: a new
+//!   node catches up as a learner, is promoted, and a removed voter
+//!   leaves while the others keep committing.
 //! * [`wire`]: the one bincode 2 codec of every message, with a 64 MiB
 //!   limit on both sides.
 //! * [`TypeConfig`], [`Request`], [`Response`]: the Raft types.
@@ -90,7 +105,9 @@
 #![warn(missing_docs)]
 
 mod client;
+mod compare;
 mod error;
+mod guard;
 mod install;
 mod logged;
 mod machine;
@@ -104,6 +121,7 @@ mod types;
 pub mod wire;
 
 pub use error::{LogStoreError, MachineError, SnapshotError};
+pub use guard::{Divergence, GuardError, GuardReport, StateHash, Unavailable};
 pub use install::Builder as SnapshotBuilder;
 pub use logged::Logged;
 pub use machine::{Applied, Machine, MachineRecovery};

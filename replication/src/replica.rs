@@ -15,6 +15,8 @@ use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
 use crate::client::{self, READ_INDEX_PATH, ReadIndexResult, WRITE_PATH, WriteResult};
+use crate::compare::Local;
+use crate::guard::{GuardError, GuardReport, StateHash};
 use crate::logged::Logged;
 use crate::machine::{Applied, EngineSettings, Layout, Machine, MachineRecovery, Shared};
 use crate::network::HttpNetwork;
@@ -210,7 +212,8 @@ impl<E: Event> ReplicaBuilder<E> {
             addr: listen.to_string(),
             source,
         })?;
-        let router = raft_router(raft.clone()).merge(client::router(raft.clone()));
+        let router =
+            raft_router(raft.clone()).merge(client::router(raft.clone(), Arc::clone(&shared)));
         let (stop, stopped) = oneshot::channel::<()>();
         let server = tokio::spawn(serve(listener, router, async {
             // A dropped sender also stops the server.
@@ -453,6 +456,75 @@ impl<E: Event> ReplicatedEngine<E> {
         // The owner publishes before it acks, and `apply` returned after
         // the acks: the published snapshot already holds the entry.
         Ok(self.shared.engine().reader().snapshot())
+    }
+
+    /// The hash of this node's state at exactly `seq` (the determinism
+    /// guard's local half): from the current snapshot if it is at `seq`,
+    /// else from the engine's history (its as-of window in memory, else
+    /// rebuilt from its journal). Every node that applied the same log
+    /// has the same hash at the same seq.
+    ///
+    /// # Errors
+    ///
+    /// [`GuardError::Unavailable`] naming this node, when it has not
+    /// applied `seq` yet, no longer holds it, or could not hash it.
+    pub async fn state_hash(&self, seq: u64) -> Result<StateHash, GuardError> {
+        self.local().hash(seq).await
+    }
+
+    /// The determinism guard across the cluster: asks every node in the
+    /// membership (voters and learners, at the address set with
+    /// [`ReplicaBuilder::peer_address`] or else the membership's) for its
+    /// state hash at `seq`, compares each with this node's, and bisects
+    /// each disagreement to the first seq where the two states differ.
+    /// See [`compare_with`](Self::compare_with).
+    ///
+    /// # Errors
+    ///
+    /// As [`compare_with`](Self::compare_with).
+    pub async fn compare_replicas(&self, seq: u64) -> Result<GuardReport, GuardError> {
+        let peers = self
+            .metrics()
+            .membership_config
+            .membership()
+            .nodes()
+            .map(|(id, node)| {
+                let addr = self.peers.get(id).unwrap_or(&node.addr);
+                (*id, addr.clone())
+            })
+            .collect();
+        self.compare_with(&peers, seq).await
+    }
+
+    /// Compares this node's state hash at `seq` with that of each node in
+    /// `peers` (id to address; any node serving this crate's routes, in
+    /// this cluster or not) and bisects each disagreement. A peer that
+    /// does not hold `seq` or cannot be reached is listed as such in the
+    /// report, not an error: the guard checks what it can.
+    ///
+    /// Bisection probes both nodes at about log2(`seq`) seqs, each within
+    /// the history both still hold; a divergence older than that is
+    /// reported at the oldest common seq with `exact: false`.
+    ///
+    /// # Errors
+    ///
+    /// [`GuardError::Unavailable`] when this node has no hash at `seq`
+    /// (or at a seq bisection needs), [`GuardError::Peer`] when a peer
+    /// fails in the middle of a bisection.
+    pub async fn compare_with(
+        &self,
+        peers: &BTreeMap<u64, String>,
+        seq: u64,
+    ) -> Result<GuardReport, GuardError> {
+        self.local().compare(peers, seq).await
+    }
+
+    fn local(&self) -> Local<'_, E> {
+        Local {
+            id: self.id,
+            shared: &self.shared,
+            client: &self.client,
+        }
     }
 
     /// Stops the node: Raft, then the server, then the local engine.

@@ -1,0 +1,114 @@
+//! What the in-process cluster tests share: nodes on loopback, each with
+//! its own directory, over the real HTTP network.
+// Each test crate uses part of this module.
+#![allow(dead_code)]
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use solostate::StateEvent;
+use solostate_replication::ReplicatedEngine;
+
+pub type Ev = StateEvent<String, u64>;
+pub type Node = ReplicatedEngine<Ev>;
+
+/// How long a wait for the cluster may take before the test fails; not a
+/// performance bound.
+pub const PATIENCE: Duration = Duration::from_secs(30);
+
+pub fn free_addr() -> SocketAddr {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.local_addr().unwrap()
+}
+
+/// Opens (does not initialize) node `id` in `dir/node-{id}`.
+pub async fn open(id: u64, dir: &Path, addr: SocketAddr) -> Node {
+    Node::builder()
+        .id(id)
+        .path(dir.join(format!("node-{id}")))
+        .listen(addr)
+        .timing(50, 200, 400)
+        .snapshot_every(10_000)
+        .open()
+        .await
+        .unwrap()
+}
+
+/// Waits until `check` holds, failing the test after [`PATIENCE`].
+pub async fn eventually(what: &str, mut check: impl FnMut() -> bool) {
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    while !check() {
+        assert!(tokio::time::Instant::now() < deadline, "never: {what}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+pub struct Cluster {
+    pub _dir: tempfile::TempDir,
+    pub root: PathBuf,
+    pub addrs: BTreeMap<u64, SocketAddr>,
+    pub nodes: BTreeMap<u64, Node>,
+}
+
+impl Cluster {
+    /// Nodes `ids`, initialized as the voters of one cluster, with a
+    /// leader they agree on.
+    pub async fn start(ids: impl IntoIterator<Item = u64>) -> Cluster {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().to_owned();
+        let addrs: BTreeMap<u64, SocketAddr> =
+            ids.into_iter().map(|id| (id, free_addr())).collect();
+        let mut nodes = BTreeMap::new();
+        for (&id, &addr) in &addrs {
+            nodes.insert(id, open(id, &root, addr).await);
+        }
+        let members = addrs.iter().map(|(id, a)| (*id, a.to_string())).collect();
+        nodes
+            .values()
+            .next()
+            .unwrap()
+            .initialize(members)
+            .await
+            .unwrap();
+        let cluster = Cluster {
+            _dir: dir,
+            root,
+            addrs,
+            nodes,
+        };
+        cluster.leader().await;
+        cluster
+    }
+
+    /// The leader all nodes of the cluster agree on.
+    pub async fn leader(&self) -> u64 {
+        let deadline = tokio::time::Instant::now() + PATIENCE;
+        loop {
+            let seen: Vec<Option<u64>> = self.nodes.values().map(|n| n.leader()).collect();
+            if let Some(Some(leader)) = seen.first()
+                && seen.iter().all(|s| *s == Some(*leader))
+                && self.nodes.contains_key(leader)
+            {
+                return *leader;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "no agreed leader: {seen:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// The address of node `id`, as the membership holds it.
+    pub fn addr(&self, id: u64) -> String {
+        self.addrs[&id].to_string()
+    }
+
+    pub async fn shutdown(self) {
+        for node in self.nodes.values() {
+            node.shutdown().await.unwrap();
+        }
+    }
+}
