@@ -8,7 +8,7 @@ mod common;
 
 use std::collections::BTreeMap;
 
-use common::{Cluster, Ev, Node, PATIENCE, eventually, free_addr, open};
+use common::{Cluster, Ev, Node, PATIENCE, eventually, free_addr, open, open_with};
 use solostate::StateEvent;
 use solostate_replication::{GuardError, ReplicatedAck, Unavailable};
 
@@ -191,5 +191,57 @@ async fn a_state_hash_request_that_does_not_decode_is_a_400() {
         .await
         .unwrap();
     assert_eq!(response.status(), reqwest::StatusCode::BAD_REQUEST);
+    cluster.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_divergence_older_than_a_nodes_history_is_reported_at_its_oldest_seq_as_not_exact() {
+    const K: u64 = 5;
+    let mut cluster = Cluster::start_with(1..=3, 30).await;
+    let leader = cluster.leader().await;
+    let wiped = *cluster.nodes.keys().find(|id| **id != leader).unwrap();
+    let node = cluster.nodes.remove(&wiped).unwrap();
+    node.shutdown().await.unwrap();
+    drop(node);
+    std::fs::remove_dir_all(cluster.root.join(format!("node-{wiped}"))).unwrap();
+    let last = write(&cluster.nodes[&leader], 100, None).await;
+    let leader_node = &cluster.nodes[&leader];
+    eventually("the leader purges its log", || {
+        leader_node.metrics().purged.is_some()
+    })
+    .await;
+    // Back with an empty disk, it catches up from a snapshot: its engine
+    // holds no state older than the snapshot's seq.
+    let node = open_with(wiped, &cluster.root, cluster.addrs[&wiped], 30).await;
+    node.wait_for(&last).await.unwrap();
+    assert!(node.metrics().snapshot.is_some(), "caught up by snapshot");
+    let unheld = node.state_hash(K).await.unwrap_err();
+    assert!(
+        matches!(
+            unheld,
+            GuardError::Unavailable {
+                reason: Unavailable::OutsideWindow { seq: K, .. },
+                ..
+            }
+        ),
+        "{unheld:?}"
+    );
+
+    let (_dir, other, other_addr) = standalone(9).await;
+    write(&other, 100, Some(K)).await;
+    let peers = BTreeMap::from([(9, other_addr)]);
+    let report = node.compare_with(&peers, 100).await.unwrap();
+    assert_eq!(report.divergences.len(), 1, "{report:?}");
+    let divergence = &report.divergences[0];
+    assert!(!divergence.exact, "{divergence:?}");
+    assert!(divergence.seq > K, "{divergence:?}");
+    assert!(node.state_hash(divergence.seq).await.is_ok());
+    assert!(node.state_hash(divergence.seq - 1).await.is_err());
+    // The leader still holds its whole history, and finds the exact seq.
+    let report = leader_node.compare_with(&peers, 100).await.unwrap();
+    assert_eq!(report.divergences[0].seq, K, "{report:?}");
+    assert!(report.divergences[0].exact);
+    other.shutdown().await.unwrap();
+    node.shutdown().await.unwrap();
     cluster.shutdown().await;
 }

@@ -25,12 +25,19 @@ pub fn free_addr() -> SocketAddr {
 
 /// Opens (does not initialize) node `id` in `dir/node-{id}`.
 pub async fn open(id: u64, dir: &Path, addr: SocketAddr) -> Node {
+    open_with(id, dir, addr, 10_000).await
+}
+
+/// As [`open`], snapshotting every `snapshot_every` log entries and
+/// keeping at most 5 entries behind each snapshot.
+pub async fn open_with(id: u64, dir: &Path, addr: SocketAddr, snapshot_every: u64) -> Node {
     Node::builder()
         .id(id)
         .path(dir.join(format!("node-{id}")))
         .listen(addr)
         .timing(50, 200, 400)
-        .snapshot_every(10_000)
+        .snapshot_every(snapshot_every)
+        .keep_logs_after_snapshot(snapshot_every.min(5))
         .open()
         .await
         .unwrap()
@@ -56,13 +63,18 @@ impl Cluster {
     /// Nodes `ids`, initialized as the voters of one cluster, with a
     /// leader they agree on.
     pub async fn start(ids: impl IntoIterator<Item = u64>) -> Cluster {
+        Cluster::start_with(ids, 10_000).await
+    }
+
+    /// As [`Cluster::start`], with [`open_with`]'s `snapshot_every`.
+    pub async fn start_with(ids: impl IntoIterator<Item = u64>, snapshot_every: u64) -> Cluster {
         let dir = tempfile::tempdir().unwrap();
         let root = dir.path().to_owned();
         let addrs: BTreeMap<u64, SocketAddr> =
             ids.into_iter().map(|id| (id, free_addr())).collect();
         let mut nodes = BTreeMap::new();
         for (&id, &addr) in &addrs {
-            nodes.insert(id, open(id, &root, addr).await);
+            nodes.insert(id, open_with(id, &root, addr, snapshot_every).await);
         }
         let members = addrs.iter().map(|(id, a)| (*id, a.to_string())).collect();
         nodes
