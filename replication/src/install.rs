@@ -137,8 +137,11 @@ fn save(layout: &Layout, id: &str, bytes: &[u8]) -> Result<(), MachineError> {
     sync::sync_dir(&layout.root).map_err(io_error("sync the replica directory", &layout.root))
 }
 
+/// A snapshot file's bytes and what they decoded to.
+type Loaded<E> = (Vec<u8>, Decoded<Logged<E>>);
+
 /// Reads and checks the current snapshot file, if there is one.
-fn load<E: Event>(layout: &Layout) -> Result<Option<(Vec<u8>, Decoded<Logged<E>>)>, MachineError> {
+fn load<E: Event>(layout: &Layout) -> Result<Option<Loaded<E>>, MachineError> {
     let bytes = match std::fs::read(&layout.snapshot) {
         Ok(bytes) => bytes,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),

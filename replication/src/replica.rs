@@ -253,8 +253,11 @@ pub struct ReplicatedEngine<E: Event> {
     peers: BTreeMap<u64, String>,
     client: reqwest::Client,
     recovery: MachineRecovery,
-    stop: Mutex<Option<(oneshot::Sender<()>, JoinHandle<std::io::Result<()>>)>>,
+    stop: Mutex<Option<Server>>,
 }
+
+/// The running server: the sender that stops it and its task.
+type Server = (oneshot::Sender<()>, JoinHandle<std::io::Result<()>>);
 
 impl<E: Event> ReplicatedEngine<E> {
     /// Starts configuring a node. See [`ReplicaBuilder`].
