@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex};
 
 use openraft::error::{CheckIsLeaderError, ClientWriteError, ForwardToLeader, RaftError};
 use openraft::raft::ClientWriteResponse;
-use openraft::{BasicNode, Config, LogId, Raft, RaftMetrics, SnapshotPolicy};
+use openraft::{BasicNode, Config, LogId, Raft, RaftMetrics, ServerState, SnapshotPolicy};
 use solostate::{Durability, Event, JournalBackend, Reader, SnapshotOf, StoreKind};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
@@ -324,11 +324,11 @@ impl<E: Event> ReplicatedEngine<E> {
     /// [`WriteError::LeaderChanged`] on a follower, [`WriteError::Raft`]
     /// otherwise.
     pub async fn add_learner(&self, id: u64, addr: impl Into<String>) -> Result<(), WriteError> {
-        membership(
-            self.raft
-                .add_learner(id, BasicNode::new(addr.into()), true)
-                .await,
-        )
+        let result = self
+            .raft
+            .add_learner(id, BasicNode::new(addr.into()), true)
+            .await;
+        self.membership(result)
     }
 
     /// Makes `voters` the voting members (promoting learners, removing
@@ -343,7 +343,30 @@ impl<E: Event> ReplicatedEngine<E> {
         voters: BTreeSet<u64>,
         keep_removed: bool,
     ) -> Result<(), WriteError> {
-        membership(self.raft.change_membership(voters, keep_removed).await)
+        let result = self.raft.change_membership(voters, keep_removed).await;
+        self.membership(result)
+    }
+
+    /// openraft 0.9 checks the membership state before leadership: a
+    /// follower that has not yet learned its last membership entry is
+    /// committed answers `InProgress`, which here is `LeaderChanged` too.
+    fn membership(&self, result: WriteResult) -> Result<(), WriteError> {
+        match result {
+            Ok(_) => Ok(()),
+            Err(RaftError::APIError(ClientWriteError::ForwardToLeader(to))) => {
+                Err(WriteError::LeaderChanged {
+                    leader: to.leader_id,
+                })
+            }
+            Err(RaftError::APIError(ClientWriteError::ChangeMembershipError(_)))
+                if self.raft.metrics().borrow().state != ServerState::Leader =>
+            {
+                Err(WriteError::LeaderChanged {
+                    leader: self.leader(),
+                })
+            }
+            Err(e) => Err(raft_error(e)),
+        }
     }
 
     /// Replicates `event`: commits it in the Raft log through the leader
@@ -475,12 +498,10 @@ impl<E: Event> ReplicatedEngine<E> {
         self.local().hash(seq).await
     }
 
-    /// The determinism guard across the cluster: asks every node in the
-    /// membership (voters and learners, at the address set with
-    /// [`ReplicaBuilder::peer_address`] or else the membership's) for its
-    /// state hash at `seq`, compares each with this node's, and bisects
-    /// each disagreement to the first seq where the two states differ.
-    /// See [`compare_with`](Self::compare_with).
+    /// The determinism guard across the cluster:
+    /// [`compare_with`](Self::compare_with) every node in the membership
+    /// (voters and learners), each at its [`ReplicaBuilder::peer_address`]
+    /// or else its membership address.
     ///
     /// # Errors
     ///
@@ -505,9 +526,9 @@ impl<E: Event> ReplicatedEngine<E> {
     /// does not hold `seq` or cannot be reached is listed as such in the
     /// report, not an error: the guard checks what it can.
     ///
-    /// Bisection probes both nodes at about log2(`seq`) seqs, each within
-    /// the history both still hold; a divergence older than that is
-    /// reported at the oldest common seq with `exact: false`.
+    /// Bisection probes both nodes at about log2(`seq`) seqs; a divergence
+    /// older than their common history is reported at its oldest seq with
+    /// `exact: false`.
     ///
     /// # Errors
     ///
@@ -559,18 +580,6 @@ impl<E: Event> ReplicatedEngine<E> {
 fn raft_error<E: std::fmt::Display>(error: E) -> WriteError {
     WriteError::Raft {
         reason: error.to_string(),
-    }
-}
-
-fn membership(result: WriteResult) -> Result<(), WriteError> {
-    match result {
-        Ok(_) => Ok(()),
-        Err(RaftError::APIError(ClientWriteError::ForwardToLeader(to))) => {
-            Err(WriteError::LeaderChanged {
-                leader: to.leader_id,
-            })
-        }
-        Err(e) => Err(raft_error(e)),
     }
 }
 

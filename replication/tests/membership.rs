@@ -7,18 +7,14 @@ mod common;
 
 use std::collections::BTreeSet;
 
-use common::{Cluster, Node, eventually, free_addr, open};
+use common::{Cluster, Node, eventually, free_addr, open, submit};
 use solostate::StateEvent;
 use solostate_replication::{ReplicatedAck, WriteError};
 
 async fn write(node: &Node, prefix: &str, n: u64) -> ReplicatedAck {
     let mut last = None;
     for i in 0..n {
-        last = Some(
-            node.submit(&StateEvent::put(format!("{prefix}{i}"), i))
-                .await
-                .unwrap(),
-        );
+        last = Some(submit(node, &StateEvent::put(format!("{prefix}{i}"), i)).await);
     }
     last.unwrap()
 }

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use solostate::StateEvent;
-use solostate_replication::ReplicatedEngine;
+use solostate_replication::{ReplicatedAck, ReplicatedEngine, WriteError};
 
 pub type Ev = StateEvent<String, u64>;
 pub type Node = ReplicatedEngine<Ev>;
@@ -35,12 +35,33 @@ pub async fn open_with(id: u64, dir: &Path, addr: SocketAddr, snapshot_every: u6
         .id(id)
         .path(dir.join(format!("node-{id}")))
         .listen(addr)
-        .timing(50, 200, 400)
+        // Elections slower than in tests/replica.rs: these tests run
+        // several clusters at once on a small machine, and an election
+        // they did not ask for only costs a retry.
+        .timing(50, 600, 1200)
         .snapshot_every(snapshot_every)
         .keep_logs_after_snapshot(snapshot_every.min(5))
         .open()
         .await
         .unwrap()
+}
+
+/// Submits `event` through `node`, again while no node leads: an
+/// election under way answers `NoLeader` or `LeaderChanged` before the
+/// write is appended anywhere, so a retry cannot apply it twice. Any
+/// other error fails the test.
+pub async fn submit(node: &Node, event: &Ev) -> ReplicatedAck {
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    loop {
+        match node.submit(event).await {
+            Ok(ack) => return ack,
+            Err(e @ (WriteError::NoLeader | WriteError::LeaderChanged { .. })) => {
+                assert!(tokio::time::Instant::now() < deadline, "no leader: {e}");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            Err(e) => panic!("write failed: {e:?}"),
+        }
+    }
 }
 
 /// Waits until `check` holds, failing the test after [`PATIENCE`].
