@@ -210,3 +210,42 @@ fn unavailable(seq: u64, error: AsOfError) -> Unavailable {
         },
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn as_of_refusals_map_to_what_the_node_does_not_hold() {
+        assert_eq!(
+            unavailable(9, AsOfError::NotYet { seq: 9, last: 4 }),
+            Unavailable::NotApplied { seq: 9, last: 4 }
+        );
+        assert_eq!(
+            unavailable(2, AsOfError::Pruned { seq: 2, first: 30 }),
+            Unavailable::OutsideWindow {
+                seq: 2,
+                oldest: Some(30)
+            }
+        );
+        assert!(matches!(
+            unavailable(3, AsOfError::RolledBack { seq: 3 }),
+            Unavailable::Failed { seq: 3, .. }
+        ));
+    }
+
+    #[test]
+    fn an_unavailable_answer_round_trips_the_wire_with_its_reason() {
+        let answer: HashAnswer = Err(Unavailable::OutsideWindow {
+            seq: 5,
+            oldest: Some(31),
+        });
+        let back: HashAnswer = crate::wire::decode(&crate::wire::encode(&answer).unwrap()).unwrap();
+        assert_eq!(back, answer);
+        let text = back.unwrap_err().to_string();
+        assert!(
+            text.starts_with("not available: seq 5 is outside the window"),
+            "{text}"
+        );
+    }
+}

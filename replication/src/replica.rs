@@ -317,7 +317,8 @@ impl<E: Event> ReplicatedEngine<E> {
     }
 
     /// Adds node `id` at `addr` as a learner (it receives the log but does
-    /// not vote), and waits until it has caught up. Run it on the leader.
+    /// not vote), and waits until it has caught up, with no time limit (a
+    /// learner that never answers keeps it waiting). Run it on the leader.
     ///
     /// # Errors
     ///
