@@ -2,9 +2,8 @@
 //!
 //! Issue 14 replicates solostate on openraft and tests the cluster as real
 //! processes on 127.0.0.1: failover (the leader SIGKILLed or SIGSTOPped),
-//! linearizability of a compare-and-swap workload, and partitions. This
-//! crate holds the parts of that harness that do not depend on the
-//! replicated engine, so that they are built and tested first:
+//! linearizability of a compare-and-swap workload, partitions and
+//! catch-up. This crate holds that harness:
 //!
 //! * [`linearizability`]: a Porcupine-style checker (Wing & Gong's search
 //!   with Lowe's just-in-time linearization and memoization) for client
@@ -20,16 +19,26 @@
 //!   silently swallowing traffic, and [`proxy::Network`], which puts one
 //!   proxy on every link of a cluster and partitions it: isolate a node,
 //!   or split `{a} | {b, c}`.
+//! * [`cluster`]: a cluster of `cluster-node` processes (this crate's
+//!   binary: a `ReplicatedEngine` of `StateEvent<String, u64>` with a
+//!   plain-text test API) on 127.0.0.1, each Raft link through a
+//!   [`proxy::Network`] proxy; SIGKILL, SIGSTOP/SIGCONT, restart from disk,
+//!   restart with a wiped disk; and [`cluster::ClusterClient`], whose
+//!   writes end as acknowledged, rejected, refused (certainly not applied)
+//!   or unknown.
+//! * [`writers`]: client tasks that write unique keys through chosen
+//!   nodes while a test injects faults, recording every outcome, so that
+//!   "no acknowledged write lost" is a set check.
 //!
-//! **Not built yet**: the cluster itself. There is no openraft node, no
-//! node process and no client in this crate; they come with the engine
-//! side of issue 14, once the store's transaction and state-swap path has
-//! landed. This crate is `publish = false`: it is test equipment.
+//! The tests (`tests/`): `failover.rs` (the leader SIGKILLed or paused,
+//! alternately; `SOLOSTATE_FAILOVER_CYCLES` for the long form),
+//! `partition.rs`, `linearizable.rs` (`SOLOSTATE_LINEARIZABLE_ROUNDS`) and
+//! `catch_up.rs`. This crate is `publish = false`: it is test equipment.
 //!
-//! # How the pieces will be used
+//! # How the pieces are used
 //!
-//! A cluster test will start each node as a process listening on its own
-//! port, start a [`proxy::Network`] over those ports, and give every node
+//! A cluster test starts each node as a process listening on its own
+//! port, starts a [`proxy::Network`] over those ports, and gives every node
 //! its own table of peer addresses from [`proxy::Network::peers_of`], so
 //! that all Raft traffic from node `a` to node `b` crosses the proxy for
 //! the link `a -> b`. Client tasks run a random workload of reads, puts,
@@ -71,6 +80,8 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod cluster;
 pub mod linearizability;
 pub mod model;
 pub mod proxy;
+pub mod writers;

@@ -98,21 +98,46 @@ async fn state_hash<E: Event>(
     }
 }
 
-/// POSTs `body` to `http://{addr}{path}` and decodes the answer; a
-/// transport failure or a non-200 answer is the error text.
+/// Why a forwarded call failed: whether the request may have reached the
+/// leader decides whether the outcome is unknown.
+pub(crate) enum CallError {
+    /// The connection could not be made: the leader never saw it.
+    NotSent(String),
+    /// Anything after: it may have been carried out.
+    Lost(String),
+}
+
+/// POSTs `body` to `http://{addr}{path}` and decodes the answer.
 pub(crate) async fn call<T: serde::de::DeserializeOwned>(
     client: &reqwest::Client,
     addr: &str,
     path: &str,
     body: Vec<u8>,
-) -> Result<T, String> {
+) -> Result<T, CallError> {
     let response = client
         .post(format!("http://{addr}{path}"))
         .timeout(FORWARD_TIMEOUT)
         .body(body)
         .send()
         .await
-        .map_err(|e| format!("{addr}{path}: {e}"))?;
+        .map_err(|e| {
+            let reason = format!("{addr}{path}: {e}");
+            if e.is_connect() {
+                CallError::NotSent(reason)
+            } else {
+                CallError::Lost(reason)
+            }
+        })?;
+    answer_of(response, addr, path)
+        .await
+        .map_err(CallError::Lost)
+}
+
+async fn answer_of<T: serde::de::DeserializeOwned>(
+    response: reqwest::Response,
+    addr: &str,
+    path: &str,
+) -> Result<T, String> {
     let status = response.status();
     let bytes = response
         .bytes()

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 
 use solostate::Event;
 
-use crate::client::{self, STATE_HASH_PATH};
+use crate::client::{self, CallError, STATE_HASH_PATH};
 use crate::guard::{
     Divergence, GuardError, GuardReport, HashAnswer, StateHash, Unavailable, state_hash_at,
 };
@@ -164,5 +164,10 @@ impl<E: Event> Local<'_, E> {
 /// transport failure, as text.
 async fn ask(client: &reqwest::Client, addr: &str, seq: u64) -> Result<HashAnswer, String> {
     let body = wire::encode(&seq).map_err(|e| e.to_string())?;
-    client::call(client, addr, STATE_HASH_PATH, body).await
+    client::call(client, addr, STATE_HASH_PATH, body)
+        .await
+        .map_err(|e| match e {
+            // Asking for a hash changes nothing: sent or not, it failed.
+            CallError::NotSent(reason) | CallError::Lost(reason) => reason,
+        })
 }

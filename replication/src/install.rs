@@ -137,7 +137,7 @@ fn save(layout: &Layout, id: &str, bytes: &[u8]) -> Result<(), MachineError> {
     sync::sync_dir(&layout.root).map_err(io_error("sync the replica directory", &layout.root))
 }
 
-/// A snapshot file's bytes and what they decoded to.
+/// A snapshot file's bytes and what they decode to.
 type Loaded<E> = (Vec<u8>, Decoded<Logged<E>>);
 
 /// Reads and checks the current snapshot file, if there is one.

@@ -1,28 +1,55 @@
-//! Replication for solostate on [openraft]: **so far the Raft log store
-//! and the Raft network.**
+//! Replication for solostate on [openraft]: a cluster of nodes, each a
+//! [`ReplicatedEngine`] with its own local engine, that commit every write
+//! through a Raft log before any node applies it.
 //!
-//! # What exists
+//! # What readers see
 //!
-//! * [`LogStore`]: openraft's `RaftLogStorage` and `RaftLogReader` over
-//!   sled 0.34.7, two trees (`raft_log`, `raft_meta`) in one database.
-//!   Entries are stored before commit; `append` calls openraft's
-//!   `LogFlushed` callback only after they are durable; `truncate` removes
-//!   a suffix, `purge` a prefix and keeps the last purged log id; the vote
-//!   is durable before `save_vote` returns; the committed log id is saved
-//!   (flushed with the next durable write). Blank, normal and membership
-//!   entries round-trip.
-//! * [`HttpNetwork`] (with [`HttpConnection`]): openraft's
-//!   `RaftNetworkFactory`/`RaftNetwork` over HTTP/1 (reqwest, one pooled
-//!   client for all peers). A peer is reached at its `BasicNode::addr`.
-//!   Timeouts follow openraft's `RPCOption::hard_ttl`; a failed connect is
-//!   `RPCError::Unreachable` (openraft backs off), a peer's `RaftError`
-//!   comes back as `RPCError::RemoteError` naming the peer. Snapshots go
-//!   by openraft 0.9's chunked `install_snapshot`.
-//! * [`raft_router`] and [`serve`]: the server side (axum), `POST
-//!   /raft/append`, `/raft/vote`, `/raft/snapshot` into one `Raft`. A body
-//!   that does not decode is a `400` with the reason, never a panic. The
-//!   router can be merged with other routes.
-//! * The determinism guard across replicas: every node serves `POST
+//! A node's [`reader`](ReplicatedEngine::reader) snapshot reflects every
+//! entry that node has applied (a stale read, at no cost);
+//! [`linearizable`](ReplicatedEngine::linearizable) returns one that
+//! reflects every write acknowledged anywhere before the call; and
+//! [`wait_for`](ReplicatedEngine::wait_for) one that reflects a given
+//! [`ReplicatedAck`], on any node.
+//!
+//! # Architecture
+//!
+//! ```text
+//!  submit(&e) --> leader? --no--> POST /client/write to the leader (one hop)
+//!                   | yes
+//!                   v
+//!  openraft: append to the Raft log (LogStore: sled + fdatasync)
+//!            replicate to a majority (HttpNetwork -> /raft/append)
+//!            commit
+//!                   v
+//!  Machine::apply (every node, in log order):
+//!      Logged { log_id, event } --> the node's own Engine<Logged<E>>
+//!      (apply, journal the batch with its log ids in one fsynced write,
+//!       publish the snapshot, ack)  --> Response::Applied { seq }
+//! ```
+//!
+//! * [`LogStore`]: the Raft log (`RaftLogStorage`) on sled 0.34.7, with
+//!   our own `fdatasync`s: entries are durable before openraft counts
+//!   them, the vote before `save_vote` returns.
+//! * [`Machine`]: the `RaftStateMachine`. Each committed event goes to
+//!   the local engine as a [`Logged`] event, so the log id of the last
+//!   applied entry is durable in the same journal write as its effect: a
+//!   restart resumes exactly after it, never applying an entry twice
+//!   (openraft PR #441). A rejected event, a panicking `apply` or bytes
+//!   that do not decode become [`Response::Rejected`] on every node alike,
+//!   never a storage error (which would stop the node); only a failing
+//!   journal stops it.
+//! * **Snapshots** ([`SnapshotBuilder`]): taken from the engine's
+//!   published snapshot (an O(1) clone) when openraft asks, encoded and
+//!   written on a blocking thread, never on the engine's owner. The format
+//!   carries a crc and the state hash; installing one checks both, saves
+//!   the file, writes the state as an engine directory (a checkpoint at
+//!   the snapshot's seq), swaps it in for the old engine and reopens, in
+//!   an order a crash at any step can finish at the next open
+//!   ([`MachineRecovery::finished_install`]).
+//! * [`HttpNetwork`] and [`raft_router`]: Raft's RPCs over HTTP/1 (reqwest
+//!   and axum) with [`wire`]'s bincode bodies, plus the client routes a
+//!   follower forwards writes and read-index requests to.
+//! * **The determinism guard across replicas**: every node serves `POST
 //!   /client/state_hash` (body: a wire-encoded seq; answer: a
 //!   wire-encoded `Result<`[`StateHash`]`, `[`Unavailable`]`>`), the
 //!   order-independent hash of its engine's state at exactly that seq,
@@ -32,41 +59,11 @@
 //!   [`ReplicatedEngine::compare_with`] (any nodes) ask each node and
 //!   return a [`GuardReport`]: agreement, or for each node that differs
 //!   the first divergent seq, found by bisecting the history both hold.
-//! * Membership changes through [`ReplicatedEngine::add_learner`] and
+//! * **Membership changes** through [`ReplicatedEngine::add_learner`] and
 //!   [`ReplicatedEngine::change_membership`] on the leader (a follower
 //!   answers [`WriteError::LeaderChanged`]), tested end to end: a new
 //!   node catches up as a learner, is promoted, and a removed voter
 //!   leaves while the others keep committing.
-//! * [`wire`]: the one bincode 2 codec of every message, with a 64 MiB
-//!   limit on both sides.
-//! * [`TypeConfig`], [`Request`], [`Response`]: the Raft types.
-//! * [`LogStoreError`]: the store's typed error, mapped into openraft's
-//!   `StorageError` with the subject (`Logs`, `Vote`, `Store`) and verb
-//!   (`Read`, `Write`, `Delete`) of the operation.
-//!
-//! # What does not exist yet
-//!
-//! No state machine (`RaftStateMachine`), so no snapshots of the engine's
-//! state to send (the network can carry them), no replicated
-//! engine handle, no forwarding of client writes to the leader, no
-//! linearizable reads, no cluster membership tooling. Other pieces of
-//! issue 14 build those. The network has no TLS and no authentication:
-//! run it on a trusted network only. The in-memory state machines in this
-//! crate's tests exist only to run openraft's storage test suite and the
-//! three-node network test, and are not part of the API.
-//!
-//! # Architecture
-//!
-//! Each value is framed as crc32 (little-endian) + bincode 2 (serde, with a
-//! 64 MiB decode limit), so a damaged value is [`LogStoreError::Corrupt`]
-//! naming its tree and key, never a panic. Durability: sled's `flush` is
-//! only `sync_file_range`, so after it the store `fdatasync`s sled's log
-//! file `db`, any blob files and their directory; at open it syncs `conf`,
-//! `db` and the directory.
-//!
-//! The network is HTTP/1 with bincode bodies: each RPC is one `POST`, its
-//! answer the encoded `Result` of the peer's `Raft` call. Client and server
-//! share [`wire`] and never import each other.
 //!
 //! # Trade-offs
 //!
@@ -74,28 +71,52 @@
 //! depend on should not pull an alpha whose API breaks between releases:
 //! 0.10 is at alpha.37 and needs Rust 1.88. Its lease reads and transient
 //! state machines are optimizations we can adopt when 0.10 is released;
-//! 0.9 already has read-index linearizable reads (`ensure_linearizable`).
+//! 0.9 has read-index linearizable reads (`ensure_linearizable`), which
+//! cost one heartbeat round trip per read.
 //!
-//! **HTTP/1 and bincode rather than gRPC.** axum and reqwest are tokio's
-//! own stack, need no code generation, and let the replicated engine's
-//! client routes share the Raft listener. One request per RPC on pooled
-//! keep-alive connections is enough for heartbeats every 50 ms; openraft
-//! 0.9 sends one AppendEntries at a time per peer anyway.
+//! **Installing a snapshot replaces the local engine.** Readers and
+//! change feeds taken from the old engine stop (their `wait_for` ends as
+//! stopped); take a new [`reader`](ReplicatedEngine::reader). The
+//! installed engine's history starts at the snapshot's seq, so as-of reads
+//! before it are gone on that node.
 //!
-//! Every `append`, `truncate`, `purge` and `save_vote` is one flush and
-//! one `fdatasync`: openraft batches appends, so this is group commit.
+//! **Two fsyncs per batch on every node**: the Raft log's and the local
+//! journal's. Both are group commits (openraft batches appends; the engine
+//! batches applies).
+//!
+//! **HTTP/1 and bincode rather than gRPC**: tokio's own stack, no code
+//! generation, and the client routes share the Raft listener. There is no
+//! TLS and no authentication: run it on a trusted network only.
 //!
 //! # Example
 //!
+//! A one-node cluster (a real cluster initializes with every member's
+//! address; see `cluster-test`):
+//!
 //! ```
-//! use openraft::storage::RaftLogStorage;
+//! use std::collections::BTreeMap;
+//! use solostate::StateEvent;
+//! use solostate_replication::ReplicatedEngine;
+//!
 //! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
 //! let dir = tempfile::tempdir()?;
-//! let mut store = solostate_replication::LogStore::open(dir.path())?;
-//! let state = store.get_log_state().await?;
-//! assert_eq!(state.last_log_id, None);
+//! let node = ReplicatedEngine::<StateEvent<String, u64>>::builder()
+//!     .id(1)
+//!     .path(dir.path())
+//!     .listen("127.0.0.1:0".parse()?)
+//!     .open()
+//!     .await?;
+//! node.initialize(BTreeMap::from([(1, node.addr().to_string())])).await?;
+//! // The election takes a moment; a write before it answers NoLeader.
+//! let ten_seconds = Some(std::time::Duration::from_secs(10));
+//! node.raft().wait(ten_seconds).state(openraft::ServerState::Leader, "elected").await?;
+//! let ack = node.submit(&StateEvent::put("alice".into(), 100)).await?;
+//! let snapshot = node.wait_for(&ack).await?;
+//! assert_eq!(snapshot.get("alice").as_deref(), Some(&100));
+//! assert_eq!(node.linearizable().await?.seq(), ack.seq);
+//! node.shutdown().await?;
 //! # Ok(()) }
-//! # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(run()).unwrap();
+//! # tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap().block_on(run()).unwrap();
 //! ```
 //!
 //! # Crate features

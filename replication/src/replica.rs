@@ -6,6 +6,7 @@ use std::marker::PhantomData;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use openraft::error::{CheckIsLeaderError, ClientWriteError, ForwardToLeader, RaftError};
 use openraft::raft::ClientWriteResponse;
@@ -14,9 +15,7 @@ use solostate::{Durability, Event, JournalBackend, Reader, SnapshotOf, StoreKind
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
-use crate::client::{self, READ_INDEX_PATH, ReadIndexResult, WRITE_PATH, WriteResult};
-use crate::compare::Local;
-use crate::guard::{GuardError, GuardReport, StateHash};
+use crate::client::{self, CallError, READ_INDEX_PATH, ReadIndexResult, WRITE_PATH, WriteResult};
 use crate::logged::Logged;
 use crate::machine::{Applied, EngineSettings, Layout, Machine, MachineRecovery, Shared};
 use crate::network::HttpNetwork;
@@ -25,6 +24,9 @@ use crate::server::{raft_router, serve};
 use crate::store::LogStore;
 use crate::types::{Request, Response, TypeConfig};
 use crate::wire;
+
+// The determinism guard's methods, in a file of their own.
+mod guard;
 
 /// The ack of a replicated write: its engine seq and the Raft log entry
 /// that carried it. Every node applies the same entries in the same order,
@@ -53,6 +55,7 @@ pub struct ReplicaBuilder<E> {
     election_ms: (u64, u64),
     snapshot_every: u64,
     keep_logs: u64,
+    timeout: Duration,
     _event: PhantomData<fn() -> E>,
 }
 
@@ -70,6 +73,7 @@ impl<E: Event> Default for ReplicaBuilder<E> {
             election_ms: (400, 800),
             snapshot_every: 20_000,
             keep_logs: 1_000,
+            timeout: Duration::from_secs(10),
             _event: PhantomData,
         }
     }
@@ -144,6 +148,16 @@ impl<E: Event> ReplicaBuilder<E> {
     /// by more from the snapshot.
     pub fn keep_logs_after_snapshot(mut self, entries: u64) -> Self {
         self.keep_logs = entries;
+        self
+    }
+
+    /// How long [`submit`](ReplicatedEngine::submit) and
+    /// [`linearizable`](ReplicatedEngine::linearizable) wait before they
+    /// give up (default 10 s). Why a deadline: a leader cut off from its
+    /// followers keeps its leadership until it hears a higher term, and
+    /// its writes wait for a commit that cannot come.
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
         self
     }
 
@@ -231,10 +245,14 @@ impl<E: Event> ReplicaBuilder<E> {
                 .build()
                 .map_err(|e| OpenError::Raft(e.to_string()))?,
             recovery,
+            timeout: self.timeout,
             stop: Mutex::new(Some((stop, server))),
         })
     }
 }
+
+/// The running server: its stop signal and its task.
+type Server = (oneshot::Sender<()>, JoinHandle<std::io::Result<()>>);
 
 /// One node of a replicated cluster: writes go through the Raft leader
 /// (a follower forwards them), every node applies the committed log to its
@@ -253,11 +271,9 @@ pub struct ReplicatedEngine<E: Event> {
     peers: BTreeMap<u64, String>,
     client: reqwest::Client,
     recovery: MachineRecovery,
+    timeout: Duration,
     stop: Mutex<Option<Server>>,
 }
-
-/// The running server: the sender that stops it and its task.
-type Server = (oneshot::Sender<()>, JoinHandle<std::io::Result<()>>);
 
 impl<E: Event> ReplicatedEngine<E> {
     /// Starts configuring a node. See [`ReplicaBuilder`].
@@ -378,6 +394,13 @@ impl<E: Event> ReplicatedEngine<E> {
     ///
     /// See [`WriteError`]: which errors leave the outcome unknown.
     pub async fn submit(&self, event: &E) -> Result<ReplicatedAck, WriteError> {
+        let timeout = self.timeout;
+        tokio::time::timeout(timeout, self.submit_now(event))
+            .await
+            .unwrap_or(Err(WriteError::Timeout { timeout }))
+    }
+
+    async fn submit_now(&self, event: &E) -> Result<ReplicatedAck, WriteError> {
         let request = Request::encode(event).map_err(|e| WriteError::Encode {
             reason: e.to_string(),
         })?;
@@ -389,7 +412,10 @@ impl<E: Event> ReplicatedEngine<E> {
                 })?;
                 let answer: WriteResult = client::call(&self.client, &addr, WRITE_PATH, body)
                     .await
-                    .map_err(|reason| WriteError::Forward { leader, reason })?;
+                    .map_err(|e| match e {
+                        CallError::NotSent(reason) => WriteError::Unreachable { leader, reason },
+                        CallError::Lost(reason) => WriteError::Forward { leader, reason },
+                    })?;
                 match answer {
                     Err(RaftError::APIError(ClientWriteError::ForwardToLeader(to))) => {
                         Err(WriteError::LeaderChanged {
@@ -430,6 +456,13 @@ impl<E: Event> ReplicatedEngine<E> {
     ///
     /// See [`ReadError`].
     pub async fn linearizable(&self) -> Result<Arc<SnapshotOf<Logged<E>>>, ReadError> {
+        let timeout = self.timeout;
+        tokio::time::timeout(timeout, self.linearizable_now())
+            .await
+            .unwrap_or(Err(ReadError::Timeout { timeout }))
+    }
+
+    async fn linearizable_now(&self) -> Result<Arc<SnapshotOf<Logged<E>>>, ReadError> {
         let index = match self.raft.ensure_linearizable().await {
             Ok(read) => read,
             Err(RaftError::APIError(CheckIsLeaderError::ForwardToLeader(to))) => {
@@ -437,7 +470,9 @@ impl<E: Event> ReplicatedEngine<E> {
                 let answer: ReadIndexResult =
                     client::call(&self.client, &addr, READ_INDEX_PATH, Vec::new())
                         .await
-                        .map_err(|reason| ReadError::Forward { leader, reason })?;
+                        .map_err(|(CallError::NotSent(reason) | CallError::Lost(reason))| {
+                            ReadError::Forward { leader, reason }
+                        })?;
                 match answer {
                     Ok(read) => read,
                     Err(RaftError::APIError(CheckIsLeaderError::ForwardToLeader(to))) => {
@@ -483,73 +518,6 @@ impl<E: Event> ReplicatedEngine<E> {
         // The owner publishes before it acks, and `apply` returned after
         // the acks: the published snapshot already holds the entry.
         Ok(self.shared.engine().reader().snapshot())
-    }
-
-    /// The hash of this node's state at exactly `seq` (the determinism
-    /// guard's local half): from the current snapshot if it is at `seq`,
-    /// else from the engine's history (its as-of window in memory, else
-    /// rebuilt from its journal). Every node that applied the same log
-    /// has the same hash at the same seq.
-    ///
-    /// # Errors
-    ///
-    /// [`GuardError::Unavailable`] naming this node, when it has not
-    /// applied `seq` yet, no longer holds it, or could not hash it.
-    pub async fn state_hash(&self, seq: u64) -> Result<StateHash, GuardError> {
-        self.local().hash(seq).await
-    }
-
-    /// The determinism guard across the cluster:
-    /// [`compare_with`](Self::compare_with) every node in the membership
-    /// (voters and learners), each at its [`ReplicaBuilder::peer_address`]
-    /// or else its membership address.
-    ///
-    /// # Errors
-    ///
-    /// As [`compare_with`](Self::compare_with).
-    pub async fn compare_replicas(&self, seq: u64) -> Result<GuardReport, GuardError> {
-        let peers = self
-            .metrics()
-            .membership_config
-            .membership()
-            .nodes()
-            .map(|(id, node)| {
-                let addr = self.peers.get(id).unwrap_or(&node.addr);
-                (*id, addr.clone())
-            })
-            .collect();
-        self.compare_with(&peers, seq).await
-    }
-
-    /// Compares this node's state hash at `seq` with that of each node in
-    /// `peers` (id to address; any node serving this crate's routes, in
-    /// this cluster or not) and bisects each disagreement. A peer that
-    /// does not hold `seq` or cannot be reached is listed as such in the
-    /// report, not an error: the guard checks what it can.
-    ///
-    /// Bisection probes both nodes at about log2(`seq`) seqs; a divergence
-    /// older than their common history is reported at its oldest seq with
-    /// `exact: false`.
-    ///
-    /// # Errors
-    ///
-    /// [`GuardError::Unavailable`] when this node has no hash at `seq`
-    /// (or at a seq bisection needs), [`GuardError::Peer`] when a peer
-    /// fails in the middle of a bisection.
-    pub async fn compare_with(
-        &self,
-        peers: &BTreeMap<u64, String>,
-        seq: u64,
-    ) -> Result<GuardReport, GuardError> {
-        self.local().compare(peers, seq).await
-    }
-
-    fn local(&self) -> Local<'_, E> {
-        Local {
-            id: self.id,
-            shared: &self.shared,
-            client: &self.client,
-        }
     }
 
     /// Stops the node: Raft, then the server, then the local engine.

@@ -44,8 +44,9 @@ pub enum OpenError {
 
 /// Why a replicated write was not acknowledged.
 ///
-/// Only [`WriteError::Rejected`] and [`WriteError::Encode`] say for certain
-/// that nothing changed; after the others the write may or may not have
+/// [`WriteError::Rejected`], [`WriteError::Encode`], [`WriteError::NoLeader`],
+/// [`WriteError::LeaderChanged`] and [`WriteError::Unreachable`] say for
+/// certain that nothing changed; after the others the write may or may not have
 /// been committed (as with any Raft client after a leader change): retry
 /// it only if it is idempotent, or read to find out.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -80,14 +81,29 @@ pub enum WriteError {
         /// The leader that node knows.
         leader: Option<u64>,
     },
-    /// Forwarding to the leader failed in transport: the outcome is
-    /// unknown.
+    /// The leader could not be reached to forward the write (the
+    /// connection failed): it was not sent.
+    #[error("leader {leader} is unreachable; the write was not sent: {reason}")]
+    Unreachable {
+        /// The leader it was for.
+        leader: u64,
+        /// What failed.
+        reason: String,
+    },
+    /// Forwarding to the leader failed in transport after the request
+    /// may have reached it: the outcome is unknown.
     #[error("forwarding to leader {leader} failed, outcome unknown: {reason}")]
     Forward {
         /// The leader it went to.
         leader: u64,
         /// What failed.
         reason: String,
+    },
+    /// No answer within the replica's timeout: the outcome is unknown.
+    #[error("no answer within {timeout:?}; the outcome is unknown")]
+    Timeout {
+        /// The timeout ([`ReplicaBuilder::timeout`](crate::ReplicaBuilder::timeout)).
+        timeout: std::time::Duration,
     },
     /// openraft failed otherwise (shutting down, or a membership error):
     /// the outcome is unknown.
@@ -118,6 +134,12 @@ pub enum ReadError {
         leader: u64,
         /// What failed.
         reason: String,
+    },
+    /// The read was not confirmed within the replica's timeout.
+    #[error("the read was not confirmed within {timeout:?}")]
+    Timeout {
+        /// The timeout.
+        timeout: std::time::Duration,
     },
     /// openraft failed otherwise.
     #[error("raft failed: {reason}")]

@@ -46,16 +46,20 @@ pub async fn open_with(id: u64, dir: &Path, addr: SocketAddr, snapshot_every: u6
         .unwrap()
 }
 
-/// Submits `event` through `node`, again while no node leads: an
-/// election under way answers `NoLeader` or `LeaderChanged` before the
-/// write is appended anywhere, so a retry cannot apply it twice. Any
-/// other error fails the test.
+/// Submits `event` through `node`, again while no node leads: during an
+/// election a write is answered `NoLeader`, `LeaderChanged` or
+/// `Unreachable` before it is appended anywhere, so a retry cannot apply
+/// it twice. Any other error fails the test.
 pub async fn submit(node: &Node, event: &Ev) -> ReplicatedAck {
     let deadline = tokio::time::Instant::now() + PATIENCE;
     loop {
         match node.submit(event).await {
             Ok(ack) => return ack,
-            Err(e @ (WriteError::NoLeader | WriteError::LeaderChanged { .. })) => {
+            Err(
+                e @ (WriteError::NoLeader
+                | WriteError::LeaderChanged { .. }
+                | WriteError::Unreachable { .. }),
+            ) => {
                 assert!(tokio::time::Instant::now() < deadline, "no leader: {e}");
                 tokio::time::sleep(Duration::from_millis(50)).await;
             }
