@@ -7,7 +7,11 @@
 //! own `Result`, so a leader that lost its leadership on the way answers
 //! `ForwardToLeader` like a local call would. One hop only: the caller
 //! decides whether to retry.
+//!
+//! The determinism guard asks any node (leader or not) for its state hash
+//! at a seq at `/client/state_hash`; the node answers from its own engine.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
@@ -17,8 +21,11 @@ use axum::routing::post;
 use openraft::error::{CheckIsLeaderError, ClientWriteError, RaftError};
 use openraft::raft::ClientWriteResponse;
 use openraft::{BasicNode, LogId, Raft};
+use solostate::Event;
 
-use crate::server::{answer, bad_request};
+use crate::guard::{self, HashAnswer};
+use crate::machine::Shared;
+use crate::server::{answer, bad_request, encoded};
 use crate::types::{Request, TypeConfig};
 use crate::wire;
 
@@ -26,6 +33,9 @@ use crate::wire;
 pub(crate) const WRITE_PATH: &str = "/client/write";
 /// Where a follower asks the leader for a read index.
 pub(crate) const READ_INDEX_PATH: &str = "/client/read_index";
+
+/// Where the determinism guard asks a node for its state hash at a seq.
+pub(crate) const STATE_HASH_PATH: &str = "/client/state_hash";
 
 /// How long a forwarded call may take before the caller is told the
 /// outcome is unknown.
@@ -36,23 +46,56 @@ pub(crate) type WriteResult =
 pub(crate) type ReadIndexResult =
     Result<Option<LogId<u64>>, RaftError<u64, CheckIsLeaderError<u64, BasicNode>>>;
 
-/// The client routes, to merge onto [`raft_router`](crate::raft_router).
-pub(crate) fn router(raft: Raft<TypeConfig>) -> Router {
-    Router::new()
-        .route(WRITE_PATH, post(write))
-        .route(READ_INDEX_PATH, post(read_index))
-        .with_state(raft)
+/// What the client routes need: the Raft handle for writes and read
+/// indexes, the shared engine for state hashes.
+struct Node<E: Event> {
+    raft: Raft<TypeConfig>,
+    shared: Arc<Shared<E>>,
 }
 
-async fn write(State(raft): State<Raft<TypeConfig>>, body: Bytes) -> axum::response::Response {
+// Not derived: a derive would ask `E: Clone`, and only the handles are
+// cloned.
+impl<E: Event> Clone for Node<E> {
+    fn clone(&self) -> Self {
+        Node {
+            raft: self.raft.clone(),
+            shared: Arc::clone(&self.shared),
+        }
+    }
+}
+
+/// The client routes, to merge onto [`raft_router`](crate::raft_router).
+pub(crate) fn router<E: Event>(raft: Raft<TypeConfig>, shared: Arc<Shared<E>>) -> Router {
+    Router::new()
+        .route(WRITE_PATH, post(write::<E>))
+        .route(READ_INDEX_PATH, post(read_index::<E>))
+        .route(STATE_HASH_PATH, post(state_hash::<E>))
+        .with_state(Node { raft, shared })
+}
+
+async fn write<E: Event>(State(node): State<Node<E>>, body: Bytes) -> axum::response::Response {
     match wire::decode::<Request>(&body) {
-        Ok(request) => answer(&raft.client_write(request).await),
+        Ok(request) => answer(&node.raft.client_write(request).await),
         Err(e) => bad_request(&e),
     }
 }
 
-async fn read_index(State(raft): State<Raft<TypeConfig>>) -> axum::response::Response {
-    answer(&raft.ensure_linearizable().await)
+async fn read_index<E: Event>(State(node): State<Node<E>>) -> axum::response::Response {
+    answer(&node.raft.ensure_linearizable().await)
+}
+
+/// Body: the wire-encoded seq; answer: the wire-encoded [`HashAnswer`].
+async fn state_hash<E: Event>(
+    State(node): State<Node<E>>,
+    body: Bytes,
+) -> axum::response::Response {
+    match wire::decode::<u64>(&body) {
+        Ok(seq) => {
+            let hash: HashAnswer = guard::state_hash_at(&node.shared, seq).await;
+            encoded(&hash)
+        }
+        Err(e) => bad_request(&e),
+    }
 }
 
 /// Why a forwarded call failed: whether the request may have reached the

@@ -49,6 +49,21 @@
 //! * [`HttpNetwork`] and [`raft_router`]: Raft's RPCs over HTTP/1 (reqwest
 //!   and axum) with [`wire`]'s bincode bodies, plus the client routes a
 //!   follower forwards writes and read-index requests to.
+//! * **The determinism guard across replicas**: every node serves `POST
+//!   /client/state_hash` (body: a wire-encoded seq; answer: a
+//!   wire-encoded `Result<`[`StateHash`]`, `[`Unavailable`]`>`), the
+//!   order-independent hash of its engine's state at exactly that seq,
+//!   from the current snapshot or the engine's as-of history.
+//!   [`ReplicatedEngine::state_hash`] is the local half;
+//!   [`ReplicatedEngine::compare_replicas`] (the membership) and
+//!   [`ReplicatedEngine::compare_with`] (any nodes) ask each node and
+//!   return a [`GuardReport`]: agreement, or for each node that differs
+//!   the first divergent seq, found by bisecting the history both hold.
+//! * **Membership changes** through [`ReplicatedEngine::add_learner`] and
+//!   [`ReplicatedEngine::change_membership`] on the leader (a follower
+//!   answers [`WriteError::LeaderChanged`]), tested end to end: a new
+//!   node catches up as a learner, is promoted, and a removed voter
+//!   leaves while the others keep committing.
 //!
 //! # Trade-offs
 //!
@@ -92,6 +107,9 @@
 //!     .open()
 //!     .await?;
 //! node.initialize(BTreeMap::from([(1, node.addr().to_string())])).await?;
+//! // The election takes a moment; a write before it answers NoLeader.
+//! let ten_seconds = Some(std::time::Duration::from_secs(10));
+//! node.raft().wait(ten_seconds).state(openraft::ServerState::Leader, "elected").await?;
 //! let ack = node.submit(&StateEvent::put("alice".into(), 100)).await?;
 //! let snapshot = node.wait_for(&ack).await?;
 //! assert_eq!(snapshot.get("alice").as_deref(), Some(&100));
@@ -108,7 +126,9 @@
 #![warn(missing_docs)]
 
 mod client;
+mod compare;
 mod error;
+mod guard;
 mod install;
 mod logged;
 mod machine;
@@ -122,6 +142,7 @@ mod types;
 pub mod wire;
 
 pub use error::{LogStoreError, MachineError, SnapshotError};
+pub use guard::{Divergence, GuardError, GuardReport, StateHash, Unavailable};
 pub use install::Builder as SnapshotBuilder;
 pub use logged::Logged;
 pub use machine::{Applied, Machine, MachineRecovery};

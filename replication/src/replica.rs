@@ -12,7 +12,7 @@ use openraft::error::{
     CheckIsLeaderError, ClientWriteError, ForwardToLeader, InitializeError, RaftError,
 };
 use openraft::raft::ClientWriteResponse;
-use openraft::{BasicNode, Config, LogId, Raft, RaftMetrics, SnapshotPolicy};
+use openraft::{BasicNode, Config, LogId, Raft, RaftMetrics, ServerState, SnapshotPolicy};
 use solostate::{Durability, Event, JournalBackend, Reader, SnapshotOf, StoreKind};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
@@ -26,6 +26,9 @@ use crate::server::{raft_router, serve};
 use crate::store::LogStore;
 use crate::types::{Request, Response, TypeConfig};
 use crate::wire;
+
+// The determinism guard's methods, in a file of their own.
+mod guard;
 
 /// The ack of a replicated write: its engine seq and the Raft log entry
 /// that carried it. Every node applies the same entries in the same order,
@@ -225,7 +228,8 @@ impl<E: Event> ReplicaBuilder<E> {
             addr: listen.to_string(),
             source,
         })?;
-        let router = raft_router(raft.clone()).merge(client::router(raft.clone()));
+        let router =
+            raft_router(raft.clone()).merge(client::router(raft.clone(), Arc::clone(&shared)));
         let (stop, stopped) = oneshot::channel::<()>();
         let server = tokio::spawn(serve(listener, router, async {
             // A dropped sender also stops the server.
@@ -339,18 +343,19 @@ impl<E: Event> ReplicatedEngine<E> {
     }
 
     /// Adds node `id` at `addr` as a learner (it receives the log but does
-    /// not vote), and waits until it has caught up. Run it on the leader.
+    /// not vote), and waits until it has caught up, with no time limit (a
+    /// learner that never answers keeps it waiting). Run it on the leader.
     ///
     /// # Errors
     ///
     /// [`WriteError::LeaderChanged`] on a follower, [`WriteError::Raft`]
     /// otherwise.
     pub async fn add_learner(&self, id: u64, addr: impl Into<String>) -> Result<(), WriteError> {
-        membership(
-            self.raft
-                .add_learner(id, BasicNode::new(addr.into()), true)
-                .await,
-        )
+        let result = self
+            .raft
+            .add_learner(id, BasicNode::new(addr.into()), true)
+            .await;
+        self.membership(result)
     }
 
     /// Makes `voters` the voting members (promoting learners, removing
@@ -365,7 +370,30 @@ impl<E: Event> ReplicatedEngine<E> {
         voters: BTreeSet<u64>,
         keep_removed: bool,
     ) -> Result<(), WriteError> {
-        membership(self.raft.change_membership(voters, keep_removed).await)
+        let result = self.raft.change_membership(voters, keep_removed).await;
+        self.membership(result)
+    }
+
+    /// openraft 0.9 checks the membership state before leadership: a
+    /// follower that has not yet learned its last membership entry is
+    /// committed answers `InProgress`, which here is `LeaderChanged` too.
+    fn membership(&self, result: WriteResult) -> Result<(), WriteError> {
+        match result {
+            Ok(_) => Ok(()),
+            Err(RaftError::APIError(ClientWriteError::ForwardToLeader(to))) => {
+                Err(WriteError::LeaderChanged {
+                    leader: to.leader_id,
+                })
+            }
+            Err(RaftError::APIError(ClientWriteError::ChangeMembershipError(_)))
+                if self.raft.metrics().borrow().state != ServerState::Leader =>
+            {
+                Err(WriteError::LeaderChanged {
+                    leader: self.leader(),
+                })
+            }
+            Err(e) => Err(raft_error(e)),
+        }
     }
 
     /// Replicates `event`: commits it in the Raft log through the leader
@@ -531,18 +559,6 @@ impl<E: Event> ReplicatedEngine<E> {
 fn raft_error<E: std::fmt::Display>(error: E) -> WriteError {
     WriteError::Raft {
         reason: error.to_string(),
-    }
-}
-
-fn membership(result: WriteResult) -> Result<(), WriteError> {
-    match result {
-        Ok(_) => Ok(()),
-        Err(RaftError::APIError(ClientWriteError::ForwardToLeader(to))) => {
-            Err(WriteError::LeaderChanged {
-                leader: to.leader_id,
-            })
-        }
-        Err(e) => Err(raft_error(e)),
     }
 }
 

@@ -72,9 +72,10 @@ pub enum WriteError {
     /// off from a majority); nothing was sent.
     #[error("no leader is known; the write was not sent")]
     NoLeader,
-    /// The node the write was forwarded to was not the leader any more;
-    /// it names the leader it knows of, if any. The write was not
-    /// committed through it.
+    /// The node the write was forwarded to was not the leader any more,
+    /// or (for a membership change) this node is not the leader; it names
+    /// the leader that node knows of, if any. Nothing was committed
+    /// through it.
     #[error("the leader changed while forwarding (now {leader:?})")]
     LeaderChanged {
         /// The leader that node knows.

@@ -109,7 +109,12 @@ pub(crate) fn bad_request(e: &WireError) -> Response {
 pub(crate) fn answer<Resp: Serialize, E: Serialize>(
     result: &Result<Resp, RaftError<u64, E>>,
 ) -> Response {
-    match wire::encode(result) {
+    encoded(result)
+}
+
+/// Encodes any answer as a `200`, or a `500` naming why it cannot be.
+pub(crate) fn encoded<T: Serialize>(value: &T) -> Response {
+    match wire::encode(value) {
         Ok(bytes) => ([(header::CONTENT_TYPE, "application/octet-stream")], bytes).into_response(),
         Err(e) => (
             StatusCode::INTERNAL_SERVER_ERROR,
