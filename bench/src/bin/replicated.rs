@@ -19,7 +19,7 @@
 //! each replicated median to the single engine's median.
 //!
 //! Run: `cargo run --release -p solostate-bench --bin replicated -- --secs 5
-//! --warmup 1 --rounds 3 --submitters 1,16,64` (these are the defaults;
+//! --warmup 0.5 --rounds 3 --submitters 1,16,64` (these are the defaults;
 //! `--dir` picks the parent of the data directories, default the system
 //! temp dir). The same settings are read from `RBENCH_SECS`,
 //! `RBENCH_WARMUP`, `RBENCH_ROUNDS`, `RBENCH_SUBMITTERS`, `RBENCH_KEYS`
@@ -99,9 +99,9 @@ impl Settings {
             flags.insert(name, value);
         }
         let mut get = |name: &str| {
-            flags.remove(name).or_else(|| {
-                std::env::var(format!("RBENCH_{}", name.to_uppercase())).ok()
-            })
+            flags
+                .remove(name)
+                .or_else(|| std::env::var(format!("RBENCH_{}", name.to_uppercase())).ok())
         };
         let num = |name: &str, value: Option<String>, default: f64| -> Result<f64, String> {
             value.map_or(Ok(default), |v| {
@@ -112,7 +112,7 @@ impl Settings {
             })
         };
         let secs = num("secs", get("secs"), 5.0)?;
-        let warmup = num("warmup", get("warmup"), 1.0)?;
+        let warmup = num("warmup", get("warmup"), 0.5)?;
         let rounds = num("rounds", get("rounds"), 3.0)? as usize;
         let keys = num("keys", get("keys"), 10_000.0)? as u64;
         let submitters = match get("submitters") {
@@ -146,7 +146,7 @@ impl Settings {
     }
 }
 
-const USAGE: &str = "usage: replicated [--secs 5] [--warmup 1] [--rounds 3] \
+const USAGE: &str = "usage: replicated [--secs 5] [--warmup 0.5] [--rounds 3] \
 [--submitters 1,16,64] [--keys 10000] [--dir <parent of data dirs>] \
 (or RBENCH_SECS, RBENCH_WARMUP, ...)";
 
@@ -184,8 +184,16 @@ enum Target {
 impl Target {
     async fn submit(&self, event: Ev) -> Result<(), String> {
         match self {
-            Target::Single(engine) => engine.submit(event).await.map(drop).map_err(|e| e.to_string()),
-            Target::Node(node) => node.submit(&event).await.map(drop).map_err(|e| e.to_string()),
+            Target::Single(engine) => engine
+                .submit(event)
+                .await
+                .map(drop)
+                .map_err(|e| e.to_string()),
+            Target::Node(node) => node
+                .submit(&event)
+                .await
+                .map(drop)
+                .map_err(|e| e.to_string()),
         }
     }
 }
@@ -292,7 +300,9 @@ async fn start_cluster(root: &Path) -> Result<(Vec<Arc<Node>>, u64), String> {
             return Ok((nodes, *leader));
         }
         if Instant::now() > deadline {
-            return Err(format!("no agreed leader after {ELECTION_PATIENCE:?}: {seen:?}"));
+            return Err(format!(
+                "no agreed leader after {ELECTION_PATIENCE:?}: {seen:?}"
+            ));
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
@@ -368,8 +378,9 @@ async fn drive(target: &Target, submitters: usize, settings: &Settings) -> Resul
         window,
     };
     for task in tasks {
-        let (hist, acked, errors, first_error) =
-            task.await.map_err(|e| format!("a submitter task failed: {e}"))?;
+        let (hist, acked, errors, first_error) = task
+            .await
+            .map_err(|e| format!("a submitter task failed: {e}"))?;
         run.hist
             .add(&hist)
             .map_err(|e| format!("merge histograms: {e}"))?;
@@ -449,8 +460,12 @@ fn filesystem_of(path: &Path) -> String {
         .filter_map(|line| {
             let mut fields = line.split_whitespace();
             let (device, point, kind) = (fields.next()?, fields.next()?, fields.next()?);
-            path.starts_with(point)
-                .then(|| (point.len(), format!("{kind} on {device}, mounted at {point}")))
+            path.starts_with(point).then(|| {
+                (
+                    point.len(),
+                    format!("{kind} on {device}, mounted at {point}"),
+                )
+            })
         })
         .max_by_key(|(len, _)| *len)
         .map_or_else(|| "unknown filesystem".to_owned(), |(_, what)| what)
@@ -490,11 +505,12 @@ Loopback also hides real network round trips (on a LAN add at least one RTT per 
     out.push_str(&format!("| date | {} |\n", machine.date));
     out.push_str(&format!("| load average at start | {} |\n", machine.load));
     out.push_str(&format!(
+        "| load average at end | {} |\n",
+        Machine::describe().load
+    ));
+    out.push_str(&format!(
         "| command | `cargo run --release -p solostate-bench --bin replicated --{}` |\n\n",
-        command
-            .iter()
-            .map(|a| format!(" {a}"))
-            .collect::<String>()
+        command.iter().map(|a| format!(" {a}")).collect::<String>()
     ));
     out.push_str(
         "| C | contender | acked events/s | runs | p50 | p90 | p99 | p99.9 | events/s vs single | p50 vs single | p99 vs single | failed submits |\n\
