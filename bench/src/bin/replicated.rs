@@ -75,6 +75,10 @@ struct Settings {
     keys: u64,
     /// Parent of the data directories.
     dir: PathBuf,
+    /// Tokio worker threads (`None`: tokio's default, one per core). A
+    /// diagnostic knob: the cluster's nodes, their servers and the
+    /// submitters all share this one runtime.
+    workers: Option<usize>,
 }
 
 impl Settings {
@@ -129,6 +133,15 @@ impl Settings {
                 .collect::<Result<_, _>>()?,
         };
         let dir = get("dir").map_or_else(std::env::temp_dir, PathBuf::from);
+        let workers = match get("workers") {
+            None => None,
+            Some(w) => Some(
+                w.parse::<usize>()
+                    .ok()
+                    .filter(|w| *w > 0)
+                    .ok_or_else(|| format!("--workers: not a count > 0: {w:?}"))?,
+            ),
+        };
         if let Some(unknown) = flags.keys().next() {
             return Err(format!("unknown flag --{unknown}\n{USAGE}"));
         }
@@ -142,12 +155,13 @@ impl Settings {
             submitters,
             keys,
             dir,
+            workers,
         })
     }
 }
 
 const USAGE: &str = "usage: replicated [--secs 5] [--warmup 0.5] [--rounds 3] \
-[--submitters 1,16,64] [--keys 10000] [--dir <parent of data dirs>] \
+[--submitters 1,16,64] [--keys 10000] [--dir <parent of data dirs>] [--workers <tokio threads>] \
 (or RBENCH_SECS, RBENCH_WARMUP, ...)";
 
 /// The three contenders, in their base order.
@@ -241,6 +255,12 @@ impl Opened {
         })
     }
 
+    /// The highest Raft term any node is in (`None` for the single
+    /// engine): a change over a run means an election happened in it.
+    fn term(&self) -> Option<u64> {
+        self.nodes.iter().map(|n| n.metrics().current_term).max()
+    }
+
     async fn close(self) -> Result<(), String> {
         match &self.target {
             Target::Single(engine) => engine
@@ -316,6 +336,8 @@ struct Run {
     errors: u64,
     /// The first failure's message, to show what went wrong.
     first_error: Option<String>,
+    /// How long the slowest failed submit took to fail.
+    slowest_error: Duration,
     /// Ack latency of the acks counted in `acked`, in ns.
     hist: Histogram<u64>,
     /// The measured window.
@@ -344,6 +366,7 @@ async fn drive(target: &Target, submitters: usize, settings: &Settings) -> Resul
         tasks.push(tokio::spawn(async move {
             let mut hist = latency_histogram();
             let (mut acked, mut errors, mut first_error) = (0u64, 0u64, None);
+            let mut slowest_error = Duration::ZERO;
             let mut i = 0u64;
             while Instant::now() < end {
                 // The tasks interleave over the key space: a put is an
@@ -362,23 +385,25 @@ async fn drive(target: &Target, submitters: usize, settings: &Settings) -> Resul
                     Err(e) => {
                         errors += 1;
                         first_error.get_or_insert(e);
+                        slowest_error = slowest_error.max(done - sent);
                         tokio::time::sleep(ERROR_BACKOFF).await;
                     }
                 }
                 i += 1;
             }
-            (hist, acked, errors, first_error)
+            (hist, acked, errors, first_error, slowest_error)
         }));
     }
     let mut run = Run {
         acked: 0,
         errors: 0,
         first_error: None,
+        slowest_error: Duration::ZERO,
         hist: latency_histogram(),
         window,
     };
     for task in tasks {
-        let (hist, acked, errors, first_error) = task
+        let (hist, acked, errors, first_error, slowest_error) = task
             .await
             .map_err(|e| format!("a submitter task failed: {e}"))?;
         run.hist
@@ -386,6 +411,7 @@ async fn drive(target: &Target, submitters: usize, settings: &Settings) -> Resul
             .map_err(|e| format!("merge histograms: {e}"))?;
         run.acked += acked;
         run.errors += errors;
+        run.slowest_error = run.slowest_error.max(slowest_error);
         if run.first_error.is_none() {
             run.first_error = first_error;
         }
@@ -430,9 +456,11 @@ struct Summary {
     runs: Vec<f64>,
     latency: [Duration; 4],
     errors: u64,
+    /// Term changes over all rounds (`None` for the single engine).
+    elections: Option<u64>,
 }
 
-fn summarize(figures: &[Figures], errors: u64) -> Summary {
+fn summarize(figures: &[Figures], errors: u64, elections: Option<u64>) -> Summary {
     let runs: Vec<f64> = figures.iter().map(|f| f.per_sec).collect();
     let per_sec = median(&mut runs.clone());
     let latency = std::array::from_fn(|q| {
@@ -447,6 +475,7 @@ fn summarize(figures: &[Figures], errors: u64) -> Summary {
         runs,
         latency,
         errors,
+        elections,
     }
 }
 
@@ -502,6 +531,13 @@ Loopback also hides real network round trips (on a LAN add at least one RTT per 
         settings.dir.display(),
         filesystem_of(&settings.dir)
     ));
+    out.push_str(&format!(
+        "| tokio worker threads (shared by the nodes and the submitters) | {} |\n",
+        settings.workers.map_or_else(
+            || format!("{} (the default: one per core)", machine.cores),
+            |w| w.to_string()
+        )
+    ));
     out.push_str(&format!("| date | {} |\n", machine.date));
     out.push_str(&format!("| load average at start | {} |\n", machine.load));
     out.push_str(&format!(
@@ -513,8 +549,8 @@ Loopback also hides real network round trips (on a LAN add at least one RTT per 
         command.iter().map(|a| format!(" {a}")).collect::<String>()
     ));
     out.push_str(
-        "| C | contender | acked events/s | runs | p50 | p90 | p99 | p99.9 | events/s vs single | p50 vs single | p99 vs single | failed submits |\n\
-|---:|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|\n",
+        "| C | contender | acked events/s | runs | p50 | p90 | p99 | p99.9 | events/s vs single | p50 vs single | p99 vs single | failed submits | elections |\n\
+|---:|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n",
     );
     for &c in &settings.submitters {
         let Some(single) = results.get(&(c, Contender::Single)) else {
@@ -536,7 +572,7 @@ Loopback also hides real network round trips (on a LAN add at least one RTT per 
             let lat = |q: usize| s.latency[q].as_nanos() as f64;
             let base = |q: usize| single.latency[q].as_nanos() as f64;
             out.push_str(&format!(
-                "| {c} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |\n",
+                "| {c} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |\n",
                 contender.name(),
                 count(s.per_sec),
                 s.runs
@@ -552,12 +588,15 @@ Loopback also hides real network round trips (on a LAN add at least one RTT per 
                 vs(lat(0), base(0)),
                 vs(lat(2), base(2)),
                 s.errors,
+                s.elections.map_or("-".to_owned(), |e| e.to_string()),
             ));
         }
     }
     out.push_str(
         "\n`runs` lists each round's events/s in the order they ran. Latency is from submit to ack as the submitting task sees it; \
-for the cluster the ack means the entry is committed on a quorum and applied, durably, on the leader.\n",
+for the cluster the ack means the entry is committed on a quorum and applied, durably, on the leader. \
+`failed submits` counts submits that returned an error, over all rounds (warm-up included); a failed task pauses 10 ms before its next submit. \
+`elections` counts Raft term changes during the runs, over all rounds: each one is a stretch in which the cluster had no leader.\n",
     );
     out
 }
@@ -566,25 +605,38 @@ async fn run(settings: Settings) -> Result<String, String> {
     let machine = Machine::describe();
     let mut figures: BTreeMap<(usize, Contender), Vec<Figures>> = BTreeMap::new();
     let mut errors: BTreeMap<(usize, Contender), u64> = BTreeMap::new();
+    let mut elections: BTreeMap<(usize, Contender), u64> = BTreeMap::new();
     for &c in &settings.submitters {
         for round in 0..settings.rounds {
             for k in 0..CONTENDERS.len() {
                 let contender = CONTENDERS[(k + round) % CONTENDERS.len()];
                 let opened = Opened::open(contender, &settings.dir).await?;
+                let term_before = opened.term();
                 let measured = drive(&opened.target, c, &settings).await?;
+                let term_changes = opened
+                    .term()
+                    .zip(term_before)
+                    .map(|(after, before)| after - before);
                 opened.close().await?;
                 eprintln!(
-                    "C={c} round {} {}: {} events/s, p50 {}, p99 {}, {} failed submits{}",
+                    "C={c} round {} {}: {} events/s, p50 {}, p99 {}, max {}, {} failed submits{}{}",
                     round + 1,
                     contender.name(),
                     count(measured.per_sec()),
                     dur(Duration::from_nanos(measured.hist.value_at_quantile(0.5))),
                     dur(Duration::from_nanos(measured.hist.value_at_quantile(0.99))),
+                    dur(Duration::from_nanos(measured.hist.max())),
                     measured.errors,
                     measured
                         .first_error
                         .as_ref()
-                        .map(|e| format!(" (first: {e})"))
+                        .map(|e| format!(
+                            " (first: {e}; slowest failed after {})",
+                            dur(measured.slowest_error)
+                        ))
+                        .unwrap_or_default(),
+                    term_changes
+                        .map(|t| format!(", {t} term changes"))
                         .unwrap_or_default(),
                 );
                 figures
@@ -592,12 +644,18 @@ async fn run(settings: Settings) -> Result<String, String> {
                     .or_default()
                     .push(Figures::of(&measured));
                 *errors.entry((c, contender)).or_default() += measured.errors;
+                if let Some(t) = term_changes {
+                    *elections.entry((c, contender)).or_default() += t;
+                }
             }
         }
     }
     let results = figures
         .iter()
-        .map(|(key, f)| (*key, summarize(f, errors[key])))
+        .map(|(key, f)| {
+            let summary = summarize(f, errors[key], elections.get(key).copied());
+            (*key, summary)
+        })
         .collect();
     Ok(markdown(&settings, &machine, &results))
 }
@@ -610,7 +668,11 @@ fn main() -> Result<(), String> {
             std::process::exit(2);
         }
     };
-    let runtime = tokio::runtime::Builder::new_multi_thread()
+    let mut runtime = tokio::runtime::Builder::new_multi_thread();
+    if let Some(workers) = settings.workers {
+        runtime.worker_threads(workers);
+    }
+    let runtime = runtime
         .enable_all()
         .build()
         .map_err(|e| format!("tokio runtime: {e}"))?;
@@ -637,10 +699,11 @@ mod tests {
             per_sec,
             latency: [ms(p), ms(p + 1), ms(p + 2), ms(p + 3)],
         };
-        let s = summarize(&[f(10.0, 5), f(30.0, 1), f(20.0, 9)], 2);
+        let s = summarize(&[f(10.0, 5), f(30.0, 1), f(20.0, 9)], 2, Some(1));
         assert_eq!(s.per_sec, 20.0);
         assert_eq!(s.runs, vec![10.0, 30.0, 20.0], "in the order they ran");
         assert_eq!(s.latency, [ms(5), ms(6), ms(7), ms(8)]);
         assert_eq!(s.errors, 2);
+        assert_eq!(s.elections, Some(1));
     }
 }
