@@ -320,9 +320,17 @@ async fn start_cluster(root: &Path) -> Result<(Vec<Arc<Node>>, u64), String> {
             return Ok((nodes, *leader));
         }
         if Instant::now() > deadline {
-            return Err(format!(
-                "no agreed leader after {ELECTION_PATIENCE:?}: {seen:?}"
-            ));
+            // What each node thought, for the report; then stop them.
+            let mut why = format!("no agreed leader after {ELECTION_PATIENCE:?}: {seen:?}");
+            for node in &nodes {
+                why.push_str(&format!("\n  node {}: {}", node.id(), node.metrics()));
+            }
+            for node in &nodes {
+                if let Err(e) = node.shutdown().await {
+                    why.push_str(&format!("\n  node {} shutdown: {e}", node.id()));
+                }
+            }
+            return Err(why);
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
@@ -606,11 +614,12 @@ async fn run(settings: Settings) -> Result<String, String> {
     let mut figures: BTreeMap<(usize, Contender), Vec<Figures>> = BTreeMap::new();
     let mut errors: BTreeMap<(usize, Contender), u64> = BTreeMap::new();
     let mut elections: BTreeMap<(usize, Contender), u64> = BTreeMap::new();
+    let mut failed_starts: Vec<String> = Vec::new();
     for &c in &settings.submitters {
         for round in 0..settings.rounds {
             for k in 0..CONTENDERS.len() {
                 let contender = CONTENDERS[(k + round) % CONTENDERS.len()];
-                let opened = Opened::open(contender, &settings.dir).await?;
+                let opened = open_retrying(contender, &settings.dir, &mut failed_starts).await?;
                 let term_before = opened.term();
                 let measured = drive(&opened.target, c, &settings).await?;
                 let term_changes = opened
@@ -657,7 +666,40 @@ async fn run(settings: Settings) -> Result<String, String> {
             (*key, summary)
         })
         .collect();
-    Ok(markdown(&settings, &machine, &results))
+    let mut report = markdown(&settings, &machine, &results);
+    if !failed_starts.is_empty() {
+        report.push_str(&format!(
+            "\n**{} cluster start(s) failed** (no leader all three nodes agreed on within {ELECTION_PATIENCE:?} of `initialize`) and were retried with a fresh cluster; what each node reported:\n\n```\n{}\n```\n",
+            failed_starts.len(),
+            failed_starts.join("\n")
+        ));
+    }
+    Ok(report)
+}
+
+/// How many fresh clusters to try before the run fails.
+const CLUSTER_ATTEMPTS: usize = 3;
+
+/// Opens `contender`, retrying a cluster that never agreed on a leader
+/// with a fresh one. Every failed start is printed and kept in `failed`
+/// for the report: a retry must not hide it.
+async fn open_retrying(
+    contender: Contender,
+    parent: &Path,
+    failed: &mut Vec<String>,
+) -> Result<Opened, String> {
+    let mut attempt = 1;
+    loop {
+        match Opened::open(contender, parent).await {
+            Ok(opened) => return Ok(opened),
+            Err(why) if contender != Contender::Single && attempt < CLUSTER_ATTEMPTS => {
+                eprintln!("{} start {attempt} failed: {why}", contender.name());
+                failed.push(why);
+                attempt += 1;
+            }
+            Err(why) => return Err(why),
+        }
+    }
 }
 
 fn main() -> Result<(), String> {
