@@ -431,8 +431,9 @@ async fn drive(target: &Target, submitters: usize, settings: &Settings) -> Resul
 #[derive(Debug, Clone, Copy)]
 struct Figures {
     per_sec: f64,
-    /// p50, p90, p99, p99.9.
-    latency: [Duration; 4],
+    /// p50, p90, p99, p99.9; `None` when nothing was acked in the window
+    /// (a run with no acks has no latency, not a latency of zero).
+    latency: Option<[Duration; 4]>,
 }
 
 const QUANTILES: [f64; 4] = [0.5, 0.9, 0.99, 0.999];
@@ -441,7 +442,8 @@ impl Figures {
     fn of(run: &Run) -> Figures {
         Figures {
             per_sec: run.per_sec(),
-            latency: QUANTILES.map(|q| Duration::from_nanos(run.hist.value_at_quantile(q))),
+            latency: (run.acked > 0)
+                .then(|| QUANTILES.map(|q| Duration::from_nanos(run.hist.value_at_quantile(q)))),
         }
     }
 }
@@ -462,7 +464,8 @@ fn median(values: &mut [f64]) -> f64 {
 struct Summary {
     per_sec: f64,
     runs: Vec<f64>,
-    latency: [Duration; 4],
+    /// Medians over the rounds that acked anything (`None`: none did).
+    latency: Option<[Duration; 4]>,
     errors: u64,
     /// Term changes over all rounds (`None` for the single engine).
     elections: Option<u64>,
@@ -471,12 +474,12 @@ struct Summary {
 fn summarize(figures: &[Figures], errors: u64, elections: Option<u64>) -> Summary {
     let runs: Vec<f64> = figures.iter().map(|f| f.per_sec).collect();
     let per_sec = median(&mut runs.clone());
-    let latency = std::array::from_fn(|q| {
-        let mut ns: Vec<f64> = figures
-            .iter()
-            .map(|f| f.latency[q].as_nanos() as f64)
-            .collect();
-        Duration::from_nanos(median(&mut ns) as u64)
+    let acked: Vec<[Duration; 4]> = figures.iter().filter_map(|f| f.latency).collect();
+    let latency = (!acked.is_empty()).then(|| {
+        std::array::from_fn(|q| {
+            let mut ns: Vec<f64> = acked.iter().map(|l| l[q].as_nanos() as f64).collect();
+            Duration::from_nanos(median(&mut ns) as u64)
+        })
     });
     Summary {
         per_sec,
@@ -577,8 +580,16 @@ Loopback also hides real network round trips (on a LAN add at least one RTT per 
                     "n/a".to_owned()
                 }
             };
-            let lat = |q: usize| s.latency[q].as_nanos() as f64;
-            let base = |q: usize| single.latency[q].as_nanos() as f64;
+            let lat = |q: usize| s.latency.map_or(0.0, |l| l[q].as_nanos() as f64);
+            let base = |q: usize| single.latency.map_or(0.0, |l| l[q].as_nanos() as f64);
+            let shown = |q: usize| s.latency.map_or("-".to_owned(), |l| dur(l[q]));
+            let vs_lat = |q: usize| {
+                if s.latency.is_none() {
+                    "n/a".to_owned()
+                } else {
+                    vs(lat(q), base(q))
+                }
+            };
             out.push_str(&format!(
                 "| {c} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |\n",
                 contender.name(),
@@ -588,13 +599,13 @@ Loopback also hides real network round trips (on a LAN add at least one RTT per 
                     .map(|r| count(*r))
                     .collect::<Vec<_>>()
                     .join(" / "),
-                dur(s.latency[0]),
-                dur(s.latency[1]),
-                dur(s.latency[2]),
-                dur(s.latency[3]),
+                shown(0),
+                shown(1),
+                shown(2),
+                shown(3),
                 vs(s.per_sec, single.per_sec),
-                vs(lat(0), base(0)),
-                vs(lat(2), base(2)),
+                vs_lat(0),
+                vs_lat(2),
                 s.errors,
                 s.elections.map_or("-".to_owned(), |e| e.to_string()),
             ));
@@ -604,7 +615,8 @@ Loopback also hides real network round trips (on a LAN add at least one RTT per 
         "\n`runs` lists each round's events/s in the order they ran. Latency is from submit to ack as the submitting task sees it; \
 for the cluster the ack means the entry is committed on a quorum and applied, durably, on the leader. \
 `failed submits` counts submits that returned an error, over all rounds (warm-up included); a failed task pauses 10 ms before its next submit. \
-`elections` counts Raft term changes during the runs, over all rounds: each one is a stretch in which the cluster had no leader.\n",
+`elections` counts Raft term changes during the runs, over all rounds: each is an election, after a follower went an election timeout without hearing from the leader. \
+Latency medians are over the rounds that acked anything (`-`: none did).\n",
     );
     out
 }
@@ -739,13 +751,30 @@ mod tests {
         let ms = Duration::from_millis;
         let f = |per_sec, p| Figures {
             per_sec,
-            latency: [ms(p), ms(p + 1), ms(p + 2), ms(p + 3)],
+            latency: Some([ms(p), ms(p + 1), ms(p + 2), ms(p + 3)]),
         };
         let s = summarize(&[f(10.0, 5), f(30.0, 1), f(20.0, 9)], 2, Some(1));
         assert_eq!(s.per_sec, 20.0);
         assert_eq!(s.runs, vec![10.0, 30.0, 20.0], "in the order they ran");
-        assert_eq!(s.latency, [ms(5), ms(6), ms(7), ms(8)]);
+        assert_eq!(s.latency, Some([ms(5), ms(6), ms(7), ms(8)]));
         assert_eq!(s.errors, 2);
         assert_eq!(s.elections, Some(1));
+    }
+
+    #[test]
+    fn a_round_without_acks_counts_for_throughput_but_has_no_latency() {
+        let ms = Duration::from_millis;
+        let acked = Figures {
+            per_sec: 50.0,
+            latency: Some([ms(2), ms(3), ms(4), ms(5)]),
+        };
+        let none = Figures {
+            per_sec: 0.0,
+            latency: None,
+        };
+        let s = summarize(&[acked, none, none], 0, Some(4));
+        assert_eq!(s.per_sec, 0.0, "two of three rounds acked nothing");
+        assert_eq!(s.latency, Some([ms(2), ms(3), ms(4), ms(5)]));
+        assert_eq!(summarize(&[none], 0, None).latency, None);
     }
 }
