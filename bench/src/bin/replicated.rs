@@ -22,9 +22,16 @@
 //! --warmup 0.5 --rounds 3 --submitters 1,16,64` (these are the defaults;
 //! `--dir` picks the parent of the data directories, default the system
 //! temp dir). The same settings are read from `RBENCH_SECS`,
-//! `RBENCH_WARMUP`, `RBENCH_ROUNDS`, `RBENCH_SUBMITTERS`, `RBENCH_KEYS`
-//! and `RBENCH_DIR` when the flag is absent. Markdown goes to stdout,
-//! progress to stderr.
+//! `RBENCH_WARMUP`, `RBENCH_ROUNDS`, `RBENCH_SUBMITTERS`, `RBENCH_KEYS`,
+//! `RBENCH_DIR` and `RBENCH_WORKERS` when the flag is absent. `--workers`
+//! sets the tokio worker threads (default one per core), which the nodes
+//! and the submitters share: a diagnostic knob, named in the output.
+//! Markdown goes to stdout, one line per run to stderr.
+//!
+//! A cluster whose nodes do not agree on a leader within 30 s of
+//! `initialize` is retried with a fresh one (up to three tries); every
+//! failed start is printed with each node's Raft metrics and listed under
+//! the table, so a retry never hides it.
 //!
 //! Why closed loop with one write in flight per task: that is how an
 //! application that waits for each ack behaves, and it makes the ack
@@ -50,8 +57,8 @@ use tokio::time::Instant;
 type Ev = StateEvent<String, u64>;
 type Node = ReplicatedEngine<Ev>;
 
-/// How long the cluster may take to elect a leader all nodes agree on
-/// before the run fails; not a performance figure.
+/// How long a new cluster may take to elect a leader all nodes agree on
+/// before the start counts as failed; not a performance figure.
 const ELECTION_PATIENCE: Duration = Duration::from_secs(30);
 
 /// After a failed submit, a task pauses this long before the next one, so
