@@ -183,8 +183,16 @@ fn run(args: &Args) -> Result<String, String> {
         );
     }
     report.elapsed = started.elapsed();
-    let markdown = report.markdown();
+    let mut markdown = report.markdown();
     let path = args.out.join("BENCHMARKS.md");
+    // The replication section comes from the `replicated` binary's own
+    // run; keep it rather than delete it with the rest.
+    let old = std::fs::read_to_string(&path).unwrap_or_default();
+    if let Some(kept) =
+        solostate_bench::report::kept_section(&old, solostate_bench::report::REPLICATION_HEADING)
+    {
+        markdown = format!("{}\n\n{kept}\n", markdown.trim_end());
+    }
     std::fs::write(&path, &markdown).map_err(|e| format!("write {}: {e}", path.display()))?;
     eprintln!("wrote {} in {:.0?}", path.display(), report.elapsed);
     Ok(markdown)

@@ -504,6 +504,27 @@ fn at_most(what: String, goal: &'static str, ceiling: f64, ratio: Option<f64>) -
     }
 }
 
+/// The heading of the section that the `replicated` binary's run fills
+/// in by hand (it runs apart from this report, so a rewrite must keep it).
+pub const REPLICATION_HEADING: &str = "## Replication (loopback, 3 nodes in one process)";
+
+/// The section of `old` (a previous `BENCHMARKS.md`) that starts at the
+/// line `heading` and runs to the next `## ` heading or the end, or `None`
+/// if there is no such line. Why: `BENCHMARKS.md` is rewritten whole by
+/// this report, and a section written by another binary must survive it.
+pub fn kept_section<'a>(old: &'a str, heading: &str) -> Option<&'a str> {
+    let start = if old.starts_with(heading) {
+        0
+    } else {
+        old.find(&format!("\n{heading}"))? + 1
+    };
+    let rest = &old[start..];
+    let end = rest[heading.len()..]
+        .find("\n## ")
+        .map_or(rest.len(), |i| heading.len() + i + 1);
+    Some(rest[..end].trim_end())
+}
+
 /// `1.23x`, `0.045x`, `120x`: three significant digits at most.
 pub fn ratio(r: f64) -> String {
     if r >= 100.0 {

@@ -156,3 +156,21 @@ fn numbers_are_formatted_for_reading() {
     assert_eq!(dur(Duration::from_nanos(12_500)), "12.5 us");
     assert_eq!(dur(Duration::from_micros(3_200)), "3.20 ms");
 }
+
+#[test]
+fn the_replication_section_is_kept_through_to_the_next_section() {
+    let old = "# Benchmarks\n\n## Recovery\n\nr\n\n## Replication (loopback, 3 nodes in one process)\n\n| t |\n\n### Per-run log\n\nx\n\n## Later\n\ny\n";
+    assert_eq!(
+        kept_section(old, REPLICATION_HEADING),
+        Some("## Replication (loopback, 3 nodes in one process)\n\n| t |\n\n### Per-run log\n\nx")
+    );
+    let last = "# B\n\n## Replication (loopback, 3 nodes in one process)\n\nz\n";
+    assert_eq!(
+        kept_section(last, REPLICATION_HEADING),
+        Some("## Replication (loopback, 3 nodes in one process)\n\nz")
+    );
+    assert_eq!(
+        kept_section("# B\n\n## Recovery\n", REPLICATION_HEADING),
+        None
+    );
+}
