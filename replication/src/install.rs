@@ -196,7 +196,7 @@ pub(crate) async fn install<E: Event>(
     machine
         .log
         .machine_put(INSTALLING_KEY, &decoded.meta.last_log_id)?;
-    machine.log.sync()?;
+    machine.log.flush_blocking().await?;
     swap_in::<E>(machine, decoded).await
 }
 
@@ -219,7 +219,7 @@ async fn swap_in<E: Event>(
     machine.seq = written.seq;
     machine.meta = written.meta;
     machine.log.machine_remove(INSTALLING_KEY)?;
-    machine.record(true)
+    machine.record(true).await
 }
 
 /// What [`write_dir`] wrote: the seq and applied point it holds.

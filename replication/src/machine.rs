@@ -199,10 +199,10 @@ impl<E: Event> Machine<E> {
 
     /// Records the applied point in memory, in the meta tree (durable
     /// with the next log write, or now when `sync`) and on the watch.
-    pub(crate) fn record(&mut self, sync: bool) -> Result<(), MachineError> {
+    pub(crate) async fn record(&mut self, sync: bool) -> Result<(), MachineError> {
         self.log.machine_put(APPLIED_KEY, &self.meta)?;
         if sync {
-            self.log.sync()?;
+            self.log.flush_blocking().await?;
         }
         let applied = Applied {
             log_id: self.meta.log_id,
@@ -246,7 +246,7 @@ impl<E: Event> Machine<E> {
                 },
             });
         }
-        self.record(membership_changed)?;
+        self.record(membership_changed).await?;
         Ok(responses)
     }
 }

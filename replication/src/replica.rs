@@ -42,13 +42,14 @@ pub struct ReplicatedAck {
     pub log_id: LogId<u64>,
 }
 
-/// Configures and opens a [`ReplicatedEngine`]. `id`, `dir` and `listen`
-/// are required.
-#[derive(Debug, Clone)]
+/// Configures and opens a [`ReplicatedEngine`]. `id`, `path` and `listen`
+/// (or `listener`) are required.
+#[derive(Debug)]
 pub struct ReplicaBuilder<E> {
     id: Option<u64>,
     dir: Option<PathBuf>,
     listen: Option<SocketAddr>,
+    listener: Option<std::net::TcpListener>,
     peers: BTreeMap<u64, String>,
     schema: String,
     store: StoreKind,
@@ -67,6 +68,7 @@ impl<E: Event> Default for ReplicaBuilder<E> {
             id: None,
             dir: None,
             listen: None,
+            listener: None,
             peers: BTreeMap::new(),
             schema: "replicated".to_owned(),
             store: StoreKind::default(),
@@ -99,6 +101,15 @@ impl<E: Event> ReplicaBuilder<E> {
     /// port 0 picks one, see [`ReplicatedEngine::addr`]).
     pub fn listen(mut self, addr: SocketAddr) -> Self {
         self.listen = Some(addr);
+        self
+    }
+
+    /// Serve on a listener bound already, instead of binding
+    /// [`listen`](Self::listen)'s address at open. Why: whoever picks the
+    /// address (a test, a supervisor handing over a socket) can hold the
+    /// port from then on, so nothing else takes it in between.
+    pub fn listener(mut self, listener: std::net::TcpListener) -> Self {
+        self.listener = Some(listener);
         self
     }
 
@@ -179,6 +190,24 @@ impl<E: Event> ReplicaBuilder<E> {
         })
     }
 
+    /// The server's listener: the one given, or `listen` bound now.
+    async fn bind(&mut self) -> Result<tokio::net::TcpListener, OpenError> {
+        let failed = |addr: String| move |source| OpenError::Listen { addr, source };
+        if let Some(listener) = self.listener.take() {
+            let addr = listener
+                .local_addr()
+                .map_or_else(|_| "the given listener".to_owned(), |a| a.to_string());
+            listener
+                .set_nonblocking(true)
+                .map_err(failed(addr.clone()))?;
+            return tokio::net::TcpListener::from_std(listener).map_err(failed(addr));
+        }
+        let listen = self.listen.expect("checked by open");
+        tokio::net::TcpListener::bind(listen)
+            .await
+            .map_err(failed(listen.to_string()))
+    }
+
     /// Opens the node: its log store, its state machine (finishing an
     /// interrupted snapshot install), the Raft instance and the server.
     /// A new node is not part of any cluster until
@@ -189,14 +218,16 @@ impl<E: Event> ReplicaBuilder<E> {
     ///
     /// [`OpenError::InvalidConfig`] for a missing id, path or listen
     /// address or bad timings, and the other variants as they name.
-    pub async fn open(self) -> Result<ReplicatedEngine<E>, OpenError> {
+    pub async fn open(mut self) -> Result<ReplicatedEngine<E>, OpenError> {
         let missing = |setting| OpenError::InvalidConfig {
             setting,
             reason: "required".to_owned(),
         };
         let id = self.id.ok_or(missing("id"))?;
         let dir = self.dir.clone().ok_or(missing("path"))?;
-        let listen = self.listen.ok_or(missing("listen"))?;
+        if self.listen.is_none() && self.listener.is_none() {
+            return Err(missing("listen"));
+        }
         let config = Arc::new(self.raft_config()?);
         let raft_dir = dir.join("raft");
         let log = LogStore::open(&raft_dir).map_err(|source| OpenError::LogStore {
@@ -218,14 +249,9 @@ impl<E: Event> ReplicaBuilder<E> {
         let raft = Raft::new(id, config, network, log, machine)
             .await
             .map_err(|e| OpenError::Raft(e.to_string()))?;
-        let listener = tokio::net::TcpListener::bind(listen)
-            .await
-            .map_err(|source| OpenError::Listen {
-                addr: listen.to_string(),
-                source,
-            })?;
+        let listener = self.bind().await?;
         let addr = listener.local_addr().map_err(|source| OpenError::Listen {
-            addr: listen.to_string(),
+            addr: "the listener".to_owned(),
             source,
         })?;
         let router =

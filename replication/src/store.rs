@@ -193,14 +193,35 @@ impl LogStore {
         &self,
         entries: impl IntoIterator<Item = Entry<TypeConfig>>,
     ) -> Result<(), LogStoreError> {
+        self.write_entries(entries)?;
+        self.flush()
+    }
+
+    /// Stores `entries` in the log tree, not yet flushed.
+    fn write_entries(
+        &self,
+        entries: impl IntoIterator<Item = Entry<TypeConfig>>,
+    ) -> Result<(), LogStoreError> {
         let mut batch = sled::Batch::default();
         for entry in entries {
             let index = entry.get_log_id().index;
             let bytes = encode(&entry, LOG_TREE, &format!("index {index}"))?;
             batch.insert(&index_key(index), bytes);
         }
-        self.apply_log(batch)?;
-        self.flush()
+        self.apply_log(batch)
+    }
+
+    /// [`flush`](Self::flush) on a blocking thread: sled's flush and the
+    /// fdatasyncs wait on the disk, and on a tokio worker they would hold
+    /// up every other task of the node (heartbeats among them) meanwhile.
+    pub(crate) async fn flush_blocking(&self) -> Result<(), LogStoreError> {
+        let store = self.clone();
+        tokio::task::spawn_blocking(move || store.flush())
+            .await
+            .map_err(|e| LogStoreError::Sync {
+                path: self.inner.dir.clone(),
+                source: std::io::Error::other(format!("the flush thread failed: {e}")),
+            })?
     }
 
     /// The entries with indexes in `range`, in order, checked.
@@ -433,7 +454,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     async fn save_vote(&mut self, vote: &Vote<u64>) -> Result<(), StorageError<u64>> {
         let write = |e: LogStoreError| e.into_storage(ErrorSubject::Vote, ErrorVerb::Write);
         self.meta_put(VOTE_KEY, vote).map_err(write)?;
-        self.flush().map_err(write)
+        self.flush_blocking().await.map_err(write)
     }
 
     async fn read_vote(&mut self) -> Result<Option<Vote<u64>>, StorageError<u64>> {
@@ -468,7 +489,11 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         I::IntoIter: OptionalSend,
     {
         // The callback only once the entries are durable.
-        match self.append_entries(entries) {
+        let appended = match self.write_entries(entries) {
+            Ok(()) => self.flush_blocking().await,
+            Err(e) => Err(e),
+        };
+        match appended {
             Ok(()) => {
                 callback.log_io_completed(Ok(()));
                 Ok(())
@@ -483,7 +508,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     async fn truncate(&mut self, log_id: LogId<u64>) -> Result<(), StorageError<u64>> {
         let write = |e: LogStoreError| e.into_storage(ErrorSubject::Logs, ErrorVerb::Delete);
         self.remove_keys(index_key(log_id.index)..).map_err(write)?;
-        self.flush().map_err(write)
+        self.flush_blocking().await.map_err(write)
     }
 
     async fn purge(&mut self, log_id: LogId<u64>) -> Result<(), StorageError<u64>> {
@@ -492,7 +517,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         // `open` removes, never a purge that forgot its id.
         self.meta_put(PURGED_KEY, &log_id).map_err(write)?;
         self.remove_through(log_id.index).map_err(write)?;
-        self.flush().map_err(write)
+        self.flush_blocking().await.map_err(write)
     }
 }
 

@@ -8,7 +8,7 @@ mod common;
 
 use std::collections::BTreeMap;
 
-use common::{Cluster, Ev, Node, PATIENCE, eventually, free_addr, open, open_with, submit};
+use common::{Cluster, Ev, Node, PATIENCE, bind, eventually, free_addr, open, open_with, submit};
 use solostate::StateEvent;
 use solostate_replication::{GuardError, ReplicatedAck, Unavailable};
 
@@ -39,8 +39,9 @@ async fn write(node: &Node, n: u64, different: Option<u64>) -> ReplicatedAck {
 /// A node of its own one-node cluster, in a directory of its own.
 async fn standalone(id: u64) -> (tempfile::TempDir, Node, String) {
     let dir = tempfile::tempdir().unwrap();
-    let addr = free_addr();
-    let node = open(id, dir.path(), addr).await;
+    let listener = bind();
+    let addr = listener.local_addr().unwrap();
+    let node = open(id, dir.path(), listener).await;
     node.initialize(BTreeMap::from([(id, addr.to_string())]))
         .await
         .unwrap();
@@ -207,8 +208,9 @@ async fn a_divergence_older_than_a_nodes_history_is_reported_at_its_oldest_seq_a
     .await;
     // A new node joins after the purge and catches up from a snapshot:
     // its engine holds no state older than the snapshot's seq.
-    let addr = free_addr();
-    let node = open_with(4, &cluster.root, addr, 30).await;
+    let listener = bind();
+    let addr = listener.local_addr().unwrap();
+    let node = open_with(4, &cluster.root, listener, 30).await;
     leader_node.add_learner(4, addr.to_string()).await.unwrap();
     node.wait_for(&last).await.unwrap();
     assert!(node.metrics().snapshot.is_some(), "caught up by snapshot");

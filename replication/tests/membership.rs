@@ -7,7 +7,7 @@ mod common;
 
 use std::collections::BTreeSet;
 
-use common::{Cluster, Node, eventually, free_addr, open, submit};
+use common::{Cluster, Node, bind, eventually, free_addr, open, submit};
 use solostate::StateEvent;
 use solostate_replication::{ReplicatedAck, WriteError};
 
@@ -52,8 +52,9 @@ async fn a_learner_catches_up_is_promoted_and_a_removed_voter_leaves_while_write
 
     // A fourth node, opened but not initialized, joins as a learner and
     // catches up from the log.
-    let addr = free_addr();
-    let fourth = open(4, &cluster.root, addr).await;
+    let listener = bind();
+    let addr = listener.local_addr().unwrap();
+    let fourth = open(4, &cluster.root, listener).await;
     let leader = &cluster.nodes[&leader_id];
     leader.add_learner(4, addr.to_string()).await.unwrap();
     let caught_up = fourth.wait_for(&first).await.unwrap();

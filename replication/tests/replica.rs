@@ -3,87 +3,15 @@
 //! HTTP network. The process-level tests (SIGKILL, SIGSTOP, partitions)
 //! live in `cluster-test`.
 
-use std::collections::BTreeMap;
-use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use solostate::StateEvent;
 use solostate::persistence::hash::entries_hash;
-use solostate_replication::{Logged, ReplicatedEngine, WriteError};
+use solostate_replication::{Logged, WriteError};
 
-type Ev = StateEvent<String, u64>;
-type Node = ReplicatedEngine<Ev>;
+mod common;
 
-/// How long a wait for the cluster may take before the test fails; not a
-/// performance bound.
-const PATIENCE: Duration = Duration::from_secs(30);
-
-fn free_addr() -> SocketAddr {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    listener.local_addr().unwrap()
-}
-
-async fn open(id: u64, dir: &Path, addr: SocketAddr, snapshot_every: u64) -> Node {
-    Node::builder()
-        .id(id)
-        .path(dir.join(format!("node-{id}")))
-        .listen(addr)
-        .timing(50, 200, 400)
-        .snapshot_every(snapshot_every)
-        .keep_logs_after_snapshot(snapshot_every.min(5))
-        .open()
-        .await
-        .unwrap()
-}
-
-struct Cluster {
-    _dir: tempfile::TempDir,
-    root: PathBuf,
-    addrs: BTreeMap<u64, SocketAddr>,
-    nodes: BTreeMap<u64, Node>,
-}
-
-impl Cluster {
-    async fn start(snapshot_every: u64) -> Cluster {
-        let dir = tempfile::tempdir().unwrap();
-        let root = dir.path().to_owned();
-        let addrs: BTreeMap<u64, SocketAddr> = (1..=3).map(|id| (id, free_addr())).collect();
-        let mut nodes = BTreeMap::new();
-        for (&id, &addr) in &addrs {
-            nodes.insert(id, open(id, &root, addr, snapshot_every).await);
-        }
-        let members = addrs.iter().map(|(id, a)| (*id, a.to_string())).collect();
-        nodes[&1].initialize(members).await.unwrap();
-        let cluster = Cluster {
-            _dir: dir,
-            root,
-            addrs,
-            nodes,
-        };
-        cluster.leader().await;
-        cluster
-    }
-
-    /// The leader all live nodes agree on.
-    async fn leader(&self) -> u64 {
-        let deadline = tokio::time::Instant::now() + PATIENCE;
-        loop {
-            let seen: Vec<Option<u64>> = self.nodes.values().map(|n| n.leader()).collect();
-            if let Some(Some(leader)) = seen.first()
-                && seen.iter().all(|s| *s == Some(*leader))
-                && self.nodes.contains_key(leader)
-            {
-                return *leader;
-            }
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "no agreed leader: {seen:?}"
-            );
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    }
-}
+use common::{Cluster, Ev, Node, PATIENCE, bind_at, open_with, submit};
 
 fn hash_of(node: &Node) -> (u64, u64) {
     let snapshot = node.reader().snapshot();
@@ -93,16 +21,13 @@ fn hash_of(node: &Node) -> (u64, u64) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn writes_on_any_node_replicate_with_the_same_seq_and_state_everywhere() {
-    let cluster = Cluster::start(10_000).await;
+    let cluster = Cluster::start(1..=3).await;
     let leader = cluster.leader().await;
     let follower = *cluster.nodes.keys().find(|id| **id != leader).unwrap();
     let mut acks = Vec::new();
     for i in 0..20u64 {
         let via = if i % 2 == 0 { leader } else { follower };
-        let ack = cluster.nodes[&via]
-            .submit(&StateEvent::put(format!("k{i}"), i))
-            .await
-            .unwrap();
+        let ack = submit(&cluster.nodes[&via], &StateEvent::put(format!("k{i}"), i)).await;
         acks.push(ack);
     }
     let seqs: Vec<u64> = acks.iter().map(|a| a.seq).collect();
@@ -119,10 +44,10 @@ async fn writes_on_any_node_replicate_with_the_same_seq_and_state_everywhere() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_rejected_event_is_an_answer_on_every_node_and_the_cluster_keeps_serving() {
-    let cluster = Cluster::start(10_000).await;
+    let cluster = Cluster::start(1..=3).await;
     let leader = cluster.leader().await;
     let node = &cluster.nodes[&leader];
-    node.submit(&StateEvent::put("x".into(), 1)).await.unwrap();
+    submit(node, &StateEvent::put("x".into(), 1)).await;
     let refused = node
         .submit(&StateEvent::compare_and_swap("x".into(), Some(5), Some(6)))
         .await
@@ -130,7 +55,7 @@ async fn a_rejected_event_is_an_answer_on_every_node_and_the_cluster_keeps_servi
     let WriteError::Rejected { log_id, .. } = refused else {
         panic!("expected a rejection, got {refused:?}");
     };
-    let ack = node.submit(&StateEvent::put("y".into(), 2)).await.unwrap();
+    let ack = submit(node, &StateEvent::put("y".into(), 2)).await;
     assert_eq!(ack.seq, 2, "the rejected event took no seq");
     assert!(ack.log_id.index > log_id.index);
     for node in cluster.nodes.values() {
@@ -141,14 +66,15 @@ async fn a_rejected_event_is_an_answer_on_every_node_and_the_cluster_keeps_servi
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_follower_read_after_an_ack_elsewhere_is_linearizable() {
-    let cluster = Cluster::start(10_000).await;
+    let cluster = Cluster::start(1..=3).await;
     let leader = cluster.leader().await;
     for follower in cluster.nodes.keys().filter(|id| **id != leader) {
         for i in 0..5u64 {
-            cluster.nodes[&leader]
-                .submit(&StateEvent::put("r".into(), i + 10 * follower))
-                .await
-                .unwrap();
+            submit(
+                &cluster.nodes[&leader],
+                &StateEvent::put("r".into(), i + 10 * follower),
+            )
+            .await;
             let read = cluster.nodes[follower].linearizable().await.unwrap();
             assert_eq!(read.get("r").as_deref(), Some(&(i + 10 * follower)));
         }
@@ -157,14 +83,15 @@ async fn a_follower_read_after_an_ack_elsewhere_is_linearizable() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_restarted_node_catches_up_from_its_own_disk_and_the_log() {
-    let mut cluster = Cluster::start(10_000).await;
+    let mut cluster = Cluster::start(1..=3).await;
     let leader = cluster.leader().await;
     let down = *cluster.nodes.keys().find(|id| **id != leader).unwrap();
     for i in 0..10u64 {
-        cluster.nodes[&leader]
-            .submit(&StateEvent::put(format!("a{i}"), i))
-            .await
-            .unwrap();
+        submit(
+            &cluster.nodes[&leader],
+            &StateEvent::put(format!("a{i}"), i),
+        )
+        .await;
     }
     let node = cluster.nodes.remove(&down).unwrap();
     let before = node.applied();
@@ -173,13 +100,14 @@ async fn a_restarted_node_catches_up_from_its_own_disk_and_the_log() {
     let mut last = None;
     for i in 0..10u64 {
         last = Some(
-            cluster.nodes[&leader]
-                .submit(&StateEvent::put(format!("b{i}"), i))
-                .await
-                .unwrap(),
+            submit(
+                &cluster.nodes[&leader],
+                &StateEvent::put(format!("b{i}"), i),
+            )
+            .await,
         );
     }
-    let node = open(down, &cluster.root, cluster.addrs[&down], 10_000).await;
+    let node = open_with(down, &cluster.root, bind_at(cluster.addrs[&down]), 10_000).await;
     assert!(
         node.recovery().applied.seq >= before.seq.min(10),
         "{:?}",
@@ -193,7 +121,7 @@ async fn a_restarted_node_catches_up_from_its_own_disk_and_the_log() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_node_whose_disk_was_wiped_catches_up_from_a_snapshot() {
-    let mut cluster = Cluster::start(30).await;
+    let mut cluster = Cluster::start_with(1..=3, 30).await;
     let leader = cluster.leader().await;
     let wiped = *cluster.nodes.keys().find(|id| **id != leader).unwrap();
     let node = cluster.nodes.remove(&wiped).unwrap();
@@ -203,10 +131,11 @@ async fn a_node_whose_disk_was_wiped_catches_up_from_a_snapshot() {
     let mut last = None;
     for i in 0..100u64 {
         last = Some(
-            cluster.nodes[&leader]
-                .submit(&StateEvent::put(format!("s{}", i % 40), i))
-                .await
-                .unwrap(),
+            submit(
+                &cluster.nodes[&leader],
+                &StateEvent::put(format!("s{}", i % 40), i),
+            )
+            .await,
         );
     }
     let last = last.unwrap();
@@ -220,7 +149,7 @@ async fn a_node_whose_disk_was_wiped_catches_up_from_a_snapshot() {
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    let node = open(wiped, &cluster.root, cluster.addrs[&wiped], 30).await;
+    let node = open_with(wiped, &cluster.root, bind_at(cluster.addrs[&wiped]), 30).await;
     let snapshot = node.wait_for(&last).await.unwrap();
     assert_eq!(snapshot.seq(), 100);
     assert!(
@@ -229,10 +158,7 @@ async fn a_node_whose_disk_was_wiped_catches_up_from_a_snapshot() {
     );
     assert_eq!(hash_of(&node), hash_of(leader_node));
     // And it keeps applying after the install.
-    let more = leader_node
-        .submit(&StateEvent::put("after".into(), 1))
-        .await
-        .unwrap();
+    let more = submit(leader_node, &StateEvent::put("after".into(), 1)).await;
     assert_eq!(
         node.wait_for(&more).await.unwrap().get("after").as_deref(),
         Some(&1)
@@ -240,7 +166,7 @@ async fn a_node_whose_disk_was_wiped_catches_up_from_a_snapshot() {
     // Restarted, it opens from the installed engine directory.
     node.shutdown().await.unwrap();
     drop(node);
-    let node = open(wiped, &cluster.root, cluster.addrs[&wiped], 30).await;
+    let node = open_with(wiped, &cluster.root, bind_at(cluster.addrs[&wiped]), 30).await;
     assert_eq!(node.recovery().applied.seq, 101);
     cluster.nodes.insert(wiped, node);
 }

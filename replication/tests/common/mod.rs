@@ -4,7 +4,7 @@
 #![allow(dead_code)]
 
 use std::collections::BTreeMap;
-use std::net::SocketAddr;
+use std::net::{SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -18,23 +18,35 @@ pub type Node = ReplicatedEngine<Ev>;
 /// performance bound.
 pub const PATIENCE: Duration = Duration::from_secs(30);
 
+/// An address nothing listens on (it was free a moment ago).
 pub fn free_addr() -> SocketAddr {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    listener.local_addr().unwrap()
+    bind().local_addr().unwrap()
 }
 
-/// Opens (does not initialize) node `id` in `dir/node-{id}`.
-pub async fn open(id: u64, dir: &Path, addr: SocketAddr) -> Node {
-    open_with(id, dir, addr, 10_000).await
+/// A listener on a fresh loopback port, held until a node serves on it,
+/// so that no other socket can take the port in between.
+pub fn bind() -> TcpListener {
+    TcpListener::bind("127.0.0.1:0").unwrap()
+}
+
+/// A listener on `addr` again, for a node restarted at its old address.
+pub fn bind_at(addr: SocketAddr) -> TcpListener {
+    TcpListener::bind(addr).unwrap()
+}
+
+/// Opens (does not initialize) node `id` in `dir/node-{id}`, serving on
+/// `listener`.
+pub async fn open(id: u64, dir: &Path, listener: TcpListener) -> Node {
+    open_with(id, dir, listener, 10_000).await
 }
 
 /// As [`open`], snapshotting every `snapshot_every` log entries and
 /// keeping at most 5 entries behind each snapshot.
-pub async fn open_with(id: u64, dir: &Path, addr: SocketAddr, snapshot_every: u64) -> Node {
+pub async fn open_with(id: u64, dir: &Path, listener: TcpListener, snapshot_every: u64) -> Node {
     Node::builder()
         .id(id)
         .path(dir.join(format!("node-{id}")))
-        .listen(addr)
+        .listener(listener)
         // Elections slower than in tests/replica.rs: these tests run
         // several clusters at once on a small machine, and an election
         // they did not ask for only costs a retry.
@@ -95,11 +107,15 @@ impl Cluster {
     pub async fn start_with(ids: impl IntoIterator<Item = u64>, snapshot_every: u64) -> Cluster {
         let dir = tempfile::tempdir().unwrap();
         let root = dir.path().to_owned();
-        let addrs: BTreeMap<u64, SocketAddr> =
-            ids.into_iter().map(|id| (id, free_addr())).collect();
+        let listeners: BTreeMap<u64, TcpListener> =
+            ids.into_iter().map(|id| (id, bind())).collect();
+        let addrs: BTreeMap<u64, SocketAddr> = listeners
+            .iter()
+            .map(|(id, l)| (*id, l.local_addr().unwrap()))
+            .collect();
         let mut nodes = BTreeMap::new();
-        for (&id, &addr) in &addrs {
-            nodes.insert(id, open_with(id, &root, addr, snapshot_every).await);
+        for (id, listener) in listeners {
+            nodes.insert(id, open_with(id, &root, listener, snapshot_every).await);
         }
         let members = addrs.iter().map(|(id, a)| (*id, a.to_string())).collect();
         nodes
