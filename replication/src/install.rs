@@ -155,12 +155,13 @@ fn load<E: Event>(layout: &Layout) -> Result<Option<Loaded<E>>, MachineError> {
 pub(crate) async fn current<E: Event>(
     layout: &Layout,
 ) -> Result<Option<Snapshot<TypeConfig>>, MachineError> {
+    let path = layout.snapshot.clone();
     let layout = layout.clone();
     let loaded = tokio::task::spawn_blocking(move || load::<E>(&layout))
         .await
         .map_err(|e| MachineError::Io {
             what: "read the snapshot file",
-            path: Default::default(),
+            path,
             source: io::Error::other(e.to_string()),
         })??;
     Ok(loaded.map(|(bytes, decoded)| Snapshot {
@@ -318,7 +319,7 @@ pub(crate) async fn finish_interrupted<E: Event>(
     swap_dirs(layout)?;
     log.machine_put(APPLIED_KEY, &written.meta)?;
     log.machine_remove(INSTALLING_KEY)?;
-    log.sync()?;
+    log.flush_blocking().await?;
     tracing::warn!(log_id = ?marked, "finished a snapshot install that a crash interrupted");
     Ok(marked)
 }

@@ -307,11 +307,6 @@ impl LogStore {
             })
     }
 
-    /// Makes everything written so far durable (flush and fdatasync).
-    pub(crate) fn sync(&self) -> Result<(), LogStoreError> {
-        self.flush()
-    }
-
     fn last_purged(&self) -> Result<Option<LogId<u64>>, LogStoreError> {
         self.meta_get(PURGED_KEY)
     }
