@@ -319,7 +319,7 @@ impl SegLog {
     ///
     /// [`SegError::NotFound`] without `create` when there is no segment;
     /// [`SegError::AlreadyOpen`] when another owner still holds the
-    /// directory's lock after about 50 ms of retries; [`SegError::Corrupt`] for damage
+    /// directory's lock after about 500 ms of retries; [`SegError::Corrupt`] for damage
     /// anywhere but the last segment's tail; [`SegError::Io`].
     pub(crate) fn open(dir: &Path, create: bool, options: Options) -> Result<Opened, SegError> {
         replay::open(dir, create, false, options)
