@@ -89,7 +89,7 @@ pub mod hash;
 pub mod journal;
 pub mod recovery;
 pub mod replay;
-mod seglog;
+pub mod seglog;
 pub mod sync;
 #[cfg(test)]
 mod test_damage;

@@ -4,22 +4,26 @@
 use std::path::PathBuf;
 
 use openraft::{ErrorSubject, ErrorVerb, StorageError, StorageIOError};
+use solostate::persistence::seglog::SegError;
 
-/// Why the Raft log store failed. Each variant names where: the sled tree
+/// Why the Raft log store failed. Each variant names where: the tree
 /// and key of a bad value, or the path of a file that did not sync.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum LogStoreError {
-    /// sled itself failed (I/O, or its own corruption check).
-    #[error("sled failed on tree {tree}: {source}")]
-    Sled {
-        /// The tree the operation was on.
+    /// The segment log failed: an I/O error (a failed sync among them,
+    /// which poisons it), damage before its torn tail, a batch over its
+    /// frame limit, or another handle holding the directory. The source
+    /// names the file.
+    #[error("the Raft log failed on tree {tree}: {source}")]
+    Log {
+        /// The tree the operation was on (`(open)` while opening).
         tree: &'static str,
-        /// sled's error.
-        source: sled::Error,
+        /// The segment log's error.
+        source: SegError,
     },
-    /// An `fsync`/`fdatasync` of one of sled's files or of the directory
-    /// failed: the data cannot be called durable.
+    /// Creating or syncing the store's directory failed, or the thread a
+    /// flush ran on did: the data cannot be called durable.
     #[error("sync of {path} failed: {source}")]
     Sync {
         /// The file or directory that did not sync.

@@ -17,7 +17,7 @@
 //!  submit(&e) --> leader? --no--> POST /client/write to the leader (one hop)
 //!                   | yes
 //!                   v
-//!  openraft: append to the Raft log (LogStore: sled + fdatasync)
+//!  openraft: append to the Raft log (LogStore: segment log + fdatasync)
 //!            replicate to a majority (HttpNetwork -> /raft/append)
 //!            commit
 //!                   v
@@ -27,9 +27,11 @@
 //!       publish the snapshot, ack)  --> Response::Applied { seq }
 //! ```
 //!
-//! * [`LogStore`]: the Raft log (`RaftLogStorage`) on sled 0.34.7, with
-//!   our own `fdatasync`s: entries are durable before openraft counts
-//!   them, the vote before `save_vote` returns.
+//! * [`LogStore`]: the Raft log (`RaftLogStorage`) on the journal's own
+//!   segment log (`solostate::persistence::seglog`), not on sled, whose
+//!   recovery fails the power-cut simulator: entries are durable before
+//!   openraft counts them, the vote before `save_vote` returns, and a torn
+//!   tail cut at open is reported ([`MachineRecovery::log_tail_cut`]).
 //! * [`Machine`]: the `RaftStateMachine`. Each committed event goes to
 //!   the local engine as a [`Logged`] event, so the log id of the last
 //!   applied entry is durable in the same journal write as its effect: a

@@ -16,6 +16,7 @@ use openraft::{
     StorageError, StoredMembership,
 };
 use serde::{Deserialize, Serialize};
+use solostate::persistence::seglog::TailCut;
 use solostate::{
     AckError, CatchUpError, Durability, Engine, Event, JournalBackend, Pending, SendError,
     StoreKind,
@@ -140,6 +141,10 @@ pub struct MachineRecovery {
     /// A snapshot install a crash interrupted, finished again from the
     /// saved snapshot file: its log id.
     pub finished_install: Option<LogId<u64>>,
+    /// What the Raft log's open cut off its last segment: bytes a power
+    /// cut tore before their sync returned, so never an entry or vote this
+    /// node had reported stored.
+    pub log_tail_cut: Option<TailCut>,
 }
 
 /// openraft's state machine for one replica: a local engine of
@@ -181,6 +186,7 @@ impl<E: Event> Machine<E> {
             engine: engine.recovery().clone(),
             applied,
             finished_install,
+            log_tail_cut: log.tail_cut().cloned(),
         };
         let shared = Arc::new(Shared {
             engine: ArcSwap::from_pointee(engine),

@@ -1,8 +1,7 @@
-//! [`LogStore`]: openraft's log storage over sled 0.34.7, made durable by
-//! our own syncs.
+//! [`LogStore`]: openraft's log storage on the segment log
+//! (`solostate::persistence::seglog`), whose every `fdatasync` is ours.
 
 use std::fmt::Debug;
-use std::fs::File;
 use std::ops::{Bound, RangeBounds};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -13,18 +12,25 @@ use openraft::{
 };
 use serde::Serialize;
 use serde::de::DeserializeOwned;
+use solostate::persistence::seglog::{Op, Options, SegError, SegLog, TailCut};
 
 use crate::LogStoreError;
 use crate::types::TypeConfig;
 // Values use the wire's bincode configuration: the same 64 MiB decode
 // limit, so a corrupt length can never make the store allocate more. The
-// crc framing below is the store's own.
+// crc framing below is the store's own: the segment log checks its frames
+// when it opens, this catches a value that rots on disk afterwards.
 use crate::wire::config;
 
 /// The tree of log entries, keyed by the big-endian log index.
-const LOG_TREE: &str = "raft_log";
-/// The tree of the vote, the committed log id and the last purged log id.
-const META_TREE: &str = "raft_meta";
+const LOG_TREE: u8 = 1;
+/// [`LOG_TREE`]'s name, in errors.
+const LOG_TREE_NAME: &str = "raft_log";
+/// The tree of the vote, the committed log id, the last purged log id and
+/// the state machine's values.
+const META_TREE: u8 = 2;
+/// [`META_TREE`]'s name, in errors.
+const META_TREE_NAME: &str = "raft_meta";
 const VOTE_KEY: &str = "vote";
 const COMMITTED_KEY: &str = "committed";
 const PURGED_KEY: &str = "last_purged";
@@ -90,41 +96,66 @@ fn key_index(key: &[u8]) -> Option<u64> {
     Some(u64::from_be_bytes(key.try_into().ok()?))
 }
 
+/// The readable name of a log tree key, for errors.
+fn index_name(key: &[u8]) -> String {
+    match key_index(key) {
+        Some(i) => format!("index {i}"),
+        None => format!("{key:?}"),
+    }
+}
+
+/// A bound on log indexes as a bound on their keys.
+fn key_bound(bound: Bound<&u64>) -> Bound<[u8; 8]> {
+    bound.map(|index| index_key(*index))
+}
+
+/// The segment log's layout for a Raft log: segments of 16 MiB, so that
+/// the prefix a purge removes becomes a whole dead segment soon and
+/// compaction deletes it without copying anything.
+const SEGMENTS: Options = Options {
+    segment_bytes: 16 << 20,
+    preallocate_bytes: 1 << 20,
+};
+
 /// What the store and its readers share.
 #[derive(Debug)]
 struct Inner {
-    /// The directory sled lives in, for syncing it and for error messages.
+    /// The segment log's directory, for error messages.
     dir: PathBuf,
-    db: sled::Db,
-    log: sled::Tree,
-    meta: sled::Tree,
-    /// sled's log file `db`, opened by us: `fdatasync` on it is what makes
-    /// sled's flush durable (sled's flush is only `sync_file_range`).
-    db_file: File,
+    log: SegLog,
+    /// What open cut off the log's torn tail, reported in the replica's
+    /// recovery.
+    tail: Option<TailCut>,
 }
 
 /// The Raft log of one node: entries, vote, committed and last purged log
-/// ids, in two trees of one sled database.
+/// ids, and the state machine's applied point, in two trees of one
+/// segment log (`solostate::persistence::seglog`, the journal's own
+/// store).
 ///
 /// Cloning is cheap and gives another handle on the same store (openraft's
 /// log reader is such a clone). Everything a method reports as done is
 /// durable through a power cut: `append`'s callback, `save_vote`,
-/// `truncate` and `purge` run sled's flush, then `fdatasync` sled's log
-/// file and `fsync` any blob file and the blob directory.
+/// `truncate` and `purge` return only after the segment log's `fdatasync`
+/// (and a rollover to a new segment syncs the old one and the directory
+/// first). The segment log's open yields a prefix of what was written that
+/// holds everything synced; its module docs give the argument, and the
+/// cluster power-cut test checks it.
 #[derive(Debug, Clone)]
 pub struct LogStore {
     inner: Arc<Inner>,
 }
 
 impl LogStore {
-    /// Opens (or creates) the log store in directory `dir`, and makes what
-    /// sled created there durable (its files and their names).
+    /// Opens (or creates) the log store in directory `dir`, and makes the
+    /// directory and its name durable.
     ///
     /// # Errors
     ///
-    /// [`LogStoreError::Sled`] if sled cannot open the directory (including
-    /// when another handle holds it), [`LogStoreError::Sync`] if a sync
-    /// fails, [`LogStoreError::Corrupt`] if the last purged log id does not
+    /// [`LogStoreError::Log`] if the segment log cannot open the directory
+    /// (another handle holds it, damage before its tail, an I/O error),
+    /// [`LogStoreError::Sync`] if making the directory durable fails,
+    /// [`LogStoreError::Corrupt`] if the last purged log id does not
     /// decode.
     pub fn open(dir: impl AsRef<Path>) -> Result<LogStore, LogStoreError> {
         let dir = dir.as_ref().to_path_buf();
@@ -137,34 +168,38 @@ impl LogStore {
                 source,
             }
         })?;
-        let db = open_db(&dir)?;
-        let sled_err = |tree| move |source| LogStoreError::Sled { tree, source };
-        let log = db.open_tree(LOG_TREE).map_err(sled_err(LOG_TREE))?;
-        let meta = db.open_tree(META_TREE).map_err(sled_err(META_TREE))?;
-        let db_path = dir.join("db");
-        let db_file = File::open(&db_path).map_err(|source| LogStoreError::Sync {
-            path: db_path.clone(),
+        let opened = SegLog::open(&dir, true, SEGMENTS).map_err(|source| LogStoreError::Log {
+            tree: "(open)",
             source,
         })?;
+        if let Some(tail) = &opened.tail {
+            tracing::warn!(
+                segment = %tail.segment.display(),
+                offset = tail.offset,
+                dropped_bytes = tail.dropped_bytes,
+                "the Raft log's torn tail was cut at open"
+            );
+        }
         let store = LogStore {
             inner: Arc::new(Inner {
                 dir,
-                db,
-                log,
-                meta,
-                db_file,
+                log: opened.log,
+                tail: opened.tail,
             }),
         };
         // A purge writes the last purged id first and removes entries
         // after: finish one a crash interrupted.
         if let Some(purged) = store.last_purged()? {
             store.remove_through(purged.index)?;
+            store.flush()?;
         }
-        store.flush()?;
-        let conf = store.inner.dir.join("conf");
-        sync_path(&conf, false)?;
-        sync_path(&store.inner.dir, true)?;
         Ok(store)
+    }
+
+    /// What open cut off the end of the log's last segment: writes a
+    /// power cut tore, never one a sync had returned for.
+    pub fn tail_cut(&self) -> Option<&TailCut> {
+        self.inner.tail.as_ref()
     }
 
     /// The entry at `index`, checked, or `None` if there is none. This is
@@ -173,11 +208,15 @@ impl LogStore {
     /// # Errors
     ///
     /// [`LogStoreError::Corrupt`] naming the tree and index if the stored
-    /// value fails its crc or does not decode; [`LogStoreError::Sled`].
+    /// value fails its crc or does not decode; [`LogStoreError::Log`].
     pub fn entry(&self, index: u64) -> Result<Option<Entry<TypeConfig>>, LogStoreError> {
-        let bytes = self.inner.log.get(index_key(index)).map_err(log_error)?;
+        let bytes = self
+            .inner
+            .log
+            .get(LOG_TREE, &index_key(index))
+            .map_err(log_error)?;
         bytes
-            .map(|b| decode(&b, LOG_TREE, &format!("index {index}")))
+            .map(|b| decode(&b, LOG_TREE_NAME, &format!("index {index}")))
             .transpose()
     }
 
@@ -188,7 +227,7 @@ impl LogStore {
     /// # Errors
     ///
     /// [`LogStoreError::Encode`] for an entry over the size limit (nothing
-    /// is written then), [`LogStoreError::Sled`] or [`LogStoreError::Sync`].
+    /// is written then), [`LogStoreError::Log`].
     pub fn append_entries(
         &self,
         entries: impl IntoIterator<Item = Entry<TypeConfig>>,
@@ -197,26 +236,42 @@ impl LogStore {
         self.flush()
     }
 
-    /// Stores `entries` in the log tree, not yet flushed.
+    /// Stores `entries` in the log tree as one frame, not yet synced.
     fn write_entries(
         &self,
         entries: impl IntoIterator<Item = Entry<TypeConfig>>,
     ) -> Result<(), LogStoreError> {
-        let mut batch = sled::Batch::default();
+        let mut framed = Vec::new();
         for entry in entries {
             let index = entry.get_log_id().index;
-            let bytes = encode(&entry, LOG_TREE, &format!("index {index}"))?;
-            batch.insert(&index_key(index), bytes);
+            let bytes = encode(&entry, LOG_TREE_NAME, &format!("index {index}"))?;
+            framed.push((index_key(index), bytes));
         }
-        self.apply_log(batch)
+        let ops: Vec<Op<'_>> = framed
+            .iter()
+            .map(|(key, value)| Op::Insert {
+                tree: LOG_TREE,
+                key,
+                value,
+            })
+            .collect();
+        self.apply(LOG_TREE_NAME, &ops)
     }
 
-    /// [`flush`](Self::flush) on a blocking thread: sled's flush and the
-    /// fdatasyncs wait on the disk, and on a tokio worker they would hold
-    /// up every other task of the node (heartbeats among them) meanwhile.
+    /// [`flush`](Self::flush) on a blocking thread: the `fdatasync` waits
+    /// on the disk, and on a tokio worker it would hold up every other
+    /// task of the node (heartbeats among them) meanwhile.
     pub(crate) async fn flush_blocking(&self) -> Result<(), LogStoreError> {
+        self.blocking(Self::flush).await
+    }
+
+    /// Runs `work` on a clone of the store on a blocking thread.
+    async fn blocking(
+        &self,
+        work: fn(&LogStore) -> Result<(), LogStoreError>,
+    ) -> Result<(), LogStoreError> {
         let store = self.clone();
-        tokio::task::spawn_blocking(move || store.flush())
+        tokio::task::spawn_blocking(move || work(&store))
             .await
             .map_err(|e| LogStoreError::Sync {
                 path: self.inner.dir.clone(),
@@ -229,24 +284,12 @@ impl LogStore {
         &self,
         range: impl RangeBounds<u64>,
     ) -> Result<Vec<Entry<TypeConfig>>, LogStoreError> {
-        let start = match range.start_bound() {
-            Bound::Included(i) => Bound::Included(index_key(*i)),
-            Bound::Excluded(i) => Bound::Excluded(index_key(*i)),
-            Bound::Unbounded => Bound::Unbounded,
-        };
-        let end = match range.end_bound() {
-            Bound::Included(i) => Bound::Included(index_key(*i)),
-            Bound::Excluded(i) => Bound::Excluded(index_key(*i)),
-            Bound::Unbounded => Bound::Unbounded,
-        };
+        let from = key_bound(range.start_bound()).map(Vec::from);
+        let to = key_bound(range.end_bound()).map(Vec::from);
         let mut out = Vec::new();
-        for item in self.inner.log.range::<[u8; 8], _>((start, end)) {
+        for item in self.inner.log.range(LOG_TREE, from, to) {
             let (key, value) = item.map_err(log_error)?;
-            let name = match key_index(&key) {
-                Some(i) => format!("index {i}"),
-                None => format!("{key:?}"),
-            };
-            out.push(decode(&value, LOG_TREE, &name)?);
+            out.push(decode(&value, LOG_TREE_NAME, &index_name(&key))?);
         }
         Ok(out)
     }
@@ -254,31 +297,30 @@ impl LogStore {
     fn meta_get<T: DeserializeOwned>(&self, key: &'static str) -> Result<Option<T>, LogStoreError> {
         let bytes = self
             .inner
-            .meta
-            .get(key)
-            .map_err(|source| LogStoreError::Sled {
-                tree: META_TREE,
+            .log
+            .get(META_TREE, key.as_bytes())
+            .map_err(|source| LogStoreError::Log {
+                tree: META_TREE_NAME,
                 source,
             })?;
-        bytes.map(|b| decode(&b, META_TREE, key)).transpose()
+        bytes.map(|b| decode(&b, META_TREE_NAME, key)).transpose()
     }
 
     fn meta_put<T: Serialize>(&self, key: &'static str, value: &T) -> Result<(), LogStoreError> {
-        let bytes = encode(value, META_TREE, key)?;
-        self.inner
-            .meta
-            .insert(key, bytes)
-            .map_err(|source| LogStoreError::Sled {
+        let bytes = encode(value, META_TREE_NAME, key)?;
+        self.apply(
+            META_TREE_NAME,
+            &[Op::Insert {
                 tree: META_TREE,
-                source,
-            })?;
-        Ok(())
+                key: key.as_bytes(),
+                value: &bytes,
+            }],
+        )
     }
 
     /// Reads a value the state machine keeps in the meta tree (its applied
     /// point, a pending snapshot install). Keeping them in the log's
-    /// database means the log's every durable write also makes them
-    /// durable.
+    /// store means the log's every durable write also makes them durable.
     pub(crate) fn machine_get<T: DeserializeOwned>(
         &self,
         key: &'static str,
@@ -297,14 +339,13 @@ impl LogStore {
 
     /// Removes a state machine value (durable with the next flush).
     pub(crate) fn machine_remove(&self, key: &'static str) -> Result<(), LogStoreError> {
-        self.inner
-            .meta
-            .remove(key)
-            .map(drop)
-            .map_err(|source| LogStoreError::Sled {
+        self.apply(
+            META_TREE_NAME,
+            &[Op::Remove {
                 tree: META_TREE,
-                source,
-            })
+                key: key.as_bytes(),
+            }],
+        )
     }
 
     fn last_purged(&self) -> Result<Option<LogId<u64>>, LogStoreError> {
@@ -313,97 +354,52 @@ impl LogStore {
 
     /// Removes every entry with index `<= index`.
     fn remove_through(&self, index: u64) -> Result<(), LogStoreError> {
-        self.remove_keys(..=index_key(index))
+        self.remove_indexes(..=index)
     }
 
-    /// Removes the entries whose keys are in `range`, in one batch.
-    fn remove_keys(&self, range: impl RangeBounds<[u8; 8]>) -> Result<(), LogStoreError> {
-        let mut batch = sled::Batch::default();
-        for key in self.inner.log.range(range).keys() {
-            batch.remove(key.map_err(log_error)?);
+    /// Removes the entries whose indexes are in `range`, in one frame.
+    fn remove_indexes(&self, range: impl RangeBounds<u64>) -> Result<(), LogStoreError> {
+        let from = key_bound(range.start_bound());
+        let to = key_bound(range.end_bound());
+        let keys = self.inner.log.keys(
+            LOG_TREE,
+            from.as_ref().map(|k| &k[..]),
+            to.as_ref().map(|k| &k[..]),
+        );
+        if keys.is_empty() {
+            return Ok(());
         }
-        self.apply_log(batch)
+        let ops: Vec<Op<'_>> = keys
+            .iter()
+            .map(|key| Op::Remove {
+                tree: LOG_TREE,
+                key,
+            })
+            .collect();
+        self.apply(LOG_TREE_NAME, &ops)
     }
 
-    /// Applies `batch` to the log tree (not flushed).
-    fn apply_log(&self, batch: sled::Batch) -> Result<(), LogStoreError> {
-        self.inner.log.apply_batch(batch).map_err(log_error)
-    }
-
-    /// sled's flush, then the syncs that make it durable: `fdatasync` of
-    /// sled's log file `db`, then of every blob file and the blob
-    /// directory, if sled wrote any (values over about 131 KB).
-    fn flush(&self) -> Result<(), LogStoreError> {
-        self.inner.db.flush().map_err(log_error)?;
+    /// Applies `ops` as one frame (not synced).
+    fn apply(&self, tree: &'static str, ops: &[Op<'_>]) -> Result<(), LogStoreError> {
         self.inner
-            .db_file
-            .sync_data()
-            .map_err(|source| LogStoreError::Sync {
-                path: self.inner.dir.join("db"),
-                source,
-            })?;
-        let blobs = self.inner.dir.join("blobs");
-        let listing = match std::fs::read_dir(&blobs) {
-            Ok(listing) => listing,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
-            Err(source) => {
-                return Err(LogStoreError::Sync {
-                    path: blobs,
-                    source,
-                });
-            }
-        };
-        let mut any = false;
-        for entry in listing {
-            let entry = entry.map_err(|source| LogStoreError::Sync {
-                path: blobs.clone(),
-                source,
-            })?;
-            sync_path(&entry.path(), false)?;
-            any = true;
-        }
-        if any {
-            sync_path(&blobs, true)?;
-        }
-        Ok(())
+            .log
+            .apply(ops)
+            .map_err(|source| LogStoreError::Log { tree, source })
     }
-}
 
-/// `fdatasync` of a file, or `fsync` of a directory.
-fn sync_path(path: &Path, dir: bool) -> Result<(), LogStoreError> {
-    let synced = File::open(path).and_then(|f| if dir { f.sync_all() } else { f.sync_data() });
-    synced.map_err(|source| LogStoreError::Sync {
-        path: path.to_path_buf(),
-        source,
-    })
-}
+    /// Makes every frame applied so far durable: the segment log's
+    /// `fdatasync` of its active segment (earlier segments were synced
+    /// when it rolled over from them).
+    fn flush(&self) -> Result<(), LogStoreError> {
+        self.inner.log.sync().map_err(log_error)
+    }
 
-/// Opens sled in `dir`. A just-dropped handle can hold the directory lock
-/// for a few milliseconds (sled's I/O threads finish queued writes), so a
-/// locked directory is retried for up to 300 ms.
-fn open_db(dir: &Path) -> Result<sled::Db, LogStoreError> {
-    let started = std::time::Instant::now();
-    loop {
-        let opened = sled::Config::new()
-            .path(dir)
-            .cache_capacity(16 << 20)
-            // We flush when openraft needs durability, never on a timer.
-            .flush_every_ms(None)
-            .open();
-        match opened {
-            Err(sled::Error::Io(e))
-                if e.to_string().contains("could not acquire lock")
-                    && started.elapsed() < std::time::Duration::from_millis(300) =>
-            {
-                std::thread::sleep(std::time::Duration::from_millis(5));
-            }
-            other => {
-                return other.map_err(|source| LogStoreError::Sled {
-                    tree: "(open)",
-                    source,
-                });
-            }
-        }
+    /// [`flush`](Self::flush), then compaction: after a purge the oldest
+    /// segments hold little or nothing live, and compaction deletes them
+    /// (copying forward what is still live, synced before the delete).
+    fn flush_and_compact(&self) -> Result<(), LogStoreError> {
+        self.flush()?;
+        self.inner.log.compact().map(drop).map_err(log_error)
     }
 }
 
@@ -426,12 +422,12 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         let last = self
             .inner
             .log
-            .last()
+            .last(LOG_TREE)
             .map_err(|source| read(log_error(source)))?;
         let last_log_id = match last {
             Some((key, value)) => {
-                let name = format!("index {}", key_index(&key).unwrap_or(u64::MAX));
-                let entry: Entry<TypeConfig> = decode(&value, LOG_TREE, &name).map_err(read)?;
+                let entry: Entry<TypeConfig> =
+                    decode(&value, LOG_TREE_NAME, &index_name(&key)).map_err(read)?;
                 Some(*entry.get_log_id())
             }
             None => last_purged_log_id,
@@ -502,7 +498,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
 
     async fn truncate(&mut self, log_id: LogId<u64>) -> Result<(), StorageError<u64>> {
         let write = |e: LogStoreError| e.into_storage(ErrorSubject::Logs, ErrorVerb::Delete);
-        self.remove_keys(index_key(log_id.index)..).map_err(write)?;
+        self.remove_indexes(log_id.index..).map_err(write)?;
         self.flush_blocking().await.map_err(write)
     }
 
@@ -512,14 +508,14 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         // `open` removes, never a purge that forgot its id.
         self.meta_put(PURGED_KEY, &log_id).map_err(write)?;
         self.remove_through(log_id.index).map_err(write)?;
-        self.flush_blocking().await.map_err(write)
+        self.blocking(Self::flush_and_compact).await.map_err(write)
     }
 }
 
-/// A sled error on the log tree.
-fn log_error(source: sled::Error) -> LogStoreError {
-    LogStoreError::Sled {
-        tree: LOG_TREE,
+/// A segment log error on the log tree.
+fn log_error(source: SegError) -> LogStoreError {
+    LogStoreError::Log {
+        tree: LOG_TREE_NAME,
         source,
     }
 }

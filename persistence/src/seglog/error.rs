@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 /// Why a log operation failed.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
-pub(crate) enum SegError {
+pub enum SegError {
     /// Another `SegLog` (in this process or another) holds the directory.
     #[error("segment log {} is already open", path.display())]
     AlreadyOpen {

@@ -127,6 +127,18 @@ impl Index {
         Some((key.clone(), *loc, self.file(loc.segment)?))
     }
 
+    /// The live keys of `tree` within the bounds, ascending.
+    pub(super) fn keys_in(&self, tree: u8, from: Bound<&[u8]>, to: Bound<&[u8]>) -> Vec<Vec<u8>> {
+        if degenerate(from, to) {
+            return Vec::new();
+        }
+        self.trees.get(&tree).map_or_else(Vec::new, |keys| {
+            keys.range::<[u8], _>((from, to))
+                .map(|(key, _)| key.clone())
+                .collect()
+        })
+    }
+
     /// The greatest live key of `tree` at or before `key`, with its
     /// location.
     pub(super) fn floor(&self, tree: u8, key: &[u8]) -> Option<(Vec<u8>, Loc, Arc<File>)> {
@@ -199,6 +211,15 @@ mod tests {
             index
                 .next_in(0, Bound::Included(z), Bound::Included(k))
                 .is_none()
+        );
+        assert!(
+            index
+                .keys_in(0, Bound::Excluded(k), Bound::Excluded(k))
+                .is_empty()
+        );
+        assert_eq!(
+            index.keys_in(0, Bound::Included(k), Bound::Unbounded),
+            vec![k.to_vec()]
         );
     }
 }

@@ -9,6 +9,11 @@
 //! archive, quarantine, state hashes, chunks; rollback, prune, quarantine)
 //! stay in the journal, which needs only what this offers.
 //!
+//! It is public for other stores that need the same guarantees: the
+//! replication crate keeps its Raft log (entries, vote, applied point) in
+//! one, so that a power cut there is judged by the same argument as the
+//! journal's.
+//!
 //! # On disk
 //!
 //! A directory holds a `lock` file (held with an exclusive
@@ -157,17 +162,17 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
-pub(crate) use error::SegError;
+pub use error::SegError;
 use error::io_error;
 use index::{Index, Loc};
-pub(crate) use range::Range;
+pub use range::Range;
 
 /// A key and its value, as reads return them.
-pub(crate) type Entry = (Vec<u8>, Vec<u8>);
+pub type Entry = (Vec<u8>, Vec<u8>);
 
 /// How a log is laid out.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct Options {
+pub struct Options {
     /// Roll over to a new segment file once the active one exceeds this
     /// many bytes. Smaller segments let compaction reclaim a pruned prefix
     /// sooner; each rollover costs two `fdatasync`s and a directory fsync.
@@ -190,7 +195,7 @@ impl Default for Options {
 
 /// One change in a write batch; a batch is applied all or nothing.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Op<'a> {
+pub enum Op<'a> {
     /// Sets `key` in `tree` to `value`.
     Insert {
         /// The tree (the journal's records, archive, meta, ... trees).
@@ -211,13 +216,12 @@ pub(crate) enum Op<'a> {
 
 /// What [`SegLog::open`] found.
 #[derive(Debug)]
-pub(crate) struct Opened {
+pub struct Opened {
     /// The open log.
     pub log: SegLog,
     /// Whether open created the log (there was no segment yet). The
     /// journal tells a new journal by its missing header instead (a log
     /// can exist and still hold nothing); the tests read this.
-    #[cfg_attr(not(test), allow(dead_code))]
     pub created: bool,
     /// What open cut off the end of the last segment, if anything: the
     /// caller reports it (invariant: anything decided at open is
@@ -227,7 +231,7 @@ pub(crate) struct Opened {
 
 /// What open cut off the last segment: everything past `offset`.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct TailCut {
+pub struct TailCut {
     /// The segment that was cut (or removed, with `header_torn`).
     pub segment: PathBuf,
     /// The end of its last valid frame (0 when the file was removed).
@@ -275,7 +279,7 @@ struct Active {
 
 /// An open segment log. See the module docs for the format and the
 /// durability argument.
-pub(crate) struct SegLog {
+pub struct SegLog {
     /// The log's directory.
     dir: PathBuf,
     /// Its layout.
@@ -321,7 +325,7 @@ impl SegLog {
     /// [`SegError::AlreadyOpen`] when another owner still holds the
     /// directory's lock after about 500 ms of retries; [`SegError::Corrupt`] for damage
     /// anywhere but the last segment's tail; [`SegError::Io`].
-    pub(crate) fn open(dir: &Path, create: bool, options: Options) -> Result<Opened, SegError> {
+    pub fn open(dir: &Path, create: bool, options: Options) -> Result<Opened, SegError> {
         replay::open(dir, create, false, options)
     }
 
@@ -338,7 +342,7 @@ impl SegLog {
     /// # Errors
     ///
     /// As [`SegLog::open`] without `create`.
-    pub(crate) fn open_read_only(dir: &Path, options: Options) -> Result<Opened, SegError> {
+    pub fn open_read_only(dir: &Path, options: Options) -> Result<Opened, SegError> {
         replay::open(dir, false, true, options)
     }
 
@@ -351,7 +355,7 @@ impl SegLog {
     /// [`SegError::Poisoned`]; [`SegError::TooLarge`]; [`SegError::Io`]
     /// when the write fails (the segment is cut back to where the frame
     /// began, so nothing of it remains) or a rollover fails (poisoning).
-    pub(crate) fn apply(&self, ops: &[Op<'_>]) -> Result<(), SegError> {
+    pub fn apply(&self, ops: &[Op<'_>]) -> Result<(), SegError> {
         let mut writer = lock(&self.writer);
         self.check_poisoned()?;
         self.append_frame(&mut writer, ops)?;
@@ -363,7 +367,7 @@ impl SegLog {
     /// # Errors
     ///
     /// [`SegError::Io`] reading the value.
-    pub(crate) fn get(&self, tree: u8, key: &[u8]) -> Result<Option<Vec<u8>>, SegError> {
+    pub fn get(&self, tree: u8, key: &[u8]) -> Result<Option<Vec<u8>>, SegError> {
         let found = self.read_index().locate(tree, key);
         match found {
             None => Ok(None),
@@ -376,7 +380,7 @@ impl SegLog {
     /// after the one it returned last, so the caller may `apply` while
     /// iterating (remove what it returns, say) and sees its own changes to
     /// keys it has not reached yet.
-    pub(crate) fn range(&self, tree: u8, from: Bound<Vec<u8>>, to: Bound<Vec<u8>>) -> Range<'_> {
+    pub fn range(&self, tree: u8, from: Bound<Vec<u8>>, to: Bound<Vec<u8>>) -> Range<'_> {
         Range {
             log: self,
             tree,
@@ -386,12 +390,19 @@ impl SegLog {
         }
     }
 
+    /// The keys of `tree` within the bounds, ascending, read at one
+    /// instant and without their values: for a caller that removes a
+    /// range (the Raft log's truncate and purge) and needs no value.
+    pub fn keys(&self, tree: u8, from: Bound<&[u8]>, to: Bound<&[u8]>) -> Vec<Vec<u8>> {
+        self.read_index().keys_in(tree, from, to)
+    }
+
     /// The entry of `tree` with the smallest key.
     ///
     /// # Errors
     ///
     /// [`SegError::Io`] reading the value.
-    pub(crate) fn first(&self, tree: u8) -> Result<Option<Entry>, SegError> {
+    pub fn first(&self, tree: u8) -> Result<Option<Entry>, SegError> {
         self.edge(tree, false)
     }
 
@@ -400,7 +411,7 @@ impl SegLog {
     /// # Errors
     ///
     /// [`SegError::Io`] reading the value.
-    pub(crate) fn floor(&self, tree: u8, key: &[u8]) -> Result<Option<Entry>, SegError> {
+    pub fn floor(&self, tree: u8, key: &[u8]) -> Result<Option<Entry>, SegError> {
         let found = self.read_index().floor(tree, key);
         match found {
             None => Ok(None),
@@ -413,7 +424,7 @@ impl SegLog {
     /// # Errors
     ///
     /// [`SegError::Io`] reading the value.
-    pub(crate) fn last(&self, tree: u8) -> Result<Option<Entry>, SegError> {
+    pub fn last(&self, tree: u8) -> Result<Option<Entry>, SegError> {
         self.edge(tree, true)
     }
 
@@ -436,9 +447,7 @@ impl SegLog {
     /// [`SegError::Poisoned`]; [`SegError::Io`] when the sync fails, which
     /// poisons the log: after a failed `fdatasync` the kernel may have
     /// dropped the dirty pages, so no later sync could vouch for them.
-    /// (Tests only: the journal syncs through [`SegLog::sync_with`].)
-    #[cfg(test)]
-    pub(crate) fn sync(&self) -> Result<(), SegError> {
+    pub fn sync(&self) -> Result<(), SegError> {
         self.sync_with(File::sync_data)
     }
 
@@ -478,17 +487,17 @@ impl SegLog {
     ///
     /// [`SegError::Poisoned`]; [`SegError::Io`] (a failed sync or
     /// directory sync poisons the log).
-    pub(crate) fn compact(&self) -> Result<u64, SegError> {
+    pub fn compact(&self) -> Result<u64, SegError> {
         compact::compact(self)
     }
 
     /// The sum of the segment files' lengths.
-    pub(crate) fn size_on_disk(&self) -> u64 {
+    pub fn size_on_disk(&self) -> u64 {
         self.read_index().size_on_disk()
     }
 
     /// Whether no tree holds a live key.
-    pub(crate) fn is_empty(&self) -> bool {
+    pub fn is_empty(&self) -> bool {
         self.read_index().is_empty()
     }
 

@@ -8,7 +8,7 @@ use super::{Entry, SegError, SegLog};
 
 /// The entries of one tree within bounds, ascending; see
 /// [`SegLog::range`].
-pub(crate) struct Range<'a> {
+pub struct Range<'a> {
     /// The log.
     pub(super) log: &'a SegLog,
     /// The tree.
