@@ -134,6 +134,15 @@ pub enum MachineError {
         /// What the engine said.
         message: String,
     },
+    /// At open, the local engine could not say which log entry its last
+    /// event came from, so the machine does not know where to resume.
+    #[error("reading the replica engine's last event (seq {seq}) failed: {message}")]
+    Resume {
+        /// The engine's last seq.
+        seq: u64,
+        /// The engine's error.
+        message: String,
+    },
     /// Writing the backup directory of an installed snapshot failed.
     #[error("writing the installed snapshot's engine directory failed: {message}")]
     Install {

@@ -316,10 +316,7 @@ async fn last_logged<E: Event>(
     if seq == 0 {
         return Ok(None);
     }
-    let failed = |message: String| MachineError::Engine {
-        index: 0,
-        message: format!("reading the journal's last event (seq {seq}): {message}"),
-    };
+    let failed = |message: String| MachineError::Resume { seq, message };
     match engine.changes_from(seq - 1).await {
         Ok(mut feed) => {
             let change = feed.recv().await.map_err(|e| failed(e.to_string()))?;
