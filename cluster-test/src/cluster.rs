@@ -77,34 +77,13 @@ pub struct Cluster {
     args: Vec<String>,
 }
 
-/// A free loopback address **below the kernel's ephemeral port range**.
-///
-/// Why not port 0: the port is picked here, released, and bound later by
-/// the node process (and again at every restart). A port from the
-/// ephemeral range can meanwhile become the local end of some outgoing
-/// connection (the proxies and clients open many), and the node then
-/// fails with "address in use" (CI saw it). Outgoing connections never
-/// take ports outside that range, so one that binds now stays free.
+/// A free loopback address below the kernel's ephemeral port range
+/// ([`solostate_replication::loopback_listener`] says why), released for
+/// the node process to bind (again at every restart).
 pub fn free_addr() -> SocketAddr {
-    let low = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
-        .ok()
-        .and_then(|range| range.split_whitespace().next()?.parse::<u16>().ok())
-        .unwrap_or(32768);
-    let span = u64::from(low.saturating_sub(10_000).max(1));
-    let mut state = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(1, |d| d.as_nanos() as u64)
-        ^ u64::from(std::process::id()) << 32;
-    for _ in 0..10_000 {
-        state ^= state << 13;
-        state ^= state >> 7;
-        state ^= state << 17;
-        let port = 10_000 + (state % span) as u16;
-        if let Ok(listener) = std::net::TcpListener::bind(("127.0.0.1", port)) {
-            return listener.local_addr().expect("local addr");
-        }
-    }
-    panic!("no free port below {low} on 127.0.0.1");
+    solostate_replication::loopback_listener()
+        .and_then(|listener| listener.local_addr())
+        .expect("a free loopback port")
 }
 
 impl Cluster {

@@ -29,24 +29,7 @@ pub fn free_addr() -> SocketAddr {
 /// ([`bind_at`]) finds it free: an outgoing connection can take an
 /// ephemeral port in the meantime, never one outside the range.
 pub fn bind() -> TcpListener {
-    let low = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
-        .ok()
-        .and_then(|range| range.split_whitespace().next()?.parse::<u16>().ok())
-        .unwrap_or(32768);
-    let span = u64::from(low.saturating_sub(10_000).max(1));
-    let mut state = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(1, |d| d.as_nanos() as u64)
-        ^ u64::from(std::process::id()) << 32;
-    for _ in 0..10_000 {
-        state ^= state << 13;
-        state ^= state >> 7;
-        state ^= state << 17;
-        if let Ok(listener) = TcpListener::bind(("127.0.0.1", 10_000 + (state % span) as u16)) {
-            return listener;
-        }
-    }
-    panic!("no free port below {low} on 127.0.0.1");
+    solostate_replication::loopback_listener().unwrap()
 }
 
 /// A listener on `addr` again, for a node restarted at its old address.

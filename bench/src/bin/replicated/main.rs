@@ -166,7 +166,7 @@ impl Opened {
 /// A port that was free a moment ago (the cluster needs every address
 /// before any node opens, for the membership).
 fn free_addr() -> Result<SocketAddr, String> {
-    std::net::TcpListener::bind("127.0.0.1:0")
+    solostate_replication::loopback_listener()
         .and_then(|l| l.local_addr())
         .map_err(|e| format!("a free loopback port: {e}"))
 }
