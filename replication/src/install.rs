@@ -152,20 +152,23 @@ fn load<E: Event>(layout: &Layout) -> Result<Option<Loaded<E>>, MachineError> {
 }
 
 /// The current snapshot, for openraft to send to a lagging follower.
-pub(crate) async fn current<E: Event>(
-    layout: &Layout,
-) -> Result<Option<Snapshot<TypeConfig>>, MachineError> {
+pub(crate) async fn current(layout: &Layout) -> Result<Option<Snapshot<TypeConfig>>, MachineError> {
     let path = layout.snapshot.clone();
-    let layout = layout.clone();
-    let loaded = tokio::task::spawn_blocking(move || load::<E>(&layout))
-        .await
-        .map_err(|e| MachineError::Io {
-            what: "read the snapshot file",
-            path,
-            source: io::Error::other(e.to_string()),
-        })??;
-    Ok(loaded.map(|(bytes, decoded)| Snapshot {
-        meta: decoded.meta,
+    let file = path.clone();
+    // Only the header, the crc and the meta: the follower that receives it
+    // decodes and checks the whole snapshot when it installs it.
+    let read = tokio::task::spawn_blocking(move || match std::fs::read(&file) {
+        Ok(bytes) => Ok(Some((snapshot::meta(&bytes)?, bytes))),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(io_error("read the snapshot file", &file)(e)),
+    });
+    let read: Option<_> = read.await.map_err(|e| MachineError::Io {
+        what: "read the snapshot file",
+        path,
+        source: io::Error::other(e.to_string()),
+    })??;
+    Ok(read.map(|(meta, bytes)| Snapshot {
+        meta,
         snapshot: Box::new(io::Cursor::new(bytes)),
     }))
 }

@@ -369,7 +369,7 @@ impl<E: Event> RaftStateMachine<TypeConfig> for Machine<E> {
     async fn get_current_snapshot(
         &mut self,
     ) -> Result<Option<Snapshot<TypeConfig>>, StorageError<u64>> {
-        install::current::<E>(&self.layout)
+        install::current(&self.layout)
             .await
             .map_err(|e| e.into_storage(ErrorVerb::Read))
     }

@@ -99,15 +99,9 @@ pub(crate) fn encode<E: Event>(
     Ok(out)
 }
 
-/// Checks and decodes a snapshot: magic, version, crc, payload, then the
-/// state hash over the decoded entries.
-///
-/// # Errors
-///
-/// [`SnapshotError::Corrupt`] for a bad header, crc or payload, and
-/// [`SnapshotError::HashMismatch`] when the entries do not hash to the
-/// hash the snapshot states.
-pub(crate) fn decode<E: Event>(bytes: &[u8]) -> Result<Decoded<E>, SnapshotError> {
+/// Checks a snapshot's header (magic, version) and its crc, and returns
+/// its payload.
+fn checked_payload(bytes: &[u8]) -> Result<&[u8], SnapshotError> {
     let corrupt = |reason: String| SnapshotError::Corrupt { reason };
     if bytes.len() < HEADER || &bytes[..MAGIC.len()] != MAGIC {
         return Err(corrupt(format!(
@@ -131,6 +125,39 @@ pub(crate) fn decode<E: Event>(bytes: &[u8]) -> Result<Decoded<E>, SnapshotError
             payload.len()
         )));
     }
+    Ok(payload)
+}
+
+/// Checks a snapshot's header and crc and decodes only its openraft meta
+/// (the payload's first field), not its entries: what a leader needs to
+/// offer its current snapshot to a follower, which decodes and checks the
+/// whole of it, state hash included, when it installs it.
+///
+/// # Errors
+///
+/// [`SnapshotError::Corrupt`] for a bad header or crc, or a meta that
+/// does not decode.
+pub(crate) fn meta(bytes: &[u8]) -> Result<SnapshotMeta<u64, BasicNode>, SnapshotError> {
+    let payload = checked_payload(bytes)?;
+    let (meta, _) = bincode::serde::decode_from_slice(payload, config()).map_err(|e| {
+        SnapshotError::Corrupt {
+            reason: format!("the meta does not decode: {e}"),
+        }
+    })?;
+    Ok(meta)
+}
+
+/// Checks and decodes a snapshot: magic, version, crc, payload, then the
+/// state hash over the decoded entries.
+///
+/// # Errors
+///
+/// [`SnapshotError::Corrupt`] for a bad header, crc or payload, and
+/// [`SnapshotError::HashMismatch`] when the entries do not hash to the
+/// hash the snapshot states.
+pub(crate) fn decode<E: Event>(bytes: &[u8]) -> Result<Decoded<E>, SnapshotError> {
+    let corrupt = |reason: String| SnapshotError::Corrupt { reason };
+    let payload = checked_payload(bytes)?;
     type Body<K, V> = (SnapshotMeta<u64, BasicNode>, u64, u64, Vec<(K, V)>);
     let ((meta, seq, hash, entries), read): (Body<E::Key, E::Value>, usize) =
         bincode::serde::decode_from_slice(payload, config())
@@ -187,6 +214,21 @@ mod tests {
         let mut expected: Vec<_> = (0..100u64).map(|i| (format!("k{i}"), i * 3)).collect();
         expected.sort();
         assert_eq!(entries, expected);
+    }
+
+    #[test]
+    fn the_meta_alone_reads_without_the_entries_and_still_checks_the_crc() {
+        let bytes = encode::<Ev>(&meta(), &state()).unwrap();
+        assert_eq!(super::meta(&bytes).unwrap(), meta());
+        // A flipped byte in the last entry: the meta itself decodes, but
+        // the crc over the whole payload refuses the file.
+        let mut bad = bytes.clone();
+        let last = bad.len() - 1;
+        bad[last] ^= 0x01;
+        assert!(matches!(
+            super::meta(&bad),
+            Err(SnapshotError::Corrupt { reason }) if reason.contains("crc")
+        ));
     }
 
     #[test]
