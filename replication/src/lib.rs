@@ -109,9 +109,8 @@
 //!     .open()
 //!     .await?;
 //! node.initialize(BTreeMap::from([(1, node.addr().to_string())])).await?;
-//! // The election takes a moment; a write before it answers NoLeader.
-//! let ten_seconds = Some(std::time::Duration::from_secs(10));
-//! node.raft().wait(ten_seconds).state(openraft::ServerState::Leader, "elected").await?;
+//! // The election takes a moment; a write before it waits for it (up to
+//! // the builder's timeout, 10 s by default).
 //! let ack = node.submit(&StateEvent::put("alice".into(), 100)).await?;
 //! let snapshot = node.wait_for(&ack).await?;
 //! assert_eq!(snapshot.get("alice").as_deref(), Some(&100));

@@ -28,6 +28,15 @@ mod guard;
 
 pub use builder::ReplicaBuilder;
 
+/// The first pause before [`ReplicatedEngine::submit`] tries a write
+/// again that certainly did not commit (no leader yet, say): an election
+/// takes a few hundred milliseconds, so a short first pause catches the
+/// new leader soon, and the doubling keeps a long one from being spun on.
+const RETRY_PAUSE: Duration = Duration::from_millis(20);
+
+/// The longest of those pauses.
+const RETRY_PAUSE_MAX: Duration = Duration::from_millis(200);
+
 /// The ack of a replicated write: its engine seq and the Raft log entry
 /// that carried it. Every node applies the same entries in the same order,
 /// so the pair means the same state on every node: pass it to
@@ -187,24 +196,47 @@ impl<E: Event> ReplicatedEngine<E> {
     /// (forwarding it there from a follower, one hop), and returns once
     /// the leader has applied it, durably, to its engine.
     ///
+    /// While no leader is known, or the node a write was forwarded to
+    /// answers that it is not the leader, or the leader's address refuses
+    /// the connection (each certain that nothing was committed), the write
+    /// is tried again after a pause (20 ms, doubling up to 200 ms), until
+    /// the builder's timeout: an election is waited out instead of
+    /// returned. An outcome that may have committed is never retried.
+    ///
     /// # Errors
     ///
     /// See [`WriteError`]: which errors leave the outcome unknown.
+    /// `NoLeader`, `LeaderChanged` and `Unreachable` are the last
+    /// attempt's, when the next pause would have passed the timeout.
     pub async fn submit(&self, event: &E) -> Result<ReplicatedAck, WriteError> {
         let timeout = self.timeout;
-        tokio::time::timeout(timeout, self.submit_now(event))
-            .await
-            .unwrap_or(Err(WriteError::Timeout { timeout }))
-    }
-
-    async fn submit_now(&self, event: &E) -> Result<ReplicatedAck, WriteError> {
+        let deadline = tokio::time::Instant::now() + timeout;
         let request = Request::encode(event).map_err(|e| WriteError::Encode {
             reason: e.to_string(),
         })?;
+        let mut pause = RETRY_PAUSE;
+        loop {
+            match tokio::time::timeout_at(deadline, self.submit_once(&request)).await {
+                Err(_) => return Err(WriteError::Timeout { timeout }),
+                Ok(Err(
+                    WriteError::NoLeader
+                    | WriteError::LeaderChanged { .. }
+                    | WriteError::Unreachable { .. },
+                )) if tokio::time::Instant::now() + pause < deadline => {
+                    tokio::time::sleep(pause).await;
+                    pause = (pause * 2).min(RETRY_PAUSE_MAX);
+                }
+                Ok(result) => return result,
+            }
+        }
+    }
+
+    /// One attempt of [`submit`](Self::submit).
+    async fn submit_once(&self, request: &Request) -> Result<ReplicatedAck, WriteError> {
         match self.raft.client_write(request.clone()).await {
             Err(RaftError::APIError(ClientWriteError::ForwardToLeader(to))) => {
                 let (leader, addr) = self.leader_address(&to).ok_or(WriteError::NoLeader)?;
-                let body = wire::encode(&request).map_err(|e| WriteError::Encode {
+                let body = wire::encode(request).map_err(|e| WriteError::Encode {
                     reason: e.to_string(),
                 })?;
                 let answer: WriteResult = client::call(&self.client, &addr, WRITE_PATH, body)

@@ -170,3 +170,34 @@ async fn a_node_whose_disk_was_wiped_catches_up_from_a_snapshot() {
     assert_eq!(node.recovery().applied.seq, 101);
     cluster.nodes.insert(wiped, node);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_write_submitted_before_any_leader_is_known_waits_for_the_election() {
+    let dir = tempfile::tempdir().unwrap();
+    let listeners: Vec<_> = (1..=3u64).map(|id| (id, common::bind())).collect();
+    let members: std::collections::BTreeMap<u64, String> = listeners
+        .iter()
+        .map(|(id, l)| (*id, l.local_addr().unwrap().to_string()))
+        .collect();
+    let mut nodes = Vec::new();
+    for (id, listener) in listeners {
+        nodes.push(open_with(id, dir.path(), listener, 10_000).await);
+    }
+    nodes[0].initialize(members).await.unwrap();
+    // Node 3 has heard of no leader yet (nothing has even reached it), so
+    // its first attempt is certain not to commit (`NoLeader`): submit must
+    // wait for the election and then forward, not return that.
+    assert_eq!(nodes[2].leader(), None);
+    let ack = nodes[2]
+        .submit(&StateEvent::put("early".into(), 7))
+        .await
+        .expect("acked once the cluster had a leader");
+    assert_eq!(ack.seq, 1);
+    for node in &nodes {
+        let snapshot = node.wait_for(&ack).await.unwrap();
+        assert_eq!(snapshot.get("early").as_deref(), Some(&7));
+    }
+    for node in nodes {
+        node.shutdown().await.unwrap();
+    }
+}

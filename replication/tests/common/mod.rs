@@ -61,10 +61,11 @@ pub async fn open_with(id: u64, dir: &Path, listener: TcpListener, snapshot_ever
         .unwrap()
 }
 
-/// Submits `event` through `node`, again while no node leads: during an
-/// election a write is answered `NoLeader`, `LeaderChanged` or
-/// `Unreachable` before it is appended anywhere, so a retry cannot apply
-/// it twice. Any other error fails the test.
+/// Submits `event` through `node`, again while no node leads. `submit`
+/// itself retries `NoLeader`, `LeaderChanged` and `Unreachable` (each
+/// certain that nothing was appended) until the builder's 10 s timeout;
+/// this goes on to [`PATIENCE`], for an election a loaded CI machine
+/// drags out. Any other error fails the test.
 pub async fn submit(node: &Node, event: &Ev) -> ReplicatedAck {
     let deadline = tokio::time::Instant::now() + PATIENCE;
     loop {
