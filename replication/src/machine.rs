@@ -141,9 +141,11 @@ pub struct MachineRecovery {
     /// A snapshot install a crash interrupted, finished again from the
     /// saved snapshot file: its log id.
     pub finished_install: Option<LogId<u64>>,
-    /// What the Raft log's open cut off its last segment: bytes a power
-    /// cut tore before their sync returned, so never an entry or vote this
-    /// node had reported stored.
+    /// What the Raft log's open cut off its last segment: normally bytes
+    /// a power cut tore before their sync returned, which this node never
+    /// reported stored. A synced frame there that has since rotted on disk
+    /// is cut the same way (with everything after it): the segment log
+    /// cannot tell the two apart, so a cut here is worth a look.
     pub log_tail_cut: Option<TailCut>,
 }
 
