@@ -140,12 +140,19 @@ fn save(layout: &Layout, id: &str, bytes: &[u8]) -> Result<(), MachineError> {
 /// A snapshot file's bytes and what they decode to.
 type Loaded<E> = (Vec<u8>, Decoded<Logged<E>>);
 
+/// The current snapshot file's bytes, if there is one.
+fn read_file(path: &Path) -> Result<Option<Vec<u8>>, MachineError> {
+    match std::fs::read(path) {
+        Ok(bytes) => Ok(Some(bytes)),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(io_error("read the snapshot file", path)(e)),
+    }
+}
+
 /// Reads and checks the current snapshot file, if there is one.
 fn load<E: Event>(layout: &Layout) -> Result<Option<Loaded<E>>, MachineError> {
-    let bytes = match std::fs::read(&layout.snapshot) {
-        Ok(bytes) => bytes,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(io_error("read the snapshot file", &layout.snapshot)(e)),
+    let Some(bytes) = read_file(&layout.snapshot)? else {
+        return Ok(None);
     };
     let decoded = snapshot::decode::<Logged<E>>(&bytes)?;
     Ok(Some((bytes, decoded)))
@@ -157,10 +164,10 @@ pub(crate) async fn current(layout: &Layout) -> Result<Option<Snapshot<TypeConfi
     let file = path.clone();
     // Only the header, the crc and the meta: the follower that receives it
     // decodes and checks the whole snapshot when it installs it.
-    let read = tokio::task::spawn_blocking(move || match std::fs::read(&file) {
-        Ok(bytes) => Ok(Some((snapshot::meta(&bytes)?, bytes))),
-        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(io_error("read the snapshot file", &file)(e)),
+    let read = tokio::task::spawn_blocking(move || {
+        read_file(&file)?
+            .map(|bytes| Ok::<_, MachineError>((snapshot::meta(&bytes)?, bytes)))
+            .transpose()
     });
     let read: Option<_> = read.await.map_err(|e| MachineError::Io {
         what: "read the snapshot file",

@@ -26,10 +26,7 @@ use std::net::TcpListener;
 /// The last bind's error, when 10,000 random ports below the range were
 /// all taken.
 pub fn loopback_listener() -> std::io::Result<TcpListener> {
-    let low = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
-        .ok()
-        .and_then(|range| range.split_whitespace().next()?.parse::<u16>().ok())
-        .unwrap_or(32768);
+    let low = ephemeral_low();
     let span = u64::from(low.saturating_sub(10_000).max(1));
     // xorshift seeded by the time and the process, so that processes
     // started together do not walk the same ports.
@@ -51,16 +48,22 @@ pub fn loopback_listener() -> std::io::Result<TcpListener> {
     Err(last.unwrap_or_else(|| std::io::Error::other("no port tried")))
 }
 
+/// The first port of the kernel's ephemeral range (32768 when it cannot
+/// be read).
+fn ephemeral_low() -> u16 {
+    std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|range| range.split_whitespace().next()?.parse::<u16>().ok())
+        .unwrap_or(32768)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
     fn the_port_is_below_the_ephemeral_range_and_bound() {
-        let low = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
-            .ok()
-            .and_then(|range| range.split_whitespace().next()?.parse::<u16>().ok())
-            .unwrap_or(32768);
+        let low = ephemeral_low();
         let listener = loopback_listener().unwrap();
         let port = listener.local_addr().unwrap().port();
         assert!((10_000..low.max(10_001)).contains(&port), "{port} vs {low}");

@@ -47,9 +47,10 @@ pub enum OpenError {
 /// [`WriteError::Rejected`], [`WriteError::Encode`], [`WriteError::NoLeader`],
 /// [`WriteError::LeaderChanged`] and [`WriteError::Unreachable`] say for
 /// certain that nothing changed (`submit` retries the last three until its
-/// timeout, so they mean no leader took the write in that time); after the others the write may or may not have
-/// been committed (as with any Raft client after a leader change): retry
-/// it only if it is idempotent, or read to find out.
+/// timeout, so they mean no leader took the write in that time). After
+/// the others the write may or may not have been committed (as with any
+/// Raft client after a leader change): retry it only if it is idempotent,
+/// or read to find out.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum WriteError {
